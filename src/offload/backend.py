@@ -1,0 +1,154 @@
+"""``offload.backend.DatabaseBackend``: Django's task backend contract, stored in a database.
+
+Configure it in settings::
+
+    TASKS = {"default": {"BACKEND": "offload.backend.DatabaseBackend"}}
+
+and run ``python manage.py offload worker``. Every capability flag below is true
+because the worker really does it.
+"""
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from django.apps import apps
+from django.core import checks
+from django.db import connections
+from django.tasks import Task, TaskResult, TaskResultStatus
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued
+
+from offload.conf import Options, parse_options
+from offload.exceptions import BackendMisconfigured
+from offload.payload import encode_arguments
+from offload.results import bind_task, build_result, resolve_task
+from offload.store import NewTask, TaskStore
+
+TASK_PATH_MAX_LENGTH = 255  # the width of offload_task.task_path
+
+
+class DatabaseBackend(BaseTaskBackend):
+    # Tasks may be enqueued with run_after: the claim query waits for it.
+    supports_defer = True
+    # async def tasks run on the worker's event loop.
+    supports_async_task = True
+    # Results are stored, so any process can read them with get_result().
+    supports_get_result = True
+    # The claim query orders by priority first.
+    supports_priority = True
+
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        super().__init__(alias, params)
+        self.config: Options = parse_options(self.options, self.queues)
+
+    @cached_property
+    def store(self) -> TaskStore:
+        return TaskStore(self.config.database)
+
+    def ensure_usable(self) -> None:
+        """Raise ``BackendMisconfigured`` listing every problem in the settings."""
+        if self.config.problems:
+            raise BackendMisconfigured(
+                f"TASKS[{self.alias!r}] is misconfigured: " + " ".join(self.config.problems)
+            )
+
+    def validate_task(self, task: Task) -> None:
+        super().validate_task(task)
+        if len(task.module_path) > TASK_PATH_MAX_LENGTH:
+            raise InvalidTask(
+                f"Task path {task.module_path!r} is longer than {TASK_PATH_MAX_LENGTH} characters."
+            )
+
+    def enqueue(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskResult:
+        self.ensure_usable()
+        self.validate_task(task)
+        args_json, kwargs_json = encode_arguments(args, kwargs, self.config.max_payload_bytes)
+        task_id, enqueued_at = self.store.enqueue(
+            NewTask(
+                task_path=task.module_path,
+                backend=self.alias,
+                queue_name=task.queue_name,
+                priority=task.priority,
+                run_after=task.run_after,
+                args_json=args_json,
+                kwargs_json=kwargs_json,
+            )
+        )
+        result = build_result(
+            task,
+            task_id=task_id,
+            status=TaskResultStatus.READY,
+            enqueued_at=enqueued_at,
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=list(args),
+            kwargs=dict(kwargs),
+            errors=[],
+            worker_ids=[],
+        )
+        task_enqueued.send(type(self), task_result=result)
+        return result
+
+    def get_result(self, result_id: str) -> TaskResult:
+        from offload.models import TaskRecord
+
+        self.ensure_usable()
+        try:
+            pk = int(result_id)
+        except (TypeError, ValueError):
+            raise TaskResultDoesNotExist(result_id) from None
+        row = TaskRecord.objects.using(self.config.database).filter(pk=pk, backend=self.alias).first()
+        if row is None:
+            raise TaskResultDoesNotExist(result_id)
+        task = bind_task(
+            resolve_task(row.task_path),
+            priority=row.priority,
+            queue_name=row.queue_name,
+            run_after=row.run_after,
+            backend=row.backend,
+        )
+        return build_result(
+            task,
+            task_id=row.pk,
+            status=row.status,
+            enqueued_at=row.enqueued_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            last_attempted_at=row.last_attempted_at,
+            args=row.args,
+            kwargs=row.kwargs,
+            errors=row.errors,
+            worker_ids=row.worker_ids,
+            return_value=row.return_value,
+        )
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        messages: list[checks.CheckMessage] = [
+            checks.Error(problem, obj=f"TASKS[{self.alias!r}]", id="offload.E002")
+            for problem in self.config.problems
+        ]
+        if not apps.is_installed("offload"):
+            messages.append(
+                checks.Error(
+                    "offload is not in INSTALLED_APPS, so its tables do not exist.",
+                    hint="Add 'offload' to INSTALLED_APPS and run migrate.",
+                    obj=f"TASKS[{self.alias!r}]",
+                    id="offload.E001",
+                )
+            )
+        database = self.config.database
+        if database in connections.settings and connections[database].vendor not in {
+            "postgresql", "sqlite", "mysql",
+        }:  # fmt: skip
+            messages.append(
+                checks.Error(
+                    f"Database {database!r} is {connections[database].vendor}; offload supports "
+                    "PostgreSQL, MariaDB/MySQL and SQLite.",
+                    obj=f"TASKS[{self.alias!r}]",
+                    id="offload.E003",
+                )
+            )
+        return messages

@@ -1,0 +1,62 @@
+"""System checks that need the database (run by ``check --database`` and ``migrate``).
+
+Settings problems are reported by ``DatabaseBackend.check()``, which Django's
+tasks framework calls for every backend.
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.apps import AppConfig
+from django.core import checks
+from django.db import DatabaseError, connections
+
+
+def _offload_databases() -> dict[str, list[str]]:
+    """Database alias -> the TASKS aliases that store tasks there."""
+    from django.tasks import task_backends
+
+    from offload.backend import DatabaseBackend
+
+    found: dict[str, list[str]] = {}
+    for backend in task_backends.all():
+        if isinstance(backend, DatabaseBackend) and not backend.config.problems:
+            found.setdefault(backend.config.database, []).append(backend.alias)
+    return found
+
+
+@checks.register(checks.Tags.database)
+def check_sqlite_journal_mode(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Iterable[str] | None = None,
+    **kwargs: Any,
+) -> list[checks.CheckMessage]:
+    """Warn when tasks live in an SQLite file that is not in WAL mode.
+
+    Without WAL, a worker's writes block every reader of the file (including the
+    web requests that enqueue), and readers block the worker.
+    """
+    messages: list[checks.CheckMessage] = []
+    for alias, backends in _offload_databases().items():
+        if databases is None or alias not in databases:
+            continue
+        connection = connections[alias]
+        if connection.vendor != "sqlite" or connection.is_in_memory_db():
+            continue
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA journal_mode")
+                mode = str(cursor.fetchone()[0]).lower()
+        except DatabaseError:
+            continue
+        if mode != "wal":
+            messages.append(
+                checks.Warning(
+                    f"SQLite database {alias!r} (used by TASKS {', '.join(backends)}) is in "
+                    f"{mode!r} journal mode; workers and web requests will block each other.",
+                    hint='Add "init_command": "PRAGMA journal_mode=WAL;" to its OPTIONS.',
+                    obj=f"DATABASES[{alias!r}]",
+                    id="offload.W001",
+                )
+            )
+    return messages

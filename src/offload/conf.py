@@ -1,0 +1,81 @@
+"""The backend's ``OPTIONS``: parsed and validated once, when the backend is built.
+
+Problems are collected rather than raised, so ``manage.py check`` can report all
+of them at once; using a misconfigured backend raises ``BackendMisconfigured``.
+"""
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+# Name -> (default, allowed types, description). Every option is documented here
+# and in docs/configuration.md.
+KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
+    "DATABASE": ("default", (str,), "database alias that holds the tasks tables"),
+    "MAX_PAYLOAD_BYTES": (1024 * 1024, (int,), "largest args + kwargs accepted, as JSON bytes"),
+    "LEASE_SECONDS": (300, (int, float), "how long a claim is held before it may be rescued"),
+    "CLAIM_BATCH_SIZE": (10, (int,), "most tasks a worker claims in one statement"),
+    "POLL_INTERVAL": (1.0, (int, float), "seconds an idle worker waits before looking again"),
+}
+
+MAX_NAME_LENGTH = 100  # queue names and worker names: the width of their columns
+
+
+@dataclass(frozen=True)
+class Options:
+    database: str = "default"
+    max_payload_bytes: int = 1024 * 1024
+    lease_seconds: float = 300
+    claim_batch_size: int = 10
+    poll_interval: float = 1.0
+    problems: list[str] = field(default_factory=list)
+
+
+def _positive(name: str, value: object, problems: list[str]) -> None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+        problems.append(f"OPTIONS[{name!r}] must be greater than 0, got {value!r}.")
+
+
+def parse_options(raw: object, queues: set[str]) -> Options:
+    """Read ``OPTIONS`` into :class:`Options`, listing every problem found."""
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        return Options(problems=[f"OPTIONS must be a dict, got {type(raw).__name__}."])
+
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in KNOWN_OPTIONS:
+            close = difflib.get_close_matches(str(name), KNOWN_OPTIONS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            problems.append(f"Unknown option OPTIONS[{name!r}].{hint}")
+            continue
+        _default, types, _doc = KNOWN_OPTIONS[name]
+        if isinstance(value, bool) or not isinstance(value, types):
+            expected = " or ".join(t.__name__ for t in types)
+            problems.append(
+                f"OPTIONS[{name!r}] must be {expected}, got {type(value).__name__} {value!r}."
+            )
+            continue
+        _positive(name, value, problems)
+        values[name.lower()] = value
+
+    database = values.get("database", "default")
+    if database not in settings.DATABASES:
+        problems.append(
+            f"OPTIONS['DATABASE'] names {database!r}, which is not in DATABASES "
+            f"({', '.join(sorted(settings.DATABASES))})."
+        )
+    problems.extend(
+        f"Queue name {name!r} in QUEUES must be a non-empty string of at most "
+        f"{MAX_NAME_LENGTH} characters."
+        for name in sorted(queues, key=str)
+        if not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH
+    )
+    if not getattr(settings, "USE_TZ", True):
+        problems.append(
+            "offload needs USE_TZ = True: task times are compared with the database's "
+            "clock in UTC."
+        )
+    return Options(**values, problems=problems)

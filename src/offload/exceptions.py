@@ -1,0 +1,37 @@
+"""Every exception offload raises, in one place.
+
+Each one also derives from the Django or built-in exception that a caller of
+``django.tasks`` would already catch, so adopting offload never requires new
+``except`` clauses.
+"""
+
+from django.core.exceptions import ImproperlyConfigured
+from django.tasks.exceptions import InvalidTask, InvalidTaskBackend
+
+
+class OffloadError(Exception):
+    """Base class for offload's own errors."""
+
+
+class InvalidArguments(OffloadError, InvalidTask, TypeError):
+    """Task arguments are not plain JSON.
+
+    Django's own backends raise ``TypeError("Unsupported type ...")`` for such
+    arguments, so this is both an ``InvalidTask`` and a ``TypeError``.
+    """
+
+
+class PayloadTooLarge(OffloadError, InvalidTask, ValueError):
+    """The encoded arguments are larger than ``OPTIONS["MAX_PAYLOAD_BYTES"]``."""
+
+
+class BackendMisconfigured(OffloadError, InvalidTaskBackend):
+    """The backend's settings are invalid; ``manage.py check`` lists every problem."""
+
+
+class TaskNotImportable(OffloadError, InvalidTask):
+    """A stored task path no longer resolves to a ``django.tasks.Task``."""
+
+
+class UnsupportedDatabase(OffloadError, ImproperlyConfigured):
+    """The tasks tables live on a database engine offload does not support."""

@@ -1,0 +1,59 @@
+"""The tables. Every write of task state goes through ``offload.store``; the models
+describe the schema (and serve the admin), they are not the hot path."""
+
+from django.db import models
+
+from offload.conf import MAX_NAME_LENGTH
+from offload.states import State
+
+
+class TaskRecord(models.Model):
+    """One enqueued task and everything that happened to it."""
+
+    id = models.BigAutoField(primary_key=True)
+    task_path = models.CharField(max_length=255, help_text="Import path of the django.tasks Task.")
+    backend = models.CharField(max_length=MAX_NAME_LENGTH, help_text="TASKS alias it was sent to.")
+    queue_name = models.CharField(max_length=MAX_NAME_LENGTH, default="default")
+    priority = models.SmallIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=State.choices, default=State.READY)
+
+    # run_after is what the caller asked for (None: as soon as possible);
+    # available_at is when the task may next be claimed: run_after, the enqueue
+    # time, or the time a retry is due. The claim query orders on it.
+    run_after = models.DateTimeField(null=True, blank=True)
+    available_at = models.DateTimeField()
+
+    enqueued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_attempted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    # The number of claims so far, and the fencing token of the current one.
+    attempt = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=MAX_NAME_LENGTH, null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker_ids = models.JSONField(default=list, blank=True)
+
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    return_value = models.JSONField(null=True, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        db_table = "offload_task"
+        verbose_name = "task"
+        verbose_name_plural = "tasks"
+        indexes = [  # noqa: RUF012
+            # Serves the claim query exactly: equality on status and queue, then
+            # the claim order. Not a partial index: MySQL and MariaDB have none,
+            # and with status leading, finished rows sit in a separate range.
+            models.Index(
+                fields=["status", "queue_name", "-priority", "available_at", "id"],
+                name="offload_task_claim_idx",
+            ),
+            # Rescue finds expired leases of RUNNING tasks.
+            models.Index(fields=["status", "lease_expires_at"], name="offload_task_lease_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_path} #{self.pk} ({self.status})"

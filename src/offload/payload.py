@@ -1,0 +1,84 @@
+"""Arguments and results are plain JSON, checked before anything is written.
+
+``json.dumps`` alone is not enough: it writes ``NaN`` and ``Infinity`` (which
+PostgreSQL's jsonb rejects and other engines store as invalid JSON), turns
+tuples into lists and non-string keys into strings. A task must receive exactly
+what was enqueued, so anything that would not survive the round trip is refused
+with the path of the offending value.
+"""
+
+import json
+import math
+from typing import Any
+
+from offload.exceptions import InvalidArguments, PayloadTooLarge
+
+_SCALARS = (str, int, bool, type(None))
+
+
+def _describe(value: object) -> str:
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
+
+
+def find_non_json(value: object, path: str) -> str | None:
+    """Return a message naming the first value under ``path`` that is not plain JSON."""
+    # An explicit stack instead of recursion: a deeply nested payload must give a
+    # clear error, not a RecursionError.
+    stack: list[tuple[object, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, _SCALARS):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return f"{where} is {item!r}, which JSON cannot represent"
+            continue
+        if isinstance(item, dict):
+            for key, sub in reversed(list(item.items())):
+                if not isinstance(key, str):
+                    return (
+                        f"{where} has the key {key!r} of type {_describe(key)}; "
+                        "JSON object keys must be strings"
+                    )
+                stack.append((sub, f"{where}[{json.dumps(key)}]"))
+            continue
+        if isinstance(item, (list, tuple)):
+            stack.extend((sub, f"{where}[{i}]") for i, sub in reversed(list(enumerate(item))))
+            continue
+        return (
+            f"Unsupported type: {where} is of type {_describe(item)}, which is not plain JSON "
+            "(use str, int, float, bool, None, list or dict)"
+        )
+    return None
+
+
+def encode(value: object, path: str) -> str:
+    """Encode ``value`` as compact JSON, refusing anything that would not round-trip."""
+    problem = find_non_json(value, path)
+    if problem is not None:
+        raise InvalidArguments(problem)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_arguments(args: Any, kwargs: Any, max_bytes: int) -> tuple[str, str]:
+    """Encode a task's arguments, enforcing the payload size cap."""
+    encoded_args = encode(list(args), "args")
+    encoded_kwargs = encode(dict(kwargs), "kwargs")
+    size = len(encoded_args.encode()) + len(encoded_kwargs.encode())
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"The task's arguments are {size:,} bytes as JSON, over the limit of "
+            f"{max_bytes:,} bytes (OPTIONS['MAX_PAYLOAD_BYTES']). Store large data "
+            "elsewhere and pass a reference to it."
+        )
+    return encoded_args, encoded_kwargs
+
+
+def decode(value: Any) -> Any:
+    """Decode a JSON column read through a raw cursor (drivers differ in what they return)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode()
+    if isinstance(value, str):
+        return json.loads(value)
+    return value

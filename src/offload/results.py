@@ -1,0 +1,85 @@
+"""Rebuilding Django ``Task`` and ``TaskResult`` objects from stored rows."""
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from django.tasks import Task, TaskResult
+from django.tasks.base import TaskError
+from django.utils.module_loading import import_string
+
+from offload.exceptions import TaskNotImportable
+from offload.states import to_django_status
+
+
+def resolve_task(path: str) -> Task:
+    """Import ``path`` and return it only if it is a ``django.tasks.Task``.
+
+    Stored rows name code by path; resolving to anything but a registered Task
+    (a plain function, a class) would let a row run arbitrary callables.
+    """
+    try:
+        found = import_string(path)
+    except ImportError as exc:
+        raise TaskNotImportable(f"Task path {path!r} does not import: {exc}") from exc
+    if not isinstance(found, Task):
+        raise TaskNotImportable(
+            f"{path!r} is a {type(found).__name__}, not a django.tasks Task "
+            "(decorate it with @task)."
+        )
+    return found
+
+
+def bind_task(task: Task, *, priority: int, queue_name: str, run_after: datetime | None,
+              backend: str) -> Task:  # fmt: skip
+    """Return ``task`` with the options it was enqueued with."""
+    if (task.priority, task.queue_name, task.run_after, task.backend) == (
+        priority, queue_name, run_after, backend,
+    ):  # fmt: skip
+        return task
+    return dataclasses.replace(
+        task, priority=priority, queue_name=queue_name, run_after=run_after, backend=backend
+    )
+
+
+def to_errors(stored: list[Mapping[str, Any]]) -> list[TaskError]:
+    return [
+        TaskError(exception_class_path=e["exception_class_path"], traceback=e["traceback"])
+        for e in stored
+    ]
+
+
+def build_result(
+    task: Task,
+    *,
+    task_id: int,
+    status: str,
+    enqueued_at: datetime | None,
+    started_at: datetime | None,
+    finished_at: datetime | None,
+    last_attempted_at: datetime | None,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    errors: list[Mapping[str, Any]],
+    worker_ids: list[str],
+    return_value: Any = None,
+) -> TaskResult:
+    result = TaskResult(
+        task=task,
+        id=str(task_id),
+        status=to_django_status(status),
+        enqueued_at=enqueued_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        last_attempted_at=last_attempted_at,
+        args=args,
+        kwargs=kwargs,
+        backend=task.backend,
+        errors=to_errors(errors),
+        worker_ids=list(worker_ids),
+    )
+    # The return value is not an init field of Django's TaskResult; this is the
+    # one place offload sets it.
+    object.__setattr__(result, "_return_value", return_value)
+    return result

@@ -1,0 +1,276 @@
+"""Every SQL statement that writes task state: enqueue, claim, complete, fail, release.
+
+Why it is written this way:
+
+* Raw SQL through Django's connection, not the ORM: the claim needs
+  ``FOR UPDATE SKIP LOCKED`` inside an ``UPDATE ... RETURNING`` and the writes
+  need JSON appends and the database's clock, none of which the ORM can say in
+  one statement. Each call is one round trip where the engine allows it.
+* Every write that ends or returns a claim is fenced:
+  ``WHERE id = %s AND attempt = %s AND status = 'RUNNING'``. ``attempt`` is
+  incremented by each claim, so a worker that was presumed dead (its task
+  rescued and claimed again) finds no row to update, and its stale result is
+  dropped instead of overwriting the newer attempt. Callers get a bool.
+* Times come from the database's clock (see ``vendor``), never the host's.
+* The statements run on whatever transaction state the connection is in: an
+  enqueue inside the caller's ``atomic()`` joins it, so a rolled-back request
+  enqueues nothing and no worker sees a task before it commits.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from offload.payload import decode
+from offload.states import State
+from offload.store.vendor import Vendor, read_datetime, vendor_for
+
+TABLE = "offload_task"
+
+# What a worker needs to run a claimed task and rebuild its TaskResult.
+_CLAIMED_COLUMNS = (
+    "id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, "
+    "started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs"
+)
+
+# The claim order, used by every engine (the claim index serves it).
+_CLAIM_ORDER = "priority DESC, available_at, id"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """A task this worker holds a lease on, as of the claim."""
+
+    id: int
+    task_path: str
+    backend: str
+    queue_name: str
+    priority: int
+    run_after: datetime | None
+    available_at: datetime
+    enqueued_at: datetime
+    started_at: datetime
+    last_attempted_at: datetime
+    attempt: int
+    worker_ids: list[str]
+    errors: list[dict[str, Any]]
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> "ClaimedTask":
+        (id_, path, backend, queue, priority, run_after, available_at, enqueued_at,
+         started_at, attempted_at, attempt, worker_ids, errors, args, kwargs) = row  # fmt: skip
+        return cls(
+            id=int(id_),
+            task_path=path,
+            backend=backend,
+            queue_name=queue,
+            priority=int(priority),
+            run_after=read_datetime(run_after),
+            available_at=_required(read_datetime(available_at)),
+            enqueued_at=_required(read_datetime(enqueued_at)),
+            started_at=_required(read_datetime(started_at)),
+            last_attempted_at=_required(read_datetime(attempted_at)),
+            attempt=int(attempt),
+            worker_ids=decode(worker_ids),
+            errors=decode(errors),
+            args=decode(args),
+            kwargs=decode(kwargs),
+        )
+
+    @property
+    def claim_order(self) -> tuple[int, datetime, int]:
+        return (-self.priority, self.available_at, self.id)
+
+
+def _required(value: datetime | None) -> datetime:
+    if value is None:
+        raise ValueError("A claimed task is missing a timestamp the claim sets.")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A row to insert; arguments already validated and encoded as JSON."""
+
+    task_path: str
+    backend: str
+    queue_name: str
+    priority: int
+    run_after: datetime | None
+    args_json: str
+    kwargs_json: str
+
+
+class TaskStore:
+    """The task table on one database alias."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    @property
+    def connection(self) -> BaseDatabaseWrapper:
+        return connections[self.alias]
+
+    @property
+    def vendor(self) -> Vendor:
+        return vendor_for(self.connection)
+
+    # -- enqueue ------------------------------------------------------------
+
+    def enqueue(self, new: NewTask) -> tuple[int, datetime]:
+        """Insert one READY task; return its id and enqueue time (database clock)."""
+        vendor = self.vendor
+        run_after = self.connection.ops.adapt_datetimefield_value(new.run_after)
+        # available_at: the requested run_after, or now. Both timestamps come from
+        # one evaluation of the clock per statement on every engine.
+        sql = (
+            f"INSERT INTO {TABLE} (task_path, backend, queue_name, priority, status, "
+            "run_after, available_at, enqueued_at, attempt, worker_ids, args, kwargs, errors) "
+            f"VALUES (%s, %s, %s, %s, %s, %s, COALESCE(%s, {vendor.now}), {vendor.now}, 0, "
+            f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, {vendor.json_param}) "
+            "RETURNING id, enqueued_at"
+        )
+        params = [
+            new.task_path, new.backend, new.queue_name, new.priority, State.READY,
+            run_after, run_after, "[]", new.args_json, new.kwargs_json, "[]",
+        ]  # fmt: skip
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            task_id, enqueued_at = cursor.fetchone()
+        return int(task_id), _required(read_datetime(enqueued_at))
+
+    # -- claim ----------------------------------------------------------------
+
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        queues: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+    ) -> list[ClaimedTask]:
+        """Claim up to ``limit`` due READY tasks for ``worker_id``, in claim order.
+
+        Each claimed row becomes RUNNING with ``attempt + 1`` (its new fencing
+        token), a lease until now + ``lease_seconds``, and ``worker_id`` appended
+        to ``worker_ids``. Concurrent claimers never receive the same row.
+        """
+        if limit < 1 or (queues is not None and not queues):
+            return []
+        vendor = self.vendor
+        queue_sql, queue_params = _queue_filter(queues)
+        pick = (
+            f"SELECT id FROM {TABLE} WHERE status = %s{queue_sql} "
+            f"AND available_at <= {vendor.now} ORDER BY {_CLAIM_ORDER} LIMIT %s"
+        )
+        pick_params: list[Any] = [State.READY, *queue_params, limit]
+        assignments = (
+            "status = %s, attempt = attempt + 1, lease_owner = %s, "
+            f"lease_expires_at = {vendor.now_plus_seconds}, "
+            f"started_at = COALESCE(started_at, {vendor.now}), last_attempted_at = {vendor.now}, "
+            f"worker_ids = {vendor.append_string.format(col='worker_ids')}"
+        )
+        assign_params: list[Any] = [State.RUNNING, worker_id, lease_seconds, worker_id]
+
+        if vendor.name == "postgresql":
+            # The CTE is MATERIALIZED so the LIMIT is applied once: inlined as a
+            # semi-join, PostgreSQL may re-run the subquery and claim more rows.
+            # SKIP LOCKED makes concurrent claimers take disjoint rows, not wait.
+            sql = (
+                f"WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) "
+                f"UPDATE {TABLE} AS t SET {assignments} FROM picked WHERE t.id = picked.id "
+                f"RETURNING {', '.join('t.' + c for c in _CLAIMED_COLUMNS.split(', '))}"
+            )
+            rows = self._fetch(sql, [*pick_params, *assign_params])
+        elif vendor.name == "sqlite":
+            # One UPDATE statement on SQLite takes the database's write lock before
+            # it reads anything, so the statement is itself an immediate write
+            # transaction: no other writer can claim between the SELECT and the
+            # UPDATE, and there is no read-to-write upgrade to fail with BUSY.
+            sql = (
+                f"UPDATE {TABLE} SET {assignments} WHERE id IN ({pick}) "
+                f"RETURNING {_CLAIMED_COLUMNS}"
+            )
+            rows = self._fetch(sql, [*assign_params, *pick_params])
+        else:
+            # MariaDB has no UPDATE ... RETURNING and refuses LIMIT inside IN (...),
+            # so: lock the rows with SKIP LOCKED, update them, read them back, all
+            # in one short transaction.
+            with transaction.atomic(using=self.alias):
+                ids = [row[0] for row in self._fetch(f"{pick} FOR UPDATE SKIP LOCKED", pick_params)]
+                if not ids:
+                    return []
+                marks = ", ".join(["%s"] * len(ids))
+                with self.connection.cursor() as cursor:
+                    cursor.execute(
+                        f"UPDATE {TABLE} SET {assignments} WHERE id IN ({marks})",
+                        [*assign_params, *ids],
+                    )
+                rows = self._fetch(
+                    f"SELECT {_CLAIMED_COLUMNS} FROM {TABLE} WHERE id IN ({marks})", ids
+                )
+        claimed = [ClaimedTask.from_row(row) for row in rows]
+        # RETURNING gives no order; run them in the order they were picked.
+        claimed.sort(key=lambda task: task.claim_order)
+        return claimed
+
+    # -- finish -----------------------------------------------------------------
+
+    def complete(self, task_id: int, attempt: int, return_json: str) -> bool:
+        """Record success of ``attempt``; False if that attempt no longer holds the task."""
+        vendor = self.vendor
+        return self._fenced(
+            f"status = %s, finished_at = {vendor.now}, return_value = {vendor.json_param}, "
+            "lease_owner = NULL, lease_expires_at = NULL",
+            [State.SUCCESSFUL, return_json],
+            task_id,
+            attempt,
+        )
+
+    def fail(self, task_id: int, attempt: int, errors_json: str) -> bool:
+        """Record final failure of ``attempt`` with the task's full error history."""
+        vendor = self.vendor
+        return self._fenced(
+            f"status = %s, finished_at = {vendor.now}, errors = {vendor.json_param}, "
+            "lease_owner = NULL, lease_expires_at = NULL",
+            [State.FAILED, errors_json],
+            task_id,
+            attempt,
+        )
+
+    def release(self, task_id: int, attempt: int) -> bool:
+        """Give a claimed task back (READY, due now) without recording an outcome."""
+        vendor = self.vendor
+        return self._fenced(
+            f"status = %s, available_at = {vendor.now}, lease_owner = NULL, lease_expires_at = NULL",
+            [State.READY],
+            task_id,
+            attempt,
+        )
+
+    def _fenced(self, assignments: str, params: list[Any], task_id: int, attempt: int) -> bool:
+        sql = f"UPDATE {TABLE} SET {assignments} WHERE id = %s AND attempt = %s AND status = %s"
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [*params, task_id, attempt, State.RUNNING])
+            return bool(cursor.rowcount == 1)
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _fetch(self, sql: str, params: Iterable[Any]) -> list[tuple[Any, ...]]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, list(params))
+            return list(cursor.fetchall())
+
+
+def _queue_filter(queues: Sequence[str] | None) -> tuple[str, list[str]]:
+    if queues is None:
+        return "", []
+    if len(queues) == 1:
+        return " AND queue_name = %s", [queues[0]]
+    return f" AND queue_name IN ({', '.join(['%s'] * len(queues))})", list(queues)

@@ -1,0 +1,107 @@
+"""The small differences between database engines, in one place.
+
+What Django already knows (``connection.features``: RETURNING from INSERT and
+UPDATE, SKIP LOCKED) is asked of Django; what it does not (the SQL spelling of
+"now" in UTC, JSON array append, interval arithmetic) is spelled here.
+
+Times always come from the database's clock, never the host's, so that workers
+on hosts with skewed clocks agree on when a task is due or a lease expired. For
+SQLite the database's clock is the host's: every process shares one file.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.dateparse import parse_datetime
+
+from offload.exceptions import UnsupportedDatabase
+
+
+@dataclass(frozen=True, slots=True)
+class Vendor:
+    name: str
+    # SQL for the current UTC time with sub-second precision, comparable with
+    # what Django stores in a DateTimeField on this engine.
+    now: str
+    # SQL for "now plus %s seconds" (one float parameter).
+    now_plus_seconds: str
+    # SQL that appends one string parameter to a JSON array column; {col} is the column.
+    append_string: str
+    # Placeholder for a JSON parameter given as already-encoded text.
+    json_param: str
+    # True where one UPDATE ... RETURNING can claim (PostgreSQL, SQLite);
+    # MariaDB has no UPDATE ... RETURNING and no LIMIT in an IN subquery.
+    claims_in_one_statement: bool
+
+
+_POSTGRESQL = Vendor(
+    name="postgresql",
+    # statement_timestamp(), not now(): inside a longer transaction now() is the
+    # transaction's start.
+    now="statement_timestamp()",
+    now_plus_seconds="statement_timestamp() + %s * interval '1 second'",
+    append_string="{col} || jsonb_build_array(%s::text)",
+    json_param="%s::jsonb",
+    claims_in_one_statement=True,
+)
+_SQLITE = Vendor(
+    name="sqlite",
+    # Django stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' text in UTC;
+    # strftime gives the same shape (to the millisecond), so text order is time order.
+    now="strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now')",
+    now_plus_seconds="strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '+' || %s || ' seconds')",
+    append_string="json_insert({col}, '$[#]', %s)",
+    json_param="%s",
+    claims_in_one_statement=True,
+)
+_MYSQL = Vendor(
+    name="mysql",
+    # UTC_TIMESTAMP, not NOW(): Django writes UTC, while NOW() is the session's zone.
+    now="UTC_TIMESTAMP(6)",
+    now_plus_seconds="TIMESTAMPADD(MICROSECOND, CAST(%s * 1000000 AS SIGNED), UTC_TIMESTAMP(6))",
+    append_string="JSON_ARRAY_APPEND({col}, '$', %s)",
+    json_param="%s",
+    claims_in_one_statement=False,
+)
+
+_VENDORS = {"postgresql": _POSTGRESQL, "sqlite": _SQLITE, "mysql": _MYSQL}
+
+
+def vendor_for(connection: BaseDatabaseWrapper) -> Vendor:
+    """Return the vendor of ``connection``, refusing engines that cannot claim safely."""
+    try:
+        vendor = _VENDORS[connection.vendor]
+    except KeyError:
+        raise UnsupportedDatabase(
+            f"offload supports PostgreSQL, MariaDB/MySQL and SQLite; database "
+            f"{connection.alias!r} is {connection.vendor}."
+        ) from None
+    if not vendor.claims_in_one_statement and not connection.features.has_select_for_update_skip_locked:
+        raise UnsupportedDatabase(
+            f"Database {connection.alias!r} lacks SELECT ... FOR UPDATE SKIP LOCKED "
+            "(MariaDB 10.6 or MySQL 8.0.1 and newer have it)."
+        )
+    return vendor
+
+
+def read_datetime(value: Any) -> datetime | None:
+    """Turn a datetime read through a raw cursor into an aware UTC datetime.
+
+    PostgreSQL returns aware values, MariaDB naive UTC ones, SQLite text or naive
+    values depending on how the column was declared.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (bytes, str)):
+        text = value.decode() if isinstance(value, bytes) else value
+        parsed = parse_datetime(text)
+        if parsed is None:
+            raise ValueError(f"Unreadable datetime from the database: {text!r}")
+        value = parsed
+    if not isinstance(value, datetime):
+        raise TypeError(f"Expected a datetime from the database, got {value!r}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

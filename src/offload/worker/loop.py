@@ -1,0 +1,171 @@
+"""The worker loop: claim a batch, run each task, record each outcome.
+
+One thread, one task at a time. The supervisor (processes, threads, an event
+loop for ``async def`` tasks) builds on this loop.
+"""
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+from django.db import close_old_connections
+from django.tasks import task_backends
+
+from offload.backend import DatabaseBackend
+from offload.exceptions import BackendMisconfigured
+from offload.payload import encode
+from offload.store import ClaimedTask
+from offload.worker import runner
+from offload.worker.identity import make_worker_id
+
+logger = logging.getLogger("offload.worker")
+
+
+@dataclass
+class WorkerStats:
+    succeeded: int = 0
+    failed: int = 0
+    stale: int = 0  # outcomes dropped because a newer attempt holds the task
+    released: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def processed(self) -> int:
+        return self.succeeded + self.failed
+
+
+def get_backend(alias: str) -> DatabaseBackend:
+    backend = task_backends[alias]
+    if not isinstance(backend, DatabaseBackend):
+        raise BackendMisconfigured(
+            f"TASKS[{alias!r}] uses {type(backend).__module__}.{type(backend).__qualname__}; "
+            "the offload worker runs tasks of offload.backend.DatabaseBackend only."
+        )
+    backend.ensure_usable()
+    return backend
+
+
+class Worker:
+    """Run tasks of one backend until stopped (or, in burst mode, until none are due)."""
+
+    def __init__(
+        self,
+        backend_alias: str = "default",
+        *,
+        queues: Sequence[str] | None = None,
+        name: str | None = None,
+        batch_size: int | None = None,
+        on_task: Callable[[ClaimedTask, runner.Outcome, float], None] | None = None,
+    ) -> None:
+        self.backend = get_backend(backend_alias)
+        self.store = self.backend.store
+        self.queues = list(queues) if queues else None
+        self.worker_id = make_worker_id(name)
+        self.batch_size = batch_size or self.backend.config.claim_batch_size
+        self.on_task = on_task
+        self.stats = WorkerStats()
+        self._stopping = threading.Event()
+
+    # -- stopping ---------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the running task, give back the rest of the batch, then return."""
+        self._stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop gracefully; a second one interrupts the running task."""
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            if self._stopping.is_set():
+                logger.warning("Second %s: stopping now", signal.Signals(signum).name)
+                raise runner.WorkerInterrupted
+            logger.info(
+                "%s received: finishing the running task, then stopping",
+                signal.Signals(signum).name,
+            )
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    # -- running ---------------------------------------------------------------------
+
+    def run(self, *, burst: bool = False) -> WorkerStats:
+        """Work until ``stop()``; with ``burst``, return once no task is due."""
+        while not self._stopping.is_set():
+            batch = self._claim()
+            if not batch:
+                if burst:
+                    break
+                self._stopping.wait(self.backend.config.poll_interval)
+                continue
+            self._run_batch(batch)
+        return self.stats
+
+    def _claim(self) -> list[ClaimedTask]:
+        close_old_connections()
+        return self.store.claim(
+            self.worker_id,
+            queues=self.queues,
+            limit=self.batch_size,
+            lease_seconds=self.backend.config.lease_seconds,
+        )
+
+    def _run_batch(self, batch: list[ClaimedTask]) -> None:
+        for index, claimed in enumerate(batch):
+            if self._stopping.is_set():
+                self._release(batch[index:])
+                return
+            try:
+                self._run_one(claimed)
+            except runner.WorkerInterrupted:
+                self._release(batch[index:])
+                self._stopping.set()
+                return
+
+    def _run_one(self, claimed: ClaimedTask) -> None:
+        # The same connection hygiene Django applies around a request: task code
+        # starts with usable connections and leaves none broken behind it.
+        close_old_connections()
+        begun = time.monotonic()
+        try:
+            outcome = runner.run(claimed, self.worker_id, lambda o: self._record(claimed, o))
+        finally:
+            close_old_connections()
+        elapsed = time.monotonic() - begun
+        logger.info(
+            "task id=%s path=%s queue=%s attempt=%s duration=%.3fs outcome=%s",
+            claimed.id, claimed.task_path, claimed.queue_name, claimed.attempt, elapsed,
+            "SUCCESSFUL" if outcome.succeeded else "FAILED",
+        )  # fmt: skip
+        if self.on_task is not None:
+            self.on_task(claimed, outcome, elapsed)
+
+    def _record(self, claimed: ClaimedTask, outcome: runner.Outcome) -> bool:
+        if outcome.succeeded:
+            written = self.store.complete(claimed.id, claimed.attempt, outcome.return_json or "null")
+        else:
+            written = self.store.fail(claimed.id, claimed.attempt, encode(outcome.errors, "errors"))
+        if not written:
+            self.stats.stale += 1
+            logger.warning(
+                "task id=%s attempt=%s: outcome dropped, a newer attempt holds the task",
+                claimed.id, claimed.attempt,
+            )  # fmt: skip
+        elif outcome.succeeded:
+            self.stats.succeeded += 1
+        else:
+            self.stats.failed += 1
+        return written
+
+    def _release(self, claimed: Sequence[ClaimedTask]) -> None:
+        close_old_connections()
+        for task in claimed:
+            if self.store.release(task.id, task.attempt):
+                self.stats.released += 1
+        if claimed:
+            logger.info("Gave back %d claimed task(s) that had not finished", len(claimed))

@@ -1,0 +1,68 @@
+"""Tasks the test suite enqueues and workers run."""
+
+import asyncio
+import os
+
+from django.db import connection
+from django.tasks import task
+from django.tasks.base import TaskContext
+
+
+@task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@task
+def echo(*args: object, **kwargs: object) -> dict[str, object]:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@task
+def noop() -> None:
+    return None
+
+
+@task(queue_name="emails")
+def send_email(to: str) -> str:
+    return f"sent to {to}"
+
+
+@task
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+@task
+def return_non_json() -> object:
+    return {1, 2, 3}
+
+
+@task(takes_context=True)
+def with_context(context: TaskContext, label: str) -> dict[str, object]:
+    result = context.task_result
+    return {
+        "label": label,
+        "attempt": context.attempt,
+        "id": result.id,
+        "status": str(result.status),
+        "worker_ids": result.worker_ids,
+    }
+
+
+@task
+async def async_add(a: int, b: int) -> int:
+    await asyncio.sleep(0.01)
+    return a + b
+
+
+@task
+def record_run(marker: str) -> dict[str, object]:
+    """Leave a trace of each execution in the database, for exactly-once checks."""
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO offload_tests_run (marker, pid) VALUES (%s, %s)", [marker, os.getpid()])
+    return {"marker": marker, "pid": os.getpid()}
+
+
+def not_a_task() -> None:
+    """A plain function: a stored row naming it must never run it."""

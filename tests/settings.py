@@ -1,0 +1,83 @@
+"""Test settings. ``OFFLOAD_TEST_DB`` picks the database: sqlite (default), postgres, mariadb.
+
+Connection details come from the environment so the same suite runs anywhere:
+``OFFLOAD_PG_HOST/PORT/USER/PASSWORD/NAME`` and ``OFFLOAD_MARIADB_HOST/PORT/USER/PASSWORD/NAME``.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+DB = os.environ.get("OFFLOAD_TEST_DB", "sqlite")
+# Acceptance tests start workers in other processes; they must open the very
+# database the test run created, so its name is passed down explicitly.
+CHILD_DB_NAME = os.environ.get("OFFLOAD_TEST_DB_NAME")
+
+SQLITE_DIR = Path(os.environ.get("OFFLOAD_SQLITE_DIR", tempfile.gettempdir()))
+
+
+def _database() -> dict[str, object]:
+    if DB == "sqlite":
+        path = str(SQLITE_DIR / f"offload-test-{os.getpid()}.sqlite3")
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": CHILD_DB_NAME or path,
+            # A file, not :memory:, so worker processes can share it.
+            "TEST": {"NAME": path},
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+        }
+    if DB == "postgres":
+        env = os.environ.get
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": env("OFFLOAD_PG_HOST", "127.0.0.1"),
+            "PORT": env("OFFLOAD_PG_PORT", "5432"),
+            "USER": env("OFFLOAD_PG_USER", "postgres"),
+            "PASSWORD": env("OFFLOAD_PG_PASSWORD", ""),
+            "NAME": CHILD_DB_NAME or env("OFFLOAD_PG_NAME", "test"),
+            "TEST": {"NAME": f"test_offload_{os.getpid()}"},
+        }
+    if DB == "mariadb":
+        env = os.environ.get
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "HOST": env("OFFLOAD_MARIADB_HOST", "127.0.0.1"),
+            "PORT": env("OFFLOAD_MARIADB_PORT", "3306"),
+            "USER": env("OFFLOAD_MARIADB_USER", "root"),
+            "PASSWORD": env("OFFLOAD_MARIADB_PASSWORD", ""),
+            "NAME": CHILD_DB_NAME or env("OFFLOAD_MARIADB_NAME", "test"),
+            "TEST": {"NAME": f"test_offload_{os.getpid()}", "CHARSET": "utf8mb4"},
+            "OPTIONS": {"charset": "utf8mb4"},
+        }
+    raise RuntimeError(f"OFFLOAD_TEST_DB must be sqlite, postgres or mariadb, not {DB!r}")
+
+
+SECRET_KEY = "offload-tests-only"  # noqa: S105
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+DATABASES = {"default": _database()}
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "offload",
+    "tests.app.apps.TestAppConfig",
+]
+TASKS = {
+    "default": {
+        "BACKEND": "offload.backend.DatabaseBackend",
+        "QUEUES": ["default", "emails", "reports"],
+        "OPTIONS": {"POLL_INTERVAL": 0.05},
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"offload": {"handlers": ["console"], "level": "WARNING"}},
+}
