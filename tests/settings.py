@@ -56,7 +56,7 @@ def _database() -> dict[str, object]:
     raise RuntimeError(f"OFFLOAD_TEST_DB must be sqlite, postgres or mariadb, not {DB!r}")
 
 
-SECRET_KEY = "offload-tests-only"  # noqa: S105
+SECRET_KEY = "offload-tests-only"
 DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"

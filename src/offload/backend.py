@@ -8,9 +8,10 @@ and run ``python manage.py offload worker``. Every capability flag below is true
 because the worker really does it.
 """
 
-from collections.abc import Sequence
+from __future__ import annotations
+
 from functools import cached_property
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from django.apps import apps
 from django.core import checks
@@ -25,6 +26,9 @@ from offload.exceptions import BackendMisconfigured
 from offload.payload import encode_arguments
 from offload.results import bind_task, build_result, resolve_task
 from offload.store import NewTask, TaskStore
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 TASK_PATH_MAX_LENGTH = 255  # the width of offload_task.task_path
 
@@ -54,14 +58,16 @@ class DatabaseBackend(BaseTaskBackend):
                 f"TASKS[{self.alias!r}] is misconfigured: " + " ".join(self.config.problems)
             )
 
-    def validate_task(self, task: Task) -> None:
+    def validate_task(self, task: Task[..., Any]) -> None:
         super().validate_task(task)
         if len(task.module_path) > TASK_PATH_MAX_LENGTH:
             raise InvalidTask(
                 f"Task path {task.module_path!r} is longer than {TASK_PATH_MAX_LENGTH} characters."
             )
 
-    def enqueue(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskResult:
+    def enqueue(
+        self, task: Task[_P, _R], args: list[Any], kwargs: dict[str, Any]
+    ) -> TaskResult[_P, _R]:
         self.ensure_usable()
         self.validate_task(task)
         args_json, kwargs_json = encode_arguments(args, kwargs, self.config.max_payload_bytes)
@@ -76,7 +82,7 @@ class DatabaseBackend(BaseTaskBackend):
                 kwargs_json=kwargs_json,
             )
         )
-        result = build_result(
+        result: TaskResult[_P, _R] = build_result(
             task,
             task_id=task_id,
             status=TaskResultStatus.READY,
@@ -92,7 +98,7 @@ class DatabaseBackend(BaseTaskBackend):
         task_enqueued.send(type(self), task_result=result)
         return result
 
-    def get_result(self, result_id: str) -> TaskResult:
+    def get_result(self, result_id: str) -> TaskResult[..., Any]:
         from offload.models import TaskRecord
 
         self.ensure_usable()
@@ -100,7 +106,9 @@ class DatabaseBackend(BaseTaskBackend):
             pk = int(result_id)
         except (TypeError, ValueError):
             raise TaskResultDoesNotExist(result_id) from None
-        row = TaskRecord.objects.using(self.config.database).filter(pk=pk, backend=self.alias).first()
+        row = (
+            TaskRecord.objects.using(self.config.database).filter(pk=pk, backend=self.alias).first()
+        )
         if row is None:
             raise TaskResultDoesNotExist(result_id)
         task = bind_task(

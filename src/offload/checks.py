@@ -41,7 +41,7 @@ def check_sqlite_journal_mode(
         if databases is None or alias not in databases:
             continue
         connection = connections[alias]
-        if connection.vendor != "sqlite" or connection.is_in_memory_db():
+        if connection.vendor != "sqlite" or connection.is_in_memory_db():  # type: ignore[attr-defined]
             continue
         try:
             with connection.cursor() as cursor:

@@ -75,7 +75,6 @@ def parse_options(raw: object, queues: set[str]) -> Options:
     )
     if not getattr(settings, "USE_TZ", True):
         problems.append(
-            "offload needs USE_TZ = True: task times are compared with the database's "
-            "clock in UTC."
+            "offload needs USE_TZ = True: task times are compared with the database's clock in UTC."
         )
     return Options(**values, problems=problems)

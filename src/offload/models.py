@@ -30,7 +30,8 @@ class TaskRecord(models.Model):
 
     # The number of claims so far, and the fencing token of the current one.
     attempt = models.PositiveIntegerField(default=0)
-    lease_owner = models.CharField(max_length=MAX_NAME_LENGTH, null=True, blank=True)
+    # NULL, not "", means "no lease": the rescue query tests for it.
+    lease_owner = models.CharField(max_length=MAX_NAME_LENGTH, null=True, blank=True)  # noqa: DJ001
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker_ids = models.JSONField(default=list, blank=True)
 
@@ -43,7 +44,7 @@ class TaskRecord(models.Model):
         db_table = "offload_task"
         verbose_name = "task"
         verbose_name_plural = "tasks"
-        indexes = [  # noqa: RUF012
+        indexes = [
             # Serves the claim query exactly: equality on status and queue, then
             # the claim order. Not a partial index: MySQL and MariaDB have none,
             # and with status leading, finished rows sit in a separate range.

@@ -18,7 +18,9 @@ _SCALARS = (str, int, bool, type(None))
 
 def _describe(value: object) -> str:
     kind = type(value)
-    return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
+    return (
+        f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
+    )
 
 
 def find_non_json(value: object, path: str) -> str | None:

@@ -1,7 +1,9 @@
 """Rebuilding Django ``Task`` and ``TaskResult`` objects from stored rows."""
 
+from __future__ import annotations
+
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +15,7 @@ from offload.exceptions import TaskNotImportable
 from offload.states import to_django_status
 
 
-def resolve_task(path: str) -> Task:
+def resolve_task(path: str) -> Task[..., Any]:
     """Import ``path`` and return it only if it is a ``django.tasks.Task``.
 
     Stored rows name code by path; resolving to anything but a registered Task
@@ -31,8 +33,8 @@ def resolve_task(path: str) -> Task:
     return found
 
 
-def bind_task(task: Task, *, priority: int, queue_name: str, run_after: datetime | None,
-              backend: str) -> Task:  # fmt: skip
+def bind_task(task: Task[..., Any], *, priority: int, queue_name: str, run_after: datetime | None,
+              backend: str) -> Task[..., Any]:  # fmt: skip
     """Return ``task`` with the options it was enqueued with."""
     if (task.priority, task.queue_name, task.run_after, task.backend) == (
         priority, queue_name, run_after, backend,
@@ -43,15 +45,15 @@ def bind_task(task: Task, *, priority: int, queue_name: str, run_after: datetime
     )
 
 
-def to_errors(stored: list[Mapping[str, Any]]) -> list[TaskError]:
+def to_errors(stored: Sequence[Mapping[str, Any]]) -> list[TaskError]:
     return [
         TaskError(exception_class_path=e["exception_class_path"], traceback=e["traceback"])
         for e in stored
     ]
 
 
-def build_result(
-    task: Task,
+def build_result[**P, R](
+    task: Task[P, R],
     *,
     task_id: int,
     status: str,
@@ -61,11 +63,11 @@ def build_result(
     last_attempted_at: datetime | None,
     args: list[Any],
     kwargs: dict[str, Any],
-    errors: list[Mapping[str, Any]],
+    errors: Sequence[Mapping[str, Any]],
     worker_ids: list[str],
     return_value: Any = None,
-) -> TaskResult:
-    result = TaskResult(
+) -> TaskResult[P, R]:
+    result: TaskResult[P, R] = TaskResult(
         task=task,
         id=str(task_id),
         status=to_django_status(status),

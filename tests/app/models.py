@@ -9,3 +9,6 @@ class Run(models.Model):
 
     class Meta:
         db_table = "offload_tests_run"
+
+    def __str__(self) -> str:
+        return f"{self.marker} in {self.pid}"

@@ -60,7 +60,9 @@ async def async_add(a: int, b: int) -> int:
 def record_run(marker: str) -> dict[str, object]:
     """Leave a trace of each execution in the database, for exactly-once checks."""
     with connection.cursor() as cursor:
-        cursor.execute("INSERT INTO offload_tests_run (marker, pid) VALUES (%s, %s)", [marker, os.getpid()])
+        cursor.execute(
+            "INSERT INTO offload_tests_run (marker, pid) VALUES (%s, %s)", [marker, os.getpid()]
+        )
     return {"marker": marker, "pid": os.getpid()}
 
 

@@ -4,42 +4,68 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='TaskRecord',
+            name="TaskRecord",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('task_path', models.CharField(help_text='Import path of the django.tasks Task.', max_length=255)),
-                ('backend', models.CharField(help_text='TASKS alias it was sent to.', max_length=100)),
-                ('queue_name', models.CharField(default='default', max_length=100)),
-                ('priority', models.SmallIntegerField(default=0)),
-                ('status', models.CharField(choices=[('READY', 'Ready'), ('RUNNING', 'Running'), ('SUCCESSFUL', 'Successful'), ('FAILED', 'Failed')], default='READY', max_length=10)),
-                ('run_after', models.DateTimeField(blank=True, null=True)),
-                ('available_at', models.DateTimeField()),
-                ('enqueued_at', models.DateTimeField()),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('last_attempted_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('attempt', models.PositiveIntegerField(default=0)),
-                ('lease_owner', models.CharField(blank=True, max_length=100, null=True)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('worker_ids', models.JSONField(blank=True, default=list)),
-                ('args', models.JSONField(blank=True, default=list)),
-                ('kwargs', models.JSONField(blank=True, default=dict)),
-                ('return_value', models.JSONField(blank=True, null=True)),
-                ('errors', models.JSONField(blank=True, default=list)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "task_path",
+                    models.CharField(
+                        help_text="Import path of the django.tasks Task.", max_length=255
+                    ),
+                ),
+                (
+                    "backend",
+                    models.CharField(help_text="TASKS alias it was sent to.", max_length=100),
+                ),
+                ("queue_name", models.CharField(default="default", max_length=100)),
+                ("priority", models.SmallIntegerField(default=0)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("READY", "Ready"),
+                            ("RUNNING", "Running"),
+                            ("SUCCESSFUL", "Successful"),
+                            ("FAILED", "Failed"),
+                        ],
+                        default="READY",
+                        max_length=10,
+                    ),
+                ),
+                ("run_after", models.DateTimeField(blank=True, null=True)),
+                ("available_at", models.DateTimeField()),
+                ("enqueued_at", models.DateTimeField()),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("last_attempted_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("attempt", models.PositiveIntegerField(default=0)),
+                ("lease_owner", models.CharField(blank=True, max_length=100, null=True)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("worker_ids", models.JSONField(blank=True, default=list)),
+                ("args", models.JSONField(blank=True, default=list)),
+                ("kwargs", models.JSONField(blank=True, default=dict)),
+                ("return_value", models.JSONField(blank=True, null=True)),
+                ("errors", models.JSONField(blank=True, default=list)),
             ],
             options={
-                'verbose_name': 'task',
-                'verbose_name_plural': 'tasks',
-                'db_table': 'offload_task',
-                'indexes': [models.Index(fields=['status', 'queue_name', '-priority', 'available_at', 'id'], name='offload_task_claim_idx'), models.Index(fields=['status', 'lease_expires_at'], name='offload_task_lease_idx')],
+                "verbose_name": "task",
+                "verbose_name_plural": "tasks",
+                "db_table": "offload_task",
+                "indexes": [
+                    models.Index(
+                        fields=["status", "queue_name", "-priority", "available_at", "id"],
+                        name="offload_task_claim_idx",
+                    ),
+                    models.Index(
+                        fields=["status", "lease_expires_at"], name="offload_task_lease_idx"
+                    ),
+                ],
             },
         ),
     ]

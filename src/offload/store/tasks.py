@@ -136,7 +136,7 @@ class TaskStore:
             f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, {vendor.json_param}) "
             "RETURNING id, enqueued_at"
         )
-        params = [
+        params: list[Any] = [
             new.task_path, new.backend, new.queue_name, new.priority, State.READY,
             run_after, run_after, "[]", new.args_json, new.kwargs_json, "[]",
         ]  # fmt: skip
@@ -248,7 +248,8 @@ class TaskStore:
         """Give a claimed task back (READY, due now) without recording an outcome."""
         vendor = self.vendor
         return self._fenced(
-            f"status = %s, available_at = {vendor.now}, lease_owner = NULL, lease_expires_at = NULL",
+            f"status = %s, available_at = {vendor.now}, "
+            "lease_owner = NULL, lease_expires_at = NULL",
             [State.READY],
             task_id,
             attempt,

@@ -78,7 +78,10 @@ def vendor_for(connection: BaseDatabaseWrapper) -> Vendor:
             f"offload supports PostgreSQL, MariaDB/MySQL and SQLite; database "
             f"{connection.alias!r} is {connection.vendor}."
         ) from None
-    if not vendor.claims_in_one_statement and not connection.features.has_select_for_update_skip_locked:
+    if (
+        not vendor.claims_in_one_statement
+        and not connection.features.has_select_for_update_skip_locked
+    ):
         raise UnsupportedDatabase(
             f"Database {connection.alias!r} lacks SELECT ... FOR UPDATE SKIP LOCKED "
             "(MariaDB 10.6 or MySQL 8.0.1 and newer have it)."

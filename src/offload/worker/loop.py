@@ -147,7 +147,9 @@ class Worker:
 
     def _record(self, claimed: ClaimedTask, outcome: runner.Outcome) -> bool:
         if outcome.succeeded:
-            written = self.store.complete(claimed.id, claimed.attempt, outcome.return_json or "null")
+            written = self.store.complete(
+                claimed.id, claimed.attempt, outcome.return_json or "null"
+            )
         else:
             written = self.store.fail(claimed.id, claimed.attempt, encode(outcome.errors, "errors"))
         if not written:

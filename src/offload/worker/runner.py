@@ -7,6 +7,8 @@ sent inside the ``except`` block, as Django's own backends do, so receivers can
 read ``sys.exc_info()``.
 """
 
+from __future__ import annotations
+
 import logging
 import traceback
 from collections.abc import Callable
@@ -27,7 +29,7 @@ from offload.store import ClaimedTask
 logger = logging.getLogger("offload.worker")
 
 
-class WorkerInterrupted(BaseException):  # noqa: N818  (it is a signal, not an error)
+class WorkerInterrupted(BaseException):
     """Raised inside a running task when the worker is told to stop at once.
 
     A BaseException so that task code's ``except Exception`` does not swallow it.
@@ -43,7 +45,7 @@ class Outcome:
     succeeded: bool
     return_json: str | None
     errors: list[dict[str, Any]]  # the task's whole error history, this attempt's last
-    result: TaskResult | None  # None when the task could not even be resolved
+    result: TaskResult[..., Any] | None  # None when the task could not even be resolved
 
 
 def _error(exc: BaseException, claimed: ClaimedTask, worker_id: str) -> dict[str, Any]:
@@ -73,12 +75,17 @@ def run(claimed: ClaimedTask, worker_id: str, record: Recorder) -> Outcome:
     except Exception as exc:
         # A row that no longer resolves to a Task fails at once with a clear
         # error; it must never block the tasks behind it.
-        logger.error("Task %s cannot run: %s", claimed.id, exc)  # noqa: TRY400
+        logger.error("Task %s cannot run: %s", claimed.id, exc)
         outcome = Outcome(False, None, [*claimed.errors, _error(exc, claimed, worker_id)], None)
         record(outcome)
         return outcome
 
-    def result_with(status: str, finished_at: datetime | None = None, errors: list[dict[str, Any]] | None = None, value: Any = None) -> TaskResult:  # noqa: E501
+    def result_with(
+        status: str,
+        finished_at: datetime | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        value: Any = None,
+    ) -> TaskResult[..., Any]:
         return build_result(
             task,
             task_id=claimed.id,
@@ -107,7 +114,7 @@ def run(claimed: ClaimedTask, worker_id: str, record: Recorder) -> Outcome:
             raise ReturnValueNotJSON(str(exc)) from exc
     except WorkerInterrupted:
         raise
-    except BaseException as exc:  # noqa: BLE001  (a task's SystemExit is its failure, too)
+    except BaseException as exc:
         errors = [*claimed.errors, _error(exc, claimed, worker_id)]
         finished = result_with(TaskResultStatus.FAILED, datetime.now(UTC), errors)
         outcome = Outcome(False, None, errors, finished)
