@@ -1,0 +1,93 @@
+"""Shared fixtures, and honest skips: without a database server, the tests that need
+it are skipped with the reason, never passed silently."""
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.tasks import task_backends
+
+from offload.backend import DatabaseBackend
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_TIERS = ("integration", "acceptance")
+
+
+def _server_problem() -> str | None:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return None
+    host, port = db["HOST"], int(db["PORT"])
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        return f"{os.environ.get('OFFLOAD_TEST_DB')} server not reachable at {host}:{port} ({exc})"
+    return None
+
+
+def pytest_report_header() -> str:
+    return f"offload test database: {os.environ.get('OFFLOAD_TEST_DB', 'sqlite')}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problem = _server_problem()
+    for item in items:
+        tier = Path(str(item.path)).relative_to(ROOT / "tests").parts[0]
+        if tier in DB_TIERS:
+            if problem:
+                item.add_marker(pytest.mark.skip(reason=problem))
+            # Workers run in autocommit, as in production: these tests commit
+            # for real and the tables are flushed afterwards.
+            item.add_marker(pytest.mark.django_db(transaction=True))
+        if tier == "acceptance":
+            item.add_marker(pytest.mark.acceptance)
+
+
+@pytest.fixture
+def backend() -> DatabaseBackend:
+    found = task_backends["default"]
+    assert isinstance(found, DatabaseBackend)
+    return found
+
+
+@pytest.fixture
+def child_env() -> dict[str, str]:
+    """Environment for a process that must open this test run's database."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        OFFLOAD_TEST_DB=os.environ.get("OFFLOAD_TEST_DB", "sqlite"),
+        OFFLOAD_TEST_DB_NAME=str(connection.settings_dict["NAME"]),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    )
+    return env
+
+
+@pytest.fixture
+def start_process(child_env: dict[str, str]) -> Iterator[object]:
+    """Start real processes; kill any that are still running when the test ends."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, *args],
+            env=child_env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
