@@ -75,7 +75,7 @@ def start_process(child_env: dict[str, str]) -> Iterator[object]:
     started: list[subprocess.Popen[str]] = []
 
     def start(*args: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [sys.executable, *args],
             env=child_env,
             cwd=ROOT,

@@ -237,10 +237,17 @@ def test_signals_are_sent_and_finished_sees_the_stored_state(backend):
 
 
 def test_rolled_back_enqueue_leaves_nothing():
-    with pytest.raises(RuntimeError), transaction.atomic():
-        tasks.add.enqueue(1, 2)
-        assert row_count() == 1
-        raise RuntimeError("request failed")
+    inside = []
+
+    def failing_request():
+        with transaction.atomic():
+            tasks.add.enqueue(1, 2)
+            inside.append(row_count())
+            raise RuntimeError("request failed")
+
+    with pytest.raises(RuntimeError):
+        failing_request()
+    assert inside == [1]
     assert row_count() == 0
     assert drain().processed == 0
 
