@@ -16,12 +16,12 @@ CHILD_DB_NAME = os.environ.get("OFFLOAD_TEST_DB_NAME")
 SQLITE_DIR = Path(os.environ.get("OFFLOAD_SQLITE_DIR", tempfile.gettempdir()))
 
 
-def _database() -> dict[str, object]:
+def _database(suffix: str = "") -> dict[str, object]:
     if DB == "sqlite":
-        path = str(SQLITE_DIR / f"offload-test-{os.getpid()}.sqlite3")
+        path = str(SQLITE_DIR / f"offload-test-{os.getpid()}{suffix}.sqlite3")
         return {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": CHILD_DB_NAME or path,
+            "NAME": (CHILD_DB_NAME if not suffix else None) or path,
             # A file, not :memory:, so worker processes can share it.
             "TEST": {"NAME": path},
             "OPTIONS": {
@@ -39,7 +39,7 @@ def _database() -> dict[str, object]:
             "USER": env("OFFLOAD_PG_USER", "postgres"),
             "PASSWORD": env("OFFLOAD_PG_PASSWORD", ""),
             "NAME": CHILD_DB_NAME or env("OFFLOAD_PG_NAME", "test"),
-            "TEST": {"NAME": f"test_offload_{os.getpid()}"},
+            "TEST": {"NAME": f"test_offload_{os.getpid()}{suffix}"},
         }
     if DB == "mariadb":
         env = os.environ.get
@@ -50,7 +50,7 @@ def _database() -> dict[str, object]:
             "USER": env("OFFLOAD_MARIADB_USER", "root"),
             "PASSWORD": env("OFFLOAD_MARIADB_PASSWORD", ""),
             "NAME": CHILD_DB_NAME or env("OFFLOAD_MARIADB_NAME", "test"),
-            "TEST": {"NAME": f"test_offload_{os.getpid()}", "CHARSET": "utf8mb4"},
+            "TEST": {"NAME": f"test_offload_{os.getpid()}{suffix}", "CHARSET": "utf8mb4"},
             "OPTIONS": {"charset": "utf8mb4"},
         }
     raise RuntimeError(f"OFFLOAD_TEST_DB must be sqlite, postgres or mariadb, not {DB!r}")
@@ -60,7 +60,10 @@ SECRET_KEY = "offload-tests-only"
 DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"
-DATABASES = {"default": _database()}
+# "queue" is a second database of the same engine, for a backend whose
+# OPTIONS["DATABASE"] puts the tasks tables apart from the project's data.
+DATABASES = {"default": _database(), "queue": _database("_queue")}
+DATABASE_ROUTERS = ["offload.routers.OffloadRouter"]
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
@@ -72,7 +75,11 @@ TASKS = {
         "BACKEND": "offload.backend.DatabaseBackend",
         "QUEUES": ["default", "emails", "reports"],
         "OPTIONS": {"POLL_INTERVAL": 0.05},
-    }
+    },
+    "separate": {
+        "BACKEND": "offload.backend.DatabaseBackend",
+        "OPTIONS": {"DATABASE": "queue", "POLL_INTERVAL": 0.05},
+    },
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGGING = {
