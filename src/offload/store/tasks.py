@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from offload.payload import decode
 from offload.states import State
+from offload.store.connection import atomic_on
 from offload.store.vendor import Vendor, read_datetime, vendor_for
 
 TABLE = "offload_task"
@@ -108,14 +109,24 @@ class NewTask:
 
 
 class TaskStore:
-    """The task table on one database alias."""
+    """The task table on one database alias.
 
-    def __init__(self, alias: str) -> None:
+    By default it uses Django's shared connection for the alias (so an enqueue
+    joins the caller's transaction); a worker passes its private connection.
+    """
+
+    def __init__(self, alias: str, connection: BaseDatabaseWrapper | None = None) -> None:
         self.alias = alias
+        self._connection = connection
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
-        return connections[self.alias]
+        return self._connection or connections[self.alias]
+
+    def prepare(self) -> None:
+        """Drop a private connection that broke or went stale; it reopens on next use."""
+        if self._connection is not None:
+            self._connection.close_if_unusable_or_obsolete()
 
     @property
     def vendor(self) -> Vendor:
@@ -202,7 +213,7 @@ class TaskStore:
             # MariaDB has no UPDATE ... RETURNING and refuses LIMIT inside IN (...),
             # so: lock the rows with SKIP LOCKED, update them, read them back, all
             # in one short transaction.
-            with transaction.atomic(using=self.alias):
+            with atomic_on(self.connection):
                 ids = [row[0] for row in self._fetch(f"{pick} FOR UPDATE SKIP LOCKED", pick_params)]
                 if not ids:
                     return []

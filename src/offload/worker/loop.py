@@ -12,13 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.tasks import task_backends
 
 from offload.backend import DatabaseBackend
 from offload.exceptions import BackendMisconfigured
 from offload.payload import encode
-from offload.store import ClaimedTask
+from offload.store import ClaimedTask, TaskStore
+from offload.store.connection import open_private
 from offload.worker import runner
 from offload.worker.identity import make_worker_id
 
@@ -62,7 +63,8 @@ class Worker:
         on_task: Callable[[ClaimedTask, runner.Outcome, float], None] | None = None,
     ) -> None:
         self.backend = get_backend(backend_alias)
-        self.store = self.backend.store
+        database = self.backend.config.database
+        self.store = TaskStore(database, connection=open_private(database))
         self.queues = list(queues) if queues else None
         self.worker_id = make_worker_id(name)
         self.batch_size = batch_size or self.backend.config.claim_batch_size
@@ -96,18 +98,26 @@ class Worker:
 
     def run(self, *, burst: bool = False) -> WorkerStats:
         """Work until ``stop()``; with ``burst``, return once no task is due."""
-        while not self._stopping.is_set():
-            batch = self._claim()
-            if not batch:
-                if burst:
-                    break
-                self._stopping.wait(self.backend.config.poll_interval)
-                continue
-            self._run_batch(batch)
+        try:
+            while not self._stopping.is_set():
+                batch = self._claim()
+                if not batch:
+                    if burst:
+                        break
+                    self._stopping.wait(self.backend.config.poll_interval)
+                    continue
+                self._run_batch(batch)
+        finally:
+            self.close()
         return self.stats
 
+    def close(self) -> None:
+        """Close the worker's private connection."""
+        if self.store.connection is not connections[self.store.alias]:
+            self.store.connection.close()
+
     def _claim(self) -> list[ClaimedTask]:
-        close_old_connections()
+        self.store.prepare()
         return self.store.claim(
             self.worker_id,
             queues=self.queues,
@@ -165,7 +175,7 @@ class Worker:
         return written
 
     def _release(self, claimed: Sequence[ClaimedTask]) -> None:
-        close_old_connections()
+        self.store.prepare()
         for task in claimed:
             if self.store.release(task.id, task.attempt):
                 self.stats.released += 1
