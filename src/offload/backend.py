@@ -31,6 +31,7 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 TASK_PATH_MAX_LENGTH = 255  # the width of offload_task.task_path
+APP_MISSING = "offload is not in INSTALLED_APPS, so its tables do not exist."
 
 
 class DatabaseBackend(BaseTaskBackend):
@@ -53,9 +54,12 @@ class DatabaseBackend(BaseTaskBackend):
 
     def ensure_usable(self) -> None:
         """Raise ``BackendMisconfigured`` listing every problem in the settings."""
-        if self.config.problems:
+        problems = [*self.config.problems]
+        if not apps.is_installed("offload"):
+            problems.append(APP_MISSING)
+        if problems:
             raise BackendMisconfigured(
-                f"TASKS[{self.alias!r}] is misconfigured: " + " ".join(self.config.problems)
+                f"TASKS[{self.alias!r}] is misconfigured: " + " ".join(problems)
             )
 
     def validate_task(self, task: Task[..., Any]) -> None:
@@ -141,7 +145,7 @@ class DatabaseBackend(BaseTaskBackend):
         if not apps.is_installed("offload"):
             messages.append(
                 checks.Error(
-                    "offload is not in INSTALLED_APPS, so its tables do not exist.",
+                    APP_MISSING,
                     hint="Add 'offload' to INSTALLED_APPS and run migrate.",
                     obj=f"TASKS[{self.alias!r}]",
                     id="offload.E001",
@@ -154,7 +158,7 @@ class DatabaseBackend(BaseTaskBackend):
             messages.append(
                 checks.Error(
                     f"Database {database!r} is {connections[database].vendor}; offload supports "
-                    "PostgreSQL, MariaDB/MySQL and SQLite.",
+                    "PostgreSQL, MariaDB and SQLite.",
                     obj=f"TASKS[{self.alias!r}]",
                     id="offload.E003",
                 )

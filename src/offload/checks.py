@@ -11,6 +11,8 @@ from django.apps import AppConfig
 from django.core import checks
 from django.db import DatabaseError, connections
 
+from offload.store.vendor import unsupported_reason
+
 
 def _offload_databases() -> dict[str, list[str]]:
     """Database alias -> the TASKS aliases that store tasks there."""
@@ -23,6 +25,32 @@ def _offload_databases() -> dict[str, list[str]]:
         if isinstance(backend, DatabaseBackend) and not backend.config.problems:
             found.setdefault(backend.config.database, []).append(backend.alias)
     return found
+
+
+@checks.register(checks.Tags.database)
+def check_database_engine(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Iterable[str] | None = None,
+    **kwargs: Any,
+) -> list[checks.CheckMessage]:
+    """Refuse engines offload cannot claim on (this one asks the server its version)."""
+    messages: list[checks.CheckMessage] = []
+    for alias, backends in _offload_databases().items():
+        if databases is None or alias not in databases:
+            continue
+        try:
+            problem = unsupported_reason(connections[alias])
+        except DatabaseError:
+            continue  # an unreachable server is reported by Django itself
+        if problem:
+            messages.append(
+                checks.Error(
+                    f"{problem} (used by TASKS {', '.join(backends)})",
+                    obj=f"DATABASES[{alias!r}]",
+                    id="offload.E003",
+                )
+            )
+    return messages
 
 
 @checks.register(checks.Tags.database)

@@ -68,3 +68,11 @@ def record_run(marker: str) -> dict[str, object]:
 
 def not_a_task() -> None:
     """A plain function: a stored row naming it must never run it."""
+
+
+@task
+def sleep_then_return(seconds: float, value: object) -> object:
+    import time
+
+    time.sleep(seconds)
+    return value

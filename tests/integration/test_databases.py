@@ -61,3 +61,10 @@ def test_sqlite_outside_wal_mode_is_warned_about():
             cursor.execute("PRAGMA journal_mode=WAL")
     assert [(m.id, m.level) for m in messages] == [("offload.W001", checks.WARNING)]
     assert "'delete' journal mode" in messages[0].msg
+
+
+def test_the_engine_check_passes_on_supported_databases():
+    from offload.checks import check_database_engine
+
+    assert check_database_engine(databases=["default"]) == []
+    assert check_database_engine(databases=None) == []

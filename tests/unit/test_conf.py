@@ -66,3 +66,11 @@ def test_missing_app_is_a_check_error():
     with override_settings(INSTALLED_APPS=["django.contrib.contenttypes"]):
         ids = [m.id for m in task_backends["default"].check()]
     assert "offload.E001" in ids
+
+
+def test_a_backend_without_the_app_refuses_use():
+    with (
+        override_settings(INSTALLED_APPS=["django.contrib.contenttypes"]),
+        pytest.raises(BackendMisconfigured, match="not in INSTALLED_APPS"),
+    ):
+        task_backends["default"].ensure_usable()

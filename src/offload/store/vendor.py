@@ -70,23 +70,29 @@ _VENDORS = {"postgresql": _POSTGRESQL, "sqlite": _SQLITE, "mysql": _MYSQL}
 
 
 def vendor_for(connection: BaseDatabaseWrapper) -> Vendor:
-    """Return the vendor of ``connection``, refusing engines that cannot claim safely."""
-    try:
-        vendor = _VENDORS[connection.vendor]
-    except KeyError:
-        raise UnsupportedDatabase(
-            f"offload supports PostgreSQL, MariaDB/MySQL and SQLite; database "
+    """Return the vendor of ``connection``, refusing engines offload cannot claim on."""
+    problem = unsupported_reason(connection)
+    if problem:
+        raise UnsupportedDatabase(problem)
+    return _VENDORS[connection.vendor]
+
+
+def unsupported_reason(connection: BaseDatabaseWrapper) -> str | None:
+    """Why offload cannot keep its tasks on ``connection``, or None if it can."""
+    if connection.vendor not in _VENDORS:
+        return (
+            f"offload supports PostgreSQL, MariaDB and SQLite; database "
             f"{connection.alias!r} is {connection.vendor}."
-        ) from None
-    if (
-        not vendor.claims_in_one_statement
-        and not connection.features.has_select_for_update_skip_locked
-    ):
-        raise UnsupportedDatabase(
-            f"Database {connection.alias!r} lacks SELECT ... FOR UPDATE SKIP LOCKED "
-            "(MariaDB 10.6 or MySQL 8.0.1 and newer have it)."
         )
-    return vendor
+    # Django's "mysql" vendor covers MySQL too, which has no INSERT ... RETURNING:
+    # the enqueue statement needs it to read the id and the database's clock back
+    # in one round trip. (Django 6 requires MariaDB 10.6+, which has SKIP LOCKED.)
+    if connection.vendor == "mysql" and not getattr(connection, "mysql_is_mariadb", False):
+        return (
+            f"Database {connection.alias!r} is MySQL; offload supports MariaDB (which has "
+            "INSERT ... RETURNING), PostgreSQL and SQLite."
+        )
+    return None
 
 
 def read_datetime(value: Any) -> datetime | None:

@@ -66,11 +66,21 @@ class Worker:
         database = self.backend.config.database
         self.store = TaskStore(database, connection=open_private(database))
         self.queues = list(queues) if queues else None
+        unknown = (
+            sorted(set(self.queues or ()) - self.backend.queues) if self.backend.queues else []
+        )
+        if unknown:
+            raise BackendMisconfigured(
+                f"Queue(s) {', '.join(map(repr, unknown))} are not in TASKS[{backend_alias!r}]"
+                f"['QUEUES'] ({', '.join(sorted(self.backend.queues))}): "
+                "a worker on them would never run anything."
+            )
         self.worker_id = make_worker_id(name)
         self.batch_size = batch_size or self.backend.config.claim_batch_size
         self.on_task = on_task
         self.stats = WorkerStats()
         self._stopping = threading.Event()
+        self._running_task = False
 
     # -- stopping ---------------------------------------------------------------
 
@@ -83,8 +93,10 @@ class Worker:
 
         def handle(signum: int, frame: FrameType | None) -> None:
             if self._stopping.is_set():
-                logger.warning("Second %s: stopping now", signal.Signals(signum).name)
-                raise runner.WorkerInterrupted
+                if self._running_task:
+                    logger.warning("Second %s: stopping now", signal.Signals(signum).name)
+                    raise runner.WorkerInterrupted
+                return  # already stopping, and no task to interrupt
             logger.info(
                 "%s received: finishing the running task, then stopping",
                 signal.Signals(signum).name,
@@ -142,9 +154,11 @@ class Worker:
         # starts with usable connections and leaves none broken behind it.
         close_old_connections()
         begun = time.monotonic()
+        self._running_task = True
         try:
             outcome = runner.run(claimed, self.worker_id, lambda o: self._record(claimed, o))
         finally:
+            self._running_task = False
             close_old_connections()
         elapsed = time.monotonic() - begun
         logger.info(

@@ -4,6 +4,7 @@ import sys
 import time
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from offload.exceptions import OffloadError
@@ -57,7 +58,7 @@ class Command(BaseCommand):
                 name=options["name"],
                 on_task=progress if show_progress else None,
             )
-        except OffloadError as exc:
+        except (OffloadError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from exc
         worker.install_signal_handlers()
         if options["verbosity"] > 0:
