@@ -117,3 +117,13 @@ def test_the_claim_query_uses_the_claim_index(backend):
         cursor.execute(explain + sql)
         plan = " ".join(str(cell) for row in cursor.fetchall() for cell in row)
     assert "offload_task_claim_idx" in plan, plan
+
+
+def test_get_result_of_a_row_whose_task_is_gone_says_so(backend):
+    import pytest
+
+    from offload.exceptions import TaskNotImportable
+
+    task_id = _insert_raw_row("tests.app.gone.vanished")
+    with pytest.raises(TaskNotImportable, match="does not import"):
+        backend.get_result(str(task_id))
