@@ -16,7 +16,11 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
     "DATABASE": ("default", (str,), "database alias that holds the tasks tables"),
     "MAX_PAYLOAD_BYTES": (1024 * 1024, (int,), "largest args + kwargs accepted, as JSON bytes"),
     "LEASE_SECONDS": (300, (int, float), "how long a claim is held before it may be rescued"),
-    "CLAIM_BATCH_SIZE": (10, (int,), "most tasks a worker claims in one statement"),
+    "CLAIM_BATCH_SIZE": (
+        10,
+        (int,),
+        "most tasks a worker claims in one statement (fewer when its tasks are slow)",
+    ),
     "POLL_INTERVAL": (1.0, (int, float), "seconds an idle worker waits before looking again"),
 }
 

@@ -28,3 +28,34 @@ def test_the_command_prints_what_it_did(capsys):
     call_command("offload", "worker", "--burst")
     out = capsys.readouterr().out
     assert "Processed 2 task(s): 1 successful, 1 failed, 0 given back" in out
+
+
+def test_slow_tasks_are_not_held_while_they_wait():
+    """Only the running task is claimed; the rest stay READY for other workers."""
+    import threading
+    import time
+
+    from django.db import connections
+    from django.db.models import Count
+
+    from offload.models import TaskRecord
+    from offload.states import State
+
+    ids = [tasks.sleep_then_return.enqueue(0.4, i).id for i in range(3)]
+    worker = Worker("default")
+    thread = threading.Thread(target=lambda: (worker.run(burst=True), connections.close_all()))
+    thread.start()
+    seen = set()
+    try:
+        deadline = time.monotonic() + 30
+        while thread.is_alive() and time.monotonic() < deadline:
+            counts = dict(
+                TaskRecord.objects.filter(pk__in=ids).values_list("status").annotate(n=Count("id"))
+            )
+            seen.add(counts.get(State.RUNNING, 0))
+            time.sleep(0.02)
+    finally:
+        thread.join(timeout=30)
+    assert seen <= {0, 1}, seen
+    assert 1 in seen
+    assert worker.stats.succeeded == 3

@@ -25,6 +25,12 @@ from offload.worker.identity import make_worker_id
 
 logger = logging.getLogger("offload.worker")
 
+# A claimed task is RUNNING (its start stamped, no other worker can take it)
+# from the claim on, so a worker claims only what it expects to start within
+# this many seconds, judged by how long its recent tasks took. Tiny tasks are
+# claimed in full batches (one statement for many tasks); slow ones one by one.
+CLAIM_HORIZON_SECONDS = 0.1
+
 
 @dataclass
 class WorkerStats:
@@ -63,8 +69,9 @@ class Worker:
         on_task: Callable[[ClaimedTask, runner.Outcome, float], None] | None = None,
     ) -> None:
         self.backend = get_backend(backend_alias)
-        database = self.backend.config.database
-        self.store = TaskStore(database, connection=open_private(database))
+        # The worker's private connection is opened by run(), in the thread that
+        # uses it: Django connections belong to the thread that made them.
+        self.store = TaskStore(self.backend.config.database)
         self.queues = list(queues) if queues else None
         unknown = (
             sorted(set(self.queues or ()) - self.backend.queues) if self.backend.queues else []
@@ -81,6 +88,7 @@ class Worker:
         self.stats = WorkerStats()
         self._stopping = threading.Event()
         self._running_task = False
+        self._mean_task_seconds: float | None = None  # moving average; None: none run yet
 
     # -- stopping ---------------------------------------------------------------
 
@@ -110,6 +118,8 @@ class Worker:
 
     def run(self, *, burst: bool = False) -> WorkerStats:
         """Work until ``stop()``; with ``burst``, return once no task is due."""
+        database = self.backend.config.database
+        self.store = TaskStore(database, connection=open_private(database))
         try:
             while not self._stopping.is_set():
                 batch = self._claim()
@@ -128,12 +138,19 @@ class Worker:
         if self.store.connection is not connections[self.store.alias]:
             self.store.connection.close()
 
+    def claim_limit(self) -> int:
+        """How many tasks to claim now: what can start within the claim horizon."""
+        if self._mean_task_seconds is None:
+            return 1  # nothing known yet: the first task could be slow
+        fits = int(CLAIM_HORIZON_SECONDS / max(self._mean_task_seconds, 1e-6))
+        return max(1, min(self.batch_size, fits))
+
     def _claim(self) -> list[ClaimedTask]:
         self.store.prepare()
         return self.store.claim(
             self.worker_id,
             queues=self.queues,
-            limit=self.batch_size,
+            limit=self.claim_limit(),
             lease_seconds=self.backend.config.lease_seconds,
         )
 
@@ -161,6 +178,8 @@ class Worker:
             self._running_task = False
             close_old_connections()
         elapsed = time.monotonic() - begun
+        previous = self._mean_task_seconds
+        self._mean_task_seconds = elapsed if previous is None else 0.7 * previous + 0.3 * elapsed
         logger.info(
             "task id=%s path=%s queue=%s attempt=%s duration=%.3fs outcome=%s",
             claimed.id, claimed.task_path, claimed.queue_name, claimed.attempt, elapsed,
