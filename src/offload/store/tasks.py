@@ -20,6 +20,7 @@ Why it is written this way:
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from django.db import connections
@@ -128,8 +129,10 @@ class TaskStore:
         if self._connection is not None:
             self._connection.close_if_unusable_or_obsolete()
 
-    @property
+    @cached_property
     def vendor(self) -> Vendor:
+        # An alias never changes engine; asking once keeps the check (which may
+        # query the server's version) off the hot path.
         return vendor_for(self.connection)
 
     # -- enqueue ------------------------------------------------------------

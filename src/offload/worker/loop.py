@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 
 from django.db import close_old_connections, connections
@@ -38,7 +38,6 @@ class WorkerStats:
     failed: int = 0
     stale: int = 0  # outcomes dropped because a newer attempt holds the task
     released: int = 0
-    started_at: float = field(default_factory=time.monotonic)
 
     @property
     def processed(self) -> int:
