@@ -76,3 +76,9 @@ def sleep_then_return(seconds: float, value: object) -> object:
 
     time.sleep(seconds)
     return value
+
+
+@task
+def interrupt() -> None:
+    """Ctrl-C arriving while the task runs, in a worker without signal handlers."""
+    raise KeyboardInterrupt

@@ -14,7 +14,7 @@ import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import load_backend
 
@@ -29,8 +29,11 @@ def open_private(alias: str) -> BaseDatabaseWrapper:
     if shared.vendor == "sqlite" and shared.is_in_memory_db():  # type: ignore[attr-defined]
         return shared
     settings_dict = copy.deepcopy(shared.settings_dict)
-    settings_dict["CONN_MAX_AGE"] = None  # persistent; health is checked per use
-    settings_dict["CONN_HEALTH_CHECKS"] = True
+    # Persistent. No CONN_HEALTH_CHECKS: that would cost a "SELECT 1" before
+    # every claim. A broken connection shows itself as a DatabaseError instead,
+    # after which the worker loop closes it and reconnects (see worker.loop).
+    settings_dict["CONN_MAX_AGE"] = None
+    settings_dict["CONN_HEALTH_CHECKS"] = False
     wrapper: BaseDatabaseWrapper = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(
         settings_dict, alias
     )
@@ -45,8 +48,6 @@ def atomic_on(connection: BaseDatabaseWrapper) -> Iterator[None]:
     connection; the private one is driven directly.
     """
     if connection is connections[connection.alias]:
-        from django.db import transaction
-
         with transaction.atomic(using=connection.alias):
             yield
         return

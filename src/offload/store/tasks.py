@@ -125,9 +125,17 @@ class TaskStore:
         return self._connection or connections[self.alias]
 
     def prepare(self) -> None:
-        """Drop a private connection that broke or went stale; it reopens on next use."""
+        """Drop a private connection that had an error and no longer answers.
+
+        Costs nothing while no error has occurred; it reopens on next use.
+        """
         if self._connection is not None:
             self._connection.close_if_unusable_or_obsolete()
+
+    def reset(self) -> None:
+        """Close a private connection after a database error; it reopens on next use."""
+        if self._connection is not None:
+            self._connection.close()
 
     @cached_property
     def vendor(self) -> Vendor:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.tasks import task_backends
 
 from offload.backend import DatabaseBackend
@@ -30,6 +30,12 @@ logger = logging.getLogger("offload.worker")
 # this many seconds, judged by how long its recent tasks took. Tiny tasks are
 # claimed in full batches (one statement for many tasks); slow ones one by one.
 CLAIM_HORIZON_SECONDS = 0.1
+
+# After a database error the loop waits, doubling from the first figure up to
+# the second, then tries again on a fresh connection. A burst run gives up after
+# BURST_DATABASE_ATTEMPTS failures in a row rather than wait forever.
+DATABASE_BACKOFF_SECONDS = (0.1, 5.0)
+BURST_DATABASE_ATTEMPTS = 5
 
 
 @dataclass
@@ -119,15 +125,31 @@ class Worker:
         """Work until ``stop()``; with ``burst``, return once no task is due."""
         database = self.backend.config.database
         self.store = TaskStore(database, connection=open_private(database))
+        failures = 0
         try:
             while not self._stopping.is_set():
-                batch = self._claim()
+                try:
+                    batch = self._claim()
+                    if batch:
+                        self._run_batch(batch)
+                    failures = 0
+                except DatabaseError:
+                    # The server restarted, the connection dropped, a lock timed
+                    # out: none of that should end the worker. Tasks it had
+                    # claimed keep their lease and are not lost.
+                    failures += 1
+                    if burst and failures >= BURST_DATABASE_ATTEMPTS:
+                        raise
+                    delay = min(DATABASE_BACKOFF_SECONDS[0] * 2 ** (failures - 1),
+                                DATABASE_BACKOFF_SECONDS[1])  # fmt: skip
+                    logger.exception("Database error; retrying in %.1fs", delay)
+                    self.store.reset()
+                    self._stopping.wait(delay)
+                    continue
                 if not batch:
                     if burst:
                         break
                     self._stopping.wait(self.backend.config.poll_interval)
-                    continue
-                self._run_batch(batch)
         finally:
             self.close()
         return self.stats
@@ -160,7 +182,9 @@ class Worker:
                 return
             try:
                 self._run_one(claimed)
-            except runner.WorkerInterrupted:
+            except (runner.WorkerInterrupted, KeyboardInterrupt):
+                # A second stop signal, or Ctrl-C where no handler is installed
+                # (an embedded worker): give the tasks back, then stop.
                 self._release(batch[index:])
                 self._stopping.set()
                 return

@@ -112,8 +112,8 @@ def run(claimed: ClaimedTask, worker_id: str, record: Recorder) -> Outcome:
             return_json = encode(value, "the return value")
         except TypeError as exc:
             raise ReturnValueNotJSON(str(exc)) from exc
-    except WorkerInterrupted:
-        raise
+    except (WorkerInterrupted, KeyboardInterrupt):
+        raise  # the worker is being stopped; this is not the task's failure
     except BaseException as exc:
         errors = [*claimed.errors, _error(exc, claimed, worker_id)]
         finished = result_with(TaskResultStatus.FAILED, datetime.now(UTC), errors)
