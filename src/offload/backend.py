@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import Any, ParamSpec, TypeVar
 
 from django.apps import apps
+from django.conf import settings
 from django.core import checks
 from django.db import connections
 from django.tasks import Task, TaskResult, TaskResultStatus
@@ -26,6 +27,7 @@ from offload.exceptions import BackendMisconfigured
 from offload.payload import encode_arguments
 from offload.results import bind_task, build_result, resolve_task
 from offload.store import NewTask, TaskStore
+from offload.store.vendor import engine_problem
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -152,15 +154,7 @@ class DatabaseBackend(BaseTaskBackend):
                 )
             )
         database = self.config.database
-        if database in connections.settings and connections[database].vendor not in {
-            "postgresql", "sqlite", "mysql",
-        }:  # fmt: skip
-            messages.append(
-                checks.Error(
-                    f"Database {database!r} is {connections[database].vendor}; offload supports "
-                    "PostgreSQL, MariaDB and SQLite.",
-                    obj=f"TASKS[{self.alias!r}]",
-                    id="offload.E003",
-                )
-            )
+        problem = engine_problem(connections[database]) if database in settings.DATABASES else None
+        if problem:
+            messages.append(checks.Error(problem, obj=f"TASKS[{self.alias!r}]", id="offload.E003"))
         return messages

@@ -11,18 +11,22 @@ from django.apps import AppConfig
 from django.core import checks
 from django.db import DatabaseError, connections
 
-from offload.store.vendor import unsupported_reason
+from offload.store.vendor import server_problem
 
 
-def _offload_databases() -> dict[str, list[str]]:
-    """Database alias -> the TASKS aliases that store tasks there."""
+def _offload_databases(requested: Iterable[str] | None) -> dict[str, list[str]]:
+    """Database alias -> the TASKS aliases that store tasks there, for the
+    databases this check run may query (none unless asked: Django's rule)."""
     from django.tasks import task_backends
 
     from offload.backend import DatabaseBackend
 
+    allowed = set(requested or ())
     found: dict[str, list[str]] = {}
     for backend in task_backends.all():
-        if isinstance(backend, DatabaseBackend) and not backend.config.problems:
+        if not isinstance(backend, DatabaseBackend) or backend.config.problems:
+            continue
+        if backend.config.database in allowed:
             found.setdefault(backend.config.database, []).append(backend.alias)
     return found
 
@@ -33,13 +37,15 @@ def check_database_engine(
     databases: Iterable[str] | None = None,
     **kwargs: Any,
 ) -> list[checks.CheckMessage]:
-    """Refuse engines offload cannot claim on (this one asks the server its version)."""
+    """Refuse MySQL behind Django's mysql engine (telling it from MariaDB takes a query).
+
+    Other unsupported engines are known without a query and reported by
+    ``DatabaseBackend.check()``.
+    """
     messages: list[checks.CheckMessage] = []
-    for alias, backends in _offload_databases().items():
-        if databases is None or alias not in databases:
-            continue
+    for alias, backends in _offload_databases(databases).items():
         try:
-            problem = unsupported_reason(connections[alias])
+            problem = server_problem(connections[alias])
         except DatabaseError:
             continue  # an unreachable server is reported by Django itself
         if problem:
@@ -65,9 +71,7 @@ def check_sqlite_journal_mode(
     web requests that enqueue), and readers block the worker.
     """
     messages: list[checks.CheckMessage] = []
-    for alias, backends in _offload_databases().items():
-        if databases is None or alias not in databases:
-            continue
+    for alias, backends in _offload_databases(databases).items():
         connection = connections[alias]
         if connection.vendor != "sqlite" or connection.is_in_memory_db():  # type: ignore[attr-defined]
             continue

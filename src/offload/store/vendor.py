@@ -79,11 +79,21 @@ def vendor_for(connection: BaseDatabaseWrapper) -> Vendor:
 
 def unsupported_reason(connection: BaseDatabaseWrapper) -> str | None:
     """Why offload cannot keep its tasks on ``connection``, or None if it can."""
-    if connection.vendor not in _VENDORS:
-        return (
-            f"offload supports PostgreSQL, MariaDB and SQLite; database "
-            f"{connection.alias!r} is {connection.vendor}."
-        )
+    return engine_problem(connection) or server_problem(connection)
+
+
+def engine_problem(connection: BaseDatabaseWrapper) -> str | None:
+    """An unsupported engine, known from the settings alone (no query)."""
+    if connection.vendor in _VENDORS:
+        return None
+    return (
+        f"offload supports PostgreSQL, MariaDB and SQLite; database "
+        f"{connection.alias!r} is {connection.vendor}."
+    )
+
+
+def server_problem(connection: BaseDatabaseWrapper) -> str | None:
+    """An unsupported server behind a supported engine (asks the server once)."""
     # Django's "mysql" vendor covers MySQL too, which has no INSERT ... RETURNING:
     # the enqueue statement needs it to read the id and the database's clock back
     # in one round trip. (Django 6 requires MariaDB 10.6+, which has SKIP LOCKED.)
