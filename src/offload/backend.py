@@ -25,7 +25,7 @@ from django.tasks.signals import task_enqueued
 from offload.conf import Options, parse_options
 from offload.exceptions import BackendMisconfigured
 from offload.payload import encode_arguments
-from offload.results import bind_task, build_result, resolve_task
+from offload.results import build_result, task_of
 from offload.store import NewTask, TaskStore
 from offload.store.vendor import engine_problem
 
@@ -105,6 +105,7 @@ class DatabaseBackend(BaseTaskBackend):
         return result
 
     def get_result(self, result_id: str) -> TaskResult[..., Any]:
+        # Imported here: the backend may be built while apps are still loading.
         from offload.models import TaskRecord
 
         self.ensure_usable()
@@ -117,15 +118,8 @@ class DatabaseBackend(BaseTaskBackend):
         )
         if row is None:
             raise TaskResultDoesNotExist(result_id)
-        task = bind_task(
-            resolve_task(row.task_path),
-            priority=row.priority,
-            queue_name=row.queue_name,
-            run_after=row.run_after,
-            backend=row.backend,
-        )
         return build_result(
-            task,
+            task_of(row),
             task_id=row.pk,
             status=row.status,
             enqueued_at=row.enqueued_at,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.tasks import Task, TaskResult
 from django.tasks.base import TaskError
@@ -42,6 +42,32 @@ def bind_task(task: Task[..., Any], *, priority: int, queue_name: str, run_after
         return task
     return dataclasses.replace(
         task, priority=priority, queue_name=queue_name, run_after=run_after, backend=backend
+    )
+
+
+class StoredTask(Protocol):
+    """What a stored row says about its task (a TaskRecord or a ClaimedTask)."""
+
+    @property
+    def task_path(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def queue_name(self) -> str: ...
+    @property
+    def run_after(self) -> datetime | None: ...
+    @property
+    def backend(self) -> str: ...
+
+
+def task_of(stored: StoredTask) -> Task[..., Any]:
+    """The registered Task a stored row names, with the options it was enqueued with."""
+    return bind_task(
+        resolve_task(stored.task_path),
+        priority=stored.priority,
+        queue_name=stored.queue_name,
+        run_after=stored.run_after,
+        backend=stored.backend,
     )
 
 

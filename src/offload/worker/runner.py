@@ -22,7 +22,7 @@ from django.tasks.signals import task_finished, task_started
 
 from offload.exceptions import OffloadError
 from offload.payload import encode
-from offload.results import bind_task, build_result, resolve_task
+from offload.results import build_result, task_of
 from offload.states import State
 from offload.store import ClaimedTask
 
@@ -65,13 +65,7 @@ Recorder = Callable[["Outcome"], bool]
 def run(claimed: ClaimedTask, worker_id: str, record: Recorder) -> Outcome:
     """Run ``claimed`` in this thread, record the outcome, and return it."""
     try:
-        task = bind_task(
-            resolve_task(claimed.task_path),
-            priority=claimed.priority,
-            queue_name=claimed.queue_name,
-            run_after=claimed.run_after,
-            backend=claimed.backend,
-        )
+        task = task_of(claimed)
     except Exception as exc:
         # A row that no longer resolves to a Task fails at once with a clear
         # error; it must never block the tasks behind it.
