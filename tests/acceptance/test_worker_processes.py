@@ -51,9 +51,8 @@ def test_four_processes_racing_run_each_task_exactly_once(start_process):
 
     runs = collections.Counter(Run.objects.values_list("marker", flat=True))
     duplicates = {marker: n for marker, n in runs.items() if n > 1}
-    per_worker = collections.Counter(
-        TaskRecord.objects.values_list("lease_owner", flat=True)
-    )  # None for all: finished rows hold no lease
+    # Finished rows hold no lease: every lease_owner must be back to NULL.
+    leases_left = collections.Counter(TaskRecord.objects.values_list("lease_owner", flat=True))
     owners = collections.Counter(
         w.split(":")[0]
         for ids in TaskRecord.objects.values_list("worker_ids", flat=True)
@@ -62,7 +61,7 @@ def test_four_processes_racing_run_each_task_exactly_once(start_process):
     print(f"\n[{connection.vendor}] tasks per racer: {dict(sorted(owners.items()))}")
     assert duplicates == {}
     assert len(runs) == total
-    assert per_worker == {None: total}
+    assert leases_left == {None: total}
     assert TaskRecord.objects.filter(status=State.SUCCESSFUL, attempt=1).count() == total
     assert sum(owners.values()) == total
     assert sum(int(o.split("Processed ")[1].split(" ")[0]) for o in outputs) == total

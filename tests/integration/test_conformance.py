@@ -3,6 +3,7 @@
 import datetime
 import math
 import threading
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -14,6 +15,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from offload.exceptions import InvalidArguments, PayloadTooLarge
+from offload.worker import Worker
 from tests.app import tasks
 from tests.app.models import Run
 from tests.integration.helpers import drain, row_count
@@ -136,23 +138,24 @@ def test_run_after_holds_a_task_until_due(backend):
 def test_run_after_just_ahead_is_picked_up_once_due(backend):
     soon = tasks.add.using(run_after=timezone.now() + datetime.timedelta(seconds=0.5)).enqueue(3, 4)
     assert drain().processed == 0
-    worker_done = threading.Event()
+    worker = Worker("default")  # a long-running worker, polling every 0.05 s
 
     def work():
-        from tests.integration.helpers import drain as drain_here
-
         try:
-            while not worker_done.is_set():
-                if drain_here().processed:
-                    break
+            worker.run()
         finally:
             connections.close_all()
-            worker_done.set()
 
     thread = threading.Thread(target=work)
     thread.start()
-    thread.join(timeout=10)
-    worker_done.set()
+    try:
+        deadline = time.monotonic() + 10
+        while backend.get_result(soon.id).status != TaskResultStatus.SUCCESSFUL:
+            assert time.monotonic() < deadline, "the deferred task never ran"
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
     assert backend.get_result(soon.id).return_value == 7
 
 
