@@ -8,19 +8,13 @@ from django.tasks import TaskResultStatus
 from offload.models import TaskRecord
 from offload.states import State
 from tests.app import tasks
-
-
-def _wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+from tests.helpers import wait_for
 
 
 def test_sigterm_finishes_the_running_task_and_gives_back_the_rest(backend, start_process):
     slow = [tasks.sleep_then_return.enqueue(0.6, i) for i in range(5)]
     proc = start_process("-m", "django", "offload", "worker")
-    _wait_for(lambda: TaskRecord.objects.filter(status=State.RUNNING).exists())
+    wait_for(lambda: TaskRecord.objects.filter(status=State.RUNNING).exists())
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
@@ -36,7 +30,7 @@ def test_sigterm_finishes_the_running_task_and_gives_back_the_rest(backend, star
 def test_a_second_signal_interrupts_the_task_and_gives_it_back(backend, start_process):
     stuck = tasks.sleep_then_return.enqueue(60, "long")
     proc = start_process("-m", "django", "offload", "worker")
-    _wait_for(lambda: backend.get_result(stuck.id).status == TaskResultStatus.RUNNING)
+    wait_for(lambda: backend.get_result(stuck.id).status == TaskResultStatus.RUNNING)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)

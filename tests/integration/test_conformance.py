@@ -3,7 +3,6 @@
 import datetime
 import math
 import threading
-import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -15,10 +14,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from offload.exceptions import InvalidArguments, PayloadTooLarge
-from offload.worker import Worker
 from tests.app import tasks
 from tests.app.models import Run
-from tests.integration.helpers import drain, row_count
+from tests.helpers import drain, row_count, running_worker, wait_for
 
 
 def test_enqueue_returns_a_ready_result(backend):
@@ -138,24 +136,12 @@ def test_run_after_holds_a_task_until_due(backend):
 def test_run_after_just_ahead_is_picked_up_once_due(backend):
     soon = tasks.add.using(run_after=timezone.now() + datetime.timedelta(seconds=0.5)).enqueue(3, 4)
     assert drain().processed == 0
-    worker = Worker("default")  # a long-running worker, polling every 0.05 s
-
-    def work():
-        try:
-            worker.run()
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while backend.get_result(soon.id).status != TaskResultStatus.SUCCESSFUL:
-            assert time.monotonic() < deadline, "the deferred task never ran"
-            time.sleep(0.02)
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
+    with running_worker():  # a long-running worker, polling every 0.05 s
+        wait_for(
+            lambda: backend.get_result(soon.id).status == TaskResultStatus.SUCCESSFUL,
+            timeout=10,
+            what="the deferred task to run",
+        )
     assert backend.get_result(soon.id).return_value == 7
 
 

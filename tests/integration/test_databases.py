@@ -8,7 +8,7 @@ from django.tasks import TaskResultStatus, task_backends
 from offload.checks import check_sqlite_journal_mode
 from offload.models import TaskRecord
 from tests.app import tasks
-from tests.integration.helpers import drain
+from tests.helpers import drain
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "queue"])

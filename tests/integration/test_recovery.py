@@ -1,22 +1,11 @@
 """The worker outlives a dropped database connection, and stops cleanly on Ctrl-C."""
 
-import threading
-import time
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.tasks import TaskResultStatus
 
-from offload.worker import Worker
 from tests.app import tasks
-from tests.integration.helpers import drain
-
-
-def _wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+from tests.helpers import drain, running_worker, wait_for
 
 
 def _kill_other_sessions() -> int:
@@ -41,27 +30,17 @@ def _kill_other_sessions() -> int:
 def test_a_worker_reconnects_after_its_connection_is_killed(backend):
     if connection.vendor == "sqlite":
         pytest.skip("SQLite has no server sessions to kill")
-    worker = Worker("default")
-
-    def work():
-        try:
-            worker.run()
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    try:
+    with running_worker() as running:
         first = tasks.add.enqueue(1, 1)
-        _wait_for(lambda: backend.get_result(first.id).status == TaskResultStatus.SUCCESSFUL)
+        wait_for(lambda: backend.get_result(first.id).status == TaskResultStatus.SUCCESSFUL)
         assert _kill_other_sessions() >= 1
         second = tasks.add.enqueue(2, 2)
-        _wait_for(lambda: backend.get_result(second.id).status == TaskResultStatus.SUCCESSFUL)
-        assert thread.is_alive()
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
-    assert worker.stats.succeeded == 2
+        wait_for(
+            lambda: backend.get_result(second.id).status == TaskResultStatus.SUCCESSFUL,
+            what="a task after the worker's session was killed",
+        )
+        assert running.thread.is_alive()
+    assert running.worker.stats.succeeded == 2
     assert backend.get_result(second.id).return_value == 4
 
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 from offload.models import TaskRecord
 from offload.states import State
 from tests.app import tasks
-from tests.integration.helpers import drain
+from tests.helpers import drain
 
 
 def _rescue(task_id: int) -> None:

@@ -1,11 +1,17 @@
 """The worker's own rules, in process."""
 
+import time
+
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import Count
 
 from offload.exceptions import BackendMisconfigured
+from offload.models import TaskRecord
+from offload.states import State
 from offload.worker import Worker
 from tests.app import tasks
+from tests.helpers import running_worker
 
 
 def test_a_worker_refuses_queues_the_backend_does_not_have():
@@ -32,30 +38,17 @@ def test_the_command_prints_what_it_did(capsys):
 
 def test_slow_tasks_are_not_held_while_they_wait():
     """Only the running task is claimed; the rest stay READY for other workers."""
-    import threading
-    import time
-
-    from django.db import connections
-    from django.db.models import Count
-
-    from offload.models import TaskRecord
-    from offload.states import State
 
     ids = [tasks.sleep_then_return.enqueue(0.4, i).id for i in range(3)]
-    worker = Worker("default")
-    thread = threading.Thread(target=lambda: (worker.run(burst=True), connections.close_all()))
-    thread.start()
     seen = set()
-    try:
+    with running_worker(burst=True) as running:
         deadline = time.monotonic() + 30
-        while thread.is_alive() and time.monotonic() < deadline:
+        while running.worker.stats.succeeded < 3 and time.monotonic() < deadline:
             counts = dict(
                 TaskRecord.objects.filter(pk__in=ids).values_list("status").annotate(n=Count("id"))
             )
             seen.add(counts.get(State.RUNNING, 0))
             time.sleep(0.02)
-    finally:
-        thread.join(timeout=30)
     assert seen <= {0, 1}, seen
     assert 1 in seen
-    assert worker.stats.succeeded == 3
+    assert running.worker.stats.succeeded == 3

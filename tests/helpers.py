@@ -1,0 +1,65 @@
+"""Helpers shared by the test tiers."""
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.db import connections
+
+from offload.models import TaskRecord
+from offload.worker import Worker, WorkerStats
+
+
+def drain(**kwargs: object) -> WorkerStats:
+    """Run an in-process worker until no task is due."""
+    return Worker("default", **kwargs).run(burst=True)  # type: ignore[arg-type]
+
+
+def row_count() -> int:
+    return TaskRecord.objects.count()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "it") -> None:
+    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@dataclass
+class RunningWorker:
+    worker: Worker
+    thread: threading.Thread
+    error: BaseException | None = None
+
+
+@contextmanager
+def running_worker(*, burst: bool = False) -> Iterator[RunningWorker]:
+    """A worker running in a thread for the block; stopped and joined after it.
+
+    Whatever the worker raised is raised again here, so a worker that died
+    cannot pass for one that finished.
+    """
+    running = RunningWorker(Worker("default"), threading.Thread())
+
+    def work() -> None:
+        try:
+            running.worker.run(burst=burst)
+        except BaseException as exc:
+            running.error = exc
+        finally:
+            connections.close_all()  # this thread's connections, not the test's
+
+    running.thread = threading.Thread(target=work)
+    running.thread.start()
+    try:
+        yield running
+    finally:
+        running.worker.stop()
+        running.thread.join(timeout=30)
+    assert not running.thread.is_alive(), "the worker did not stop"
+    if running.error is not None:
+        raise running.error
