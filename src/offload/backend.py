@@ -13,6 +13,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any, ParamSpec, TypeVar
 
+from asgiref.sync import iscoroutinefunction
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
@@ -86,6 +87,7 @@ class DatabaseBackend(BaseTaskBackend):
                 run_after=task.run_after,
                 args_json=args_json,
                 kwargs_json=kwargs_json,
+                is_async=iscoroutinefunction(task.func),
             )
         )
         result: TaskResult[_P, _R] = build_result(

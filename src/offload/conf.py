@@ -21,7 +21,12 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
         (int,),
         "most tasks a worker claims in one statement (fewer when its tasks are slow)",
     ),
-    "POLL_INTERVAL": (1.0, (int, float), "seconds an idle worker waits before looking again"),
+    "POLL_INTERVAL": (
+        1.0,
+        (int, float),
+        "most seconds an idle worker waits before looking for due tasks again",
+    ),
+    "WORKER": ({}, (dict,), "worker settings (see offload.worker_options), like its flags"),
 }
 
 MAX_NAME_LENGTH = 100  # queue names and worker names: the width of their columns
@@ -34,6 +39,7 @@ class Options:
     lease_seconds: float = 300
     claim_batch_size: int = 10
     poll_interval: float = 1.0
+    worker: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
@@ -64,6 +70,12 @@ def parse_options(raw: object, queues: set[str]) -> Options:
             continue
         _positive(name, value, problems)
         values[name.lower()] = value
+
+    if "worker" in values:
+        # Imported here: worker_options builds on this module.
+        from offload.worker_options import check_options
+
+        problems.extend(check_options(values["worker"]))
 
     database = values.get("database", "default")
     if database not in settings.DATABASES:

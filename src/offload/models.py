@@ -16,6 +16,10 @@ class TaskRecord(models.Model):
     queue_name = models.CharField(max_length=MAX_NAME_LENGTH, default="default")
     priority = models.SmallIntegerField(default=0)
     status = models.CharField(max_length=10, choices=State.choices, default=State.READY)
+    # Whether the task is an ``async def``, known at enqueue: a worker claims
+    # async tasks for its event loop and sync ones for its threads, each only
+    # as many as it has room for.
+    is_async = models.BooleanField(default=False)
 
     # run_after is what the caller asked for (None: as soon as possible);
     # available_at is when the task may next be claimed: run_after, the enqueue

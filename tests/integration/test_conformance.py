@@ -110,14 +110,14 @@ def test_priority_then_run_after_then_id_order(backend):
     mid_second = tasks.noop.enqueue()
     mid_older = tasks.noop.using(run_after=now - datetime.timedelta(minutes=5)).enqueue()
     order = []
-    while claimed := backend.store.claim("probe", queues=None, limit=1, lease_seconds=60):
+    while claimed := backend.store.claim("probe", limit=1, lease_seconds=60):
         order.append(str(claimed[0].id))
     assert order == [high.id, mid_older.id, mid_first.id, mid_second.id, low.id]
 
 
 def test_a_batch_claim_comes_back_in_claim_order(backend):
     ids = [tasks.noop.using(priority=p).enqueue().id for p in (1, 3, 2, 3)]
-    claimed = backend.store.claim("probe", queues=None, limit=10, lease_seconds=60)
+    claimed = backend.store.claim("probe", limit=10, lease_seconds=60)
     assert [str(c.id) for c in claimed] == [ids[1], ids[3], ids[2], ids[0]]
     assert all(c.attempt == 1 for c in claimed)
     assert all(c.worker_ids == ["probe"] for c in claimed)
@@ -252,7 +252,7 @@ def test_no_other_connection_sees_a_task_before_commit(backend):
             if connections["default"].vendor != "sqlite":
                 # SQLite's writer holds the file's write lock until commit;
                 # elsewhere a concurrent claim must come back empty.
-                claimed = backend.store.claim("other", queues=None, limit=10, lease_seconds=60)
+                claimed = backend.store.claim("other", limit=10, lease_seconds=60)
                 seen_before_commit.append(len(claimed))
         finally:
             connections.close_all()

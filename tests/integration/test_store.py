@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from offload.models import TaskRecord
 from offload.states import State
+from offload.store import QueueFilter
 from tests.app import tasks
 from tests.helpers import drain
 
@@ -18,10 +19,10 @@ def _rescue(task_id: int) -> None:
 def test_a_stale_attempt_cannot_overwrite_a_newer_one(backend):
     store = backend.store
     result = tasks.add.enqueue(1, 2)
-    (first,) = store.claim("worker-a", queues=None, limit=1, lease_seconds=60)
+    (first,) = store.claim("worker-a", limit=1, lease_seconds=60)
     assert first.attempt == 1
     _rescue(first.id)
-    (second,) = store.claim("worker-b", queues=None, limit=1, lease_seconds=60)
+    (second,) = store.claim("worker-b", limit=1, lease_seconds=60)
     assert second.id == first.id
     assert second.attempt == 2
     assert second.worker_ids == ["worker-a", "worker-b"]
@@ -44,7 +45,7 @@ def test_a_stale_attempt_cannot_overwrite_a_newer_one(backend):
 def test_claim_takes_a_lease_on_the_database_clock(backend):
     tasks.noop.enqueue()
     before = timezone.now()
-    (claimed,) = backend.store.claim("w", queues=None, limit=1, lease_seconds=120)
+    (claimed,) = backend.store.claim("w", limit=1, lease_seconds=120)
     row = TaskRecord.objects.get(pk=claimed.id)
     assert row.lease_owner == "w"
     assert row.status == State.RUNNING
@@ -54,7 +55,7 @@ def test_claim_takes_a_lease_on_the_database_clock(backend):
 
 def test_release_returns_a_task_for_another_worker(backend):
     result = tasks.add.enqueue(2, 2)
-    (claimed,) = backend.store.claim("w1", queues=None, limit=1, lease_seconds=60)
+    (claimed,) = backend.store.claim("w1", limit=1, lease_seconds=60)
     assert backend.store.release(claimed.id, claimed.attempt) is True
     row = TaskRecord.objects.get(pk=claimed.id)
     assert (row.status, row.lease_owner, row.lease_expires_at) == (State.READY, None, None)
@@ -67,11 +68,11 @@ def test_release_returns_a_task_for_another_worker(backend):
 def test_claim_never_returns_more_than_asked(backend):
     for _ in range(7):
         tasks.noop.enqueue()
-    assert len(backend.store.claim("w", queues=None, limit=3, lease_seconds=60)) == 3
-    assert len(backend.store.claim("w", queues=None, limit=3, lease_seconds=60)) == 3
-    assert len(backend.store.claim("w", queues=None, limit=3, lease_seconds=60)) == 1
-    assert backend.store.claim("w", queues=None, limit=3, lease_seconds=60) == []
-    assert backend.store.claim("w", queues=[], limit=3, lease_seconds=60) == []
+    assert len(backend.store.claim("w", limit=3, lease_seconds=60)) == 3
+    assert len(backend.store.claim("w", limit=3, lease_seconds=60)) == 3
+    assert len(backend.store.claim("w", limit=3, lease_seconds=60)) == 1
+    assert backend.store.claim("w", limit=3, lease_seconds=60) == []
+    assert backend.store.claim("w", queues=QueueFilter(only=()), limit=3, lease_seconds=60) == []
 
 
 def _insert_raw_row(task_path: str) -> int:

@@ -6,6 +6,7 @@ from offload.worker.loop import CLAIM_HORIZON_SECONDS, Worker
 def _worker(mean: float | None, batch_size: int = 10) -> Worker:
     worker = Worker.__new__(Worker)  # no database: only the sizing rule is under test
     worker.batch_size = batch_size
+    worker.threads = 1
     worker._mean_task_seconds = mean
     return worker
 

@@ -15,15 +15,21 @@ Why it is written this way:
 * The statements run on whatever transaction state the connection is in: an
   enqueue inside the caller's ``atomic()`` joins it, so a rolled-back request
   enqueues nothing and no worker sees a task before it commits.
+* On PostgreSQL the enqueue statement also sends ``NOTIFY`` on
+  ``NOTIFY_CHANNEL`` (payload: the queue name). Notifications are delivered at
+  commit, so an idle worker wakes exactly when the task becomes visible, and a
+  rolled-back enqueue wakes nobody. Sending it from the INSERT itself costs no
+  extra round trip.
 """
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from offload.payload import decode
@@ -32,11 +38,12 @@ from offload.store.connection import atomic_on
 from offload.store.vendor import Vendor, read_datetime, vendor_for
 
 TABLE = "offload_task"
+NOTIFY_CHANNEL = "offload_task"
 
 # What a worker needs to run a claimed task and rebuild its TaskResult.
 _CLAIMED_COLUMNS = (
     "id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, "
-    "started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs"
+    "started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async"
 )
 
 # The claim order, used by every engine (the claim index serves it).
@@ -62,11 +69,12 @@ class ClaimedTask:
     errors: list[dict[str, Any]]
     args: list[Any]
     kwargs: dict[str, Any]
+    is_async: bool = False
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> "ClaimedTask":
-        (id_, path, backend, queue, priority, run_after, available_at, enqueued_at,
-         started_at, attempted_at, attempt, worker_ids, errors, args, kwargs) = row  # fmt: skip
+        (id_, path, backend, queue, priority, run_after, available_at, enqueued_at, started_at,
+         attempted_at, attempt, worker_ids, errors, args, kwargs, is_async) = row  # fmt: skip
         return cls(
             id=int(id_),
             task_path=path,
@@ -83,6 +91,7 @@ class ClaimedTask:
             errors=decode(errors),
             args=decode(args),
             kwargs=decode(kwargs),
+            is_async=bool(is_async),
         )
 
     @property
@@ -107,6 +116,38 @@ class NewTask:
     run_after: datetime | None
     args_json: str
     kwargs_json: str
+    is_async: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """Which queues a worker takes tasks from: ``only`` these (None: all), minus ``excluded``."""
+
+    only: tuple[str, ...] | None = None
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self.only is not None and not self.only
+
+    def allows(self, queue: str) -> bool:
+        return (self.only is None or queue in self.only) and queue not in self.excluded
+
+    def sql(self) -> tuple[str, list[str]]:
+        """An ``AND ...`` clause on queue_name, and its parameters."""
+        # An explicit list leaves the exclusions already applied by the caller
+        # (see ``worker.config``), so the claim index gets equality on the queue.
+        if self.only is not None:
+            if len(self.only) == 1:
+                return " AND queue_name = %s", [self.only[0]]
+            return f" AND queue_name IN ({', '.join(['%s'] * len(self.only))})", list(self.only)
+        if self.excluded:
+            marks = ", ".join(["%s"] * len(self.excluded))
+            return f" AND queue_name NOT IN ({marks})", list(self.excluded)
+        return "", []
+
+
+ALL_QUEUES = QueueFilter()
 
 
 class TaskStore:
@@ -135,7 +176,10 @@ class TaskStore:
     def reset(self) -> None:
         """Close a private connection after a database error; it reopens on next use."""
         if self._connection is not None:
-            self._connection.close()
+            # Closing a connection the server already dropped may fail too;
+            # Django forgets it either way, which is all that matters here.
+            with contextlib.suppress(DatabaseError):
+                self._connection.close()
 
     @cached_property
     def vendor(self) -> Vendor:
@@ -151,20 +195,29 @@ class TaskStore:
         run_after = self.connection.ops.adapt_datetimefield_value(new.run_after)
         # available_at: the requested run_after, or now. Both timestamps come from
         # one evaluation of the clock per statement on every engine.
-        sql = (
-            f"INSERT INTO {TABLE} (task_path, backend, queue_name, priority, status, "
+        insert = (
+            f"INSERT INTO {TABLE} (task_path, backend, queue_name, priority, status, is_async, "
             "run_after, available_at, enqueued_at, attempt, worker_ids, args, kwargs, errors) "
-            f"VALUES (%s, %s, %s, %s, %s, %s, COALESCE(%s, {vendor.now}), {vendor.now}, 0, "
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s, COALESCE(%s, {vendor.now}), {vendor.now}, 0, "
             f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, {vendor.json_param}) "
             "RETURNING id, enqueued_at"
         )
         params: list[Any] = [
-            new.task_path, new.backend, new.queue_name, new.priority, State.READY,
+            new.task_path, new.backend, new.queue_name, new.priority, State.READY, new.is_async,
             run_after, run_after, "[]", new.args_json, new.kwargs_json, "[]",
         ]  # fmt: skip
+        if vendor.name == "postgresql":
+            # Delayed tasks notify too: a sleeping worker re-reads when the next
+            # task is due, so one enqueued for sooner than that is not missed.
+            sql = (
+                f"WITH new AS ({insert}) SELECT new.id, new.enqueued_at, pg_notify(%s, %s) FROM new"
+            )
+            params += [NOTIFY_CHANNEL, new.queue_name]
+        else:
+            sql = insert
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
-            task_id, enqueued_at = cursor.fetchone()
+            task_id, enqueued_at, *_ = cursor.fetchone()
         return int(task_id), _required(read_datetime(enqueued_at))
 
     # -- claim ----------------------------------------------------------------
@@ -173,25 +226,32 @@ class TaskStore:
         self,
         worker_id: str,
         *,
-        queues: Sequence[str] | None,
+        queues: QueueFilter = ALL_QUEUES,
         limit: int,
         lease_seconds: float,
+        is_async: bool | None = None,
     ) -> list[ClaimedTask]:
         """Claim up to ``limit`` due READY tasks for ``worker_id``, in claim order.
 
         Each claimed row becomes RUNNING with ``attempt + 1`` (its new fencing
         token), a lease until now + ``lease_seconds``, and ``worker_id`` appended
         to ``worker_ids``. Concurrent claimers never receive the same row.
+        ``is_async`` restricts the claim to async (True) or sync (False) tasks,
+        for a worker that has room for only one kind.
         """
-        if limit < 1 or (queues is not None and not queues):
+        if limit < 1 or queues.empty:
             return []
         vendor = self.vendor
-        queue_sql, queue_params = _queue_filter(queues)
+        queue_sql, queue_params = queues.sql()
+        # The kind is a filter after the claim index, not part of it: adding it
+        # to the index would split every queue's order in two and force a sort.
+        kind_sql = "" if is_async is None else " AND is_async = %s"
+        kind_params: list[Any] = [] if is_async is None else [is_async]
         pick = (
-            f"SELECT id FROM {TABLE} WHERE status = %s{queue_sql} "
+            f"SELECT id FROM {TABLE} WHERE status = %s{queue_sql}{kind_sql} "
             f"AND available_at <= {vendor.now} ORDER BY {_CLAIM_ORDER} LIMIT %s"
         )
-        pick_params: list[Any] = [State.READY, *queue_params, limit]
+        pick_params: list[Any] = [State.READY, *queue_params, *kind_params, limit]
         assignments = (
             "status = %s, attempt = attempt + 1, lease_owner = %s, "
             f"lease_expires_at = {vendor.now_plus_seconds}, "
@@ -277,6 +337,39 @@ class TaskStore:
             attempt,
         )
 
+    def release_owner(self, worker_id: str) -> int:
+        """Give back every task ``worker_id`` holds; for a worker process known to be dead.
+
+        Not fenced by attempt: the caller saw the process exit, so nothing of
+        that lease owner can still write. Returns how many tasks went back.
+        """
+        vendor = self.vendor
+        sql = (
+            f"UPDATE {TABLE} SET status = %s, available_at = {vendor.now}, "
+            "lease_owner = NULL, lease_expires_at = NULL WHERE status = %s AND lease_owner = %s"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [State.READY, State.RUNNING, worker_id])
+            return int(cursor.rowcount)
+
+    def seconds_until_due(self, queues: QueueFilter = ALL_QUEUES) -> float | None:
+        """Seconds until the next READY task becomes due (<= 0: one is due now).
+
+        None when no task is waiting. Both ends of the difference come from the
+        database's clock, so a worker whose host clock is off still wakes on time.
+        """
+        if queues.empty:
+            return None
+        vendor = self.vendor
+        queue_sql, queue_params = queues.sql()
+        sql = f"SELECT MIN(available_at), {vendor.now} FROM {TABLE} WHERE status = %s{queue_sql}"
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [State.READY, *queue_params])
+            due, now = cursor.fetchone()
+        if due is None:
+            return None
+        return (_required(read_datetime(due)) - _required(read_datetime(now))).total_seconds()
+
     def _fenced(self, assignments: str, params: list[Any], task_id: int, attempt: int) -> bool:
         sql = f"UPDATE {TABLE} SET {assignments} WHERE id = %s AND attempt = %s AND status = %s"
         with self.connection.cursor() as cursor:
@@ -289,11 +382,3 @@ class TaskStore:
         with self.connection.cursor() as cursor:
             cursor.execute(sql, list(params))
             return list(cursor.fetchall())
-
-
-def _queue_filter(queues: Sequence[str] | None) -> tuple[str, list[str]]:
-    if queues is None:
-        return "", []
-    if len(queues) == 1:
-        return " AND queue_name = %s", [queues[0]]
-    return f" AND queue_name IN ({', '.join(['%s'] * len(queues))})", list(queues)

@@ -1,4 +1,4 @@
-"""The worker: claims tasks from the store and runs them."""
+"""The worker: a supervisor, its task processes, and the loop each process runs."""
 
 from offload.worker.loop import Worker, WorkerStats
 

@@ -1,34 +1,59 @@
-"""The worker loop: claim a batch, run each task, record each outcome.
+"""One worker process: a dispatcher that claims tasks and records their outcomes,
+threads for sync tasks and an event loop for ``async def`` ones.
 
-One thread, one task at a time. The supervisor (processes, threads, an event
-loop for ``async def`` tasks) builds on this loop.
+The dispatcher (the thread that calls ``run()``) is the only user of the
+worker's private database connection: it claims, writes every outcome, gives
+tasks back and, on PostgreSQL, LISTENs for new tasks. Tasks hand their outcome
+to it through an outbox and wait until it is written, so ``task_finished`` is
+still sent after the fenced write. It sleeps in one ``select()`` on a wake-up
+pipe (outcomes, freed slots, stop requests), the supervisor's control pipe and
+the LISTEN socket, so an idle worker costs almost nothing and wakes at once.
+
+How much to claim: a process never claims more than it can start. For sync
+tasks that is one per free thread, or, when recent tasks were short, what the
+threads can start within ``CLAIM_HORIZON_SECONDS`` (tiny tasks are claimed in
+full batches, one statement for many); for async tasks, the free room under the
+async limit. When only one kind has room, the claim asks for that kind only.
 """
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
 import logging
+import os
+import queue
+import selectors
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.db import DatabaseError, close_old_connections, connections
 from django.tasks import task_backends
 
 from offload.backend import DatabaseBackend
 from offload.exceptions import BackendMisconfigured
 from offload.payload import encode
-from offload.store import ClaimedTask, TaskStore
+from offload.store import ALL_QUEUES, ClaimedTask, QueueFilter, TaskStore
 from offload.store.connection import open_private
-from offload.worker import runner
+from offload.store.tasks import NOTIFY_CHANNEL
+from offload.worker import protocol, runner
 from offload.worker.identity import make_worker_id
+from offload.worker.memory import resident_bytes
+from offload.worker.pools import AsyncPool, ThreadPool
+from offload.worker.titles import set_title
 
 logger = logging.getLogger("offload.worker")
 
 # A claimed task is RUNNING (its start stamped, no other worker can take it)
 # from the claim on, so a worker claims only what it expects to start within
-# this many seconds, judged by how long its recent tasks took. Tiny tasks are
-# claimed in full batches (one statement for many tasks); slow ones one by one.
+# this many seconds, judged by how long its recent tasks took.
 CLAIM_HORIZON_SECONDS = 0.1
 
 # After a database error the loop waits, doubling from the first figure up to
@@ -37,6 +62,20 @@ CLAIM_HORIZON_SECONDS = 0.1
 DATABASE_BACKOFF_SECONDS = (0.1, 5.0)
 BURST_DATABASE_ATTEMPTS = 5
 
+# Where no LISTEN/NOTIFY is available, an idle worker looks for due tasks after
+# this many seconds, doubling each time it finds none, up to POLL_INTERVAL: a
+# worker that just ran something reacts within milliseconds, a long-idle one
+# costs one cheap read per POLL_INTERVAL.
+FIRST_POLL_SECONDS = 0.02
+
+# How often the process title and the supervisor's figures are refreshed.
+REPORT_SECONDS = 0.25
+
+
+# An outcome on its way from a task to the dispatcher: the task, its outcome
+# (None: give it back), how long it ran, and where to say whether it was written.
+_Handed = tuple[ClaimedTask, runner.Outcome | None, float, Future[bool]]
+
 
 @dataclass
 class WorkerStats:
@@ -44,6 +83,8 @@ class WorkerStats:
     failed: int = 0
     stale: int = 0  # outcomes dropped because a newer attempt holds the task
     released: int = 0
+    # Why run() returned: drained (burst), stopped, forced, recycled.
+    reason: str = ""
 
     @property
     def processed(self) -> int:
@@ -51,7 +92,10 @@ class WorkerStats:
 
 
 def get_backend(alias: str) -> DatabaseBackend:
-    backend = task_backends[alias]
+    try:
+        backend = task_backends[alias]
+    except Exception as exc:  # InvalidTaskBackend, with Django's message
+        raise BackendMisconfigured(str(exc)) from exc
     if not isinstance(backend, DatabaseBackend):
         raise BackendMisconfigured(
             f"TASKS[{alias!r}] uses {type(backend).__module__}.{type(backend).__qualname__}; "
@@ -59,6 +103,31 @@ def get_backend(alias: str) -> DatabaseBackend:
         )
     backend.ensure_usable()
     return backend
+
+
+def queue_filter(
+    backend: DatabaseBackend, only: Sequence[str] | None, excluded: Sequence[str] = ()
+) -> QueueFilter:
+    """The queues a worker takes tasks from, checked against the backend's QUEUES."""
+    declared = backend.queues
+    named = [*(only or ()), *excluded]
+    unknown = sorted(set(named) - declared) if declared else []
+    if unknown:
+        raise BackendMisconfigured(
+            f"Queue(s) {', '.join(map(repr, unknown))} are not in TASKS[{backend.alias!r}]"
+            f"['QUEUES'] ({', '.join(sorted(declared))})."
+        )
+    if only is not None:
+        chosen = tuple(q for q in dict.fromkeys(only) if q not in excluded)
+    elif excluded and declared:
+        # Turn "all but these" into an explicit list: the claim index then gets
+        # equality on the queue instead of a NOT IN scan.
+        chosen = tuple(sorted(declared - set(excluded)))
+    else:
+        return QueueFilter(None, tuple(excluded)) if excluded else ALL_QUEUES
+    if not chosen:
+        raise BackendMisconfigured("Every queue is excluded: this worker would never run anything.")
+    return QueueFilter(chosen)
 
 
 class Worker:
@@ -69,149 +138,397 @@ class Worker:
         backend_alias: str = "default",
         *,
         queues: Sequence[str] | None = None,
+        exclude_queues: Sequence[str] = (),
         name: str | None = None,
+        worker_id: str | None = None,
+        threads: int = 1,
+        async_concurrency: int = 100,
         batch_size: int | None = None,
-        on_task: Callable[[ClaimedTask, runner.Outcome, float], None] | None = None,
+        max_tasks: int | None = None,
+        max_memory: int | None = None,
+        shutdown_timeout: float = 30.0,
+        control_fd: int | None = None,
+        status_fd: int | None = None,
     ) -> None:
         self.backend = get_backend(backend_alias)
-        # The worker's private connection is opened by run(), in the thread that
-        # uses it: Django connections belong to the thread that made them.
-        self.store = TaskStore(self.backend.config.database)
-        self.queues = list(queues) if queues else None
-        unknown = (
-            sorted(set(self.queues or ()) - self.backend.queues) if self.backend.queues else []
-        )
-        if unknown:
-            raise BackendMisconfigured(
-                f"Queue(s) {', '.join(map(repr, unknown))} are not in TASKS[{backend_alias!r}]"
-                f"['QUEUES'] ({', '.join(sorted(self.backend.queues))}): "
-                "a worker on them would never run anything."
-            )
-        self.worker_id = make_worker_id(name)
-        self.batch_size = batch_size or self.backend.config.claim_batch_size
-        self.on_task = on_task
+        config = self.backend.config
+        self.queues = queue_filter(self.backend, queues, exclude_queues)
+        self.worker_id = worker_id or make_worker_id(name)
+        self.threads = threads
+        self.batch_size = batch_size or config.claim_batch_size
+        self.max_tasks = max_tasks
+        self.max_memory = max_memory
+        self.shutdown_timeout = shutdown_timeout
         self.stats = WorkerStats()
-        self._stopping = threading.Event()
-        self._running_task = False
-        self._mean_task_seconds: float | None = None  # moving average; None: none run yet
+        # The private connection is opened by run(), in the thread that uses it.
+        self.store = TaskStore(config.database)
+        self._control_fd = control_fd
+        self._status_fd = status_fd
 
-    # -- stopping ---------------------------------------------------------------
+        self._threads = ThreadPool(threads, self._run_sync, "offload-task")
+        self._async = AsyncPool(async_concurrency, self._run_async, "offload-async")
+        self._outbox: queue.SimpleQueue[_Handed] = queue.SimpleQueue()
+        self._unwritten: list[_Handed] = []
+        self._closed = False  # set when run() ends: late outcomes are refused
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+        self._stopping = threading.Event()
+        self._forced = threading.Event()
+        self._stop_deadline: float | None = None  # None: wait for running tasks (recycling)
+        self._notified = False
+        self._listening_on: object = None  # the DB-API connection we LISTEN on
+        self._mean_task_seconds: float | None = None  # moving average; None: none run yet
+        self._finished = 0
+        self._last_report = 0.0
+
+    # -- stopping -------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Finish the running task, give back the rest of the batch, then return."""
+        """Stop claiming; let running tasks finish within the shutdown timeout.
+
+        Safe to call from a signal handler or another thread.
+        """
+        # A stop during recycling gains the deadline that recycling goes without.
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.shutdown_timeout
+        if self.stats.reason in ("", "recycled"):
+            self.stats.reason = "stopped"
         self._stopping.set()
+        self._wake()
+
+    def force_stop(self) -> None:
+        """Give every claimed task back now, running ones included, and return."""
+        self.stats.reason = "forced"
+        self._forced.set()
+        self._stopping.set()
+        self._wake()
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT stop gracefully; a second one interrupts the running task."""
+        """SIGTERM/SIGINT stop gracefully; a second one forces the stop."""
 
         def handle(signum: int, frame: FrameType | None) -> None:
+            name = signal.Signals(signum).name
             if self._stopping.is_set():
-                if self._running_task:
-                    logger.warning("Second %s: stopping now", signal.Signals(signum).name)
-                    raise runner.WorkerInterrupted
-                return  # already stopping, and no task to interrupt
-            logger.info(
-                "%s received: finishing the running task, then stopping",
-                signal.Signals(signum).name,
-            )
-            self.stop()
+                logger.warning("Second %s: giving running tasks back and stopping now", name)
+                self.force_stop()
+            else:
+                logger.info("%s received: finishing running tasks, then stopping", name)
+                self.stop()
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
 
-    # -- running ---------------------------------------------------------------------
+    def _wake(self) -> None:
+        # A full pipe means a wake-up is pending anyway; a closed one, that run() ended.
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"w")
+
+    # -- running ----------------------------------------------------------------------
 
     def run(self, *, burst: bool = False) -> WorkerStats:
-        """Work until ``stop()``; with ``burst``, return once no task is due."""
+        """Work until stopped; with ``burst``, return once no task is due."""
         database = self.backend.config.database
         self.store = TaskStore(database, connection=open_private(database))
-        failures = 0
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        if self._control_fd is not None:
+            self._selector.register(self._control_fd, selectors.EVENT_READ, "control")
+        self._threads.start()
+        set_title(f"worker {self.worker_id}: starting")
         try:
-            while not self._stopping.is_set():
-                try:
-                    batch = self._claim()
-                    if batch:
-                        self._run_batch(batch)
-                    failures = 0
-                except DatabaseError:
-                    # The server restarted, the connection dropped, a lock timed
-                    # out: none of that should end the worker. Tasks it had
-                    # claimed keep their lease and are not lost.
-                    failures += 1
-                    if burst and failures >= BURST_DATABASE_ATTEMPTS:
-                        raise
-                    delay = min(DATABASE_BACKOFF_SECONDS[0] * 2 ** (failures - 1),
-                                DATABASE_BACKOFF_SECONDS[1])  # fmt: skip
-                    logger.exception("Database error; retrying in %.1fs", delay)
-                    self.store.reset()
-                    self._stopping.wait(delay)
-                    continue
-                if not batch:
-                    if burst:
-                        break
-                    self._stopping.wait(self.backend.config.poll_interval)
+            self._dispatch(burst)
         finally:
-            self.close()
+            self._shutdown()
         return self.stats
 
-    def close(self) -> None:
-        """Close the worker's private connection."""
-        if self.store.connection is not connections[self.store.alias]:
-            self.store.connection.close()
+    def _dispatch(self, burst: bool) -> None:
+        config = self.backend.config
+        failures = 0
+        look_at = 0.0  # monotonic time of the next look for due tasks
+        maybe_more = True  # the last claim was full: more may be due right now
+        poll = FIRST_POLL_SECONDS
+        gave_back_unstarted = False
+        while True:
+            try:
+                self._write_outcomes()
+                if self._forced.is_set():
+                    return
+                if self._stopping.is_set():
+                    if not gave_back_unstarted:
+                        self._release(self._threads.take_unstarted())
+                        gave_back_unstarted = True
+                    if not self._busy():
+                        return
+                    deadline = self._stop_deadline
+                    if deadline is not None and time.monotonic() >= deadline:
+                        logger.warning(
+                            "Shutdown timeout (%.0fs) reached with %d task(s) running: "
+                            "giving them back", self.shutdown_timeout, self._busy(),
+                        )  # fmt: skip
+                        return
+                    self._wait(None if deadline is None else deadline - time.monotonic())
+                    continue
+
+                now = time.monotonic()
+                if self._notified:
+                    self._notified = False
+                    maybe_more = True
+                room = self._room()
+                if room and (maybe_more or now >= look_at):
+                    limit, kind = room
+                    batch = self._claim(limit, kind)
+                    maybe_more = len(batch) == limit
+                    if batch:
+                        poll = FIRST_POLL_SECONDS
+                    if not maybe_more:
+                        due = None if batch else self.store.seconds_until_due(self.queues)
+                        if not batch and burst and not self._busy() and (due is None or due > 0):
+                            self.stats.reason = "drained"
+                            return
+                        wait = config.poll_interval if self._listening_on else poll
+                        if due is not None and due > 0:
+                            # Wake when the next delayed task is due, not a poll later.
+                            wait = min(wait, due)
+                        look_at = time.monotonic() + wait
+                        poll = min(poll * 2, config.poll_interval)
+                    failures = 0
+                    if maybe_more:
+                        continue
+                self._report()
+                if self._stopping.is_set():
+                    continue
+                timeout = None
+                if self._room():
+                    timeout = 0.0 if maybe_more else max(0.0, look_at - time.monotonic())
+                self._wait(timeout)
+            except DatabaseError:
+                # The server restarted, the connection dropped, a lock timed out:
+                # none of that should end the worker. Claimed tasks keep their
+                # lease and unwritten outcomes are kept for the next try.
+                failures += 1
+                if burst and failures >= BURST_DATABASE_ATTEMPTS:
+                    raise
+                delay = min(DATABASE_BACKOFF_SECONDS[0] * 2 ** (failures - 1),
+                            DATABASE_BACKOFF_SECONDS[1])  # fmt: skip
+                logger.exception("Database error; retrying in %.1fs", delay)
+                self.store.reset()
+                self._listening_on = None
+                maybe_more = True  # notifications may have been missed meanwhile
+                self._wait(delay)
+
+    def _busy(self) -> int:
+        return self._threads.load + self._async.load
+
+    def _room(self) -> tuple[int, bool | None] | None:
+        """How many tasks to claim now and of which kind (None: either), or None."""
+        if self.max_tasks is not None and self._finished + self._busy() >= self.max_tasks:
+            return None
+        sync_room = self._sync_target() - self._threads.load
+        async_room = self._async.limit - self._async.load
+        if sync_room > 0 and async_room > 0:
+            # Either kind may come back, so ask for no more than both can take.
+            limit, kind = min(sync_room, async_room), None
+        elif sync_room > 0:
+            limit, kind = sync_room, False
+        elif async_room > 0:
+            limit, kind = async_room, True
+        else:
+            return None
+        if self.max_tasks is not None:
+            limit = min(limit, self.max_tasks - self._finished - self._busy())
+        return min(limit, max(self.batch_size, self.threads)), kind
+
+    def _sync_target(self) -> int:
+        """Sync tasks to hold at once: one per thread, more per thread when tasks are tiny."""
+        if self._mean_task_seconds is None:
+            return self.threads  # nothing known yet: the first tasks could be slow
+        fits = int(CLAIM_HORIZON_SECONDS / max(self._mean_task_seconds, 1e-6))
+        return self.threads * max(1, min(self.batch_size, fits))
 
     def claim_limit(self) -> int:
-        """How many tasks to claim now: what can start within the claim horizon."""
-        if self._mean_task_seconds is None:
-            return 1  # nothing known yet: the first task could be slow
-        fits = int(CLAIM_HORIZON_SECONDS / max(self._mean_task_seconds, 1e-6))
-        return max(1, min(self.batch_size, fits))
+        """How many sync tasks one thread holds now (what fits in the claim horizon)."""
+        return self._sync_target() // self.threads
 
-    def _claim(self) -> list[ClaimedTask]:
+    def _claim(self, limit: int, kind: bool | None) -> list[ClaimedTask]:
         self.store.prepare()
-        return self.store.claim(
+        self._ensure_listening()
+        batch = self.store.claim(
             self.worker_id,
             queues=self.queues,
-            limit=self.claim_limit(),
+            limit=limit,
             lease_seconds=self.backend.config.lease_seconds,
+            is_async=kind,
         )
+        for claimed in batch:
+            if runner.is_async(claimed):
+                self._async.submit(claimed)
+            else:
+                self._threads.submit(claimed)
+        return batch
 
-    def _run_batch(self, batch: list[ClaimedTask]) -> None:
-        for index, claimed in enumerate(batch):
-            if self._stopping.is_set():
-                self._release(batch[index:])
-                return
-            try:
-                self._run_one(claimed)
-            except (runner.WorkerInterrupted, KeyboardInterrupt):
-                # A second stop signal, or Ctrl-C where no handler is installed
-                # (an embedded worker): give the tasks back, then stop.
-                self._release(batch[index:])
-                self._stopping.set()
-                return
+    # -- waiting and waking ---------------------------------------------------------------
 
-    def _run_one(self, claimed: ClaimedTask) -> None:
-        # The same connection hygiene Django applies around a request: task code
-        # starts with usable connections and leaves none broken behind it.
-        close_old_connections()
-        begun = time.monotonic()
-        self._running_task = True
+    def _ensure_listening(self) -> None:
+        """On PostgreSQL, LISTEN on the worker's connection (again after a reconnect)."""
+        connection = self.store.connection
+        if connection.vendor != "postgresql":
+            return
+        connection.ensure_connection()
+        raw = connection.connection
+        if raw is None or raw is self._listening_on:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        # Notifications that arrive while a query runs are handed to this
+        # handler by psycopg; the ones that arrive while idle are read in _wait.
+        raw.add_notify_handler(lambda notify: self._on_notify(notify.payload))
+        for key in list(self._selector.get_map().values()):
+            if key.data == "listen":
+                self._selector.unregister(key.fileobj)
+        self._selector.register(raw.fileno(), selectors.EVENT_READ, "listen")
+        self._listening_on = raw
+
+    def _on_notify(self, queue_name: str) -> None:
+        if self.queues.allows(queue_name):
+            self._notified = True
+
+    def _wait(self, timeout: float | None) -> None:
+        if self._notified:
+            return
+        for key, _ in self._selector.select(timeout):
+            if key.data == "wake":
+                try:
+                    while os.read(self._wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+            elif key.data == "control" and self._control_fd is not None:
+                self._on_control(self._control_fd, os.read(self._control_fd, 64))
+            elif key.data == "listen":
+                self._read_notifications()
+
+    def _read_notifications(self) -> None:
+        raw: Any = self._listening_on
+        if raw is None:
+            return
         try:
-            outcome = runner.run(claimed, self.worker_id, lambda o: self._record(claimed, o))
-        finally:
-            self._running_task = False
-            close_old_connections()
-        elapsed = time.monotonic() - begun
-        previous = self._mean_task_seconds
-        self._mean_task_seconds = elapsed if previous is None else 0.7 * previous + 0.3 * elapsed
+            raw.pgconn.consume_input()
+            while (notify := raw.pgconn.notifies()) is not None:
+                self._on_notify(notify.extra.decode())
+        except Exception:
+            # The connection broke while idle: drop it; the next claim reconnects.
+            logger.warning("Lost the LISTEN connection; reconnecting", exc_info=True)
+            self._selector.unregister(raw.fileno())
+            self._listening_on = None
+            self.store.reset()
+            self._notified = True
+
+    def _on_control(self, fd: int, data: bytes) -> None:
+        if not data:
+            # The supervisor is gone (even SIGKILL closes its end of the pipe):
+            # no task process may outlive it.
+            logger.warning("Supervisor gone: giving tasks back and exiting")
+            self._selector.unregister(fd)
+            self.force_stop()
+        elif protocol.FORCE in data:
+            self.force_stop()
+        elif protocol.STOP in data:
+            self.stop()
+
+    # -- running tasks (pool threads and the event loop) -------------------------------------
+
+    def _run_sync(self, claimed: ClaimedTask) -> None:
+        begun = time.monotonic()
+        try:
+            outcome = runner.run(
+                claimed, self.worker_id, lambda o: self._hand_over(claimed, o, begun)
+            )
+        except (runner.WorkerInterrupted, KeyboardInterrupt):
+            # Ctrl-C raised inside the task (an embedded worker with no signal
+            # handlers): not the task's failure. Give it back and stop.
+            self._post(claimed, None, begun)
+            self.stop()
+            return
+        self._log(claimed, outcome, time.monotonic() - begun)
+
+    async def _run_async(self, claimed: ClaimedTask) -> None:
+        begun = time.monotonic()
+
+        async def record(outcome: runner.Outcome) -> bool:
+            future = self._post(claimed, outcome, begun)
+            return await asyncio.wrap_future(future)
+
+        # Each async task gets its own thread for the sync parts of Django it
+        # calls (the ORM), as each request does under ASGI, and that thread's
+        # connections are cleaned up after it the same way.
+        async with ThreadSensitiveContext():
+            try:
+                outcome = await runner.arun(claimed, self.worker_id, record)
+            finally:
+                await sync_to_async(close_old_connections)()
+        self._log(claimed, outcome, time.monotonic() - begun)
+
+    def _hand_over(self, claimed: ClaimedTask, outcome: runner.Outcome, begun: float) -> bool:
+        return self._post(claimed, outcome, begun).result()
+
+    def _post(
+        self, claimed: ClaimedTask, outcome: runner.Outcome | None, begun: float
+    ) -> Future[bool]:
+        """Hand an outcome to the dispatcher (None: give the task back unfinished)."""
+        future: Future[bool] = Future()
+        if self._closed:
+            future.set_result(False)  # the task was given back; this outcome is stale
+            return future
+        self._outbox.put((claimed, outcome, time.monotonic() - begun, future))
+        self._wake()
+        return future
+
+    def _log(self, claimed: ClaimedTask, outcome: runner.Outcome, elapsed: float) -> None:
         logger.info(
             "task id=%s path=%s queue=%s attempt=%s duration=%.3fs outcome=%s",
             claimed.id, claimed.task_path, claimed.queue_name, claimed.attempt, elapsed,
             "SUCCESSFUL" if outcome.succeeded else "FAILED",
+            extra={
+                "task_id": claimed.id, "task_path": claimed.task_path,
+                "queue": claimed.queue_name, "attempt": claimed.attempt,
+                "duration": round(elapsed, 6),
+                "outcome": "SUCCESSFUL" if outcome.succeeded else "FAILED",
+                "worker_id": self.worker_id,
+            },
         )  # fmt: skip
-        if self.on_task is not None:
-            self.on_task(claimed, outcome, elapsed)
+        self._wake()  # a slot is free
+
+    # -- writing outcomes (dispatcher only) -------------------------------------------------
+
+    def _write_outcomes(self) -> None:
+        while True:
+            try:
+                self._unwritten.append(self._outbox.get_nowait())
+            except queue.Empty:
+                break
+        while self._unwritten:
+            claimed, outcome, elapsed, future = self._unwritten[0]
+            # A DatabaseError here leaves the outcome first in line for the next try.
+            if outcome is None:
+                self._release([claimed])
+                self._unwritten.pop(0)
+                future.set_result(False)
+                continue
+            written = self._record(claimed, outcome)
+            self._unwritten.pop(0)
+            future.set_result(written)
+            self._finished += 1
+            if not claimed.is_async:
+                previous = self._mean_task_seconds
+                self._mean_task_seconds = (
+                    elapsed if previous is None else 0.7 * previous + 0.3 * elapsed
+                )
+            self._check_recycling()
 
     def _record(self, claimed: ClaimedTask, outcome: runner.Outcome) -> bool:
+        self.store.prepare()
         if outcome.succeeded:
             written = self.store.complete(
                 claimed.id, claimed.attempt, outcome.return_json or "null"
@@ -230,10 +547,87 @@ class Worker:
             self.stats.failed += 1
         return written
 
+    def _check_recycling(self) -> None:
+        if self._stopping.is_set():
+            return
+        why = None
+        if self.max_tasks is not None and self._finished >= self.max_tasks:
+            why = f"ran {self._finished} tasks (max tasks per child: {self.max_tasks})"
+        elif self.max_memory is not None:
+            used = resident_bytes()
+            if used is not None and used > self.max_memory:
+                why = f"uses {used >> 20} MiB (max memory per child: {self.max_memory >> 20} MiB)"
+        if why:
+            logger.info(
+                "Worker %s %s: finishing running tasks, then recycling", self.worker_id, why
+            )
+            self.stats.reason = "recycled"
+            self._stop_deadline = None  # never cut a task short to recycle
+            self._stopping.set()
+
     def _release(self, claimed: Sequence[ClaimedTask]) -> None:
+        if not claimed:
+            return
         self.store.prepare()
-        for task in claimed:
-            if self.store.release(task.id, task.attempt):
-                self.stats.released += 1
-        if claimed:
-            logger.info("Gave back %d claimed task(s) that had not finished", len(claimed))
+        released = sum(self.store.release(task.id, task.attempt) for task in claimed)
+        self.stats.released += released
+        if released:
+            logger.info("Gave back %d claimed task(s) that had not finished", released)
+
+    # -- reporting and shutting down ----------------------------------------------------------
+
+    def _report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_report < REPORT_SECONDS:
+            return
+        self._last_report = now
+        state = "stopping" if self._stopping.is_set() else "idle" if not self._busy() else "busy"
+        set_title(
+            f"worker {self.worker_id}: {state}, {self._threads.load}/{self.threads} threads, "
+            f"{self._async.load} async, {self.stats.processed} done"
+        )
+        if self._status_fd is not None:
+            s = self.stats
+            line = protocol.stats_line(s.succeeded, s.failed, s.released, s.stale)
+            with contextlib.suppress(OSError):  # the supervisor is gone: the control pipe says so
+                os.write(self._status_fd, line)
+
+    def _shutdown(self) -> None:
+        """Write what finished, give back what did not, and close."""
+        try:
+            try:
+                self._write_outcomes()
+            except DatabaseError:
+                logger.exception("Could not record %d finished task(s)", len(self._unwritten))
+            self._closed = True
+            leftover = [
+                *self._threads.take_unstarted(),
+                *self._threads.running(),
+                *self._async.running(),
+            ]
+            try:
+                self._release(leftover)
+            except DatabaseError:
+                logger.exception(
+                    "Could not give back %d task(s); they return when their lease expires",
+                    len(leftover),
+                )
+            for *_, future in self._unwritten:
+                if not future.done():
+                    future.set_result(False)
+            self._async.cancel_all()
+            self._threads.stop()
+            self._report(force=True)
+        finally:
+            self._closed = True
+            self._async.stop(timeout=1.0)
+            if not self._busy():
+                self._threads.join(timeout=1.0)
+            self.close()
+            self._selector.close()
+
+    def close(self) -> None:
+        """Close the worker's private connection."""
+        if self.store.connection is not connections[self.store.alias]:
+            self.store.connection.close()
+        self._listening_on = None

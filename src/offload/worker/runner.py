@@ -1,22 +1,27 @@
 """Run one claimed task: resolve it, call it, and hand the outcome to ``record``.
 
-The runner writes nothing itself; ``record`` (the loop's, which goes through the
-store with its fencing) is called before ``task_finished`` is sent, so a signal
-receiver that calls ``get_result()`` sees the final state. The failure signal is
-sent inside the ``except`` block, as Django's own backends do, so receivers can
-read ``sys.exc_info()``.
+The runner writes nothing itself; ``record`` (the worker's, which goes through
+the store with its fencing) is called before ``task_finished`` is sent, so a
+signal receiver that calls ``get_result()`` sees the final state. The failure
+signal is sent inside the ``except`` block, as Django's own backends do, so
+receivers can read ``sys.exc_info()``.
+
+``run`` is for sync tasks in a worker thread, ``arun`` for ``async def`` tasks
+on the worker's event loop; both share everything but the call itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.tasks import TaskResult, TaskResultStatus
+from asgiref.sync import iscoroutinefunction
+from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.base import TaskContext
 from django.tasks.signals import task_finished, task_started
 
@@ -48,6 +53,10 @@ class Outcome:
     result: TaskResult[..., Any] | None  # None when the task could not even be resolved
 
 
+Recorder = Callable[[Outcome], bool]
+AsyncRecorder = Callable[[Outcome], Awaitable[bool]]
+
+
 def _error(exc: BaseException, claimed: ClaimedTask, worker_id: str) -> dict[str, Any]:
     kind = type(exc)
     return {
@@ -59,29 +68,25 @@ def _error(exc: BaseException, claimed: ClaimedTask, worker_id: str) -> dict[str
     }
 
 
-Recorder = Callable[["Outcome"], bool]
+class _Attempt:
+    """One attempt at one task: the results it reports and the outcomes it records."""
 
+    def __init__(self, claimed: ClaimedTask, worker_id: str) -> None:
+        self.claimed = claimed
+        self.worker_id = worker_id
+        self.task: Task[..., Any] = task_of(claimed)
+        self.running = self._result(State.RUNNING)
 
-def run(claimed: ClaimedTask, worker_id: str, record: Recorder) -> Outcome:
-    """Run ``claimed`` in this thread, record the outcome, and return it."""
-    try:
-        task = task_of(claimed)
-    except Exception as exc:
-        # A row that no longer resolves to a Task fails at once with a clear
-        # error; it must never block the tasks behind it.
-        logger.error("Task %s cannot run: %s", claimed.id, exc)
-        outcome = Outcome(False, None, [*claimed.errors, _error(exc, claimed, worker_id)], None)
-        record(outcome)
-        return outcome
-
-    def result_with(
+    def _result(
+        self,
         status: str,
         finished_at: datetime | None = None,
         errors: list[dict[str, Any]] | None = None,
         value: Any = None,
     ) -> TaskResult[..., Any]:
+        claimed = self.claimed
         return build_result(
-            task,
+            self.task,
             task_id=claimed.id,
             status=status,
             enqueued_at=claimed.enqueued_at,
@@ -95,28 +100,92 @@ def run(claimed: ClaimedTask, worker_id: str, record: Recorder) -> Outcome:
             return_value=value,
         )
 
-    running = result_with(State.RUNNING)
-    task_started.send(type(task.get_backend()), task_result=running)
-    try:
-        if task.takes_context:
-            value = task.call(TaskContext(task_result=running), *claimed.args, **claimed.kwargs)
-        else:
-            value = task.call(*claimed.args, **claimed.kwargs)
+    def start(self) -> tuple[list[Any], dict[str, Any]]:
+        task_started.send(type(self.task.get_backend()), task_result=self.running)
+        args = list(self.claimed.args)
+        if self.task.takes_context:
+            args.insert(0, TaskContext(task_result=self.running))
+        return args, self.claimed.kwargs
+
+    def succeeded(self, value: Any) -> Outcome:
         try:
             return_json = encode(value, "the return value")
         except TypeError as exc:
             raise ReturnValueNotJSON(str(exc)) from exc
+        finished = self._result(TaskResultStatus.SUCCESSFUL, datetime.now(UTC), value=value)
+        return Outcome(True, return_json, self.claimed.errors, finished)
+
+    def failed(self, exc: BaseException) -> Outcome:
+        errors = [*self.claimed.errors, _error(exc, self.claimed, self.worker_id)]
+        finished = self._result(TaskResultStatus.FAILED, datetime.now(UTC), errors)
+        return Outcome(False, None, errors, finished)
+
+    def announce(self, outcome: Outcome) -> None:
+        task_finished.send(type(self.task.get_backend()), task_result=outcome.result)
+
+
+def _unresolvable(claimed: ClaimedTask, worker_id: str, exc: Exception) -> Outcome:
+    # A row that no longer resolves to a Task fails at once with a clear error;
+    # it must never block the tasks behind it.
+    logger.error("Task %s cannot run: %s", claimed.id, exc)
+    return Outcome(False, None, [*claimed.errors, _error(exc, claimed, worker_id)], None)
+
+
+def run(claimed: ClaimedTask, worker_id: str, record: Recorder) -> Outcome:
+    """Run sync task ``claimed`` in this thread, record the outcome, and return it."""
+    try:
+        attempt = _Attempt(claimed, worker_id)
+    except Exception as exc:
+        outcome = _unresolvable(claimed, worker_id, exc)
+        record(outcome)
+        return outcome
+    args, kwargs = attempt.start()
+    try:
+        # Task.call runs an async function too (through async_to_sync), for a
+        # row enqueued before its function became async.
+        outcome = attempt.succeeded(attempt.task.call(*args, **kwargs))
     except (WorkerInterrupted, KeyboardInterrupt):
         raise  # the worker is being stopped; this is not the task's failure
     except BaseException as exc:
-        errors = [*claimed.errors, _error(exc, claimed, worker_id)]
-        finished = result_with(TaskResultStatus.FAILED, datetime.now(UTC), errors)
-        outcome = Outcome(False, None, errors, finished)
+        outcome = attempt.failed(exc)
         if record(outcome):
-            task_finished.send(type(task.get_backend()), task_result=finished)
+            attempt.announce(outcome)
         return outcome
-    finished = result_with(TaskResultStatus.SUCCESSFUL, datetime.now(UTC), value=value)
-    outcome = Outcome(True, return_json, claimed.errors, finished)
     if record(outcome):
-        task_finished.send(type(task.get_backend()), task_result=finished)
+        attempt.announce(outcome)
     return outcome
+
+
+async def arun(claimed: ClaimedTask, worker_id: str, record: AsyncRecorder) -> Outcome:
+    """Run ``claimed`` on the running event loop, record the outcome, and return it."""
+    try:
+        attempt = _Attempt(claimed, worker_id)
+    except Exception as exc:
+        outcome = _unresolvable(claimed, worker_id, exc)
+        await record(outcome)
+        return outcome
+    args, kwargs = attempt.start()
+    try:
+        outcome = attempt.succeeded(await attempt.task.acall(*args, **kwargs))
+    except (asyncio.CancelledError, WorkerInterrupted, KeyboardInterrupt):
+        raise  # cancelled by the worker stopping: not the task's failure
+    except BaseException as exc:
+        outcome = attempt.failed(exc)
+        if await record(outcome):
+            attempt.announce(outcome)
+        return outcome
+    if await record(outcome):
+        attempt.announce(outcome)
+    return outcome
+
+
+def is_async(claimed: ClaimedTask) -> bool:
+    """Whether ``claimed`` runs on the event loop: asks the task itself, not the row.
+
+    The row's flag was right at enqueue; a deploy may have changed the function
+    since. A task that no longer resolves goes to a thread, which records why.
+    """
+    try:
+        return iscoroutinefunction(task_of(claimed).func)
+    except Exception:
+        return False

@@ -1,23 +1,22 @@
 """``manage.py offload <subcommand>``: parses flags and hands off to offload's modules."""
 
+import argparse
+import os
 import sys
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
+from django.tasks import task_backends
+from django.utils import autoreload
 
 from offload.exceptions import OffloadError
-from offload.store import ClaimedTask
-from offload.worker import Worker
-from offload.worker.runner import Outcome
-
-
-def _queue_list(value: str) -> list[str]:
-    queues = [q.strip() for q in value.split(",") if q.strip()]
-    if not queues:
-        raise CommandError("--queues needs at least one queue name, e.g. --queues default,emails")
-    return queues
+from offload.worker import logs
+from offload.worker.supervisor import Supervisor
+from offload.worker_options import SETTINGS, WorkerSettings, resolve
 
 
 class Command(BaseCommand):
@@ -25,52 +24,90 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
-        worker = sub.add_parser("worker", help="Run tasks from the database queue.")
-        worker.add_argument("--backend", default="default", help="TASKS alias (default: default).")
-        worker.add_argument(
-            "--queues", type=_queue_list, default=None,
-            help="Comma-separated queues to take tasks from (default: all).",
-        )  # fmt: skip
-        worker.add_argument(
-            "--burst", action="store_true",
-            help="Run every task that is due, then exit.",
-        )  # fmt: skip
-        worker.add_argument("--name", default=None, help="Worker name shown in logs and results.")
+        worker = sub.add_parser(
+            "worker",
+            help="Run tasks from the database queue.",
+            description=(
+                "Run a supervisor and its task processes. Each setting can also come "
+                "from the environment variable shown, or from OPTIONS['WORKER'] of the "
+                "backend; a flag wins over both."
+            ),
+        )
+        for setting in SETTINGS:
+            help_text = f"{setting.help} [env {setting.env}]"
+            if setting.field in ("burst",):
+                worker.add_argument(
+                    setting.flag, dest=setting.field, action="store_true", default=None,
+                    help=help_text,
+                )  # fmt: skip
+            elif setting.field == "reload":
+                worker.add_argument(
+                    setting.flag, dest="reload", action=argparse.BooleanOptionalAction,
+                    default=None, help=help_text,
+                )  # fmt: skip
+            elif setting.field == "verbosity":
+                # Also accepted after the subcommand, where Django's own -v is not.
+                worker.add_argument(
+                    "-v", setting.flag, dest="worker_verbosity", default=None, help=help_text,
+                )  # fmt: skip
+            else:
+                worker.add_argument(setting.flag, dest=setting.field, default=None, help=help_text)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["subcommand"] == "worker":
             self.worker(options)
 
     def worker(self, options: dict[str, Any]) -> None:
-        show_progress = options["burst"] and sys.stdout.isatty() and options["verbosity"] > 0
-
-        def progress(claimed: ClaimedTask, outcome: Outcome, elapsed: float) -> None:
-            stats = worker.stats
-            self.stdout.write(
-                f"\r{stats.processed} done ({stats.succeeded} successful, {stats.failed} failed)",
-                ending="",
-            )
-
+        flags = dict(options, verbosity=options.get("worker_verbosity"))
         try:
-            worker = Worker(
-                options["backend"],
-                queues=options["queues"],
-                name=options["name"],
-                on_task=progress if show_progress else None,
+            chosen = resolve(
+                flags,
+                os.environ,
+                lambda alias: _worker_options(alias),
+                debug=settings.DEBUG,
+                default_verbosity=options["verbosity"],
             )
+            logs.configure(chosen.verbosity, chosen.log_format, "supervisor")
+            if chosen.reload and not chosen.burst:
+                # Django's autoreloader runs this command again in a child
+                # process, calling _supervise there on a thread; this process
+                # only watches and restarts it.
+                autoreload.run_with_reloader(self._supervise, chosen)
+                return
         except (OffloadError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from exc
-        worker.install_signal_handlers()
-        if options["verbosity"] > 0:
-            queues = ", ".join(worker.queues) if worker.queues else "all queues"
-            self.stdout.write(f"offload worker {worker.worker_id} on {queues}")
+        self._supervise(chosen)
+
+    def _supervise(self, chosen: WorkerSettings) -> None:
+        try:
+            supervisor = Supervisor(
+                chosen,
+                write=lambda text: self.stdout.write(text, ending=""),
+                progress=chosen.burst and sys.stdout.isatty() and chosen.verbosity > 0,
+            )
+            database = supervisor.describe_database()
+        except (OffloadError, ImproperlyConfigured, DatabaseError) as exc:
+            raise CommandError(str(exc)) from exc
+        if chosen.verbosity > 0:
+            self.stdout.write(supervisor.banner(database))
         begun = time.monotonic()
-        stats = worker.run(burst=options["burst"])
-        if show_progress:
-            self.stdout.write("")
-        if options["verbosity"] > 0:
+        code = supervisor.run()
+        totals = supervisor.summary()
+        if chosen.verbosity > 0:
+            restarts = f", {totals.restarts} process restart(s)" if totals.restarts else ""
             self.stdout.write(
-                f"Processed {stats.processed} task(s): {stats.succeeded} successful, "
-                f"{stats.failed} failed, {stats.released} given back, in "
+                f"Processed {totals.processed} task(s): {totals.succeeded} successful, "
+                f"{totals.failed} failed, {totals.released} given back{restarts}, in "
                 f"{time.monotonic() - begun:.2f}s"
             )
+        if code:
+            raise CommandError("Task processes could not start or kept crashing; see above.")
+
+
+def _worker_options(alias: str) -> dict[str, Any]:
+    try:
+        backend = task_backends[alias]
+    except Exception as exc:
+        raise OffloadError(str(exc)) from exc
+    config = getattr(backend, "config", None)
+    return dict(getattr(config, "worker", {}) or {})

@@ -1,0 +1,75 @@
+"""The worker's log output: text for people, JSON lines for log collectors.
+
+Every line goes through the ``offload`` loggers. The worker adds a handler on
+stderr in the chosen format unless the project's ``LOGGING`` already gives the
+``offload`` logger handlers of its own; either way the level follows ``-v``.
+Per-task lines carry their fields (task_id, task_path, queue, attempt,
+duration, outcome, worker_id) as ``extra``, so the JSON format has them as keys.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+# Attributes every LogRecord has; anything else was passed as ``extra``.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, process, message and the extras."""
+
+    def __init__(self, process_label: str) -> None:
+        super().__init__()
+        self.process_label = process_label
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "process": self.process_label,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        entry.update(
+            (key, value)
+            for key, value in vars(record).items()
+            if key not in _STANDARD and not key.startswith("_")
+        )
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self, process_label: str) -> None:
+        super().__init__(f"%(asctime)s %(levelname)-7s [{process_label}] %(message)s")
+
+
+def configure(
+    verbosity: int, log_format: str, process_label: str, stream: TextIO | None = None
+) -> None:
+    """Send offload's log lines to stderr (or ``stream``) at the level ``verbosity`` asks."""
+    root = logging.getLogger("offload")
+    root.setLevel(_LEVELS.get(verbosity, logging.DEBUG))
+    if verbosity >= 3:
+        logging.getLogger("django.db.backends").setLevel(logging.DEBUG)
+    ours = [h for h in root.handlers if getattr(h, "offload_worker", False)]
+    for handler in ours:
+        root.removeHandler(handler)
+    if root.handlers:
+        return  # the project routes offload's logs itself
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.offload_worker = True  # type: ignore[attr-defined]
+    handler.setFormatter(
+        JSONFormatter(process_label) if log_format == "json" else TextFormatter(process_label)
+    )
+    root.addHandler(handler)
+    # The handler is ours; a project handler on the root logger must not print
+    # every line a second time.
+    root.propagate = False

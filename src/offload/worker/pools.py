@@ -1,0 +1,194 @@
+"""Where claimed tasks run inside one worker process: threads and an event loop.
+
+Sync tasks run on a fixed set of threads fed from an inbox; ``async def`` tasks
+run on one event loop in its own thread, as many at once as the limit allows.
+Both pools only run tasks: every database write about a task goes back to the
+worker's dispatcher (see ``loop``), which owns the worker's connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from typing import Any
+
+from django.db import close_old_connections, connections
+
+from offload.store import ClaimedTask
+
+logger = logging.getLogger("offload.worker")
+
+
+class ThreadPool:
+    """``size`` threads taking sync tasks from an inbox, one at a time each.
+
+    The threads are daemons: a worker that must exit with a task still running
+    gives the task back (see ``loop``) and does not wait for the thread.
+    """
+
+    def __init__(self, size: int, work: Callable[[ClaimedTask], None], name: str) -> None:
+        self.size = size
+        self._work = work
+        self._name = name
+        self._inbox: queue.SimpleQueue[ClaimedTask | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._queued = 0
+        self._running: dict[int, ClaimedTask] = {}  # thread ident -> its task
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for index in range(self.size):
+            thread = threading.Thread(
+                target=self._serve, name=f"{self._name}-{index + 1}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    @property
+    def load(self) -> int:
+        """Tasks handed to the pool and not finished: queued plus running."""
+        with self._lock:
+            return self._queued + len(self._running)
+
+    def running(self) -> list[ClaimedTask]:
+        with self._lock:
+            return list(self._running.values())
+
+    def submit(self, claimed: ClaimedTask) -> None:
+        with self._lock:
+            self._queued += 1
+        self._inbox.put(claimed)
+
+    def take_unstarted(self) -> list[ClaimedTask]:
+        """Remove and return the tasks no thread has started yet."""
+        taken: list[ClaimedTask] = []
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:  # a stop sentinel: keep it for its thread
+                self._inbox.put(None)
+                break
+            taken.append(item)
+        with self._lock:
+            self._queued -= len(taken)
+        return taken
+
+    def stop(self) -> None:
+        """Let each thread exit once it is done with its current task."""
+        for _ in self._threads:
+            self._inbox.put(None)
+
+    def join(self, timeout: float) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _serve(self) -> None:
+        me = threading.get_ident()
+        try:
+            while (claimed := self._inbox.get()) is not None:
+                with self._lock:
+                    self._queued -= 1
+                    self._running[me] = claimed
+                try:
+                    # The hygiene Django applies around a request: task code
+                    # starts with usable connections and leaves none broken.
+                    close_old_connections()
+                    self._work(claimed)
+                except BaseException:
+                    logger.exception("Task %s: unexpected error in the worker thread", claimed.id)
+                finally:
+                    close_old_connections()
+                    with self._lock:
+                        del self._running[me]
+        finally:
+            connections.close_all()  # this thread's connections die with it
+
+
+class AsyncPool:
+    """One event loop, in its own thread, running up to ``limit`` async tasks at once.
+
+    The loop starts with the first async task, so a worker that never sees one
+    pays for no extra thread.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        work: Callable[[ClaimedTask], Coroutine[Any, Any, None]],
+        name: str,
+    ) -> None:
+        self.limit = limit
+        self._work = work
+        self._name = name
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[ClaimedTask, Future[None]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def load(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def running(self) -> list[ClaimedTask]:
+        with self._lock:
+            return [claimed for claimed, _ in self._running.values()]
+
+    def submit(self, claimed: ClaimedTask) -> None:
+        loop = self._ensure_loop()
+        with self._lock:
+            future = asyncio.run_coroutine_threadsafe(self._guarded(claimed), loop)
+            self._running[id(future)] = (claimed, future)
+        future.add_done_callback(self._forget)
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            futures = [future for _, future in self._running.values()]
+        for future in futures:
+            future.cancel()
+
+    def stop(self, timeout: float) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        self.cancel_all()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._lock:
+            self._running.pop(id(future), None)
+
+    async def _guarded(self, claimed: ClaimedTask) -> None:
+        try:
+            await self._work(claimed)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            logger.exception("Task %s: unexpected error on the event loop", claimed.id)
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is not None:
+            return self._loop
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            try:
+                loop.run_forever()
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=serve, name=f"{self._name}-loop", daemon=True)
+        self._thread.start()
+        ready.wait()
+        self._loop = loop
+        return loop

@@ -1,0 +1,420 @@
+"""The supervisor: starts the task processes, restarts the ones that die, and stops
+them all cleanly.
+
+It runs no tasks and holds no database connection while they run (it opens one
+to check the set-up, and briefly to give back the tasks of a process that
+crashed). Everything it knows about a process comes through two pipes (see
+``protocol``): it can stop one, force one, and learn its figures and its end.
+
+Stopping: the first SIGTERM or SIGINT tells every process to stop claiming and
+to finish its running tasks within the shutdown timeout, giving back what does
+not finish; a second one tells them to give everything back at once. A process
+that ignores both is killed, and its tasks are given back here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+
+from django.conf import settings
+from django.db import DatabaseError, connections
+
+from offload import __version__
+from offload.store import TaskStore
+from offload.worker import protocol
+from offload.worker.identity import make_worker_id
+from offload.worker.loop import get_backend, queue_filter
+from offload.worker.process import command
+from offload.worker.titles import set_title
+from offload.worker_options import WorkerSettings
+
+logger = logging.getLogger("offload.worker")
+
+# A process that dies sooner than this after starting counts as crashing at
+# start-up: it is restarted after a delay that doubles up to the second figure,
+# so a broken deploy does not spin the CPU.
+CRASH_WINDOW_SECONDS = 10.0
+RESTART_BACKOFF_SECONDS = (0.5, 30.0)
+# Beyond the shutdown timeout, how long processes get to give their tasks back
+# before they are killed; and after a forced stop, before they are killed.
+STOP_MARGIN_SECONDS = 10.0
+FORCE_MARGIN_SECONDS = 5.0
+TICK_SECONDS = 0.5
+# A burst run is meant to end: after this many start-up crashes in a row of one
+# process it stops and exits with an error instead of retrying forever.
+BURST_CRASH_LIMIT = 3
+
+
+@dataclass
+class Child:
+    slot: int
+    worker_id: str
+    proc: subprocess.Popen[bytes]
+    control: int
+    status: int
+    started: float
+    buffer: bytes = b""
+    figures: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+
+@dataclass
+class Totals:
+    succeeded: int = 0
+    failed: int = 0
+    released: int = 0
+    stale: int = 0
+    restarts: int = 0
+
+    @property
+    def processed(self) -> int:
+        return self.succeeded + self.failed
+
+
+@dataclass
+class Supervisor:
+    settings: WorkerSettings
+    write: Callable[[str], None] = print
+    progress: bool = False  # a live "N done" line (burst on a terminal)
+    worker_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.backend = get_backend(s.backend)
+        self.queues = queue_filter(self.backend, s.queues, s.exclude_queues)
+        self.worker_id = make_worker_id(s.name)
+        self.totals = Totals()
+        self.children: dict[int, Child] = {}  # by slot
+        self.restart_at: dict[int, float] = {}  # slot -> when to start it again
+        self.fast_crashes: dict[int, int] = {}
+        self.finished_slots: set[int] = set()
+        self.stopping = False
+        self.forced = False
+        self.kill_at: float | None = None
+        self.failed_setup = False
+        self._selector = selectors.DefaultSelector()
+        self._signal_r, self._signal_w = os.pipe()
+        os.set_blocking(self._signal_r, False)
+        os.set_blocking(self._signal_w, False)
+
+    # -- start-up ---------------------------------------------------------------------
+
+    def describe_database(self) -> str:
+        """Check the tables are migrated; describe the server for the banner."""
+        from django.db.migrations.executor import MigrationExecutor
+
+        alias = self.backend.config.database
+        connection = connections[alias]
+        try:
+            executor = MigrationExecutor(connection)
+            leaves = [n for n in executor.loader.graph.leaf_nodes() if n[0] == "offload"]
+            if executor.migration_plan(leaves):
+                raise DatabaseError(
+                    f"offload's tables on database {alias!r} are not up to date: "
+                    f"run 'manage.py migrate --database {alias}'."
+                )
+            version = ".".join(map(str, connection.get_database_version()))
+            return f"{connection.display_name} {version} (database alias {alias!r})"
+        finally:
+            connection.close()
+
+    def banner(self, database: str) -> str:
+        s = self.settings
+        if self.queues.only is not None:
+            queues = ", ".join(self.queues.only)
+        else:
+            queues = "all" + (
+                f" except {', '.join(self.queues.excluded)}" if self.queues.excluded else ""
+            )
+        limits = [f"shutdown timeout {s.shutdown_timeout:g}s"]
+        if s.max_tasks_per_child:
+            limits.append(f"recycle after {s.max_tasks_per_child} tasks")
+        if s.max_memory_per_child:
+            limits.append(f"recycle above {s.max_memory_per_child >> 20} MiB")
+        listens = connections[self.backend.config.database].vendor == "postgresql"
+        wakeups = (
+            "LISTEN/NOTIFY" if listens else
+            f"polling, every {self.backend.config.poll_interval:g}s at most when idle"
+        )  # fmt: skip
+        lines = [
+            f"offload {__version__} worker {self.worker_id} (pid {os.getpid()})",
+            f"  backend   {s.backend} -> {database}",
+            f"  queues    {queues}",
+            f"  capacity  {s.processes} process{'es' if s.processes != 1 else ''} x "
+            f"{s.threads} thread{'s' if s.threads != 1 else ''}, "
+            f"up to {s.async_concurrency} async tasks per process",
+            f"  limits    {', '.join(limits)}",
+            f"  wake-ups  {wakeups}",
+            "  mode      " + ("burst: run what is due, then exit" if s.burst
+                              else "until SIGTERM or Ctrl-C (twice to stop at once)"),
+        ]  # fmt: skip
+        return "\n".join(lines)
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Supervise until stopped (or drained, in burst mode); return the exit code."""
+        s = self.settings
+        set_title(f"supervisor {self.worker_id} [{s.processes}x{s.threads}]")
+        self._selector.register(self._signal_r, selectors.EVENT_READ, None)
+        if threading.current_thread() is threading.main_thread():
+            self._install_signal_handlers()
+        for slot in range(1, s.processes + 1):
+            self._start(slot)
+        try:
+            while self.children or (self.restart_at and not self.stopping):
+                self._step()
+        finally:
+            for child in list(self.children.values()):  # only after an unexpected error
+                child.proc.kill()
+                self._reaped(child)
+            if self.progress:
+                self.write("")
+        return 1 if self.failed_setup else 0
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        for slot, when in list(self.restart_at.items()):
+            if now >= when and not self.stopping:
+                del self.restart_at[slot]
+                self._start(slot)
+        if self.kill_at is not None and now >= self.kill_at:
+            self._kill_all()
+        timeout = TICK_SECONDS
+        if self.restart_at:
+            timeout = min(timeout, max(0.0, min(self.restart_at.values()) - now))
+        for key, _ in self._selector.select(timeout):
+            if key.data is None:
+                self._on_signal_pipe()
+            else:
+                self._on_status(key.data)
+        for child in list(self.children.values()):
+            # A task that forked keeps the status pipe open after the process
+            # died; the exit code is the backstop.
+            if child.proc.poll() is not None and child.slot in self.children:
+                self._on_status(child)
+        if self.progress:
+            t = self._figures()
+            self.write(f"\r{t.processed} done ({t.succeeded} successful, {t.failed} failed)")
+
+    def _start(self, slot: int) -> None:
+        s = self.settings
+        control_r, control_w = os.pipe()
+        status_r, status_w = os.pipe()
+        worker_id = f"{self.worker_id}/p{slot}"
+        if self.totals.restarts:
+            worker_id += f".{self.totals.restarts}"  # a restarted process is a new lease owner
+        spec = {
+            "sys_path": sys.path,
+            # The databases exactly as this process sees them: under a test
+            # runner their names were changed after settings were loaded.
+            "database_names": {
+                alias: connections[alias].settings_dict["NAME"] for alias in settings.DATABASES
+            },
+            "backend": s.backend,
+            "queues": list(s.queues) if s.queues is not None else None,
+            "exclude_queues": list(s.exclude_queues),
+            "worker_id": worker_id,
+            "label": f"p{slot}",
+            "threads": s.threads,
+            "async_concurrency": s.async_concurrency,
+            "max_tasks": s.max_tasks_per_child,
+            "max_memory": s.max_memory_per_child,
+            "shutdown_timeout": s.shutdown_timeout,
+            "burst": s.burst,
+            "verbosity": s.verbosity,
+            "log_format": s.log_format,
+            "control_fd": control_r,
+            "status_fd": status_w,
+        }
+        try:
+            # Its own session: a Ctrl-C on the terminal reaches the supervisor
+            # only, which stops the processes in order.
+            proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                command(spec), pass_fds=(control_r, status_w), start_new_session=True
+            )
+        finally:
+            os.close(control_r)
+            os.close(status_w)
+        os.set_blocking(status_r, False)
+        child = Child(slot, worker_id, proc, control_w, status_r, time.monotonic())
+        self.children[slot] = child
+        self._selector.register(status_r, selectors.EVENT_READ, child)
+        logger.debug("Started process %s (pid %d)", worker_id, proc.pid)
+        if self.stopping:
+            self._send(child, protocol.FORCE if self.forced else protocol.STOP)
+
+    def _on_status(self, child: Child) -> None:
+        try:
+            data = os.read(child.status, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            child.buffer += data
+            *lines, child.buffer = child.buffer.split(b"\n")
+            for line in lines:
+                figures = protocol.parse_stats_line(line)
+                if figures is not None:
+                    child.figures = figures
+            if child.proc.poll() is None:
+                return
+        self._reaped(child)
+
+    def _reaped(self, child: Child) -> None:
+        """The process ended (or is being killed): account for it and decide what next."""
+        if self.children.get(child.slot) is not child:
+            return
+        del self.children[child.slot]
+        self._selector.unregister(child.status)
+        # Read the last figures it wrote before it went.
+        try:
+            while chunk := os.read(child.status, 4096):
+                child.buffer += chunk
+        except OSError:
+            pass
+        for line in child.buffer.split(b"\n"):
+            figures = protocol.parse_stats_line(line)
+            if figures is not None:
+                child.figures = figures
+        os.close(child.status)
+        os.close(child.control)
+        try:
+            code = child.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            code = child.proc.wait()
+        for index, value in enumerate(child.figures):
+            name = ("succeeded", "failed", "released", "stale")[index]
+            setattr(self.totals, name, getattr(self.totals, name) + value)
+        self._after_exit(child, code)
+
+    def _after_exit(self, child: Child, code: int) -> None:
+        slot, lived = child.slot, time.monotonic() - child.started
+        if code == protocol.EXIT_SETUP_FAILED:
+            logger.error("Process %s could not start (see above); stopping", child.worker_id)
+            self.failed_setup = True
+            self._stop(force=True)
+            return
+        if code == protocol.EXIT_OK and (self.stopping or self.settings.burst):
+            self.finished_slots.add(slot)
+            return
+        if code == protocol.EXIT_RECYCLE:
+            logger.info("Process %s recycled; starting its replacement", child.worker_id)
+            delay = 0.0
+        elif code == protocol.EXIT_OK:
+            logger.warning("Process %s stopped on its own; starting it again", child.worker_id)
+            delay = 0.0
+        else:
+            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            logger.error("Process %s died (%s)", child.worker_id, how)
+            self._give_back(child.worker_id)
+            crashes = self.fast_crashes.get(slot, 0) + 1 if lived < CRASH_WINDOW_SECONDS else 0
+            self.fast_crashes[slot] = crashes
+            first, most = RESTART_BACKOFF_SECONDS
+            delay = min(first * 2 ** (crashes - 1), most) if crashes else 0.0
+            if crashes >= BURST_CRASH_LIMIT and self.settings.burst:
+                logger.error("It crashed %d times in a row soon after starting; giving up", crashes)
+                self.failed_setup = True
+                self._stop(force=True)
+                return
+            if delay:
+                logger.warning("Restarting it in %.1fs (it crashed soon after starting)", delay)
+        if self.stopping:
+            return
+        self.totals.restarts += 1
+        self.restart_at[slot] = time.monotonic() + delay
+
+    def _give_back(self, worker_id: str) -> None:
+        """Return the tasks of a process that died to READY, so they run elsewhere."""
+        alias = self.backend.config.database
+        try:
+            released = TaskStore(alias).release_owner(worker_id)
+        except DatabaseError:
+            logger.exception("Could not give back the tasks of %s", worker_id)
+            return
+        finally:
+            connections[alias].close()
+        if released:
+            logger.warning("Gave back %d task(s) that %s was running", released, worker_id)
+            self.totals.released += released
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        def handle(signum: int, frame: FrameType | None) -> None:
+            # Only note it: the loop acts on it, outside the signal handler.
+            with contextlib.suppress(OSError):
+                os.write(self._signal_w, bytes([signum]))
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def _on_signal_pipe(self) -> None:
+        try:
+            received = os.read(self._signal_r, 64)
+        except BlockingIOError:
+            return
+        for signum in received:
+            name = signal.Signals(signum).name
+            if self.stopping:
+                logger.warning("Second %s: giving running tasks back and stopping now", name)
+                self._stop(force=True)
+            else:
+                logger.info(
+                    "%s received: finishing running tasks (at most %gs), then stopping",
+                    name, self.settings.shutdown_timeout,
+                )  # fmt: skip
+                self._stop(force=False)
+
+    def stop(self, force: bool = False) -> None:
+        """Stop from another thread (tests, embedding): like the first or second signal."""
+        os.write(
+            self._signal_w, bytes([signal.SIGINT if force and self.stopping else signal.SIGTERM])
+        )
+
+    def _stop(self, force: bool) -> None:
+        self.stopping = True
+        self.restart_at.clear()
+        if force:
+            self.forced = True
+            self.kill_at = time.monotonic() + FORCE_MARGIN_SECONDS
+        elif self.kill_at is None:
+            self.kill_at = time.monotonic() + self.settings.shutdown_timeout + STOP_MARGIN_SECONDS
+        for child in self.children.values():
+            self._send(child, protocol.FORCE if force else protocol.STOP)
+
+    def _send(self, child: Child, message: bytes) -> None:
+        with contextlib.suppress(OSError):  # it is already gone; its status pipe says so
+            os.write(child.control, message)
+
+    def _kill_all(self) -> None:
+        self.kill_at = None
+        for child in list(self.children.values()):
+            logger.error("Process %s did not stop in time: killing it", child.worker_id)
+            child.proc.kill()
+            child.proc.wait()
+            self._reaped(child)
+
+    def _figures(self) -> Totals:
+        t = Totals(**vars(self.totals))
+        for child in self.children.values():
+            t.succeeded += child.figures[0]
+            t.failed += child.figures[1]
+            t.released += child.figures[2]
+            t.stale += child.figures[3]
+        return t
+
+    def summary(self) -> Totals:
+        return self._figures()
