@@ -82,3 +82,17 @@ def sleep_then_return(seconds: float, value: object) -> object:
 def interrupt() -> None:
     """Ctrl-C arriving while the task runs, in a worker without signal handlers."""
     raise KeyboardInterrupt
+
+
+@task
+async def async_sleep(seconds: float, value: object) -> object:
+    await asyncio.sleep(seconds)
+    return value
+
+
+@task(takes_context=True)
+def crash_first_attempt(context: TaskContext, value: object) -> object:
+    """Kill the whole worker process on the first attempt, as a segfault would."""
+    if context.attempt == 1:
+        os._exit(3)
+    return value

@@ -165,8 +165,10 @@ class Worker:
         self._control_fd = control_fd
         self._status_fd = status_fd
 
-        self._threads = ThreadPool(threads, self._run_sync, "offload-task")
-        self._async = AsyncPool(async_concurrency, self._run_async, "offload-async")
+        # Both pools wake the dispatcher once a slot is free (not when the
+        # outcome is posted: the slot is still taken then).
+        self._threads = ThreadPool(threads, self._run_sync, "offload-task", self._wake)
+        self._async = AsyncPool(async_concurrency, self._run_async, "offload-async", self._wake)
         self._outbox: queue.SimpleQueue[_Handed] = queue.SimpleQueue()
         self._unwritten: list[_Handed] = []
         self._closed = False  # set when run() ends: late outcomes are refused
@@ -314,7 +316,7 @@ class Worker:
                             DATABASE_BACKOFF_SECONDS[1])  # fmt: skip
                 logger.exception("Database error; retrying in %.1fs", delay)
                 self.store.reset()
-                self._listening_on = None
+                self._stop_listening()
                 maybe_more = True  # notifications may have been missed meanwhile
                 self._wait(delay)
 
@@ -384,11 +386,16 @@ class Worker:
         # Notifications that arrive while a query runs are handed to this
         # handler by psycopg; the ones that arrive while idle are read in _wait.
         raw.add_notify_handler(lambda notify: self._on_notify(notify.payload))
+        self._stop_listening()
+        self._selector.register(raw.fileno(), selectors.EVENT_READ, "listen")
+        self._listening_on = raw
+
+    def _stop_listening(self) -> None:
+        # By the registered key, not raw.fileno(): a broken connection has none.
         for key in list(self._selector.get_map().values()):
             if key.data == "listen":
                 self._selector.unregister(key.fileobj)
-        self._selector.register(raw.fileno(), selectors.EVENT_READ, "listen")
-        self._listening_on = raw
+        self._listening_on = None
 
     def _on_notify(self, queue_name: str) -> None:
         if self.queues.allows(queue_name):
@@ -420,8 +427,7 @@ class Worker:
         except Exception:
             # The connection broke while idle: drop it; the next claim reconnects.
             logger.warning("Lost the LISTEN connection; reconnecting", exc_info=True)
-            self._selector.unregister(raw.fileno())
-            self._listening_on = None
+            self._stop_listening()
             self.store.reset()
             self._notified = True
 
@@ -498,7 +504,6 @@ class Worker:
                 "worker_id": self.worker_id,
             },
         )  # fmt: skip
-        self._wake()  # a slot is free
 
     # -- writing outcomes (dispatcher only) -------------------------------------------------
 

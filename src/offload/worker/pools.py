@@ -30,9 +30,16 @@ class ThreadPool:
     gives the task back (see ``loop``) and does not wait for the thread.
     """
 
-    def __init__(self, size: int, work: Callable[[ClaimedTask], None], name: str) -> None:
+    def __init__(
+        self,
+        size: int,
+        work: Callable[[ClaimedTask], None],
+        name: str,
+        on_free: Callable[[], None],
+    ) -> None:
         self.size = size
         self._work = work
+        self._on_free = on_free
         self._name = name
         self._inbox: queue.SimpleQueue[ClaimedTask | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -106,6 +113,7 @@ class ThreadPool:
                     close_old_connections()
                     with self._lock:
                         del self._running[me]
+                    self._on_free()
         finally:
             connections.close_all()  # this thread's connections die with it
 
@@ -122,9 +130,11 @@ class AsyncPool:
         limit: int,
         work: Callable[[ClaimedTask], Coroutine[Any, Any, None]],
         name: str,
+        on_free: Callable[[], None],
     ) -> None:
         self.limit = limit
         self._work = work
+        self._on_free = on_free
         self._name = name
         self._lock = threading.Lock()
         self._running: dict[int, tuple[ClaimedTask, Future[None]]] = {}
@@ -164,6 +174,7 @@ class AsyncPool:
     def _forget(self, future: Future[None]) -> None:
         with self._lock:
             self._running.pop(id(future), None)
+        self._on_free()
 
     async def _guarded(self, claimed: ClaimedTask) -> None:
         try:

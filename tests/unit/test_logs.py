@@ -1,0 +1,61 @@
+"""The worker's log lines: text for people, JSON with every field for collectors."""
+
+import io
+import json
+import logging
+
+import pytest
+
+from offload.worker import logs
+from offload.worker.protocol import parse_stats_line, stats_line
+
+
+@pytest.fixture
+def offload_logger():
+    logger = logging.getLogger("offload")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    logger.handlers = []
+    yield logger
+    logger.handlers, logger.level, logger.propagate = saved
+
+
+def _task_line():
+    logging.getLogger("offload.worker").info(
+        "task id=%s outcome=%s", 7, "SUCCESSFUL",
+        extra={"task_id": 7, "task_path": "app.tasks.add", "duration": 0.25},
+    )  # fmt: skip
+
+
+def test_json_lines_carry_the_task_fields(offload_logger):
+    stream = io.StringIO()
+    logs.configure(1, "json", "p1", stream)
+    _task_line()
+    entry = json.loads(stream.getvalue())
+    assert entry["message"] == "task id=7 outcome=SUCCESSFUL"
+    assert (entry["task_id"], entry["task_path"], entry["duration"]) == (7, "app.tasks.add", 0.25)
+    assert (entry["level"], entry["logger"], entry["process"]) == ("INFO", "offload.worker", "p1")
+
+
+def test_text_lines_and_verbosity_zero(offload_logger):
+    stream = io.StringIO()
+    logs.configure(1, "text", "supervisor", stream)
+    _task_line()
+    assert "INFO    [supervisor] task id=7 outcome=SUCCESSFUL" in stream.getvalue()
+    quiet = io.StringIO()
+    logs.configure(0, "text", "supervisor", quiet)
+    _task_line()
+    assert quiet.getvalue() == ""
+
+
+def test_a_project_handler_is_left_alone(offload_logger):
+    project = logging.StreamHandler(io.StringIO())
+    offload_logger.addHandler(project)
+    logs.configure(2, "json", "p1")
+    assert offload_logger.handlers == [project]
+    assert offload_logger.level == logging.DEBUG
+
+
+def test_stats_lines_round_trip():
+    assert parse_stats_line(stats_line(5, 1, 2, 0).strip()) == (5, 1, 2, 0)
+    assert parse_stats_line(b"garbage") is None
+    assert parse_stats_line(b"stats 1 2 x 4") is None
