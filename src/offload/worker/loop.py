@@ -249,7 +249,10 @@ class Worker:
         config = self.backend.config
         failures = 0
         look_at = 0.0  # monotonic time of the next look for due tasks
-        maybe_more = True  # the last claim was full: more may be due right now
+        # The kinds (False: sync, True: async) a claim found fewer of than it
+        # asked for, since the last look: a freed slot of that kind does not
+        # send the worker back to the database until the next look is due.
+        drained: set[bool] = set()
         poll = FIRST_POLL_SECONDS
         gave_back_unstarted = False
         while True:
@@ -273,37 +276,36 @@ class Worker:
                     self._wait(None if deadline is None else deadline - time.monotonic())
                     continue
 
-                now = time.monotonic()
-                if self._notified:
+                if self._notified or time.monotonic() >= look_at:
                     self._notified = False
-                    maybe_more = True
-                room = self._room()
-                if room and (maybe_more or now >= look_at):
+                    drained.clear()
+                room = self._room(drained)
+                if room:
                     limit, kind = room
                     batch = self._claim(limit, kind)
-                    maybe_more = len(batch) == limit
                     if batch:
                         poll = FIRST_POLL_SECONDS
-                    if not maybe_more:
-                        due = None if batch else self.store.seconds_until_due(self.queues)
-                        if not batch and burst and not self._busy() and (due is None or due > 0):
-                            self.stats.reason = "drained"
-                            return
-                        wait = config.poll_interval if self._listening_on else poll
-                        if due is not None and due > 0:
-                            # Wake when the next delayed task is due, not a poll later.
-                            wait = min(wait, due)
-                        look_at = time.monotonic() + wait
-                        poll = min(poll * 2, config.poll_interval)
                     failures = 0
-                    if maybe_more:
-                        continue
+                    if len(batch) == limit:
+                        continue  # more may be due right now
+                    drained |= {False, True} if kind is None else {kind}
+                    due = None if batch else self.store.seconds_until_due(self.queues)
+                    if not batch and burst and not self._busy() and (due is None or due > 0):
+                        self.stats.reason = "drained"
+                        return
+                    wait = config.poll_interval if self._listening_on else poll
+                    if due is not None and due > 0:
+                        # Wake when the next delayed task is due, not a poll later.
+                        wait = min(wait, due)
+                    look_at = time.monotonic() + wait
+                    poll = min(poll * 2, config.poll_interval)
+                    continue  # the other kind may still have room and tasks
                 self._report()
                 if self._stopping.is_set():
                     continue
-                timeout = None
-                if self._room():
-                    timeout = 0.0 if maybe_more else max(0.0, look_at - time.monotonic())
+                # With room for something, sleep until the next look; with none,
+                # until a slot frees (the pools wake the dispatcher).
+                timeout = max(0.0, look_at - time.monotonic()) if self._room(set()) else None
                 self._wait(timeout)
             except DatabaseError:
                 # The server restarted, the connection dropped, a lock timed out:
@@ -317,18 +319,27 @@ class Worker:
                 logger.exception("Database error; retrying in %.1fs", delay)
                 self.store.reset()
                 self._stop_listening()
-                maybe_more = True  # notifications may have been missed meanwhile
+                look_at = 0.0  # notifications may have been missed meanwhile
                 self._wait(delay)
 
     def _busy(self) -> int:
         return self._threads.load + self._async.load
 
-    def _room(self) -> tuple[int, bool | None] | None:
-        """How many tasks to claim now and of which kind (None: either), or None."""
+    def _room(self, drained: set[bool]) -> tuple[int, bool | None] | None:
+        """How many tasks to claim now and of which kind (None: either), or None.
+
+        ``drained`` holds the kinds not worth asking for until the next look.
+        """
         if self.max_tasks is not None and self._finished + self._busy() >= self.max_tasks:
             return None
-        sync_room = self._sync_target() - self._threads.load
-        async_room = self._async.limit - self._async.load
+        target, load = self._sync_target(), self._threads.load
+        sync_room = 0 if False in drained else target - load
+        if load >= self.threads and load > target // 2:
+            # Every thread is busy and at least half the prefetched tasks are
+            # still waiting: topping up one at a time would cost a claim per
+            # task. Refill in one statement once half of them have started.
+            sync_room = 0
+        async_room = 0 if True in drained else self._async.limit - self._async.load
         if sync_room > 0 and async_room > 0:
             # Either kind may come back, so ask for no more than both can take.
             limit, kind = min(sync_room, async_room), None
