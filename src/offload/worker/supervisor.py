@@ -56,6 +56,10 @@ TICK_SECONDS = 0.5
 BURST_CRASH_LIMIT = 3
 
 
+def _plain(value: object) -> object:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
 @dataclass
 class Child:
     slot: int
@@ -219,7 +223,9 @@ class Supervisor:
             # The databases exactly as this process sees them: under a test
             # runner their names were changed after settings were loaded.
             "database_names": {
-                alias: connections[alias].settings_dict["NAME"] for alias in settings.DATABASES
+                # NAME is often a pathlib.Path (BASE_DIR / "db.sqlite3").
+                alias: _plain(connections[alias].settings_dict["NAME"])
+                for alias in settings.DATABASES
             },
             "backend": s.backend,
             "queues": list(s.queues) if s.queues is not None else None,

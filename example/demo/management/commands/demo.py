@@ -11,12 +11,12 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.tasks import TaskResult, TaskResultStatus
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
-from django.tasks.signals import task_started
 from django.utils import timezone
 
 from demo import tasks
 
 DEFER_SECONDS = 2
+WORKER_FLAGS = ("--burst", "--processes", "1", "--threads", "1")
 
 
 class RolledBack(Exception):
@@ -33,19 +33,16 @@ class Command(BaseCommand):
             # traceback). The table below says the same; -v 2 shows the log too.
             logging.getLogger("django.tasks").setLevel(logging.CRITICAL)
 
-        # The worker runs in this process, so its signals can be watched here.
-        run_order: list[str] = []
-
-        def on_started(sender: Any, task_result: TaskResult, **kwargs: Any) -> None:
-            run_order.append(task_result.id)
-
-        task_started.connect(on_started, weak=False)
-
         results, deferred = self.enqueue_all()
         self.heading(f"Enqueued {len(results)} tasks")
 
-        self.heading("Running the worker: offload worker --burst (runs what is due, then exits)")
-        call_command("offload", "worker", "--burst")
+        self.heading(
+            "Running the worker: offload worker --burst --processes 1 --threads 1 "
+            "(runs what is due, then exits)"
+        )
+        # One process with one thread starts sync tasks one after another, so
+        # the order they start in shows the claim order: priority first.
+        call_command("offload", "worker", *WORKER_FLAGS)
 
         for result in deferred:
             result.refresh()
@@ -57,14 +54,20 @@ class Command(BaseCommand):
             f"{due:%H:%M:%S} UTC. Waiting {wait:.1f}s for them..."
         )
         time.sleep(wait)
-        call_command("offload", "worker", "--burst")
+        call_command("offload", "worker", *WORKER_FLAGS)
 
         for result in results:
             result.refresh()
         self.heading(
-            "Results, in the order they were enqueued ('ran': the order the worker ran them)"
+            "Results, in the order they were enqueued ('ran': the order the worker started them)"
         )
-        self.print_table(results, run_order)
+        # Claimed in one statement, tasks share a start time; the claim order
+        # (priority, then age) breaks the tie.
+        started = sorted(
+            (r for r in results if r.started_at is not None),
+            key=lambda r: (r.started_at, -r.task.priority, int(r.id)),
+        )
+        self.print_table(results, [r.id for r in started])
 
         self.show_rollback()
         self.show_json_refusal()
