@@ -124,3 +124,22 @@ def read_datetime(value: Any) -> datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+# Errors that mean "two transactions wanted the same locks; one was chosen to
+# lose": MariaDB/MySQL deadlock (1213) and lock wait timeout (1205), PostgreSQL
+# deadlock (40P01) and serialization failure (40001). InnoDB reports deadlocks
+# between a claim and concurrent completions now and then, even with SKIP
+# LOCKED, because both touch entries of the claim index. Nothing is lost (the
+# statement's transaction was rolled back); the worker simply tries again.
+_MYSQL_CONFLICTS = {1205, 1213}
+_POSTGRESQL_CONFLICTS = {"40P01", "40001"}
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` (a Django DatabaseError) is a deadlock or lock timeout to retry."""
+    cause = exc.__cause__ or exc
+    if getattr(cause, "sqlstate", None) in _POSTGRESQL_CONFLICTS:
+        return True
+    args: tuple[Any, ...] = getattr(cause, "args", ())
+    return bool(args) and args[0] in _MYSQL_CONFLICTS

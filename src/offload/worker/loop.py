@@ -43,6 +43,7 @@ from offload.payload import encode
 from offload.store import ALL_QUEUES, ClaimedTask, QueueFilter, TaskStore
 from offload.store.connection import open_private
 from offload.store.tasks import NOTIFY_CHANNEL
+from offload.store.vendor import is_lock_conflict
 from offload.worker import protocol, runner
 from offload.worker.identity import make_worker_id
 from offload.worker.memory import resident_bytes
@@ -61,6 +62,8 @@ CLAIM_HORIZON_SECONDS = 0.1
 # BURST_DATABASE_ATTEMPTS failures in a row rather than wait forever.
 DATABASE_BACKOFF_SECONDS = (0.1, 5.0)
 BURST_DATABASE_ATTEMPTS = 5
+# Deadlocks in a row retried at once before they count as database errors.
+CONFLICT_RETRIES = 10
 
 # Where no LISTEN/NOTIFY is available, an idle worker looks for due tasks after
 # this many seconds, doubling each time it finds none, up to POLL_INTERVAL: a
@@ -247,7 +250,7 @@ class Worker:
 
     def _dispatch(self, burst: bool) -> None:
         config = self.backend.config
-        failures = 0
+        failures = conflicts = 0
         look_at = 0.0  # monotonic time of the next look for due tasks
         # The kinds (False: sync, True: async) a claim found fewer of than it
         # asked for, since the last look: a freed slot of that kind does not
@@ -285,7 +288,7 @@ class Worker:
                     batch = self._claim(limit, kind)
                     if batch:
                         poll = FIRST_POLL_SECONDS
-                    failures = 0
+                    failures = conflicts = 0
                     if len(batch) == limit:
                         continue  # more may be due right now
                     drained |= {False, True} if kind is None else {kind}
@@ -307,7 +310,14 @@ class Worker:
                 # until a slot frees (the pools wake the dispatcher).
                 timeout = max(0.0, look_at - time.monotonic()) if self._room(set()) else None
                 self._wait(timeout)
-            except DatabaseError:
+            except DatabaseError as exc:
+                if is_lock_conflict(exc) and conflicts < CONFLICT_RETRIES:
+                    # A deadlock victim: its transaction was rolled back, the
+                    # connection is fine. Try again at once, quietly.
+                    conflicts += 1
+                    logger.debug("Lock conflict (%s); trying again", exc)
+                    continue
+                conflicts = 0
                 # The server restarted, the connection dropped, a lock timed out:
                 # none of that should end the worker. Claimed tasks keep their
                 # lease and unwritten outcomes are kept for the next try.
