@@ -105,3 +105,25 @@ def test_a_crashed_task_process_is_replaced_and_its_task_runs_again(backend, sta
     assert "died (exit code 3)" in output
     assert "Gave back 1 task(s)" in output
     assert "1 process restart(s)" in output
+
+
+def test_reload_restarts_on_a_code_change_and_sigterm_leaves_nothing(backend, start_process):
+    from pathlib import Path
+
+    proc = start_process(*WORKER, "--reload")
+    first = tasks.add.enqueue(1, 1)
+    wait_for(lambda: backend.get_result(first.id).status == TaskResultStatus.SUCCESSFUL)
+    # The reloader compares modification times once a second with what it saw
+    # the time before: touch the file only after it has looked once.
+    time.sleep(2)
+    os.utime(Path(tasks.__file__))  # what saving the file does, as the reloader sees it
+    time.sleep(2.5)
+    second = tasks.add.enqueue(2, 2)  # run by the restarted worker
+    wait_for(lambda: backend.get_result(second.id).status == TaskResultStatus.SUCCESSFUL)
+    descendants = [*children_of(proc.pid)]
+    descendants += [pid for child in descendants for pid in children_of(child)]
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=30)
+    wait_for(lambda: not any(alive(pid) for pid in descendants), timeout=15, what="no orphans")
+    assert output.count("offload 0.1.0 worker") == 2, output  # a banner per start
+    assert _running() == 0

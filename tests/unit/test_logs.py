@@ -59,3 +59,15 @@ def test_stats_lines_round_trip():
     assert parse_stats_line(stats_line(5, 1, 2, 0).strip()) == (5, 1, 2, 0)
     assert parse_stats_line(b"garbage") is None
     assert parse_stats_line(b"stats 1 2 x 4") is None
+
+
+def test_verbosity_three_shows_the_sql(offload_logger):
+    sql = logging.getLogger("django.db.backends")
+    saved = (sql.handlers[:], sql.level, sql.propagate)
+    try:
+        stream = io.StringIO()
+        logs.configure(3, "text", "p1", stream)
+        sql.debug("(0.001) SELECT 1; args=()")
+        assert "DEBUG   [p1] (0.001) SELECT 1" in stream.getvalue()
+    finally:
+        sql.handlers, sql.level, sql.propagate = saved

@@ -55,21 +55,24 @@ def configure(
     verbosity: int, log_format: str, process_label: str, stream: TextIO | None = None
 ) -> None:
     """Send offload's log lines to stderr (or ``stream``) at the level ``verbosity`` asks."""
-    root = logging.getLogger("offload")
-    root.setLevel(_LEVELS.get(verbosity, logging.DEBUG))
-    if verbosity >= 3:
-        logging.getLogger("django.db.backends").setLevel(logging.DEBUG)
-    ours = [h for h in root.handlers if getattr(h, "offload_worker", False)]
-    for handler in ours:
-        root.removeHandler(handler)
-    if root.handlers:
-        return  # the project routes offload's logs itself
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.offload_worker = True  # type: ignore[attr-defined]
     handler.setFormatter(
         JSONFormatter(process_label) if log_format == "json" else TextFormatter(process_label)
     )
-    root.addHandler(handler)
-    # The handler is ours; a project handler on the root logger must not print
-    # every line a second time.
-    root.propagate = False
+    _attach(logging.getLogger("offload"), handler, _LEVELS.get(verbosity, logging.DEBUG))
+    if verbosity >= 3:
+        # Django's default LOGGING shows SQL only when DEBUG is on.
+        _attach(logging.getLogger("django.db.backends"), handler, logging.DEBUG)
+
+
+def _attach(logger: logging.Logger, handler: logging.Handler, level: int) -> None:
+    logger.setLevel(level)
+    for old in [h for h in logger.handlers if getattr(h, "offload_worker", False)]:
+        logger.removeHandler(old)
+    if logger.handlers:
+        return  # the project routes these logs itself
+    logger.addHandler(handler)
+    # The handler is ours; a project handler higher up must not print every
+    # line a second time.
+    logger.propagate = False

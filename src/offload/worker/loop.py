@@ -152,6 +152,7 @@ class Worker:
         shutdown_timeout: float = 30.0,
         control_fd: int | None = None,
         status_fd: int | None = None,
+        log_sql: bool = False,
     ) -> None:
         self.backend = get_backend(backend_alias)
         config = self.backend.config
@@ -167,6 +168,7 @@ class Worker:
         self.store = TaskStore(config.database)
         self._control_fd = control_fd
         self._status_fd = status_fd
+        self._log_sql = log_sql
 
         # Both pools wake the dispatcher once a slot is free (not when the
         # outcome is posted: the slot is still taken then).
@@ -236,6 +238,9 @@ class Worker:
         """Work until stopped; with ``burst``, return once no task is due."""
         database = self.backend.config.database
         self.store = TaskStore(database, connection=open_private(database))
+        # -v 3: Django logs a connection's SQL (django.db.backends) only in
+        # DEBUG or when asked, and the worker's connection is not DEBUG's.
+        self.store.connection.force_debug_cursor = self._log_sql
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         if self._control_fd is not None:

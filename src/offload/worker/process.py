@@ -58,6 +58,7 @@ def main(spec: dict[str, Any]) -> None:
             shutdown_timeout=spec["shutdown_timeout"],
             control_fd=spec["control_fd"],
             status_fd=spec["status_fd"],
+            log_sql=spec["verbosity"] >= 3,
         )
         worker.install_signal_handlers()
     except Exception:

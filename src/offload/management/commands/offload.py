@@ -4,8 +4,10 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -72,6 +74,7 @@ class Command(BaseCommand):
                 # Django's autoreloader runs this command again in a child
                 # process, calling _supervise there on a thread; this process
                 # only watches and restarts it.
+                autoreload.autoreload_started.connect(_watch_project_apps)
                 autoreload.run_with_reloader(self._supervise, chosen)
                 return
         except (OffloadError, ImproperlyConfigured) as exc:
@@ -111,3 +114,15 @@ def _worker_options(alias: str) -> dict[str, Any]:
         raise OffloadError(str(exc)) from exc
     config = getattr(backend, "config", None)
     return dict(getattr(config, "worker", {}) or {})
+
+
+def _watch_project_apps(sender: autoreload.BaseReloader, **kwargs: Any) -> None:
+    """Watch every Python file of the project's apps, not only what is imported here.
+
+    Django's reloader watches the modules its own process imported. Tasks are
+    imported by the task processes, never by the supervisor, so a change to a
+    tasks module would go unnoticed without this.
+    """
+    for app in apps.get_app_configs():
+        if not any(part in app.path for part in ("site-packages", "dist-packages")):
+            sender.watch_dir(Path(app.path), "**/*.py")
