@@ -158,6 +158,23 @@ def test_processes_are_recycled_after_max_tasks_per_child(backend, start_process
     assert TaskRecord.objects.filter(pk__in=ids, status=State.SUCCESSFUL).count() == 30
 
 
+def test_processes_over_the_memory_limit_are_recycled_between_tasks(backend, start_process):
+    # Any Django process holds more than 8 MiB, so each process is replaced
+    # after every task it runs, and never in the middle of one.
+    ids = _enqueue_bulk(4, lambda i: tasks.sleep_then_return.enqueue(0.2, i))
+    output = _finish(
+        start_process(*BURST, "--processes", "1", "--threads", "1",
+                      "--max-memory-per-child", "8M"),
+        timeout=120,
+    )  # fmt: skip
+    assert output.count("recycled; starting its replacement") >= 3, output
+    assert "max memory per child: 8 MiB" in output
+    values = [backend.get_result(i) for i in ids]
+    assert [(r.status, r.return_value, r.attempts) for r in values] == [
+        (TaskResultStatus.SUCCESSFUL, i, 1) for i in range(4)
+    ]
+
+
 def test_flags_and_environment_choose_queues_and_log_format(backend, start_process, child_env):
     email = tasks.send_email.enqueue("a@example.com")
     plain = tasks.add.enqueue(1, 2)

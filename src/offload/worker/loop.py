@@ -149,7 +149,7 @@ class Worker:
         batch_size: int | None = None,
         max_tasks: int | None = None,
         max_memory: int | None = None,
-        shutdown_timeout: float = 30.0,
+        shutdown_timeout: float = 25.0,
         control_fd: int | None = None,
         status_fd: int | None = None,
         log_sql: bool = False,

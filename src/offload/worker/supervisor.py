@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 
 from offload import __version__
+from offload.exceptions import BackendMisconfigured
 from offload.store import TaskStore
 from offload.worker import protocol
 from offload.worker.identity import make_worker_id
@@ -123,7 +124,7 @@ class Supervisor:
             executor = MigrationExecutor(connection)
             leaves = [n for n in executor.loader.graph.leaf_nodes() if n[0] == "offload"]
             if executor.migration_plan(leaves):
-                raise DatabaseError(
+                raise BackendMisconfigured(
                     f"offload's tables on database {alias!r} are not up to date: "
                     f"run 'manage.py migrate --database {alias}'."
                 )
@@ -383,12 +384,6 @@ class Supervisor:
                     name, self.settings.shutdown_timeout,
                 )  # fmt: skip
                 self._stop(force=False)
-
-    def stop(self, force: bool = False) -> None:
-        """Stop from another thread (tests, embedding): like the first or second signal."""
-        os.write(
-            self._signal_w, bytes([signal.SIGINT if force and self.stopping else signal.SIGTERM])
-        )
 
     def _stop(self, force: bool) -> None:
         self.stopping = True
