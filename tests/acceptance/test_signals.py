@@ -11,6 +11,7 @@ from offload.models import TaskRecord
 from offload.states import State
 from tests.acceptance.processes import alive, children_of
 from tests.app import tasks
+from tests.app.models import Run
 from tests.helpers import wait_for
 
 WORKER = ("-m", "django", "offload", "worker", "--processes", "2", "--threads", "2")
@@ -20,10 +21,15 @@ def _running() -> int:
     return TaskRecord.objects.filter(status=State.RUNNING).count()
 
 
+def _started() -> int:
+    """Tasks whose code has begun (a claimed task may still wait for its thread)."""
+    return Run.objects.count()
+
+
 def test_sigterm_lets_running_tasks_finish_and_exits_0(backend, start_process):
-    short = [tasks.sleep_then_return.enqueue(1.0, i) for i in range(4)]
+    short = [tasks.mark_then_sleep.enqueue(f"m{i}", 1.0) for i in range(4)]
     proc = start_process(*WORKER, "--shutdown-timeout", "20")
-    wait_for(lambda: _running() == 4, what="four tasks running")
+    wait_for(lambda: _started() == 4, what="four tasks running")
     begun = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=30)
@@ -34,10 +40,10 @@ def test_sigterm_lets_running_tasks_finish_and_exits_0(backend, start_process):
 
 
 def test_sigterm_gives_back_what_outlasts_the_shutdown_timeout(backend, start_process):
-    long = [tasks.sleep_then_return.enqueue(60, i) for i in range(3)]
+    long = [tasks.mark_then_sleep.enqueue(f"m{i}", 60) for i in range(3)]
     waiting = [tasks.add.enqueue(i, i) for i in range(2)]  # never claimed: no room
     proc = start_process(*WORKER, "--threads", "1", "--shutdown-timeout", "1")
-    wait_for(lambda: _running() == 2, what="two long tasks running")
+    wait_for(lambda: _started() == 2, what="two long tasks running")
     begun = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=30)

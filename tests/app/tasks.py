@@ -96,3 +96,16 @@ def crash_first_attempt(context: TaskContext, value: object) -> object:
     if context.attempt == 1:
         os._exit(3)
     return value
+
+
+@task
+def mark_then_sleep(marker: str, seconds: float) -> str:
+    """Leave a trace as soon as the task really runs, then take its time."""
+    import time
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO offload_tests_run (marker, pid) VALUES (%s, %s)", [marker, os.getpid()]
+        )
+    time.sleep(seconds)
+    return marker
