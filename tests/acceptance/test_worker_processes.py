@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 from django.db import connection, transaction
+from django.db.models import Max, Min
 from django.tasks import TaskResultStatus
 
 from offload.models import TaskRecord
@@ -68,8 +69,17 @@ def test_200_async_tasks_sleeping_one_second_finish_in_one_process(backend, star
         timeout=120,
     )
     elapsed = time.monotonic() - begun
-    print(f"\n[{connection.vendor}] 200 async 1s sleeps in one process: {elapsed:.2f}s")
-    assert elapsed < 6, output  # one after another they would take 200s
+    first, last = (
+        TaskRecord.objects.filter(pk__in=ids)
+        .aggregate(first=Min("started_at"), last=Max("finished_at"))
+        .values()
+    )
+    running = (last - first).total_seconds()
+    print(f"\n[{connection.vendor}] 200 async 1s sleeps in one process: {elapsed:.2f}s "
+          f"with start-up, {running:.2f}s from first start to last finish")  # fmt: skip
+    # One after another they would take 200 s.
+    assert running < 3, output
+    assert elapsed < 10, output
     values = dict(TaskRecord.objects.filter(pk__in=ids).values_list("pk", "return_value"))
     assert [values[int(i)] for i in ids] == list(range(200))
     assert not TaskRecord.objects.exclude(status=State.SUCCESSFUL).exists()
