@@ -11,7 +11,7 @@ from offload.models import TaskRecord
 from offload.states import State
 from offload.worker import Worker
 from tests.app import tasks
-from tests.helpers import running_worker
+from tests.helpers import drain, running_worker
 
 
 def test_a_worker_refuses_queues_the_backend_does_not_have():
@@ -52,3 +52,14 @@ def test_slow_tasks_are_not_held_while_they_wait():
     assert seen <= {0, 1}, seen
     assert 1 in seen
     assert running.worker.stats.succeeded == 3
+
+
+def test_a_task_whose_function_changed_kind_since_enqueue_still_runs(backend):
+    """The claim routes by the row's is_async flag; a deploy may have changed the function."""
+    now_sync = tasks.add.enqueue(2, 3)
+    now_async = tasks.async_add.enqueue(4, 5)
+    TaskRecord.objects.filter(pk=now_sync.id).update(is_async=True)
+    TaskRecord.objects.filter(pk=now_async.id).update(is_async=False)
+    assert drain().succeeded == 2
+    assert backend.get_result(now_sync.id).return_value == 5
+    assert backend.get_result(now_async.id).return_value == 9

@@ -389,11 +389,13 @@ class Worker:
             lease_seconds=self.backend.config.lease_seconds,
             is_async=kind,
         )
+        # Routed by the row's flag, set at enqueue: resolving each task here
+        # as well as in the runner would double that work on the hot path. A
+        # function that changed kind since still runs: Task.call drives a
+        # coroutine with async_to_sync, Task.acall a plain function with
+        # sync_to_async.
         for claimed in batch:
-            if runner.is_async(claimed):
-                self._async.submit(claimed)
-            else:
-                self._threads.submit(claimed)
+            (self._async if claimed.is_async else self._threads).submit(claimed)
         return batch
 
     # -- waiting and waking ---------------------------------------------------------------

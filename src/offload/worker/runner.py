@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.base import TaskContext
 from django.tasks.signals import task_finished, task_started
@@ -142,7 +141,7 @@ def run(claimed: ClaimedTask, worker_id: str, record: Recorder) -> Outcome:
     args, kwargs = attempt.start()
     try:
         # Task.call runs an async function too (through async_to_sync), for a
-        # row enqueued before its function became async.
+        # row enqueued before its function became async; see loop._claim.
         outcome = attempt.succeeded(attempt.task.call(*args, **kwargs))
     except (WorkerInterrupted, KeyboardInterrupt):
         raise  # the worker is being stopped; this is not the task's failure
@@ -178,14 +177,3 @@ async def arun(claimed: ClaimedTask, worker_id: str, record: AsyncRecorder) -> O
         attempt.announce(outcome)
     return outcome
 
-
-def is_async(claimed: ClaimedTask) -> bool:
-    """Whether ``claimed`` runs on the event loop: asks the task itself, not the row.
-
-    The row's flag was right at enqueue; a deploy may have changed the function
-    since. A task that no longer resolves goes to a thread, which records why.
-    """
-    try:
-        return iscoroutinefunction(task_of(claimed).func)
-    except Exception:
-        return False
