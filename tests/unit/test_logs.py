@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from offload.worker import logs
-from offload.worker.protocol import parse_stats_line, stats_line
+from offload.worker.protocol import Counts
 
 
 @pytest.fixture
@@ -56,9 +56,10 @@ def test_a_project_handler_is_left_alone(offload_logger):
 
 
 def test_stats_lines_round_trip():
-    assert parse_stats_line(stats_line(5, 1, 2, 0).strip()) == (5, 1, 2, 0)
-    assert parse_stats_line(b"garbage") is None
-    assert parse_stats_line(b"stats 1 2 x 4") is None
+    assert Counts.parse(Counts(5, 1, 2, 0).line().strip()) == Counts(5, 1, 2, 0)
+    assert Counts.parse(b"garbage") is None
+    assert Counts.parse(b"stats 1 2 x 4") is None
+    assert Counts(1, 2, 3, 4) + Counts(10, 20, 30, 40) == Counts(11, 22, 33, 44)
 
 
 def test_verbosity_three_shows_the_sql(offload_logger):

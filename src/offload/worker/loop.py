@@ -81,17 +81,9 @@ _Handed = tuple[ClaimedTask, runner.Outcome | None, float, Future[bool]]
 
 
 @dataclass
-class WorkerStats:
-    succeeded: int = 0
-    failed: int = 0
-    stale: int = 0  # outcomes dropped because a newer attempt holds the task
-    released: int = 0
+class WorkerStats(protocol.Counts):
     # Why run() returned: drained (burst), stopped, forced, recycled.
     reason: str = ""
-
-    @property
-    def processed(self) -> int:
-        return self.succeeded + self.failed
 
 
 def get_backend(alias: str) -> DatabaseBackend:
@@ -620,10 +612,8 @@ class Worker:
             f"{self._async.load} async, {self.stats.processed} done"
         )
         if self._status_fd is not None:
-            s = self.stats
-            line = protocol.stats_line(s.succeeded, s.failed, s.released, s.stale)
             with contextlib.suppress(OSError):  # the supervisor is gone: the control pipe says so
-                os.write(self._status_fd, line)
+                os.write(self._status_fd, self.stats.line())
 
     def _shutdown(self) -> None:
         """Write what finished, give back what did not, and close."""

@@ -176,4 +176,3 @@ async def arun(claimed: ClaimedTask, worker_id: str, record: AsyncRecorder) -> O
     if await record(outcome):
         attempt.announce(outcome)
     return outcome
-

@@ -37,6 +37,7 @@ from offload.worker import protocol
 from offload.worker.identity import make_worker_id
 from offload.worker.loop import get_backend, queue_filter
 from offload.worker.process import command
+from offload.worker.protocol import Counts
 from offload.worker.titles import set_title
 from offload.worker_options import WorkerSettings
 
@@ -70,20 +71,13 @@ class Child:
     status: int
     started: float
     buffer: bytes = b""
-    figures: tuple[int, int, int, int] = (0, 0, 0, 0)
+    counts: Counts = field(default_factory=Counts)  # as of its last status line
 
-
-@dataclass
-class Totals:
-    succeeded: int = 0
-    failed: int = 0
-    released: int = 0
-    stale: int = 0
-    restarts: int = 0
-
-    @property
-    def processed(self) -> int:
-        return self.succeeded + self.failed
+    def take(self, data: bytes) -> None:
+        """Read status lines out of ``data``; keep an unfinished line for later."""
+        *lines, self.buffer = (self.buffer + data).split(b"\n")
+        for line in lines:
+            self.counts = Counts.parse(line) or self.counts
 
 
 @dataclass
@@ -98,7 +92,8 @@ class Supervisor:
         self.backend = get_backend(s.backend)
         self.queues = queue_filter(self.backend, s.queues, s.exclude_queues)
         self.worker_id = make_worker_id(s.name)
-        self.totals = Totals()
+        self.totals = Counts()  # of processes that have ended
+        self.restarts = 0
         self.children: dict[int, Child] = {}  # by slot
         self.restart_at: dict[int, float] = {}  # slot -> when to start it again
         self.fast_crashes: dict[int, int] = {}
@@ -209,7 +204,7 @@ class Supervisor:
             if child.proc.poll() is not None and child.slot in self.children:
                 self._on_status(child)
         if self.progress:
-            t = self._figures()
+            t = self.summary()
             self.write(f"\r{t.processed} done ({t.succeeded} successful, {t.failed} failed)")
 
     def _start(self, slot: int) -> None:
@@ -217,8 +212,8 @@ class Supervisor:
         control_r, control_w = os.pipe()
         status_r, status_w = os.pipe()
         worker_id = f"{self.worker_id}/p{slot}"
-        if self.totals.restarts:
-            worker_id += f".{self.totals.restarts}"  # a restarted process is a new lease owner
+        if self.restarts:
+            worker_id += f".{self.restarts}"  # a restarted process is a new lease owner
         spec = {
             "sys_path": sys.path,
             # The databases exactly as this process sees them: under a test
@@ -269,12 +264,7 @@ class Supervisor:
         except OSError:
             data = b""
         if data:
-            child.buffer += data
-            *lines, child.buffer = child.buffer.split(b"\n")
-            for line in lines:
-                figures = protocol.parse_stats_line(line)
-                if figures is not None:
-                    child.figures = figures
+            child.take(data)
             if child.proc.poll() is None:
                 return
         self._reaped(child)
@@ -286,15 +276,10 @@ class Supervisor:
         del self.children[child.slot]
         self._selector.unregister(child.status)
         # Read the last figures it wrote before it went.
-        try:
+        with contextlib.suppress(OSError):
             while chunk := os.read(child.status, 4096):
-                child.buffer += chunk
-        except OSError:
-            pass
-        for line in child.buffer.split(b"\n"):
-            figures = protocol.parse_stats_line(line)
-            if figures is not None:
-                child.figures = figures
+                child.take(chunk)
+        child.take(b"\n")  # a last line without its newline
         os.close(child.status)
         os.close(child.control)
         try:
@@ -302,9 +287,7 @@ class Supervisor:
         except subprocess.TimeoutExpired:
             child.proc.kill()
             code = child.proc.wait()
-        for index, value in enumerate(child.figures):
-            name = ("succeeded", "failed", "released", "stale")[index]
-            setattr(self.totals, name, getattr(self.totals, name) + value)
+        self.totals += child.counts
         self._after_exit(child, code)
 
     def _after_exit(self, child: Child, code: int) -> None:
@@ -340,7 +323,7 @@ class Supervisor:
                 logger.warning("Restarting it in %.1fs (it crashed soon after starting)", delay)
         if self.stopping:
             return
-        self.totals.restarts += 1
+        self.restarts += 1
         self.restart_at[slot] = time.monotonic() + delay
 
     def _give_back(self, worker_id: str) -> None:
@@ -408,14 +391,6 @@ class Supervisor:
             child.proc.wait()
             self._reaped(child)
 
-    def _figures(self) -> Totals:
-        t = Totals(**vars(self.totals))
-        for child in self.children.values():
-            t.succeeded += child.figures[0]
-            t.failed += child.figures[1]
-            t.released += child.figures[2]
-            t.stale += child.figures[3]
-        return t
-
-    def summary(self) -> Totals:
-        return self._figures()
+    def summary(self) -> Counts:
+        """What every process did so far, ended or still running."""
+        return sum((c.counts for c in self.children.values()), self.totals)

@@ -97,7 +97,8 @@ class Command(BaseCommand):
         code = supervisor.run()
         totals = supervisor.summary()
         if chosen.verbosity > 0:
-            restarts = f", {totals.restarts} process restart(s)" if totals.restarts else ""
+            n = supervisor.restarts
+            restarts = f", {n} process restart(s)" if n else ""
             self.stdout.write(
                 f"Processed {totals.processed} task(s): {totals.succeeded} successful, "
                 f"{totals.failed} failed, {totals.released} given back{restarts}, in "
