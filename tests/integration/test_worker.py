@@ -63,3 +63,12 @@ def test_a_task_whose_function_changed_kind_since_enqueue_still_runs(backend):
     assert drain().succeeded == 2
     assert backend.get_result(now_sync.id).return_value == 5
     assert backend.get_result(now_async.id).return_value == 9
+
+
+def test_the_command_refuses_to_start_on_unmigrated_tables():
+    call_command("migrate", "offload", "0001", verbosity=0)
+    try:
+        with pytest.raises(CommandError, match=r"not up to date: run 'manage.py migrate"):
+            call_command("offload", "worker", "--burst")
+    finally:
+        call_command("migrate", "offload", verbosity=0)
