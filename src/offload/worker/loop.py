@@ -512,6 +512,8 @@ class Worker:
         return future
 
     def _log(self, claimed: ClaimedTask, outcome: runner.Outcome, elapsed: float) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return  # -v 0: skip building the fields, once per task
         logger.info(
             "task id=%s path=%s queue=%s attempt=%s duration=%.3fs outcome=%s",
             claimed.id, claimed.task_path, claimed.queue_name, claimed.attempt, elapsed,
