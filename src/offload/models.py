@@ -34,6 +34,14 @@ class TaskRecord(models.Model):
 
     # The number of claims so far, and the fencing token of the current one.
     attempt = models.PositiveIntegerField(default=0)
+    # The retry budget and the hard time limit, resolved at enqueue from the
+    # task and OPTIONS["RETRY"], so the rescue query can decide between READY
+    # and FAILED in SQL without importing the task.
+    max_attempts = models.PositiveIntegerField(default=1)
+    timeout = models.FloatField(null=True, blank=True, help_text="Seconds; None: no limit.")
+    # Set by a cancel request on a RUNNING task; the worker sees it with its
+    # next heartbeat and stops the task after a grace period.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
     # NULL, not "", means "no lease": the rescue query tests for it.
     lease_owner = models.CharField(max_length=MAX_NAME_LENGTH, null=True, blank=True)  # noqa: DJ001
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -62,3 +70,41 @@ class TaskRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_path} #{self.pk} ({self.status})"
+
+
+class WorkerRecord(models.Model):
+    """One live task process, kept fresh by its heartbeat (for operators and the rescue)."""
+
+    id = models.CharField(primary_key=True, max_length=MAX_NAME_LENGTH)
+    name = models.CharField(max_length=MAX_NAME_LENGTH)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    # The supervisor's pid on that host: processes of one `offload worker` share it.
+    supervisor_pid = models.PositiveIntegerField()
+    backend = models.CharField(max_length=MAX_NAME_LENGTH)
+    queues = models.CharField(max_length=1000, help_text="The queues it claims from.")
+    threads = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "offload_worker"
+        verbose_name = "worker"
+        verbose_name_plural = "workers"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hostname} pid {self.pid})"
+
+
+class Lease(models.Model):
+    """A named role held by one worker at a time (the rescuer), until it expires."""
+
+    name = models.CharField(primary_key=True, max_length=MAX_NAME_LENGTH)
+    owner = models.CharField(max_length=MAX_NAME_LENGTH)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "offload_lease"
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.owner}"

@@ -35,15 +35,19 @@ class State(models.TextChoices):
     RUNNING = "RUNNING", "Running"
     SUCCESSFUL = "SUCCESSFUL", "Successful"
     FAILED = "FAILED", "Failed"
+    CANCELLED = "CANCELLED", "Cancelled"
 
 
-FINISHED_STATES = frozenset({State.SUCCESSFUL, State.FAILED})
+FINISHED_STATES = frozenset({State.SUCCESSFUL, State.FAILED, State.CANCELLED})
 
 _TO_DJANGO = {
     State.READY: TaskResultStatus.READY,
     State.RUNNING: TaskResultStatus.RUNNING,
     State.SUCCESSFUL: TaskResultStatus.SUCCESSFUL,
     State.FAILED: TaskResultStatus.FAILED,
+    # Django has no cancelled status; a cancelled task did not succeed, and its
+    # errors say why.
+    State.CANCELLED: TaskResultStatus.FAILED,
 }
 
 
