@@ -24,8 +24,8 @@ from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 
 from offload.conf import Options, parse_options
-from offload.exceptions import BackendMisconfigured
-from offload.payload import encode_arguments
+from offload.exceptions import BackendMisconfigured, TaskCancelled
+from offload.payload import encode, encode_arguments
 from offload.results import build_result, task_of
 from offload.store import NewTask, TaskStore
 from offload.store.vendor import engine_problem
@@ -135,6 +135,29 @@ class DatabaseBackend(BaseTaskBackend):
             return_value=row.return_value,
         )
 
+    def cancel(self, result_id: str) -> str:
+        """Cancel a task: "cancelled" if it was READY (it will never run),
+        "requested" if it is RUNNING (the worker stops it; see docs/reliability.md),
+        "finished" if it had already ended. Raises ``TaskResultDoesNotExist``.
+        """
+        from offload.models import TaskRecord
+
+        self.ensure_usable()
+        try:
+            pk = int(result_id)
+        except (TypeError, ValueError):
+            raise TaskResultDoesNotExist(result_id) from None
+        if (
+            not TaskRecord.objects.using(self.config.database)
+            .filter(pk=pk, backend=self.alias)
+            .exists()
+        ):
+            raise TaskResultDoesNotExist(result_id)
+        cancelled, requested = self.store.cancel([pk], cancel_error_json())
+        if cancelled:
+            return "cancelled"
+        return "requested" if requested else "finished"
+
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         messages: list[checks.CheckMessage] = [
             checks.Error(problem, obj=f"TASKS[{self.alias!r}]", id="offload.E002")
@@ -154,3 +177,16 @@ class DatabaseBackend(BaseTaskBackend):
         if problem:
             messages.append(checks.Error(problem, obj=f"TASKS[{self.alias!r}]", id="offload.E003"))
         return messages
+
+
+def cancel_error_json(detail: str = "Cancelled before it ran.") -> str:
+    """The error recorded in the history of a task cancelled while READY."""
+    return encode(
+        {
+            "exception_class_path": f"{TaskCancelled.__module__}.{TaskCancelled.__qualname__}",
+            "traceback": f"offload.exceptions.TaskCancelled: {detail}\n",
+            "attempt": None,
+            "worker_id": None,
+        },
+        "a cancellation record",
+    )

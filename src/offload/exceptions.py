@@ -35,3 +35,7 @@ class TaskNotImportable(OffloadError, InvalidTask):
 
 class UnsupportedDatabase(OffloadError, ImproperlyConfigured):
     """The tasks tables live on a database engine offload does not support."""
+
+
+class TaskCancelled(OffloadError):
+    """Recorded in the errors of a task that was cancelled before or while it ran."""

@@ -352,6 +352,56 @@ class TaskStore:
             cursor.execute(sql, [State.READY, State.RUNNING, worker_id])
             return int(cursor.rowcount)
 
+    # -- cancel -------------------------------------------------------------------
+
+    def cancel(self, task_ids: Sequence[int], error_json: str) -> tuple[list[int], list[int]]:
+        """Cancel READY tasks at once and ask RUNNING ones to stop.
+
+        Returns (ids now CANCELLED, ids whose cancellation was requested). A
+        READY task is never claimed after this commits: both statements test the
+        status, so a task claimed in between is treated as RUNNING instead.
+        ``error_json`` is the error appended to a cancelled task's history.
+        """
+        if not task_ids:
+            return [], []
+        vendor = self.vendor
+        marks = ", ".join(["%s"] * len(task_ids))
+        with atomic_on(self.connection):
+            ready = [
+                int(row[0])
+                for row in self._fetch(
+                    f"SELECT id FROM {TABLE} WHERE id IN ({marks}) AND status = %s"
+                    f"{vendor.lock_rows}",
+                    [*task_ids, State.READY],
+                )
+            ]
+            if ready:
+                ready_marks = ", ".join(["%s"] * len(ready))
+                with self.connection.cursor() as cursor:
+                    cursor.execute(
+                        f"UPDATE {TABLE} SET status = %s, finished_at = {vendor.now}, "
+                        f"errors = {vendor.append_json.format(col='errors')} "
+                        f"WHERE id IN ({ready_marks}) AND status = %s",
+                        [State.CANCELLED, error_json, *ready, State.READY],
+                    )
+            running = [
+                int(row[0])
+                for row in self._fetch(
+                    f"SELECT id FROM {TABLE} WHERE id IN ({marks}) AND status = %s",
+                    [*task_ids, State.RUNNING],
+                )
+            ]
+            if running:
+                running_marks = ", ".join(["%s"] * len(running))
+                with self.connection.cursor() as cursor:
+                    cursor.execute(
+                        f"UPDATE {TABLE} SET cancel_requested_at = "
+                        f"COALESCE(cancel_requested_at, {vendor.now}) "
+                        f"WHERE id IN ({running_marks}) AND status = %s",
+                        [*running, State.RUNNING],
+                    )
+        return ready, running
+
     def seconds_until_due(self, queues: QueueFilter = ALL_QUEUES) -> float | None:
         """Seconds until the next READY task becomes due (<= 0: one is due now).
 

@@ -29,8 +29,13 @@ class Vendor:
     now_plus_seconds: str
     # SQL that appends one string parameter to a JSON array column; {col} is the column.
     append_string: str
+    # SQL that appends one JSON value, given as encoded text, to a JSON array column.
+    append_json: str
     # Placeholder for a JSON parameter given as already-encoded text.
     json_param: str
+    # Suffix of a SELECT that locks the rows it reads until the transaction ends
+    # ("" on SQLite, whose write transactions lock the whole database).
+    lock_rows: str
     # True where one UPDATE ... RETURNING can claim (PostgreSQL, SQLite);
     # MariaDB has no UPDATE ... RETURNING and no LIMIT in an IN subquery.
     claims_in_one_statement: bool
@@ -43,7 +48,9 @@ _POSTGRESQL = Vendor(
     now="statement_timestamp()",
     now_plus_seconds="statement_timestamp() + %s * interval '1 second'",
     append_string="{col} || jsonb_build_array(%s::text)",
+    append_json="{col} || jsonb_build_array(%s::jsonb)",
     json_param="%s::jsonb",
+    lock_rows=" FOR UPDATE",
     claims_in_one_statement=True,
 )
 _SQLITE = Vendor(
@@ -53,7 +60,9 @@ _SQLITE = Vendor(
     now="strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now')",
     now_plus_seconds="strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '+' || %s || ' seconds')",
     append_string="json_insert({col}, '$[#]', %s)",
+    append_json="json_insert({col}, '$[#]', json(%s))",
     json_param="%s",
+    lock_rows="",
     claims_in_one_statement=True,
 )
 _MYSQL = Vendor(
@@ -62,7 +71,10 @@ _MYSQL = Vendor(
     now="UTC_TIMESTAMP(6)",
     now_plus_seconds="TIMESTAMPADD(MICROSECOND, CAST(%s * 1000000 AS SIGNED), UTC_TIMESTAMP(6))",
     append_string="JSON_ARRAY_APPEND({col}, '$', %s)",
+    # MariaDB has no CAST(... AS JSON); JSON_EXTRACT(x, '$') yields the value as JSON.
+    append_json="JSON_ARRAY_APPEND({col}, '$', JSON_EXTRACT(%s, '$'))",
     json_param="%s",
+    lock_rows=" FOR UPDATE",
     claims_in_one_statement=False,
 )
 
