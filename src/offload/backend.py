@@ -27,8 +27,10 @@ from offload.conf import Options, parse_options
 from offload.exceptions import BackendMisconfigured, TaskCancelled
 from offload.payload import encode, encode_arguments
 from offload.results import build_result, task_of
+from offload.retries import RetryPolicy
 from offload.store import NewTask, TaskStore
 from offload.store.vendor import engine_problem
+from offload.task import OffloadTask
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -46,6 +48,9 @@ class DatabaseBackend(BaseTaskBackend):
     supports_get_result = True
     # The claim query orders by priority first.
     supports_priority = True
+
+    # Django's Task plus a retry policy and a timeout (see offload.task).
+    task_class = OffloadTask
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
@@ -88,6 +93,8 @@ class DatabaseBackend(BaseTaskBackend):
                 args_json=args_json,
                 kwargs_json=kwargs_json,
                 is_async=iscoroutinefunction(task.func),
+                max_attempts=self.policy_for(task).max_attempts,
+                timeout=self.timeout_for(task),
             )
         )
         result: TaskResult[_P, _R] = build_result(
@@ -105,6 +112,17 @@ class DatabaseBackend(BaseTaskBackend):
         )
         task_enqueued.send(type(self), task_result=result)
         return result
+
+    def policy_for(self, task: Task[..., Any]) -> RetryPolicy:
+        """The retry policy of ``task``: its own options over OPTIONS["RETRY"]."""
+        if isinstance(task, OffloadTask):
+            return task.policy(self.config.retry)
+        return self.config.retry
+
+    def timeout_for(self, task: Task[..., Any]) -> float | None:
+        """Seconds one attempt of ``task`` may run, or None for no limit."""
+        own = task.timeout if isinstance(task, OffloadTask) else None
+        return own if own is not None else self.config.timeout
 
     def get_result(self, result_id: str) -> TaskResult[..., Any]:
         # Imported here: the backend may be built while apps are still loading.

@@ -10,12 +10,34 @@ from typing import Any
 
 from django.conf import settings
 
+from offload.retries import RetryPolicy, check_policy_values, import_exceptions
+
 # Name -> (default, allowed types, description). Every option is documented here
 # and in docs/configuration.md.
 KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
     "DATABASE": ("default", (str,), "database alias that holds the tasks tables"),
     "MAX_PAYLOAD_BYTES": (1024 * 1024, (int,), "largest args + kwargs accepted, as JSON bytes"),
-    "LEASE_SECONDS": (300, (int, float), "how long a claim is held before it may be rescued"),
+    "LEASE_SECONDS": (
+        30,
+        (int, float),
+        "how long a claim lasts without a heartbeat before the task may be rescued",
+    ),
+    "HEARTBEAT_SECONDS": (
+        5,
+        (int, float),
+        "how often a worker process renews its leases (less than LEASE_SECONDS / 2)",
+    ),
+    "RETRY": ({}, (dict,), "default retry policy of every task (see RETRY_KEYS)"),
+    "TIMEOUT": (
+        None,
+        (int, float, type(None)),
+        "default seconds one attempt may run before it is killed (None: no limit)",
+    ),
+    "CANCEL_GRACE_SECONDS": (
+        10,
+        (int, float),
+        "seconds a running task has, once cancelled, to stop on its own before it is killed",
+    ),
     "CLAIM_BATCH_SIZE": (
         10,
         (int,),
@@ -29,6 +51,17 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
     "WORKER": ({}, (dict,), "worker settings (see offload.worker_options), like its flags"),
 }
 
+# OPTIONS["RETRY"] keys -> RetryPolicy fields.
+RETRY_KEYS = {
+    "MAX_ATTEMPTS": "max_attempts",
+    "BACKOFF": "backoff",
+    "DELAY": "delay",
+    "MAX_DELAY": "max_delay",
+    "JITTER": "jitter",
+    "RETRY_ON": "retry_on",
+    "DONT_RETRY_ON": "dont_retry_on",
+}
+
 MAX_NAME_LENGTH = 100  # queue names and worker names: the width of their columns
 
 
@@ -36,7 +69,11 @@ MAX_NAME_LENGTH = 100  # queue names and worker names: the width of their column
 class Options:
     database: str = "default"
     max_payload_bytes: int = 1024 * 1024
-    lease_seconds: float = 300
+    lease_seconds: float = 30
+    heartbeat_seconds: float = 5
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float | None = None
+    cancel_grace_seconds: float = 10
     claim_batch_size: int = 10
     poll_interval: float = 1.0
     worker: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +108,17 @@ def parse_options(raw: object, queues: set[str]) -> Options:
         _positive(name, value, problems)
         values[name.lower()] = value
 
+    if "retry" in values:
+        values["retry"] = _parse_retry(values["retry"], problems)
+    lease = values.get("lease_seconds", Options.lease_seconds)
+    heartbeat = values.get("heartbeat_seconds", Options.heartbeat_seconds)
+    if heartbeat * 2 > lease:
+        problems.append(
+            f"OPTIONS['HEARTBEAT_SECONDS'] ({heartbeat:g}) must be at most half of "
+            f"OPTIONS['LEASE_SECONDS'] ({lease:g}), so one late heartbeat does not "
+            "lose a lease."
+        )
+
     if "worker" in values:
         # Imported here: worker_options builds on this module.
         from offload.worker_options import check_options
@@ -94,3 +142,41 @@ def parse_options(raw: object, queues: set[str]) -> Options:
             "offload needs USE_TZ = True: task times are compared with the database's clock in UTC."
         )
     return Options(**values, problems=problems)
+
+
+def _parse_retry(raw: dict[str, Any], problems: list[str]) -> RetryPolicy:
+    changes: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in RETRY_KEYS:
+            close = difflib.get_close_matches(str(key), RETRY_KEYS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            problems.append(f"Unknown key OPTIONS['RETRY'][{key!r}].{hint}")
+            continue
+        changes[RETRY_KEYS[key]] = value
+    found = check_policy_values(
+        max_attempts=changes.get("max_attempts"),
+        backoff=changes.get("backoff"),
+        delay=changes.get("delay"),
+        max_delay=changes.get("max_delay"),
+        where="OPTIONS['RETRY']:",
+    )
+    if "jitter" in changes and not isinstance(changes["jitter"], bool):
+        found.append(f"OPTIONS['RETRY']: jitter must be True or False, got {changes['jitter']!r}.")
+    for name in ("retry_on", "dont_retry_on"):
+        if name not in changes:
+            continue
+        paths = changes[name]
+        if not isinstance(paths, (list, tuple)) or not all(isinstance(p, str) for p in paths):
+            found.append(
+                f"OPTIONS['RETRY']: {name.upper()} must be a list of exception import paths, "
+                f"got {paths!r}."
+            )
+            continue
+        try:
+            changes[name] = import_exceptions(paths)
+        except (ImportError, TypeError) as exc:
+            found.append(f"OPTIONS['RETRY']: {name.upper()}: {exc}")
+    problems.extend(found)
+    if found:
+        return RetryPolicy()
+    return RetryPolicy().overridden(**changes)

@@ -39,3 +39,23 @@ class UnsupportedDatabase(OffloadError, ImproperlyConfigured):
 
 class TaskCancelled(OffloadError):
     """Recorded in the errors of a task that was cancelled before or while it ran."""
+
+
+class InvalidTaskOptions(OffloadError, InvalidTask, ValueError):
+    """A task's retry or timeout options are invalid."""
+
+
+class TaskTimedOut(OffloadError):
+    """Recorded in the errors of an attempt that ran past its timeout and was killed."""
+
+
+class WorkerCrashed(OffloadError):
+    """Recorded in the errors of an attempt whose process died while running it."""
+
+
+class WorkerLost(OffloadError):
+    """Recorded in the errors of an attempt whose worker stopped renewing its lease."""
+
+
+class CorruptTask(OffloadError):
+    """Recorded in the errors of a row whose stored arguments cannot be read."""

@@ -7,6 +7,8 @@ from django.db import connection
 from django.tasks import task
 from django.tasks.base import TaskContext
 
+from offload.task import task as offload_task
+
 
 @task
 def add(a: int, b: int) -> int:
@@ -109,3 +111,27 @@ def mark_then_sleep(marker: str, seconds: float) -> str:
         )
     time.sleep(seconds)
     return marker
+
+
+@offload_task(max_attempts=4, retry_on=(ConnectionError,), backoff="fixed", retry_delay=0.05)
+def flaky(fail_times: int, marker: str) -> int:
+    """Raise ConnectionError on the first ``fail_times`` attempts, then succeed."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO offload_tests_run (marker, pid) VALUES (%s, %s)", [marker, os.getpid()]
+        )
+        cursor.execute("SELECT COUNT(*) FROM offload_tests_run WHERE marker = %s", [marker])
+        runs = cursor.fetchone()[0]
+    if runs <= fail_times:
+        raise ConnectionError(f"attempt {runs} fails on purpose")
+    return int(runs)
+
+
+@offload_task(max_attempts=3, retry_on=(Exception,), dont_retry_on=(ValueError,), retry_delay=0)
+def fails_with(kind: str) -> None:
+    raise {"value": ValueError, "key": KeyError}[kind](kind)
+
+
+@offload_task(timeout=30, max_attempts=2)
+def limited() -> str:
+    return "ok"

@@ -29,7 +29,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, IntegrityError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from offload.payload import decode
@@ -38,12 +38,15 @@ from offload.store.connection import atomic_on
 from offload.store.vendor import Vendor, read_datetime, vendor_for
 
 TABLE = "offload_task"
+WORKER_TABLE = "offload_worker"
+LEASE_TABLE = "offload_lease"
 NOTIFY_CHANNEL = "offload_task"
 
 # What a worker needs to run a claimed task and rebuild its TaskResult.
 _CLAIMED_COLUMNS = (
     "id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, "
-    "started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async"
+    "started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, "
+    "max_attempts, timeout"
 )
 
 # The claim order, used by every engine (the claim index serves it).
@@ -70,11 +73,29 @@ class ClaimedTask:
     args: list[Any]
     kwargs: dict[str, Any]
     is_async: bool = False
+    max_attempts: int = 1
+    timeout: float | None = None
+    # Why the row cannot run (its stored JSON is unreadable), or None.
+    problem: str | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> "ClaimedTask":
         (id_, path, backend, queue, priority, run_after, available_at, enqueued_at, started_at,
-         attempted_at, attempt, worker_ids, errors, args, kwargs, is_async) = row  # fmt: skip
+         attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts,
+         timeout) = row  # fmt: skip
+        # A row whose JSON does not decode (written by hand, or by another tool)
+        # must fail on its own, not break the claim of the tasks around it.
+        problem = None
+        try:
+            decoded = [decode(worker_ids), decode(errors), decode(args), decode(kwargs)]
+        except (TypeError, ValueError) as exc:
+            problem = f"Stored JSON of task {id_} is unreadable: {exc}"
+            decoded = [[], [], [], {}]
+        if not isinstance(decoded[0], list) or not isinstance(decoded[1], list):
+            decoded[0:2] = [[], []]
+        if not problem and (not isinstance(decoded[2], list) or not isinstance(decoded[3], dict)):
+            problem = f"Stored arguments of task {id_} are not a list and a dict."
+            decoded[2:4] = [[], {}]
         return cls(
             id=int(id_),
             task_path=path,
@@ -87,11 +108,14 @@ class ClaimedTask:
             started_at=_required(read_datetime(started_at)),
             last_attempted_at=_required(read_datetime(attempted_at)),
             attempt=int(attempt),
-            worker_ids=decode(worker_ids),
-            errors=decode(errors),
-            args=decode(args),
-            kwargs=decode(kwargs),
+            worker_ids=decoded[0],
+            errors=decoded[1],
+            args=decoded[2],
+            kwargs=decoded[3],
             is_async=bool(is_async),
+            max_attempts=int(max_attempts),
+            timeout=None if timeout is None else float(timeout),
+            problem=problem,
         )
 
     @property
@@ -117,6 +141,8 @@ class NewTask:
     args_json: str
     kwargs_json: str
     is_async: bool = False
+    max_attempts: int = 1
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,14 +223,17 @@ class TaskStore:
         # one evaluation of the clock per statement on every engine.
         insert = (
             f"INSERT INTO {TABLE} (task_path, backend, queue_name, priority, status, is_async, "
-            "run_after, available_at, enqueued_at, attempt, worker_ids, args, kwargs, errors) "
-            f"VALUES (%s, %s, %s, %s, %s, %s, %s, COALESCE(%s, {vendor.now}), {vendor.now}, 0, "
+            "max_attempts, timeout, run_after, available_at, enqueued_at, attempt, worker_ids, "
+            "args, kwargs, errors) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            f"COALESCE(%s, {vendor.now}), {vendor.now}, 0, "
             f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, {vendor.json_param}) "
             "RETURNING id, enqueued_at"
         )
         params: list[Any] = [
             new.task_path, new.backend, new.queue_name, new.priority, State.READY, new.is_async,
-            run_after, run_after, "[]", new.args_json, new.kwargs_json, "[]",
+            new.max_attempts, new.timeout, run_after, run_after,
+            "[]", new.args_json, new.kwargs_json, "[]",
         ]  # fmt: skip
         if vendor.name == "postgresql":
             # Delayed tasks notify too: a sleeping worker re-reads when the next
@@ -326,31 +355,211 @@ class TaskStore:
             attempt,
         )
 
-    def release(self, task_id: int, attempt: int) -> bool:
-        """Give a claimed task back (READY, due now) without recording an outcome."""
+    def release(self, task_id: int, attempt: int, *, started: bool = True) -> bool:
+        """Give a claimed task back (READY, due now) without recording an outcome.
+
+        A task that never ``started`` is unclaimed: its attempt count and worker
+        list go back to what they were, so the claim costs it nothing (no retry
+        budget, and ``context.attempt`` stays right). Reusing that attempt number
+        is safe: this worker never started the task, so it has nothing to write.
+        A task that started keeps the attempt: it may have done part of its work.
+        """
         vendor = self.vendor
+        unclaim = "" if started else self._unclaim_sql()
         return self._fenced(
             f"status = %s, available_at = {vendor.now}, "
-            "lease_owner = NULL, lease_expires_at = NULL",
+            f"lease_owner = NULL, lease_expires_at = NULL{unclaim}",
             [State.READY],
             task_id,
             attempt,
         )
 
-    def release_owner(self, worker_id: str) -> int:
+    def _unclaim_sql(self) -> str:
+        # MariaDB applies SET assignments left to right, each seeing the ones
+        # before: the worker list is trimmed before attempt changes.
+        return (
+            f", worker_ids = {self.vendor.pop_last.format(col='worker_ids')}, attempt = attempt - 1"
+        )
+
+    def release_owner(self, worker_id: str, *, unclaim: bool = False) -> int:
         """Give back every task ``worker_id`` holds; for a worker process known to be dead.
 
         Not fenced by attempt: the caller saw the process exit, so nothing of
-        that lease owner can still write. Returns how many tasks went back.
+        that lease owner can still write. With ``unclaim``, the tasks are known
+        not to have started (see :meth:`release`). Returns how many went back.
         """
         vendor = self.vendor
         sql = (
             f"UPDATE {TABLE} SET status = %s, available_at = {vendor.now}, "
-            "lease_owner = NULL, lease_expires_at = NULL WHERE status = %s AND lease_owner = %s"
+            f"lease_owner = NULL, lease_expires_at = NULL{self._unclaim_sql() if unclaim else ''} "
+            "WHERE status = %s AND lease_owner = %s"
         )
         with self.connection.cursor() as cursor:
             cursor.execute(sql, [State.READY, State.RUNNING, worker_id])
             return int(cursor.rowcount)
+
+    # -- retries, crashes and rescue --------------------------------------------------
+
+    def retry(self, task_id: int, attempt: int, errors_json: str, delay: float) -> bool:
+        """Record a failed ``attempt`` that gets another one, due in ``delay`` seconds."""
+        vendor = self.vendor
+        return self._fenced(
+            f"status = %s, available_at = {vendor.now_plus_seconds}, "
+            f"errors = {vendor.json_param}, lease_owner = NULL, lease_expires_at = NULL",
+            [State.READY, delay, errors_json],
+            task_id,
+            attempt,
+        )
+
+    def cancelled(self, task_id: int, attempt: int, errors_json: str) -> bool:
+        """Record that running ``attempt`` stopped because it was cancelled."""
+        vendor = self.vendor
+        return self._fenced(
+            f"status = %s, finished_at = {vendor.now}, errors = {vendor.json_param}, "
+            "lease_owner = NULL, lease_expires_at = NULL",
+            [State.CANCELLED, errors_json],
+            task_id,
+            attempt,
+        )
+
+    def attempt_lost(
+        self,
+        task_id: int,
+        attempt: int,
+        error_json: str,
+        delay: float,
+        *,
+        expired_only: bool = False,
+    ) -> bool:
+        """End an attempt that never reached a verdict (crash, kill, timeout, lost lease).
+
+        It is tried again in ``delay`` seconds while attempts remain, else it is
+        FAILED; ``error_json`` joins its history either way. The choice is made
+        in SQL from the row's own ``max_attempts``, so the caller need not import
+        the task. ``expired_only`` (the rescue) also requires the lease to have
+        expired, so a heartbeat that renewed it just now wins.
+        """
+        vendor = self.vendor
+        spent = "attempt >= max_attempts"
+        sql = (
+            f"UPDATE {TABLE} SET "
+            f"status = CASE WHEN {spent} THEN %s ELSE %s END, "
+            f"finished_at = CASE WHEN {spent} THEN {vendor.now} ELSE NULL END, "
+            f"available_at = CASE WHEN {spent} THEN available_at "
+            f"ELSE {vendor.now_plus_seconds} END, "
+            f"errors = {vendor.append_json.format(col='errors')}, "
+            "lease_owner = NULL, lease_expires_at = NULL "
+            "WHERE id = %s AND attempt = %s AND status = %s"
+        )
+        params: list[Any] = [
+            State.FAILED, State.READY, delay, error_json, task_id, attempt, State.RUNNING,
+        ]  # fmt: skip
+        if expired_only:
+            sql += f" AND lease_expires_at < {vendor.now}"
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return bool(cursor.rowcount == 1)
+
+    def expired_leases(self, limit: int) -> list[tuple[int, int, int, str | None]]:
+        """RUNNING tasks whose lease has expired: (id, attempt, max_attempts, owner)."""
+        vendor = self.vendor
+        rows = self._fetch(
+            f"SELECT id, attempt, max_attempts, lease_owner FROM {TABLE} "
+            f"WHERE status = %s AND lease_expires_at < {vendor.now} "
+            "ORDER BY lease_expires_at LIMIT %s",
+            [State.RUNNING, limit],
+        )
+        return [(int(a), int(b), int(c), d) for a, b, c, d in rows]
+
+    # -- heartbeats and workers --------------------------------------------------------
+
+    def heartbeat(self, worker_id: str, lease_seconds: float) -> list[int]:
+        """Renew the leases of ``worker_id``'s tasks and its worker row.
+
+        Returns the ids of its tasks whose cancellation was requested.
+        """
+        vendor = self.vendor
+        with atomic_on(self.connection), self.connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {TABLE} SET lease_expires_at = {vendor.now_plus_seconds} "
+                "WHERE status = %s AND lease_owner = %s",
+                [lease_seconds, State.RUNNING, worker_id],
+            )
+            cursor.execute(
+                f"UPDATE {WORKER_TABLE} SET heartbeat_at = {vendor.now} WHERE id = %s", [worker_id]
+            )
+            cursor.execute(
+                f"SELECT id FROM {TABLE} WHERE status = %s AND lease_owner = %s "
+                "AND cancel_requested_at IS NOT NULL",
+                [State.RUNNING, worker_id],
+            )
+            return [int(row[0]) for row in cursor.fetchall()]
+
+    def register_worker(
+        self, *, worker_id: str, name: str, hostname: str, pid: int, supervisor_pid: int,
+        backend: str, queues: str, threads: int,
+    ) -> None:  # fmt: skip
+        """Insert (or refresh) the row that shows ``worker_id`` is alive."""
+        vendor = self.vendor
+        with atomic_on(self.connection), self.connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {WORKER_TABLE} WHERE id = %s", [worker_id])
+            cursor.execute(
+                f"INSERT INTO {WORKER_TABLE} (id, name, hostname, pid, supervisor_pid, backend, "
+                "queues, threads, started_at, heartbeat_at) "
+                f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, {vendor.now}, {vendor.now})",
+                [worker_id, name, hostname[:255], pid, supervisor_pid, backend, queues[:1000],
+                 threads],
+            )  # fmt: skip
+
+    def forget_worker(self, worker_id: str) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {WORKER_TABLE} WHERE id = %s", [worker_id])
+
+    def forget_silent_workers(self, seconds: float) -> int:
+        """Delete worker rows with no heartbeat for ``seconds``; their leases lapse alone."""
+        vendor = self.vendor
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {WORKER_TABLE} WHERE heartbeat_at < {vendor.now_plus_seconds}",
+                [-seconds],
+            )
+            return int(cursor.rowcount)
+
+    def hold_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Take or keep the role ``name`` for ``seconds``; False if another owner holds it.
+
+        One UPDATE decides between contenders (the row lock serialises them);
+        the INSERT covers the first time, and a unique-key clash there means
+        another owner got in first.
+        """
+        vendor = self.vendor
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {LEASE_TABLE} SET owner = %s, expires_at = {vendor.now_plus_seconds} "
+                f"WHERE name = %s AND (owner = %s OR expires_at < {vendor.now})",
+                [owner, seconds, name, owner],
+            )
+            if cursor.rowcount == 1:
+                return True
+            cursor.execute(f"SELECT 1 FROM {LEASE_TABLE} WHERE name = %s", [name])
+            if cursor.fetchone() is not None:
+                return False
+        try:
+            with atomic_on(self.connection), self.connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {LEASE_TABLE} (name, owner, expires_at) "
+                    f"VALUES (%s, %s, {vendor.now_plus_seconds})",
+                    [name, owner, seconds],
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def drop_lease(self, name: str, owner: str) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {LEASE_TABLE} WHERE name = %s AND owner = %s", [name, owner]
+            )
 
     # -- cancel -------------------------------------------------------------------
 

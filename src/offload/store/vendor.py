@@ -29,6 +29,8 @@ class Vendor:
     now_plus_seconds: str
     # SQL that appends one string parameter to a JSON array column; {col} is the column.
     append_string: str
+    # SQL for a JSON array column without its last element; {col} is the column.
+    pop_last: str
     # SQL that appends one JSON value, given as encoded text, to a JSON array column.
     append_json: str
     # Placeholder for a JSON parameter given as already-encoded text.
@@ -49,6 +51,7 @@ _POSTGRESQL = Vendor(
     now_plus_seconds="statement_timestamp() + %s * interval '1 second'",
     append_string="{col} || jsonb_build_array(%s::text)",
     append_json="{col} || jsonb_build_array(%s::jsonb)",
+    pop_last="({col} - -1)",
     json_param="%s::jsonb",
     lock_rows=" FOR UPDATE",
     claims_in_one_statement=True,
@@ -58,9 +61,11 @@ _SQLITE = Vendor(
     # Django stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' text in UTC;
     # strftime gives the same shape (to the millisecond), so text order is time order.
     now="strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now')",
-    now_plus_seconds="strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '+' || %s || ' seconds')",
+    # The modifier is "N seconds", N signed or not ("+-1" would not parse).
+    now_plus_seconds="strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s || ' seconds')",
     append_string="json_insert({col}, '$[#]', %s)",
     append_json="json_insert({col}, '$[#]', json(%s))",
+    pop_last="json_remove({col}, '$[#-1]')",
     json_param="%s",
     lock_rows="",
     claims_in_one_statement=True,
@@ -73,6 +78,7 @@ _MYSQL = Vendor(
     append_string="JSON_ARRAY_APPEND({col}, '$', %s)",
     # MariaDB has no CAST(... AS JSON); JSON_EXTRACT(x, '$') yields the value as JSON.
     append_json="JSON_ARRAY_APPEND({col}, '$', JSON_EXTRACT(%s, '$'))",
+    pop_last="JSON_REMOVE({col}, CONCAT('$[', JSON_LENGTH({col}) - 1, ']'))",
     json_param="%s",
     lock_rows=" FOR UPDATE",
     claims_in_one_statement=False,
