@@ -4,6 +4,7 @@ Connection details come from the environment so the same suite runs anywhere:
 ``OFFLOAD_PG_HOST/PORT/USER/PASSWORD/NAME`` and ``OFFLOAD_MARIADB_HOST/PORT/USER/PASSWORD/NAME``.
 """
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -70,11 +71,14 @@ INSTALLED_APPS = [
     "offload",
     "tests.app.apps.TestAppConfig",
 ]
+# Acceptance tests that need other timings (short leases, fast retries) pass
+# them to the worker processes they start as JSON in OFFLOAD_TEST_OPTIONS.
+EXTRA_OPTIONS = json.loads(os.environ.get("OFFLOAD_TEST_OPTIONS", "{}"))
 TASKS = {
     "default": {
         "BACKEND": "offload.backend.DatabaseBackend",
         "QUEUES": ["default", "emails", "reports"],
-        "OPTIONS": {"POLL_INTERVAL": 0.05},
+        "OPTIONS": {"POLL_INTERVAL": 0.05, **EXTRA_OPTIONS},
     },
     "separate": {
         "BACKEND": "offload.backend.DatabaseBackend",

@@ -25,7 +25,8 @@ from django.tasks.signals import task_enqueued
 
 from offload.conf import Options, parse_options
 from offload.exceptions import BackendMisconfigured, TaskCancelled
-from offload.payload import encode, encode_arguments
+from offload.failures import error_json
+from offload.payload import encode_arguments
 from offload.results import build_result, task_of
 from offload.retries import RetryPolicy
 from offload.store import NewTask, TaskStore
@@ -199,12 +200,4 @@ class DatabaseBackend(BaseTaskBackend):
 
 def cancel_error_json(detail: str = "Cancelled before it ran.") -> str:
     """The error recorded in the history of a task cancelled while READY."""
-    return encode(
-        {
-            "exception_class_path": f"{TaskCancelled.__module__}.{TaskCancelled.__qualname__}",
-            "traceback": f"offload.exceptions.TaskCancelled: {detail}\n",
-            "attempt": None,
-            "worker_id": None,
-        },
-        "a cancellation record",
-    )
+    return error_json(TaskCancelled, detail, attempt=None, worker_id=None)

@@ -109,8 +109,11 @@ def test_a_crashed_task_process_is_replaced_and_its_task_runs_again(backend, sta
     result = backend.get_result(crasher.id)
     assert (result.return_value, result.attempts) == ("second time lucky", 2)
     assert "died (exit code 3)" in output
-    assert "Gave back 1 task(s)" in output
     assert "1 process restart(s)" in output
+    # The crash spent the first attempt, and its history says so.
+    (crash,) = result.errors
+    assert crash.exception_class_path == "offload.exceptions.WorkerCrashed"
+    assert "died (exit code 3) during attempt 1" in crash.traceback
 
 
 def test_reload_restarts_on_a_code_change_and_sigterm_leaves_nothing(backend, start_process):

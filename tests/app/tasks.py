@@ -113,7 +113,7 @@ def mark_then_sleep(marker: str, seconds: float) -> str:
     return marker
 
 
-@offload_task(max_attempts=4, retry_on=(ConnectionError,), backoff="fixed", retry_delay=0.05)
+@offload_task(max_attempts=4, retry_on=(ConnectionError,), backoff="fixed", retry_delay=0)
 def flaky(fail_times: int, marker: str) -> int:
     """Raise ConnectionError on the first ``fail_times`` attempts, then succeed."""
     with connection.cursor() as cursor:

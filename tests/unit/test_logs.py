@@ -56,7 +56,7 @@ def test_a_project_handler_is_left_alone(offload_logger):
 
 
 def test_stats_lines_round_trip():
-    assert Counts.parse(Counts(5, 1, 2, 0).line().strip()) == Counts(5, 1, 2, 0)
+    assert Counts.parse(Counts(5, 1, 2, 0, 3, 1).line().strip()) == Counts(5, 1, 2, 0, 3, 1)
     assert Counts.parse(b"garbage") is None
     assert Counts.parse(b"stats 1 2 x 4") is None
     assert Counts(1, 2, 3, 4) + Counts(10, 20, 30, 40) == Counts(11, 22, 33, 44)

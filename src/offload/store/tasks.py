@@ -411,13 +411,17 @@ class TaskStore:
             attempt,
         )
 
-    def cancelled(self, task_id: int, attempt: int, errors_json: str) -> bool:
-        """Record that running ``attempt`` stopped because it was cancelled."""
+    def cancelled(self, task_id: int, attempt: int, error_json: str) -> bool:
+        """Record that running ``attempt`` stopped because it was cancelled.
+
+        ``error_json`` (one error record) joins the task's history.
+        """
         vendor = self.vendor
         return self._fenced(
-            f"status = %s, finished_at = {vendor.now}, errors = {vendor.json_param}, "
+            f"status = %s, finished_at = {vendor.now}, "
+            f"errors = {vendor.append_json.format(col='errors')}, "
             "lease_owner = NULL, lease_expires_at = NULL",
-            [State.CANCELLED, errors_json],
+            [State.CANCELLED, error_json],
             task_id,
             attempt,
         )
@@ -473,10 +477,11 @@ class TaskStore:
 
     # -- heartbeats and workers --------------------------------------------------------
 
-    def heartbeat(self, worker_id: str, lease_seconds: float) -> list[int]:
+    def heartbeat(self, worker_id: str, lease_seconds: float) -> list[int] | None:
         """Renew the leases of ``worker_id``'s tasks and its worker row.
 
-        Returns the ids of its tasks whose cancellation was requested.
+        Returns the ids of its tasks whose cancellation was requested, or None
+        if its worker row is gone (forgotten after a long silence): register again.
         """
         vendor = self.vendor
         with atomic_on(self.connection), self.connection.cursor() as cursor:
@@ -488,6 +493,8 @@ class TaskStore:
             cursor.execute(
                 f"UPDATE {WORKER_TABLE} SET heartbeat_at = {vendor.now} WHERE id = %s", [worker_id]
             )
+            if cursor.rowcount != 1:
+                return None
             cursor.execute(
                 f"SELECT id FROM {TABLE} WHERE status = %s AND lease_owner = %s "
                 "AND cancel_requested_at IS NOT NULL",

@@ -25,6 +25,7 @@ import os
 import queue
 import selectors
 import signal
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -145,6 +146,7 @@ class Worker:
         control_fd: int | None = None,
         status_fd: int | None = None,
         log_sql: bool = False,
+        supervisor_pid: int | None = None,
     ) -> None:
         self.backend = get_backend(backend_alias)
         config = self.backend.config
@@ -181,6 +183,15 @@ class Worker:
         self._mean_task_seconds: float | None = None  # moving average; None: none run yet
         self._finished = 0
         self._last_report = 0.0
+        self._supervisor_pid = supervisor_pid or os.getpid()
+        self._name = name or self.worker_id
+        self._registered = False  # the worker row exists (written with the first heartbeat)
+        self._next_heartbeat = 0.0
+        # Per started task: the event its context reads, and, once a cancel was
+        # requested, when it is stopped by force if still running.
+        self._cancel_events: dict[int, threading.Event] = {}
+        self._cancel_deadlines: dict[int, tuple[float, ClaimedTask]] = {}
+        self._events_lock = threading.Lock()
 
     # -- stopping -------------------------------------------------------------------
 
@@ -260,9 +271,10 @@ class Worker:
                 self._write_outcomes()
                 if self._forced.is_set():
                     return
+                self._keep_alive()
                 if self._stopping.is_set():
                     if not gave_back_unstarted:
-                        self._release(self._threads.take_unstarted())
+                        self._release(self._threads.take_unstarted(), started=False)
                         gave_back_unstarted = True
                     if not self._busy():
                         return
@@ -273,7 +285,10 @@ class Worker:
                             "giving them back", self.shutdown_timeout, self._busy(),
                         )  # fmt: skip
                         return
-                    self._wait(None if deadline is None else deadline - time.monotonic())
+                    wait = self._until_heartbeat()
+                    if deadline is not None:
+                        wait = min(wait, deadline - time.monotonic())
+                    self._wait(wait)
                     continue
 
                 if self._notified or time.monotonic() >= look_at:
@@ -305,7 +320,9 @@ class Worker:
                     continue
                 # With room for something, sleep until the next look; with none,
                 # until a slot frees (the pools wake the dispatcher).
-                timeout = max(0.0, look_at - time.monotonic()) if self._room(set()) else None
+                timeout = self._until_heartbeat()
+                if self._room(set()):
+                    timeout = min(timeout, max(0.0, look_at - time.monotonic()))
                 self._wait(timeout)
             except DatabaseError as exc:
                 if is_lock_conflict(exc) and conflicts < CONFLICT_RETRIES:
@@ -467,9 +484,10 @@ class Worker:
 
     def _run_sync(self, claimed: ClaimedTask) -> None:
         begun = time.monotonic()
+        cancel = self._started(claimed)
         try:
             outcome = runner.run(
-                claimed, self.worker_id, lambda o: self._hand_over(claimed, o, begun)
+                claimed, self.worker_id, lambda o: self._hand_over(claimed, o, begun), cancel
             )
         except (runner.WorkerInterrupted, KeyboardInterrupt):
             # Ctrl-C raised inside the task (an embedded worker with no signal
@@ -481,6 +499,7 @@ class Worker:
 
     async def _run_async(self, claimed: ClaimedTask) -> None:
         begun = time.monotonic()
+        cancel = self._started(claimed)
 
         async def record(outcome: runner.Outcome) -> bool:
             future = self._post(claimed, outcome, begun)
@@ -491,10 +510,28 @@ class Worker:
         # connections are cleaned up after it the same way.
         async with ThreadSensitiveContext():
             try:
-                outcome = await runner.arun(claimed, self.worker_id, record)
+                outcome = await runner.arun(claimed, self.worker_id, record, cancel)
             finally:
                 await sync_to_async(close_old_connections)()
         self._log(claimed, outcome, time.monotonic() - begun)
+
+    def _started(self, claimed: ClaimedTask) -> threading.Event:
+        """Note that ``claimed`` starts now (before its code runs); return its cancel event."""
+        with self._events_lock:
+            cancel = self._cancel_events.setdefault(claimed.id, threading.Event())
+        self._tell(protocol.TaskEvent("start", claimed.id, claimed.attempt, claimed.timeout))
+        return cancel
+
+    def _tell(self, event: protocol.TaskEvent) -> None:
+        if self._status_fd is not None:
+            with contextlib.suppress(OSError):  # the supervisor is gone: the control pipe says so
+                os.write(self._status_fd, event.line())
+
+    def _ended(self, claimed: ClaimedTask) -> None:
+        with self._events_lock:
+            self._cancel_events.pop(claimed.id, None)
+        self._cancel_deadlines.pop(claimed.id, None)
+        self._tell(protocol.TaskEvent("end", claimed.id, claimed.attempt))
 
     def _hand_over(self, claimed: ClaimedTask, outcome: runner.Outcome, begun: float) -> bool:
         return self._post(claimed, outcome, begun).result()
@@ -517,12 +554,12 @@ class Worker:
         logger.info(
             "task id=%s path=%s queue=%s attempt=%s duration=%.3fs outcome=%s",
             claimed.id, claimed.task_path, claimed.queue_name, claimed.attempt, elapsed,
-            "SUCCESSFUL" if outcome.succeeded else "FAILED",
+            _label(outcome),
             extra={
                 "task_id": claimed.id, "task_path": claimed.task_path,
                 "queue": claimed.queue_name, "attempt": claimed.attempt,
                 "duration": round(elapsed, 6),
-                "outcome": "SUCCESSFUL" if outcome.succeeded else "FAILED",
+                "outcome": _label(outcome),
                 "worker_id": self.worker_id,
             },
         )  # fmt: skip
@@ -539,12 +576,14 @@ class Worker:
             claimed, outcome, elapsed, future = self._unwritten[0]
             # A DatabaseError here leaves the outcome first in line for the next try.
             if outcome is None:
-                self._release([claimed])
+                self._release([claimed], started=True)
                 self._unwritten.pop(0)
+                self._ended(claimed)
                 future.set_result(False)
                 continue
             written = self._record(claimed, outcome)
             self._unwritten.pop(0)
+            self._ended(claimed)
             future.set_result(written)
             self._finished += 1
             if not claimed.is_async:
@@ -560,6 +599,12 @@ class Worker:
             written = self.store.complete(
                 claimed.id, claimed.attempt, outcome.return_json or "null"
             )
+        elif outcome.cancelled:
+            error = encode(outcome.errors[-1], "an error record")
+            written = self.store.cancelled(claimed.id, claimed.attempt, error)
+        elif outcome.retry_in is not None:
+            errors = encode(outcome.errors, "errors")
+            written = self.store.retry(claimed.id, claimed.attempt, errors, outcome.retry_in)
         else:
             written = self.store.fail(claimed.id, claimed.attempt, encode(outcome.errors, "errors"))
         if not written:
@@ -570,6 +615,10 @@ class Worker:
             )  # fmt: skip
         elif outcome.succeeded:
             self.stats.succeeded += 1
+        elif outcome.cancelled:
+            self.stats.cancelled += 1
+        elif outcome.retry_in is not None:
+            self.stats.retried += 1
         else:
             self.stats.failed += 1
         return written
@@ -592,14 +641,75 @@ class Worker:
             self._stop_deadline = None  # never cut a task short to recycle
             self._stopping.set()
 
-    def _release(self, claimed: Sequence[ClaimedTask]) -> None:
+    def _release(self, claimed: Sequence[ClaimedTask], *, started: bool) -> None:
+        """Give tasks back; ones that never ``started`` cost them no attempt."""
         if not claimed:
             return
         self.store.prepare()
-        released = sum(self.store.release(task.id, task.attempt) for task in claimed)
+        released = sum(
+            self.store.release(task.id, task.attempt, started=started) for task in claimed
+        )
         self.stats.released += released
         if released:
             logger.info("Gave back %d claimed task(s) that had not finished", released)
+
+    # -- heartbeats and cancellation (dispatcher only) ------------------------------------------
+
+    def _until_heartbeat(self) -> float:
+        """Seconds until the dispatcher must wake for a heartbeat or a cancel deadline."""
+        due = self._next_heartbeat
+        if self._cancel_deadlines:
+            due = min(due, min(at for at, _ in self._cancel_deadlines.values()))
+        return max(0.0, due - time.monotonic())
+
+    def _keep_alive(self) -> None:
+        """Heartbeat when due (renewing every lease this process holds), and act
+        on cancel requests: tell the task, and stop it by force after the grace."""
+        now = time.monotonic()
+        config = self.backend.config
+        if now >= self._next_heartbeat:
+            self.store.prepare()
+            if not self._registered:
+                self.store.register_worker(
+                    worker_id=self.worker_id, name=self._name, hostname=socket.gethostname(),
+                    pid=os.getpid(), supervisor_pid=self._supervisor_pid,
+                    backend=self.backend.alias, queues=self._queue_label(),
+                    threads=self.threads,
+                )  # fmt: skip
+                self._registered = True
+            cancels = self.store.heartbeat(self.worker_id, config.lease_seconds)
+            if cancels is None:
+                self._registered = False  # forgotten during a long silence: say so again
+                cancels = []
+            for task_id in cancels:
+                self._cancel_requested(task_id, now + config.cancel_grace_seconds)
+            self._next_heartbeat = now + config.heartbeat_seconds
+        for task_id, (at, claimed) in list(self._cancel_deadlines.items()):
+            if now >= at:
+                # Still running after the grace: only the supervisor can stop
+                # it (a thread cannot be interrupted), by ending the process.
+                logger.warning(
+                    "task id=%s did not stop within %gs of its cancellation: stopping it by force",
+                    task_id, config.cancel_grace_seconds,
+                )  # fmt: skip
+                self._tell(protocol.TaskEvent("kill", claimed.id, claimed.attempt, 0.0))
+                self._cancel_deadlines[task_id] = (float("inf"), claimed)
+
+    def _cancel_requested(self, task_id: int, kill_at: float) -> None:
+        if task_id in self._cancel_deadlines:
+            return
+        held = {t.id: t for t in (*self._threads.running(), *self._async.running())}
+        with self._events_lock:
+            event = self._cancel_events.setdefault(task_id, threading.Event())
+        event.set()  # a task not started yet sees it before it runs, and ends at once
+        if task_id in held:
+            logger.info("task id=%s: cancellation requested", task_id)
+            self._cancel_deadlines[task_id] = (kill_at, held[task_id])
+
+    def _queue_label(self) -> str:
+        if self.queues.only is not None:
+            return ",".join(self.queues.only)
+        return "*" + "".join(f",-{q}" for q in self.queues.excluded)
 
     # -- reporting and shutting down ----------------------------------------------------------
 
@@ -625,13 +735,11 @@ class Worker:
             except DatabaseError:
                 logger.exception("Could not record %d finished task(s)", len(self._unwritten))
             self._closed = True
-            leftover = [
-                *self._threads.take_unstarted(),
-                *self._threads.running(),
-                *self._async.running(),
-            ]
+            unstarted = self._threads.take_unstarted()
+            leftover = [*unstarted, *self._threads.running(), *self._async.running()]
             try:
-                self._release(leftover)
+                self._release(unstarted, started=False)
+                self._release(leftover[len(unstarted) :], started=True)
             except DatabaseError:
                 logger.exception(
                     "Could not give back %d task(s); they return when their lease expires",
@@ -642,6 +750,9 @@ class Worker:
                     future.set_result(False)
             self._async.cancel_all()
             self._threads.stop()
+            if self._registered:
+                with contextlib.suppress(DatabaseError):
+                    self.store.forget_worker(self.worker_id)
             self._report(force=True)
         finally:
             self._closed = True
@@ -656,3 +767,11 @@ class Worker:
         if self.store.connection is not connections[self.store.alias]:
             self.store.connection.close()
         self._listening_on = None
+
+
+def _label(outcome: runner.Outcome) -> str:
+    if outcome.succeeded:
+        return "SUCCESSFUL"
+    if outcome.cancelled:
+        return "CANCELLED"
+    return "RETRY" if outcome.retry_in is not None else "FAILED"

@@ -59,6 +59,7 @@ def main(spec: dict[str, Any]) -> None:
             control_fd=spec["control_fd"],
             status_fd=spec["status_fd"],
             log_sql=spec["verbosity"] >= 3,
+            supervisor_pid=spec.get("supervisor_pid"),
         )
         worker.install_signal_handlers()
     except Exception:

@@ -4,7 +4,16 @@ Each task process gets two pipes. On the control pipe the supervisor writes
 single bytes; end of file means the supervisor is gone (even when it was
 killed with SIGKILL), and the process gives its tasks back and exits, so no
 task process outlives its supervisor. On the status pipe the process writes
-short text lines the supervisor aggregates for progress and the final summary.
+short text lines: figures the supervisor aggregates for progress and the final
+summary, and the tasks the process starts and ends.
+
+Task lines exist so the supervisor can act for a process that cannot: kill it
+when a task outruns its timeout, and, when it dies, tell the tasks it had
+started (an attempt is spent, the crash is recorded) from the ones it had only
+claimed (given back untouched). A task's ``start`` line is written by the
+thread that runs it, before the task's code runs, so a task that kills its
+process at once is still known to have started. Lines are shorter than
+PIPE_BUF, so writes from several threads never interleave.
 """
 
 from __future__ import annotations
@@ -29,10 +38,12 @@ class Counts:
     failed: int = 0
     released: int = 0  # given back to READY without an outcome
     stale: int = 0  # outcomes dropped because a newer attempt holds the task
+    retried: int = 0  # failed attempts that will be tried again
+    cancelled: int = 0
 
     @property
     def processed(self) -> int:
-        return self.succeeded + self.failed
+        return self.succeeded + self.failed + self.cancelled
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(
@@ -40,17 +51,48 @@ class Counts:
             self.failed + other.failed,
             self.released + other.released,
             self.stale + other.stale,
+            self.retried + other.retried,
+            self.cancelled + other.cancelled,
         )
 
     def line(self) -> bytes:
-        return f"stats {self.succeeded} {self.failed} {self.released} {self.stale}\n".encode()
+        return (
+            f"stats {self.succeeded} {self.failed} {self.released} {self.stale} "
+            f"{self.retried} {self.cancelled}\n"
+        ).encode()
 
     @classmethod
     def parse(cls, line: bytes) -> Counts | None:
         parts = line.split()
-        if len(parts) != 5 or parts[0] != b"stats":
+        if len(parts) != 7 or parts[0] != b"stats":
             return None
         try:
             return cls(*(int(p) for p in parts[1:]))
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """A task line: ``start``/``end`` of an attempt, or ``kill`` (stop it by force)."""
+
+    kind: str  # "start", "end" or "kill"
+    task_id: int
+    attempt: int
+    # start: the attempt's timeout in seconds (None: none); kill: seconds of grace left.
+    seconds: float | None = None
+
+    def line(self) -> bytes:
+        seconds = "-" if self.seconds is None else repr(float(self.seconds))
+        return f"{self.kind} {self.task_id} {self.attempt} {seconds}\n".encode()
+
+    @classmethod
+    def parse(cls, line: bytes) -> TaskEvent | None:
+        parts = line.split()
+        if len(parts) != 4 or parts[0] not in (b"start", b"end", b"kill"):
+            return None
+        try:
+            seconds = None if parts[3] == b"-" else float(parts[3])
+            return cls(parts[0].decode(), int(parts[1]), int(parts[2]), seconds)
         except ValueError:
             return None

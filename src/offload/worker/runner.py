@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.base import TaskContext
 from django.tasks.signals import task_finished, task_started
 
-from offload.exceptions import OffloadError
+from offload.exceptions import CorruptTask, OffloadError, TaskCancelled
 from offload.payload import encode
 from offload.results import build_result, task_of
 from offload.states import State
@@ -50,6 +51,33 @@ class Outcome:
     return_json: str | None
     errors: list[dict[str, Any]]  # the task's whole error history, this attempt's last
     result: TaskResult[..., Any] | None  # None when the task could not even be resolved
+    # Seconds until the next attempt, when the failure earns one; None: final.
+    retry_in: float | None = None
+    cancelled: bool = False  # the task stopped itself on a cancel request
+
+    @property
+    def final(self) -> bool:
+        return self.succeeded or self.retry_in is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OffloadTaskContext(TaskContext):  # type: ignore[misc,type-arg]  # stubs: not frozen
+    """Django's ``TaskContext``, plus whether the task has been asked to stop.
+
+    A long task that takes the context checks ``cancel_requested`` between steps
+    (or calls ``raise_if_cancelled()``); raising ``TaskCancelled`` ends it as
+    CANCELLED. One that never checks is killed after the grace period.
+    """
+
+    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise TaskCancelled("Cancelled while running.")
 
 
 Recorder = Callable[[Outcome], bool]
@@ -70,9 +98,14 @@ def _error(exc: BaseException, claimed: ClaimedTask, worker_id: str) -> dict[str
 class _Attempt:
     """One attempt at one task: the results it reports and the outcomes it records."""
 
-    def __init__(self, claimed: ClaimedTask, worker_id: str) -> None:
+    def __init__(
+        self, claimed: ClaimedTask, worker_id: str, cancel: threading.Event | None = None
+    ) -> None:
         self.claimed = claimed
         self.worker_id = worker_id
+        self.cancel = cancel or threading.Event()
+        if claimed.problem:
+            raise CorruptTask(claimed.problem)
         self.task: Task[..., Any] = task_of(claimed)
         self.running = self._result(State.RUNNING)
 
@@ -103,7 +136,7 @@ class _Attempt:
         task_started.send(type(self.task.get_backend()), task_result=self.running)
         args = list(self.claimed.args)
         if self.task.takes_context:
-            args.insert(0, TaskContext(task_result=self.running))
+            args.insert(0, OffloadTaskContext(task_result=self.running, cancel_event=self.cancel))
         return args, self.claimed.kwargs
 
     def succeeded(self, value: Any) -> Outcome:
@@ -116,11 +149,26 @@ class _Attempt:
 
     def failed(self, exc: BaseException) -> Outcome:
         errors = [*self.claimed.errors, _error(exc, self.claimed, self.worker_id)]
+        if isinstance(exc, TaskCancelled):
+            finished = self._result(TaskResultStatus.FAILED, datetime.now(UTC), errors)
+            return Outcome(False, None, errors, finished, cancelled=True)
+        retry_in = None
+        backend = self.task.get_backend()
+        policy_for = getattr(backend, "policy_for", None)
+        if policy_for is not None:
+            policy = policy_for(self.task)
+            if policy.retries_exception(exc, self.claimed.attempt):
+                retry_in = policy.delay_after(self.claimed.attempt)
+        if retry_in is not None:
+            # Not finished: the result goes back to READY until the next attempt.
+            return Outcome(False, None, errors, self._result(State.READY, None, errors), retry_in)
         finished = self._result(TaskResultStatus.FAILED, datetime.now(UTC), errors)
         return Outcome(False, None, errors, finished)
 
     def announce(self, outcome: Outcome) -> None:
-        task_finished.send(type(self.task.get_backend()), task_result=outcome.result)
+        # task_finished means finished: an attempt that will be retried is not.
+        if outcome.final:
+            task_finished.send(type(self.task.get_backend()), task_result=outcome.result)
 
 
 def _unresolvable(claimed: ClaimedTask, worker_id: str, exc: Exception) -> Outcome:
@@ -130,13 +178,20 @@ def _unresolvable(claimed: ClaimedTask, worker_id: str, exc: Exception) -> Outco
     return Outcome(False, None, [*claimed.errors, _error(exc, claimed, worker_id)], None)
 
 
-def run(claimed: ClaimedTask, worker_id: str, record: Recorder) -> Outcome:
+def run(
+    claimed: ClaimedTask, worker_id: str, record: Recorder, cancel: threading.Event | None = None
+) -> Outcome:
     """Run sync task ``claimed`` in this thread, record the outcome, and return it."""
     try:
-        attempt = _Attempt(claimed, worker_id)
+        attempt = _Attempt(claimed, worker_id, cancel)
     except Exception as exc:
         outcome = _unresolvable(claimed, worker_id, exc)
         record(outcome)
+        return outcome
+    if attempt.cancel.is_set():
+        outcome = attempt.failed(TaskCancelled("Cancelled before it started."))
+        if record(outcome):
+            attempt.announce(outcome)
         return outcome
     args, kwargs = attempt.start()
     try:
@@ -155,13 +210,23 @@ def run(claimed: ClaimedTask, worker_id: str, record: Recorder) -> Outcome:
     return outcome
 
 
-async def arun(claimed: ClaimedTask, worker_id: str, record: AsyncRecorder) -> Outcome:
+async def arun(
+    claimed: ClaimedTask,
+    worker_id: str,
+    record: AsyncRecorder,
+    cancel: threading.Event | None = None,
+) -> Outcome:
     """Run ``claimed`` on the running event loop, record the outcome, and return it."""
     try:
-        attempt = _Attempt(claimed, worker_id)
+        attempt = _Attempt(claimed, worker_id, cancel)
     except Exception as exc:
         outcome = _unresolvable(claimed, worker_id, exc)
         await record(outcome)
+        return outcome
+    if attempt.cancel.is_set():
+        outcome = attempt.failed(TaskCancelled("Cancelled before it started."))
+        if await record(outcome):
+            attempt.announce(outcome)
         return outcome
     args, kwargs = attempt.start()
     try:

@@ -31,13 +31,15 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 
 from offload import __version__
-from offload.exceptions import BackendMisconfigured
+from offload.exceptions import BackendMisconfigured, TaskCancelled, TaskTimedOut, WorkerCrashed
+from offload.failures import error_json
 from offload.store import TaskStore
 from offload.worker import protocol
 from offload.worker.identity import make_worker_id
 from offload.worker.loop import get_backend, queue_filter
 from offload.worker.process import command
-from offload.worker.protocol import Counts
+from offload.worker.protocol import Counts, TaskEvent
+from offload.worker.rescue import Rescuer
 from offload.worker.titles import set_title
 from offload.worker_options import WorkerSettings
 
@@ -63,6 +65,14 @@ def _plain(value: object) -> object:
 
 
 @dataclass
+class Running:
+    """A task a process said it started and has not said it ended."""
+
+    attempt: int
+    deadline: float | None  # monotonic time past which it is killed (its timeout)
+
+
+@dataclass
 class Child:
     slot: int
     worker_id: str
@@ -72,12 +82,36 @@ class Child:
     started: float
     buffer: bytes = b""
     counts: Counts = field(default_factory=Counts)  # as of its last status line
+    running: dict[int, Running] = field(default_factory=dict)  # by task id
+    # Why this process is being killed on purpose: (task id, attempt, reason),
+    # reason being "timeout" or "cancelled". None: not killed by us.
+    culprit: tuple[int, int, str] | None = None
 
     def take(self, data: bytes) -> None:
         """Read status lines out of ``data``; keep an unfinished line for later."""
         *lines, self.buffer = (self.buffer + data).split(b"\n")
+        now = time.monotonic()
         for line in lines:
-            self.counts = Counts.parse(line) or self.counts
+            if line.startswith(b"stats"):
+                self.counts = Counts.parse(line) or self.counts
+                continue
+            event = TaskEvent.parse(line)
+            if event is None:
+                continue
+            if event.kind == "start":
+                deadline = None if event.seconds is None else now + event.seconds
+                self.running[event.task_id] = Running(event.attempt, deadline)
+            elif event.kind == "end":
+                self.running.pop(event.task_id, None)
+            elif event.kind == "kill" and self.culprit is None:
+                self.culprit = (event.task_id, event.attempt, "cancelled")
+
+    def overdue(self, now: float) -> tuple[int, int] | None:
+        """A task that has run past its timeout, if any."""
+        for task_id, task in self.running.items():
+            if task.deadline is not None and now >= task.deadline:
+                return task_id, task.attempt
+        return None
 
 
 @dataclass
@@ -171,10 +205,13 @@ class Supervisor:
             self._install_signal_handlers()
         for slot in range(1, s.processes + 1):
             self._start(slot)
+        rescuer = Rescuer(self.backend.config.database, self.backend.config, self.worker_id)
+        rescuer.start()
         try:
             while self.children or (self.restart_at and not self.stopping):
                 self._step()
         finally:
+            rescuer.stop()
             for child in list(self.children.values()):  # only after an unexpected error
                 child.proc.kill()
                 self._reaped(child)
@@ -198,14 +235,40 @@ class Supervisor:
                 self._on_signal_pipe()
             else:
                 self._on_status(key.data)
+        now = time.monotonic()
         for child in list(self.children.values()):
             # A task that forked keeps the status pipe open after the process
             # died; the exit code is the backstop.
             if child.proc.poll() is not None and child.slot in self.children:
                 self._on_status(child)
+                continue
+            self._enforce_limits(child, now)
         if self.progress:
             t = self.summary()
             self.write(f"\r{t.processed} done ({t.succeeded} successful, {t.failed} failed)")
+
+    def _enforce_limits(self, child: Child, now: float) -> None:
+        """Kill a process whose task ran past its timeout or ignored its cancellation.
+
+        Killing the process is the one way to stop any Python code, a blocking
+        C call included. Its other tasks are given back (they were not at fault)
+        and a replacement starts at once.
+        """
+        if child.culprit is None:
+            overdue = child.overdue(now)
+            if overdue is None:
+                return
+            child.culprit = (*overdue, "timeout")
+        if child.proc.poll() is not None:
+            return
+        task_id, attempt, reason = child.culprit
+        logger.error(
+            "Task %s (attempt %d) %s: killing process %s",
+            task_id, attempt,
+            "ran past its timeout" if reason == "timeout" else "did not stop when cancelled",
+            child.worker_id,
+        )  # fmt: skip
+        child.proc.kill()
 
     def _start(self, slot: int) -> None:
         s = self.settings
@@ -238,6 +301,7 @@ class Supervisor:
             "log_format": s.log_format,
             "control_fd": control_r,
             "status_fd": status_w,
+            "supervisor_pid": os.getpid(),
         }
         try:
             # Its own session: a Ctrl-C on the terminal reaches the supervisor
@@ -297,6 +361,10 @@ class Supervisor:
             self.failed_setup = True
             self._stop(force=True)
             return
+        if child.running or child.culprit:
+            # Tasks it said it started and never ended (normally none: a process
+            # that stops gives its tasks back itself).
+            self._settle(child, code)
         if code == protocol.EXIT_OK and (self.stopping or self.settings.burst):
             self.finished_slots.add(slot)
             return
@@ -306,8 +374,11 @@ class Supervisor:
         elif code == protocol.EXIT_OK:
             logger.warning("Process %s stopped on its own; starting it again", child.worker_id)
             delay = 0.0
+        elif child.culprit is not None:
+            self._give_back(child.worker_id)
+            delay = 0.0  # killed on purpose: replace it at once
         else:
-            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            how = _how(code)
             logger.error("Process %s died (%s)", child.worker_id, how)
             self._give_back(child.worker_id)
             crashes = self.fast_crashes.get(slot, 0) + 1 if lived < CRASH_WINDOW_SECONDS else 0
@@ -326,11 +397,67 @@ class Supervisor:
         self.restarts += 1
         self.restart_at[slot] = time.monotonic() + delay
 
+    def _settle(self, child: Child, code: int) -> None:
+        """Record what happened to the tasks a dead process had started.
+
+        The task it was killed for gets its verdict (a timeout is a lost attempt,
+        tried again while attempts remain; a cancellation is final). On a crash,
+        every started task spent an attempt: any of them may be the cause, and a
+        task that keeps crashing its process must run out of attempts. Tasks
+        that were running beside the one killed on purpose are given back with
+        the attempt they used but no error.
+        """
+        alias = self.backend.config.database
+        store = TaskStore(alias)
+        retry = self.backend.config.retry
+        culprit = child.culprit
+        try:
+            for task_id, task in child.running.items():
+                attempt = task.attempt
+                if culprit is not None and task_id == culprit[0]:
+                    if culprit[2] == "cancelled":
+                        error = error_json(
+                            TaskCancelled, "Stopped by force: it did not stop within the "
+                            f"{self.backend.config.cancel_grace_seconds:g}s grace period.",
+                            attempt=attempt, worker_id=child.worker_id,
+                        )  # fmt: skip
+                        store.cancelled(task_id, attempt, error)
+                        continue
+                    timeout = self.backend.config.timeout
+                    error = error_json(
+                        TaskTimedOut, f"attempt {attempt} ran past its timeout and was killed"
+                        + (f" (default timeout {timeout:g}s)" if timeout else ""),
+                        attempt=attempt, worker_id=child.worker_id,
+                    )  # fmt: skip
+                    store.attempt_lost(task_id, attempt, error, retry.delay_after(attempt))
+                elif culprit is not None:
+                    store.release(task_id, attempt, started=True)
+                else:
+                    error = error_json(
+                        WorkerCrashed,
+                        f"process {child.worker_id} died ({_how(code)}) during attempt {attempt}",
+                        attempt=attempt, worker_id=child.worker_id,
+                    )  # fmt: skip
+                    delay = retry.delay_after(attempt)
+                    if store.attempt_lost(task_id, attempt, error, delay):
+                        logger.warning(
+                            "Task %s lost attempt %d with its process; it is tried again in "
+                            "%.1fs if attempts remain, else FAILED", task_id, attempt, delay,
+                        )  # fmt: skip
+        except DatabaseError:
+            logger.exception(
+                "Could not record the tasks of %s; they return when their lease expires",
+                child.worker_id,
+            )
+        finally:
+            connections[alias].close()
+        child.running.clear()
+
     def _give_back(self, worker_id: str) -> None:
-        """Return the tasks of a process that died to READY, so they run elsewhere."""
+        """Return the tasks a dead process had claimed but not started, untouched."""
         alias = self.backend.config.database
         try:
-            released = TaskStore(alias).release_owner(worker_id)
+            released = TaskStore(alias).release_owner(worker_id, unclaim=True)
         except DatabaseError:
             logger.exception("Could not give back the tasks of %s", worker_id)
             return
@@ -394,3 +521,9 @@ class Supervisor:
     def summary(self) -> Counts:
         """What every process did so far, ended or still running."""
         return sum((c.counts for c in self.children.values()), self.totals)
+
+
+def _how(code: int) -> str:
+    if code < 0:
+        return f"signal {signal.Signals(-code).name}"
+    return f"exit code {code}"

@@ -98,10 +98,13 @@ class Command(BaseCommand):
         totals = supervisor.summary()
         if chosen.verbosity > 0:
             n = supervisor.restarts
-            restarts = f", {n} process restart(s)" if n else ""
+            extra = f", {totals.cancelled} cancelled" if totals.cancelled else ""
+            extra += f", {totals.retried} to be retried" if totals.retried else ""
+            extra += f", {totals.released} given back"
+            extra += f", {n} process restart(s)" if n else ""
             self.stdout.write(
                 f"Processed {totals.processed} task(s): {totals.succeeded} successful, "
-                f"{totals.failed} failed, {totals.released} given back{restarts}, in "
+                f"{totals.failed} failed{extra}, in "
                 f"{time.monotonic() - begun:.2f}s"
             )
         if code:
