@@ -135,3 +135,28 @@ def fails_with(kind: str) -> None:
 @offload_task(timeout=30, max_attempts=2)
 def limited() -> str:
     return "ok"
+
+
+@task(takes_context=True)
+def attempts_seen(context: TaskContext, marker: str) -> int:
+    """Record context.attempt, then crash the process on the first two attempts."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO offload_tests_run (marker, pid) VALUES (%s, %s)",
+            [f"{marker}:{context.attempt}", os.getpid()],
+        )
+    if context.attempt < 3:
+        os._exit(4)
+    return int(context.attempt)
+
+
+@task(takes_context=True)
+def wait_for_cancel(context: TaskContext, seconds: float) -> str:
+    """Check for cancellation between steps, as a long task should."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        context.raise_if_cancelled()  # type: ignore[attr-defined]
+        time.sleep(0.02)
+    return "never cancelled"
