@@ -1,6 +1,7 @@
 """Shared fixtures, and honest skips: without a database server, the tests that need
 it are skipped with the reason, never passed silently."""
 
+import json
 import os
 import socket
 import subprocess
@@ -78,10 +79,14 @@ def start_process(child_env: dict[str, str]) -> Iterator[object]:
     """Start real processes; kill any that are still running when the test ends."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(*args: str) -> subprocess.Popen[str]:
+    def start(*args: str, options: dict[str, object] | None = None) -> subprocess.Popen[str]:
+        env = child_env
+        if options is not None:
+            # Extra backend OPTIONS for this worker only (see tests/settings.py).
+            env = {**child_env, "OFFLOAD_TEST_OPTIONS": json.dumps(options)}
         proc = subprocess.Popen(
             [sys.executable, *args],
-            env=child_env,
+            env=env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -160,3 +160,42 @@ def wait_for_cancel(context: TaskContext, seconds: float) -> str:
         context.raise_if_cancelled()  # type: ignore[attr-defined]
         time.sleep(0.02)
     return "never cancelled"
+
+
+@offload_task(max_attempts=3)
+def segfault() -> None:
+    """Crash the interpreter the way a broken C extension does."""
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+@offload_task(max_attempts=3)
+def hard_exit() -> None:
+    os._exit(13)
+
+
+@offload_task(max_attempts=3)
+def memory_hog() -> None:
+    """Grab memory, then die as the kernel's OOM killer would make it die."""
+    import signal
+
+    hoard = bytearray(200 * 1024 * 1024)
+    hoard[::4096] = b"x" * len(hoard[::4096])
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@offload_task(timeout=2, max_attempts=1)
+def spin() -> None:
+    """A pure-Python loop that never ends."""
+    n = 0
+    while True:
+        n += 1
+
+
+@offload_task(timeout=2, max_attempts=1)
+def block() -> None:
+    """A call that blocks far longer than its timeout."""
+    import time
+
+    time.sleep(600)

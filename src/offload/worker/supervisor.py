@@ -86,6 +86,7 @@ class Child:
     # Why this process is being killed on purpose: (task id, attempt, reason),
     # reason being "timeout" or "cancelled". None: not killed by us.
     culprit: tuple[int, int, str] | None = None
+    ran_tasks: bool = False  # it got far enough to start a task
 
     def take(self, data: bytes) -> None:
         """Read status lines out of ``data``; keep an unfinished line for later."""
@@ -99,6 +100,7 @@ class Child:
             if event is None:
                 continue
             if event.kind == "start":
+                self.ran_tasks = True
                 deadline = None if event.seconds is None else now + event.seconds
                 self.running[event.task_id] = Running(event.attempt, deadline)
             elif event.kind == "end":
@@ -381,7 +383,12 @@ class Supervisor:
             how = _how(code)
             logger.error("Process %s died (%s)", child.worker_id, how)
             self._give_back(child.worker_id)
-            crashes = self.fast_crashes.get(slot, 0) + 1 if lived < CRASH_WINDOW_SECONDS else 0
+            # Only a process that died before running anything is crashing at
+            # start-up (a broken deploy); one killed by a task it ran (a
+            # segfault, the OOM killer) is replaced at once, and the task pays
+            # with its attempts instead.
+            early = lived < CRASH_WINDOW_SECONDS and not child.ran_tasks
+            crashes = self.fast_crashes.get(slot, 0) + 1 if early else 0
             self.fast_crashes[slot] = crashes
             first, most = RESTART_BACKOFF_SECONDS
             delay = min(first * 2 ** (crashes - 1), most) if crashes else 0.0

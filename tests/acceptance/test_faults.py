@@ -1,0 +1,259 @@
+"""Fault injection: real worker processes, real signals, real databases.
+
+Each scenario prints its figures. The default run is short enough for CI;
+``OFFLOAD_FULL_FAULTS=1`` runs the long version whose figures the README quotes.
+"""
+
+import os
+import random
+import signal
+import statistics
+import time
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.tasks import TaskResultStatus
+
+from offload.models import TaskRecord, WorkerRecord
+from offload.states import State
+from tests.acceptance.processes import children_of, open_connections
+from tests.app import tasks
+from tests.app.models import Run
+from tests.helpers import wait_for
+
+FULL = os.environ.get("OFFLOAD_FULL_FAULTS") == "1"
+WORKER = ("-m", "django", "offload", "worker")
+# Short leases so a lost worker is noticed within seconds, fast retries.
+QUICK = {
+    "LEASE_SECONDS": 2,
+    "HEARTBEAT_SECONDS": 0.5,
+    "CANCEL_GRACE_SECONDS": 1,
+    "RETRY": {"DELAY": 0.05, "MAX_DELAY": 0.5},
+}
+
+
+def _say(message: str) -> None:
+    print(f"\n[{connection.vendor}] {message}")
+
+
+def _stop(proc, timeout: float = 60) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=timeout)
+    return output
+
+
+def _count(**filters: object) -> int:
+    return TaskRecord.objects.filter(**filters).count()
+
+
+def test_sigkill_of_task_processes_loses_nothing(backend, start_process):
+    total, kills, threads = (20_000, 40, 4) if FULL else (2_000, 5, 4)
+    with transaction.atomic():
+        ids = [tasks.mark_then_sleep.enqueue(f"k{i}", 0.02).id for i in range(total)]
+    proc = start_process(
+        *WORKER, "--processes", "2", "--threads", str(threads), "-v", "0",
+        options={**QUICK, "RETRY": {"MAX_ATTEMPTS": 100, "DELAY": 0.05, "MAX_DELAY": 0.5}},
+    )  # fmt: skip
+    rng = random.Random(7)
+    killed_at: list[float] = []
+    while len(killed_at) < kills and _count(status=State.SUCCESSFUL) < total * 0.9:
+        time.sleep(rng.uniform(0.3, 0.8))
+        # Only processes that are running tasks: killing one still starting up
+        # tests nothing.
+        busy = {w.pid for w in WorkerRecord.objects.all()} & set(children_of(proc.pid))
+        if not busy:
+            continue
+        os.kill(rng.choice(sorted(busy)), signal.SIGKILL)
+        killed_at.append(time.time())
+    wait_for(
+        lambda: _count(status=State.SUCCESSFUL) == total, timeout=600, what="every task to finish"
+    )
+    output = _stop(proc)
+    runs = Run.objects.count()
+    lost = total - _count(pk__in=ids, status=State.SUCCESSFUL)
+    duplicates = runs - total
+    # Every attempt a kill cut short left an error, written when the supervisor
+    # saw the process die: from the kill to that moment the task is in limbo.
+    # It then waits for its retry delay and its turn behind the backlog.
+    errors = [
+        (datetime.fromisoformat(row.errors[-1]["at"]).timestamp(), row.last_attempted_at)
+        for row in TaskRecord.objects.exclude(errors=[])
+    ]
+    back = [at - max(k for k in killed_at if k <= at) for at, _ in errors]
+    rerun = [(started.timestamp() - at) for at, started in errors]
+    _say(
+        f"SIGKILL x{len(killed_at)} during {total} tasks (2x{threads}): lost {lost}, "
+        f"duplicates {duplicates} (bound {len(killed_at) * threads}), "
+        f"left RUNNING {_count(status=State.RUNNING)}; attempts cut short {len(errors)}, "
+        f"back in the queue after median {statistics.median(back or [0]):.2f}s "
+        f"(max {max(back or [0]):.2f}s), re-run after median "
+        f"{statistics.median(rerun or [0]):.2f}s (behind the backlog)"
+    )
+    assert len(killed_at) == kills, output
+    assert lost == 0
+    assert _count(status=State.RUNNING) == 0
+    # Only the tasks a killed process had started can run twice: at most one
+    # per thread per kill (prefetched ones go back untouched).
+    assert 0 <= duplicates <= len(killed_at) * threads
+    # A task can be cut short before it wrote its trace, not the other way round.
+    assert duplicates <= len(errors)
+
+
+def test_a_stopped_worker_is_rescued_and_its_late_result_refused(backend, start_process):
+    result = tasks.mark_then_sleep.enqueue("frozen", 3)
+    first = start_process(*WORKER, "--processes", "1", "--threads", "1", options=QUICK)
+    wait_for(lambda: Run.objects.filter(marker="frozen").exists(), what="the first attempt")
+    (child,) = children_of(first.pid)
+    os.kill(child, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        second = start_process(*WORKER, "--processes", "1", "--threads", "1", options=QUICK)
+        wait_for(
+            lambda: Run.objects.filter(marker="frozen").count() == 2,
+            timeout=30,
+            what="the task to be rescued and started again",
+        )
+        rescued_after = time.monotonic() - stopped
+        wait_for(
+            lambda: backend.get_result(result.id).status == TaskResultStatus.SUCCESSFUL,
+            timeout=30,
+            what="the second attempt to finish",
+        )
+    finally:
+        os.kill(child, signal.SIGCONT)
+    # The first attempt wakes up, finishes its sleep and reports: refused.
+    time.sleep(4)
+    first_output = _stop(first)
+    _stop(second)
+    row = TaskRecord.objects.get(pk=int(result.id))
+    stale_refused = first_output.count("outcome dropped, a newer attempt holds the task")
+    _say(
+        f"SIGSTOP past the lease: rescued and re-run {rescued_after:.2f}s after the stop "
+        f"(lease 2s, heartbeat 0.5s); stale writes refused {stale_refused}, accepted 0"
+    )
+    assert row.status == State.SUCCESSFUL
+    assert row.attempt == 2
+    assert [e["exception_class_path"] for e in row.errors] == ["offload.exceptions.WorkerLost"]
+    assert row.worker_ids[0] != row.worker_ids[1]
+    assert stale_refused == 1, first_output
+
+
+def test_a_task_ten_times_longer_than_the_heartbeat_is_never_rescued(backend, start_process):
+    result = tasks.mark_then_sleep.enqueue("long", 6)  # 12 heartbeats, 3 leases
+    workers = [
+        start_process(*WORKER, "--processes", "1", "--threads", "1", options=QUICK)
+        for _ in range(2)
+    ]
+    wait_for(
+        lambda: backend.get_result(result.id).status == TaskResultStatus.SUCCESSFUL,
+        timeout=60,
+        what="the long task to finish",
+    )
+    for proc in workers:
+        _stop(proc)
+    done = backend.get_result(result.id)
+    _say("a 6s task with 0.5s heartbeats and 2s leases: ran once, never rescued")
+    assert done.attempts == 1
+    assert done.errors == []
+    assert Run.objects.filter(marker="long").count() == 1
+
+
+def test_tasks_that_crash_their_process_fail_after_their_attempts(backend, start_process):
+    poison = {
+        "segfault": tasks.segfault.enqueue(),
+        "exit": tasks.hard_exit.enqueue(),
+        "oom": tasks.memory_hog.enqueue(),
+    }
+    with transaction.atomic():
+        good = [tasks.add.enqueue(i, i) for i in range(200)]
+    begun = time.monotonic()
+    # One thread per process, so each crash has one suspect. (With more, every
+    # task a crashed process had started spends an attempt.)
+    proc = start_process(*WORKER, "--processes", "2", "--threads", "1", options=QUICK)
+    wait_for(
+        lambda: _count(status__in=[State.SUCCESSFUL, State.FAILED]) == len(good) + len(poison),
+        timeout=120,
+        what="every task to end",
+    )
+    elapsed = time.monotonic() - begun
+    output = _stop(proc)
+    _say(f"3 poison tasks x 3 attempts beside 200 good ones: all ended in {elapsed:.1f}s")
+    assert {backend.get_result(r.id).status for r in good} == {TaskResultStatus.SUCCESSFUL}
+    for name, result in poison.items():
+        failed = backend.get_result(result.id)
+        assert failed.status == TaskResultStatus.FAILED, name
+        assert failed.attempts == 3, name
+        assert [e.exception_class_path for e in failed.errors] == [
+            "offload.exceptions.WorkerCrashed"
+        ] * 3, name
+    assert "signal SIGSEGV" in backend.get_result(poison["segfault"].id).errors[0].traceback
+    assert "exit code 13" in backend.get_result(poison["exit"].id).errors[0].traceback
+    assert "signal SIGKILL" in backend.get_result(poison["oom"].id).errors[0].traceback
+    assert "Restarting it in" not in output  # no start-up backoff for task crashes
+
+
+def test_a_timeout_kills_a_python_loop_and_a_blocking_call(backend, start_process):
+    spinning = tasks.spin.enqueue()
+    blocked = tasks.block.enqueue()
+    beside = tasks.mark_then_sleep.enqueue("beside", 0.5)
+    proc = start_process(*WORKER, "--processes", "1", "--threads", "4", options=QUICK)
+    wait_for(
+        lambda: _count(pk__in=[spinning.id, blocked.id], status=State.FAILED) == 2,
+        timeout=60,
+        what="both overdue tasks to be stopped",
+    )
+    after = tasks.add.enqueue(20, 22)  # the replacement process takes new work
+    wait_for(lambda: backend.get_result(after.id).status == TaskResultStatus.SUCCESSFUL)
+    output = _stop(proc)
+    for result in (spinning, blocked):
+        row = TaskRecord.objects.get(pk=int(result.id))
+        ran = (row.finished_at - row.last_attempted_at).total_seconds()
+        _say(f"{row.task_path.rsplit('.', 1)[1]} with a 2s timeout: FAILED after {ran:.2f}s")
+        assert 2 <= ran < 6, output
+        assert row.errors[-1]["exception_class_path"] == "offload.exceptions.TaskTimedOut"
+    # The task running beside them was given back (or had finished) and completes.
+    assert backend.get_result(beside.id).status == TaskResultStatus.SUCCESSFUL
+    assert "ran past its timeout: killing process" in output
+
+
+def test_a_running_task_that_ignores_cancellation_is_stopped_by_force(backend, start_process):
+    result = tasks.mark_then_sleep.enqueue("ignores", 60)
+    proc = start_process(*WORKER, "--processes", "1", "--threads", "2", options=QUICK)
+    wait_for(lambda: Run.objects.filter(marker="ignores").exists(), what="the task to start")
+    begun = time.monotonic()
+    assert backend.cancel(result.id) == "requested"
+    wait_for(
+        lambda: _count(pk=result.id, status=State.CANCELLED) == 1,
+        timeout=30,
+        what="the task to be stopped",
+    )
+    took = time.monotonic() - begun
+    _stop(proc)
+    _say(f"cancel of a task that never checks: CANCELLED {took:.2f}s later (grace 1s)")
+    row = TaskRecord.objects.get(pk=int(result.id))
+    assert "Stopped by force" in row.errors[-1]["traceback"]
+
+
+def test_connections_stay_flat_over_many_tiny_tasks(backend, start_process):
+    total = 50_000 if FULL else 5_000
+    with transaction.atomic():
+        for i in range(total):
+            tasks.add.enqueue(i, i)
+    proc = start_process(*WORKER, "--processes", "2", "--threads", "4", "-v", "0")
+    samples = []
+    while _count(status=State.SUCCESSFUL) < total:
+        samples.append(open_connections(connection, proc.pid))
+        time.sleep(0.2)
+        assert proc.poll() is None
+    _stop(proc)
+    half = len(samples) // 2
+    _say(
+        f"{total} tiny tasks, 2 processes x 4 threads: worker connections sampled "
+        f"{len(samples)} times, max {max(samples)}, first half max {max(samples[:half] or [0])}, "
+        f"second half max {max(samples[half:])}"
+    )
+    # A dispatcher connection per process, one per thread at most (task code
+    # may use the database), and the supervisor's rescuer.
+    assert max(samples) <= 2 * (1 + 4) + 1
+    assert max(samples[half:]) <= max(samples[:half] or [0]) + 1
