@@ -79,11 +79,13 @@ def start_process(child_env: dict[str, str]) -> Iterator[object]:
     """Start real processes; kill any that are still running when the test ends."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(*args: str, options: dict[str, object] | None = None) -> subprocess.Popen[str]:
-        env = child_env
+    def start(
+        *args: str, options: dict[str, object] | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
+        env = {**child_env, **(env or {})}
         if options is not None:
             # Extra backend OPTIONS for this worker only (see tests/settings.py).
-            env = {**child_env, "OFFLOAD_TEST_OPTIONS": json.dumps(options)}
+            env["OFFLOAD_TEST_OPTIONS"] = json.dumps(options)
         proc = subprocess.Popen(
             [sys.executable, *args],
             env=env,

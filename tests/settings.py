@@ -28,7 +28,9 @@ def _database(suffix: str = "") -> dict[str, object]:
             "OPTIONS": {
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
                 "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
+                # Seconds a statement waits for another writer's lock; the
+                # outage test shortens it to see a worker survive "locked".
+                "timeout": float(os.environ.get("OFFLOAD_SQLITE_TIMEOUT", "30")),
             },
         }
     if DB == "postgres":

@@ -338,9 +338,20 @@ class Worker:
                 failures += 1
                 if burst and failures >= BURST_DATABASE_ATTEMPTS:
                     raise
+                if self._forced.is_set():
+                    return  # told to stop now: _shutdown gives back what it can
                 delay = min(DATABASE_BACKOFF_SECONDS[0] * 2 ** (failures - 1),
                             DATABASE_BACKOFF_SECONDS[1])  # fmt: skip
-                logger.exception("Database error; retrying in %.1fs", delay)
+                if failures == 1:
+                    logger.exception("Database error; retrying in %.1fs", delay)
+                else:
+                    # The traceback was shown once; an outage of minutes should
+                    # not print hundreds of them.
+                    logger.error(
+                        "Database error again (%s: %s); retrying in %.1fs",
+                        type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc) else "",
+                        delay,
+                    )  # fmt: skip
                 self.store.reset()
                 self._stop_listening()
                 look_at = 0.0  # notifications may have been missed meanwhile

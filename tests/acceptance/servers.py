@@ -1,0 +1,162 @@
+"""Private database servers for tests that restart them.
+
+Restarting the shared server would break every other test using it, so the
+outage tests start their own PostgreSQL or MariaDB from the binaries already
+on the machine (the ones the shared server runs), on a spare port, in a
+temporary directory, and throw it away afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not come up within {timeout}s") from None
+            time.sleep(0.1)
+
+
+@dataclass
+class Server:
+    vendor: str  # "postgresql" or "mysql"
+    port: int
+    root: Path
+    database: str = "offload_outage"
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    # -- queries, on a fresh connection each time (the server may have restarted) --
+
+    def connect(self, database: str | None = None) -> Any:
+        if self.vendor == "postgresql":
+            import psycopg
+
+            return psycopg.connect(
+                host="127.0.0.1", port=self.port, user="postgres", dbname=database or self.database,
+                autocommit=True, connect_timeout=5,
+            )  # fmt: skip
+        import MySQLdb
+
+        return MySQLdb.connect(
+            host="127.0.0.1", port=self.port, user="root", database=database or self.database,
+            autocommit=True, connect_timeout=5,
+        )  # fmt: skip
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        with contextlib.closing(self.connect()) as conn:
+            cursor = conn.cursor()
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+
+    def env(self) -> dict[str, str]:
+        """Environment that points the test settings at this server."""
+        key = "OFFLOAD_PG_PORT" if self.vendor == "postgresql" else "OFFLOAD_MARIADB_PORT"
+        return {key: str(self.port), "OFFLOAD_TEST_DB_NAME": self.database}
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.vendor == "postgresql":
+            self._pg_ctl("start")
+        else:
+            self.proc = subprocess.Popen(
+                [shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults",
+                 "--user=root", f"--datadir={self.root / 'data'}", f"--port={self.port}",
+                 "--bind-address=127.0.0.1", f"--socket={self.root / 'sock'}",
+                 f"--pid-file={self.root / 'pid'}", "--skip-log-bin",
+                 "--innodb-flush-log-at-trx-commit=2"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        _wait_until(self._ping, 30, f"{self.vendor} on port {self.port}")
+
+    def stop(self) -> None:
+        if self.vendor == "postgresql":
+            self._pg_ctl("stop", "-m", "fast")
+        elif self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    @property
+    def system_database(self) -> str:
+        return "postgres" if self.vendor == "postgresql" else "mysql"
+
+    def _ping(self) -> None:
+        with contextlib.closing(self.connect(self.system_database)) as conn:
+            conn.cursor().execute("SELECT 1")
+
+    def _pg_ctl(self, *args: str) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        _as_postgres(
+            [_pg_bin("pg_ctl"), "-D", str(self.root / "data"), "-w", "-l",
+             str(self.root / "log"), "-o", options, *args]
+        )  # fmt: skip
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if not found:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed")
+    return str(found[-1])
+
+
+def _as_postgres(command: list[str]) -> None:
+    # initdb and the server refuse to run as root.
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@contextlib.contextmanager
+def private_server(vendor: str) -> Iterator[Server]:
+    """A fresh server of ``vendor`` with an empty database ``offload_outage``."""
+    root = Path(tempfile.mkdtemp(prefix="offload-outage-"))
+    server = Server(vendor, _free_port(), root)
+    try:
+        if vendor == "postgresql":
+            if os.geteuid() == 0:
+                shutil.chown(root, "postgres")
+            _as_postgres(
+                [_pg_bin("initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "postgres"]
+            )
+        else:
+            subprocess.run(
+                [shutil.which("mariadb-install-db") or "mariadb-install-db", "--no-defaults",
+                 "--user=root", f"--datadir={root / 'data'}",
+                 "--auth-root-authentication-method=normal", "--skip-test-db"],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )  # fmt: skip
+        server.start()
+        admin = Server(
+            vendor, server.port, root, database="postgres" if vendor == "postgresql" else "mysql"
+        )
+        charset = "" if vendor == "postgresql" else " CHARACTER SET utf8mb4"
+        with contextlib.closing(admin.connect()) as conn:
+            conn.cursor().execute(f"CREATE DATABASE {server.database}{charset}")
+        yield server
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
