@@ -257,3 +257,23 @@ def test_connections_stay_flat_over_many_tiny_tasks(backend, start_process):
     # may use the database), and the supervisor's rescuer.
     assert max(samples) <= 2 * (1 + 4) + 1
     assert max(samples[half:]) <= max(samples[:half] or [0]) + 1
+
+
+def test_a_leaking_task_is_contained_by_recycling(backend, start_process):
+    with transaction.atomic():
+        results = [tasks.leak.enqueue(40) for _ in range(12)]
+    proc = start_process(
+        *WORKER, "--burst", "--processes", "1", "--threads", "1", "--max-memory-per-child", "200M"
+    )
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    done = [backend.get_result(r.id) for r in results]
+    recycled = output.count("recycled; starting its replacement")
+    most_held = max(r.return_value for r in done)
+    _say(f"12 tasks leaking 40 MB each under --max-memory-per-child 200M: "
+         f"{recycled} recycles, at most {most_held} leaks held by one process")  # fmt: skip
+    assert [(r.status, r.attempts) for r in done] == [(TaskResultStatus.SUCCESSFUL, 1)] * 12
+    assert recycled >= 2
+    # Memory is checked after each task, so a process holds the limit plus one
+    # task's leak at most: never the whole 480 MB.
+    assert most_held <= 6

@@ -199,3 +199,15 @@ def block() -> None:
     import time
 
     time.sleep(600)
+
+
+_LEAKED: list[bytearray] = []
+
+
+@task
+def leak(megabytes: int) -> int:
+    """Keep memory after returning, as a leaking library would."""
+    chunk = bytearray(megabytes * 1024 * 1024)
+    chunk[::4096] = b"x" * len(chunk[::4096])
+    _LEAKED.append(chunk)
+    return len(_LEAKED)
