@@ -117,6 +117,8 @@ class NewTask:
     args_json: str
     kwargs_json: str
     is_async: bool = False
+    max_attempts: int = 1
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,14 +199,17 @@ class TaskStore:
         # one evaluation of the clock per statement on every engine.
         insert = (
             f"INSERT INTO {TABLE} (task_path, backend, queue_name, priority, status, is_async, "
-            "run_after, available_at, enqueued_at, attempt, worker_ids, args, kwargs, errors) "
-            f"VALUES (%s, %s, %s, %s, %s, %s, %s, COALESCE(%s, {vendor.now}), {vendor.now}, 0, "
+            "max_attempts, timeout, run_after, available_at, enqueued_at, attempt, worker_ids, "
+            "args, kwargs, errors) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            f"COALESCE(%s, {vendor.now}), {vendor.now}, 0, "
             f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, {vendor.json_param}) "
             "RETURNING id, enqueued_at"
         )
         params: list[Any] = [
             new.task_path, new.backend, new.queue_name, new.priority, State.READY, new.is_async,
-            run_after, run_after, "[]", new.args_json, new.kwargs_json, "[]",
+            new.max_attempts, new.timeout, run_after, run_after,
+            "[]", new.args_json, new.kwargs_json, "[]",
         ]  # fmt: skip
         if vendor.name == "postgresql":
             # Delayed tasks notify too: a sleeping worker re-reads when the next
