@@ -39,3 +39,11 @@ class UnsupportedDatabase(OffloadError, ImproperlyConfigured):
 
 class TaskCancelled(OffloadError):
     """Recorded in the errors of a task that was cancelled before or while it ran."""
+
+
+class CommandFailed(OffloadError):
+    """A management command run as a task raised ``CommandError`` or exited non-zero.
+
+    The message holds its exit status and everything it wrote, so the task's
+    stored error keeps the output.
+    """
