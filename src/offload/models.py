@@ -170,6 +170,15 @@ class Schedule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from offload.schedules.spec import check_row
+
+        problems = check_row(self)
+        if problems:
+            raise ValidationError(problems)
+
 
 class ScheduleFire(models.Model):
     """One handled tick of a schedule. The unique (schedule, fire_at) key is what

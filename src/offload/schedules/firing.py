@@ -206,3 +206,17 @@ class Scheduler:
         Schedule.objects.using(self.database).filter(current, pk=row.pk).update(
             next_fire_at=next_fire_at
         )
+
+
+def run_now(row: Schedule, backend: DatabaseBackend, now: datetime) -> int:
+    """Fire ``row`` at once, outside its timing (the admin's "run now"); return the task id."""
+    from offload.models import ScheduleFire
+
+    database = backend.config.database
+    with transaction.atomic(using=database):
+        task_id = enqueue_for(row, backend)
+        ScheduleFire.objects.using(database).create(
+            schedule_id=row.pk, fire_at=now, fired_at=now, outcome=ScheduleFire.Outcome.MANUAL,
+            task_id=task_id,
+        )  # fmt: skip
+    return task_id

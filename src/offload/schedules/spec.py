@@ -246,3 +246,33 @@ def spec_problems(raw: object, default_timezone: str) -> list[str]:
         except InvalidSchedule as exc:
             problems.append(f"OPTIONS['SCHEDULES'][{name!r}]: {exc}.")
     return problems
+
+
+def check_row(row: Any) -> dict[str, str]:
+    """Field -> problem for a ``Schedule`` row being edited (the admin's validation)."""
+    problems: dict[str, str] = {}
+    if bool(row.task_path) == bool(row.command):
+        problems["task_path"] = "Give exactly one of a task path and a command."
+    elif row.task_path and "." not in row.task_path:
+        problems["task_path"] = "An import path such as myapp.tasks.send_report."
+    if not row.cron and row.interval is None:
+        problems["cron"] = "Give a cron expression or an interval."
+    elif row.cron and row.interval is not None:
+        problems["interval"] = "Give a cron expression or an interval, not both."
+    elif row.cron:
+        try:
+            row.cron = normalize_cron(row.cron)
+        except InvalidSchedule as exc:
+            problems["cron"] = f"The {exc}."
+    elif row.interval < 1:
+        problems["interval"] = "At least 1 second."
+    if row.timezone:
+        try:
+            load_zone(row.timezone)
+        except InvalidSchedule as exc:
+            problems["timezone"] = f"The {exc}."
+    if not isinstance(row.args, list):
+        problems["args"] = "A JSON list."
+    if not isinstance(row.kwargs, dict):
+        problems["kwargs"] = "A JSON object."
+    return problems

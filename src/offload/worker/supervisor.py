@@ -171,10 +171,16 @@ class Supervisor:
             self._install_signal_handlers()
         for slot in range(1, s.processes + 1):
             self._start(slot)
+        # Imported here: the scheduler is optional and loads the schedule models.
+        from offload.schedules.thread import start_scheduler
+
+        scheduler = start_scheduler(self.backend) if s.scheduler else None
         try:
             while self.children or (self.restart_at and not self.stopping):
                 self._step()
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             for child in list(self.children.values()):  # only after an unexpected error
                 child.proc.kill()
                 self._reaped(child)
