@@ -194,6 +194,9 @@ class ScheduleFire(models.Model):
     fire_at = models.DateTimeField(help_text="The tick, in UTC.")
     fired_at = models.DateTimeField(help_text="When a scheduler handled it.")
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    fired_by = models.CharField(
+        max_length=MAX_NAME_LENGTH, blank=True, help_text="The worker whose scheduler fired it."
+    )
     # Not a foreign key: finished tasks may be pruned while the history stays.
     task_id = models.BigIntegerField(null=True, blank=True)
 

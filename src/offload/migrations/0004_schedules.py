@@ -115,6 +115,12 @@ class Migration(migrations.Migration):
                         max_length=10,
                     ),
                 ),
+                (
+                    "fired_by",
+                    models.CharField(
+                        blank=True, help_text="The worker whose scheduler fired it.", max_length=100
+                    ),
+                ),
                 ("task_id", models.BigIntegerField(blank=True, null=True)),
                 (
                     "schedule",

@@ -80,8 +80,9 @@ def enqueue_for(row: Schedule, backend: DatabaseBackend) -> int:
 class Scheduler:
     """Fires the schedules of one backend. Cheap to build; holds no connection."""
 
-    def __init__(self, backend: DatabaseBackend) -> None:
+    def __init__(self, backend: DatabaseBackend, owner: str = "") -> None:
         self.backend = backend
+        self.owner = owner  # recorded in the fire rows, for operators
         self.database = backend.config.database
         self.grace = timedelta(seconds=backend.config.schedule_grace_seconds)
         self.catch_up_limit = backend.config.schedule_catch_up_limit
@@ -149,7 +150,7 @@ class Scheduler:
                     task_id = enqueue_for(row, self.backend)
                 ScheduleFire.objects.using(self.database).create(
                     schedule_id=row.pk, fire_at=fire_at, fired_at=now, outcome=outcome,
-                    task_id=task_id,
+                    task_id=task_id, fired_by=self.owner,
                 )  # fmt: skip
         except IntegrityError:
             return None  # fired by another scheduler: this transaction rolled back

@@ -36,10 +36,10 @@ def database_now(alias: str) -> datetime:
 
 
 class SchedulerThread(threading.Thread):
-    def __init__(self, backend: DatabaseBackend) -> None:
+    def __init__(self, backend: DatabaseBackend, owner: str = "") -> None:
         super().__init__(name="offload-scheduler", daemon=True)
         self.backend = backend
-        self.scheduler = Scheduler(backend)
+        self.scheduler = Scheduler(backend, owner)
         self._stopped = threading.Event()
         self.synced = False
 
@@ -67,7 +67,7 @@ class SchedulerThread(threading.Thread):
             self.join(timeout)
 
 
-def start_scheduler(backend: DatabaseBackend) -> SchedulerThread:
-    thread = SchedulerThread(backend)
+def start_scheduler(backend: DatabaseBackend, owner: str = "") -> SchedulerThread:
+    thread = SchedulerThread(backend, owner)
     thread.start()
     return thread

@@ -174,7 +174,7 @@ class Supervisor:
         # Imported here: the scheduler is optional and loads the schedule models.
         from offload.schedules.thread import start_scheduler
 
-        scheduler = start_scheduler(self.backend) if s.scheduler else None
+        scheduler = start_scheduler(self.backend, self.worker_id) if s.scheduler else None
         try:
             while self.children or (self.restart_at and not self.stopping):
                 self._step()
