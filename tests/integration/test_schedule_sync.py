@@ -13,6 +13,7 @@ from django.test import override_settings
 from offload.backend import DatabaseBackend
 from offload.models import Schedule, ScheduleFire
 from offload.schedules import schedule
+from offload.schedules.checks import check_schedules
 from offload.schedules.registry import unregister
 from offload.schedules.sync import sync
 from tests.app import tasks
@@ -114,15 +115,20 @@ def test_schedules_that_cannot_fire_are_check_errors_naming_them(declared):
     schedule(interval=0, name="declared-badly")(tasks.noop)
     try:
         with override_settings(TASKS=tasks_setting(broken)):
-            messages = [m for m in checks.run_checks() if m.id == "offload.E004"]
+            messages = check_schedules()
     finally:
         unregister("default", "declared-badly")
     text = "\n".join(m.msg for m in messages)
+    assert {m.id for m in messages} == {"offload.E004"}
     assert len(messages) == 5, text
     for name in ("missing-task", "not-a-task", "unknown-command", "bad-queue"):
         assert f"Schedule {name!r}" in text
     assert "@schedule['declared-badly']: interval must be" in text
     assert "Schedule 'fine'" not in text
+
+
+def test_the_schedule_check_is_registered():
+    assert check_schedules in checks.registry.registry.get_checks()
 
 
 def test_the_decorator_needs_a_task():
