@@ -107,3 +107,17 @@ def test_pause_resume_and_run_now_actions(client):
     fire = ScheduleFire.objects.get(schedule=row)
     assert fire.outcome == "manual"
     assert TaskRecord.objects.get(pk=fire.task_id).args == [1, 2]
+
+
+def test_resuming_in_the_form_starts_from_the_next_tick(client):
+    row = Schedule.objects.create(
+        name="job", task_path="tests.app.tasks.noop", cron="*/5 * * * *",
+        timezone="Europe/Berlin", enabled=False, next_fire_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    url = reverse("admin:offload_schedule_change", args=[row.pk])
+    assert client.post(url, form(enabled="")).status_code == 302  # still paused: kept
+    row.refresh_from_db()
+    assert row.next_fire_at == datetime(2026, 1, 1, tzinfo=UTC)
+    assert client.post(url, form()).status_code == 302
+    row.refresh_from_db()
+    assert (row.enabled, row.next_fire_at) == (True, None)

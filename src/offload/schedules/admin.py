@@ -112,9 +112,10 @@ class ScheduleAdmin(_ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: Schedule, form: ModelForm[Any], change: bool
     ) -> None:
-        # A new or re-timed schedule starts from its next tick: no catch-up of
-        # ticks that were never its own.
-        if not change or any(field in form.changed_data for field in _TIMING):
+        # A new, re-timed or resumed schedule starts from its next tick: no
+        # catch-up of ticks that were never its own, or of a pause.
+        resumed = "enabled" in form.changed_data and obj.enabled
+        if not change or resumed or any(field in form.changed_data for field in _TIMING):
             obj.next_fire_at = None
         super().save_model(request, obj, form, change)
 

@@ -30,6 +30,7 @@ from django.utils.module_loading import import_string
 
 from offload.schedules.spec import COMMAND_TASK_PATH, InvalidSchedule, Timing, parse_timing
 from offload.states import State
+from offload.store.vendor import is_lock_conflict
 
 logger = logging.getLogger("offload.scheduler")
 
@@ -103,12 +104,21 @@ class Scheduler:
             except InvalidSchedule as exc:
                 logger.error("Schedule %r cannot fire: %s", row.name, exc)
                 continue
-            if row.next_fire_at is not None:
-                for fire_at in self.due(row, timing, now):
-                    result = self.fire(row, fire_at, now)
-                    if result is not None:
-                        fired.append(result)
-            self._advance(row, timing.next_after(now))
+            try:
+                if row.next_fire_at is not None:
+                    for fire_at in self.due(row, timing, now):
+                        result = self.fire(row, fire_at, now)
+                        if result is not None:
+                            fired.append(result)
+                self._advance(row, timing.next_after(now))
+            except DatabaseError as exc:
+                if not is_lock_conflict(exc):
+                    raise
+                # Two schedulers' transactions met on the same locks and the
+                # database chose this one to lose: nothing was written, and the
+                # tick is tried again on the next pass (where it is found fired,
+                # or fires).
+                logger.info("Schedule %r met a lock conflict; trying again next pass", row.name)
         self._note_last_fired(fired)
         return fired
 
