@@ -98,7 +98,7 @@ class Scheduler:
             .filter(Q(next_fire_at__isnull=True) | Q(next_fire_at__lte=now))
         )
         fired: list[Fired] = []
-        for row in rows:
+        for row in list(rows):  # read them all before this connection writes
             try:
                 timing = timing_of(row)
             except InvalidSchedule as exc:
@@ -133,6 +133,8 @@ class Scheduler:
                 break
             if len(latest_first) < keep:
                 latest_first.append(fire_at)
+            elif row.catch_up != "all":
+                break
             else:
                 missed += 1
                 if missed > 1000:  # enough to say that ticks were dropped
