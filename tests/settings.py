@@ -68,10 +68,33 @@ TIME_ZONE = "UTC"
 DATABASES = {"default": _database(), "queue": _database("_queue")}
 DATABASE_ROUTERS = ["offload.routers.OffloadRouter"]
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.messages",
+    "django.contrib.sessions",
     "offload",
     "tests.app.apps.TestAppConfig",
+]
+# The admin, for the tests of offload's admin pages.
+ROOT_URLCONF = "tests.urls"
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
 ]
 # Acceptance tests that need other timings (short leases, fast retries) pass
 # them to the worker processes they start as JSON in OFFLOAD_TEST_OPTIONS.

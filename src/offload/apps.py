@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class OffloadConfig(AppConfig):
@@ -9,3 +9,7 @@ class OffloadConfig(AppConfig):
 
     def ready(self) -> None:
         from offload import checks  # noqa: F401  (registers the system checks)
+        from offload.schedules import checks as schedule_checks  # noqa: F401
+
+        if apps.is_installed("django.contrib.admin"):
+            from offload.schedules import admin  # noqa: F401  (registers the Schedule admin)

@@ -49,6 +49,22 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
         "most seconds an idle worker waits before looking for due tasks again",
     ),
     "WORKER": ({}, (dict,), "worker settings (see offload.worker_options), like its flags"),
+    "SCHEDULES": (
+        {},
+        (dict,),
+        "schedules defined in settings: name -> schedule (docs/schedules.md)",
+    ),
+    "SCHEDULE_GRACE_SECONDS": (
+        60,
+        (int, float),
+        "how late a tick may fire under the 'skip' catch-up policy",
+    ),
+    "SCHEDULE_CATCH_UP_LIMIT": (
+        100,
+        (int,),
+        "most missed ticks fired at once under the 'all' catch-up policy",
+    ),
+    "SCHEDULER_INTERVAL": (1.0, (int, float), "seconds between two passes of a scheduler"),
 }
 
 # OPTIONS["RETRY"] keys -> RetryPolicy fields.
@@ -77,6 +93,10 @@ class Options:
     claim_batch_size: int = 10
     poll_interval: float = 1.0
     worker: dict[str, Any] = field(default_factory=dict)
+    schedules: dict[str, Any] = field(default_factory=dict)
+    schedule_grace_seconds: float = 60
+    schedule_catch_up_limit: int = 100
+    scheduler_interval: float = 1.0
     problems: list[str] = field(default_factory=list)
 
 
@@ -124,6 +144,11 @@ def parse_options(raw: object, queues: set[str]) -> Options:
         from offload.worker_options import check_options
 
         problems.extend(check_options(values["worker"]))
+    if "schedules" in values:
+        # Imported here: the schedules package builds on this module.
+        from offload.schedules.spec import spec_problems
+
+        problems.extend(spec_problems(values["schedules"], settings.TIME_ZONE or "UTC"))
 
     database = values.get("database", "default")
     if database not in settings.DATABASES:

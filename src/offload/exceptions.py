@@ -59,3 +59,11 @@ class WorkerLost(OffloadError):
 
 class CorruptTask(OffloadError):
     """Recorded in the errors of a row whose stored arguments cannot be read."""
+
+
+class CommandFailed(OffloadError):
+    """A management command run as a task raised ``CommandError`` or exited non-zero.
+
+    The message holds its exit status and everything it wrote, so the task's
+    stored error keeps the output.
+    """

@@ -108,3 +108,105 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.owner}"
+
+
+class Schedule(models.Model):
+    """A task (or management command) fired on a cron expression or a fixed interval.
+
+    Rows come from code and settings (synced at worker start, ``from_code``) or are
+    created in the admin. Each tick that fires leaves a :class:`ScheduleFire`.
+    """
+
+    class CatchUp(models.TextChoices):
+        SKIP = "skip", "Skip missed ticks"
+        ONCE = "once", "Run once for all missed ticks"
+        ALL = "all", "Run every missed tick (capped)"
+
+    name = models.CharField(max_length=MAX_NAME_LENGTH)
+    backend = models.CharField(max_length=MAX_NAME_LENGTH, default="default")
+    # Exactly one of task_path and command is set.
+    task_path = models.CharField(max_length=255, blank=True, help_text="Import path of a Task.")
+    command = models.CharField(
+        max_length=MAX_NAME_LENGTH, blank=True, help_text="A management command name."
+    )
+    # Exactly one of cron and interval is set.
+    cron = models.CharField(max_length=100, blank=True, help_text="Five fields or @daily etc.")
+    interval = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds.")
+    timezone = models.CharField(
+        max_length=64, blank=True, help_text="IANA time zone of the cron expression."
+    )
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    # Blank / NULL: the task's own queue and priority.
+    queue_name = models.CharField(max_length=MAX_NAME_LENGTH, blank=True)
+    priority = models.SmallIntegerField(null=True, blank=True)
+    catch_up = models.CharField(max_length=10, choices=CatchUp.choices, default=CatchUp.ONCE)
+    skip_if_running = models.BooleanField(
+        default=False, help_text="Skip a tick while the previous run is READY or RUNNING."
+    )
+    enabled = models.BooleanField(default=True, help_text="Untick to pause.")
+    from_code = models.BooleanField(default=False, editable=False)
+    # The earliest tick not yet handled; NULL: computed from the next scheduler
+    # pass (a new, edited or resumed schedule starts from then, no catch-up).
+    next_fire_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_fired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "offload_schedule"
+        verbose_name = "schedule"
+        verbose_name_plural = "schedules"
+        ordering = ["backend", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["backend", "name"], name="offload_schedule_name_uniq"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["backend", "enabled", "next_fire_at"], name="offload_sched_due_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from offload.schedules.spec import check_row
+
+        problems = check_row(self)
+        if problems:
+            raise ValidationError(problems)
+
+
+class ScheduleFire(models.Model):
+    """One handled tick of a schedule. The unique (schedule, fire_at) key is what
+    makes each tick fire once however many schedulers run."""
+
+    class Outcome(models.TextChoices):
+        ENQUEUED = "enqueued", "Enqueued"
+        SKIPPED = "skipped", "Skipped: previous run still going"
+        MANUAL = "manual", "Run now (by hand)"
+
+    id = models.BigAutoField(primary_key=True)
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="fires")
+    fire_at = models.DateTimeField(help_text="The tick, in UTC.")
+    fired_at = models.DateTimeField(help_text="When a scheduler handled it.")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    fired_by = models.CharField(
+        max_length=MAX_NAME_LENGTH, blank=True, help_text="The worker whose scheduler fired it."
+    )
+    # Not a foreign key: finished tasks may be pruned while the history stays.
+    task_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        db_table = "offload_schedule_fire"
+        verbose_name = "schedule fire"
+        verbose_name_plural = "schedule fires"
+        constraints = [
+            models.UniqueConstraint(fields=["schedule", "fire_at"], name="offload_fire_once_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id} at {self.fire_at:%Y-%m-%d %H:%M:%S}"

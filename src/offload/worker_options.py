@@ -168,6 +168,9 @@ SETTINGS: tuple[Setting, ...] = (
             "restart when code changes, with Django's autoreloader (default: on when DEBUG)"),
     Setting("verbosity", "--verbosity", "OFFLOAD_VERBOSITY", "VERBOSITY", _int(0, 3),
             "0 warnings only, 1 start-up and one line per task, 2 debug, 3 debug and SQL"),
+    Setting("scheduler", "--scheduler", "OFFLOAD_SCHEDULER", "SCHEDULER", _bool,
+            "fire due schedules from this worker; every worker may, each tick fires once "
+            "(default: on, off with --burst)"),
     Setting("log_format", "--log-format", "OFFLOAD_LOG_FORMAT", "LOG_FORMAT",
             _choice("text", "json"), "text for people, json for log collectors (default: text)"),
 )  # fmt: skip
@@ -190,6 +193,7 @@ class WorkerSettings:
     reload: bool = False
     verbosity: int = 1
     log_format: str = "text"
+    scheduler: bool = True
 
 
 def check_options(raw: object) -> list[str]:
@@ -252,5 +256,6 @@ def resolve(
     values.setdefault("processes", default_processes())
     values.setdefault("reload", debug)
     values.setdefault("verbosity", default_verbosity)
+    values.setdefault("scheduler", not values.get("burst", False))
     known = {f.name for f in fields(WorkerSettings)}
     return WorkerSettings(**{k: v for k, v in values.items() if k in known})

@@ -210,11 +210,17 @@ class Supervisor:
             self._start(slot)
         rescuer = Rescuer(self.backend.config.database, self.backend.config, self.worker_id)
         rescuer.start()
+        # Imported here: the scheduler is optional and loads the schedule models.
+        from offload.schedules.thread import start_scheduler
+
+        scheduler = start_scheduler(self.backend, self.worker_id) if s.scheduler else None
         try:
             while self.children or (self.restart_at and not self.stopping):
                 self._step()
         finally:
             rescuer.stop()
+            if scheduler is not None:
+                scheduler.stop()
             for child in list(self.children.values()):  # only after an unexpected error
                 child.proc.kill()
                 self._reaped(child)

@@ -42,9 +42,9 @@ class Command(BaseCommand):
                     setting.flag, dest=setting.field, action="store_true", default=None,
                     help=help_text,
                 )  # fmt: skip
-            elif setting.field == "reload":
+            elif setting.field in ("reload", "scheduler"):
                 worker.add_argument(
-                    setting.flag, dest="reload", action=argparse.BooleanOptionalAction,
+                    setting.flag, dest=setting.field, action=argparse.BooleanOptionalAction,
                     default=None, help=help_text,
                 )  # fmt: skip
             elif setting.field == "verbosity":
@@ -55,9 +55,92 @@ class Command(BaseCommand):
             else:
                 worker.add_argument(setting.flag, dest=setting.field, default=None, help=help_text)
 
+        enqueue = sub.add_parser(
+            "enqueue",
+            help="Put a task or a management command on the queue; print its id.",
+            description=(
+                "NAME is a task's import path (myapp.tasks.send_report) or a management "
+                "command (clearsessions). ARGS are the command's arguments; a task's "
+                "arguments go in --args / --kwargs as JSON. Flags may come before or after "
+                "NAME; anything after -- goes to the command as it is. The new task's id is "
+                "the last word printed."
+            ),
+        )
+        _enqueue_flags(enqueue)
+        enqueue.add_argument("name", metavar="NAME")
+        enqueue.add_argument("command_args", metavar="ARGS", nargs=argparse.REMAINDER)
+
+        listing = sub.add_parser("schedules", help="List schedules and their next fire times.")
+        listing.add_argument("--backend", default="default", help="TASKS alias (default: default)")
+        listing.add_argument("--count", type=int, default=5, help="fire times to show (5)")
+        listing.add_argument(
+            "--sync", action="store_true", help="copy schedules from code to the table first"
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         if options["subcommand"] == "worker":
             self.worker(options)
+        elif options["subcommand"] == "enqueue":
+            self.enqueue(options)
+        elif options["subcommand"] == "schedules":
+            self.schedules(options)
+
+    def enqueue(self, options: dict[str, Any]) -> None:
+        from offload.commands import EnqueueRequest, enqueue_by_name
+
+        # Flags after NAME are read here: argparse gives everything after NAME
+        # to ARGS, so that a command's own options pass through.
+        rest: list[str] = options["command_args"]
+        verbatim: list[str] = []
+        if "--" in rest:
+            cut = rest.index("--")
+            rest, verbatim = rest[:cut], rest[cut + 1 :]
+        late = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+        _enqueue_flags(late, default=argparse.SUPPRESS)
+        try:
+            parsed, command_args = late.parse_known_args(rest)
+        except argparse.ArgumentError as exc:
+            raise CommandError(str(exc)) from exc
+        options.update(vars(parsed))
+        request = EnqueueRequest(
+            name=options["name"], args=[*command_args, *verbatim],
+            json_args=options["json_args"], json_kwargs=options["json_kwargs"],
+            queue=options["queue"], priority=options["priority"], at=options["at"],
+            delay=options["delay"], backend=options["backend"],
+        )  # fmt: skip
+        try:
+            result = enqueue_by_name(request)
+        except (ValueError, OffloadError) as exc:
+            raise CommandError(str(exc)) from exc
+        when = f", runs after {result.task.run_after.isoformat()}" if result.task.run_after else ""
+        self.stdout.write(f"Enqueued {result.task.module_path} on queue "
+                          f"{result.task.queue_name!r}{when}: {result.id}")  # fmt: skip
+
+    def schedules(self, options: dict[str, Any]) -> None:
+        from offload.models import Schedule
+        from offload.schedules.listing import lines
+        from offload.schedules.sync import sync
+        from offload.schedules.thread import database_now
+        from offload.worker.loop import get_backend
+
+        if options["count"] < 0:
+            raise CommandError("--count must be 0 or more.")
+        try:
+            backend = get_backend(options["backend"])
+            if options["sync"]:
+                sync(backend)
+            database = backend.config.database
+            rows = list(Schedule.objects.using(database).filter(backend=backend.alias))
+            now = database_now(database)
+        except (OffloadError, ImproperlyConfigured, DatabaseError) as exc:
+            raise CommandError(str(exc)) from exc
+        if not rows:
+            self.stdout.write(
+                "No schedules. Schedules from code are copied to the table when a worker "
+                "starts (or with --sync)."
+            )
+            return
+        self.stdout.write("\n".join(lines(rows, now, options["count"])))
 
     def worker(self, options: dict[str, Any]) -> None:
         flags = dict(options, verbosity=options.get("worker_verbosity"))
@@ -109,6 +192,23 @@ class Command(BaseCommand):
             )
         if code:
             raise CommandError("Task processes could not start or kept crashing; see above.")
+
+
+def _enqueue_flags(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    add = parser.add_argument
+    add("--args", dest="json_args", default=default, help="JSON list of a task's arguments")
+    add(
+        "--kwargs",
+        dest="json_kwargs",
+        default=default,
+        help="JSON object of a task's keyword arguments (a command's options)",
+    )
+    add("--queue", default=default, help="queue name (default: the task's own)")
+    add("--priority", type=int, default=default, help="-100 to 100 (default: the task's own)")
+    add("--at", default=default, help="run at this ISO datetime (naive: in TIME_ZONE)")
+    add("--in", dest="delay", default=default, help="run after this delay: 30s, 5m, 2h, 1d")
+    add("--backend", default="default" if default is None else default,
+        help="TASKS alias (default: default)")  # fmt: skip
 
 
 def _worker_options(alias: str) -> dict[str, Any]:

@@ -1,0 +1,235 @@
+"""The scheduler's tick: fire every due schedule of one backend, each tick once.
+
+Exactly once, whatever runs: every worker may run a scheduler, on any number of
+hosts. A tick fires in one transaction that enqueues the task (through the
+backend, so the row, its checks and PostgreSQL's NOTIFY are those of any
+enqueue) and inserts a ``ScheduleFire`` row keyed by (schedule, fire time) under
+a unique constraint. The second scheduler to try the same tick hits that
+constraint, and its transaction, task included, rolls back. Fire times are a
+pure function of the schedule (see ``spec``), so every scheduler computes the
+same keys; ``now`` is passed in, so tests drive the clock.
+
+``Schedule.next_fire_at`` only saves work: it is the earliest tick not handled
+yet, advanced with a compare-and-set so a stale scheduler cannot move it back.
+A scheduler that dies between firing and advancing leaves the tick to be tried
+again by another, which finds it already fired.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
+from django.tasks import Task
+from django.utils.module_loading import import_string
+
+from offload.schedules.spec import COMMAND_TASK_PATH, InvalidSchedule, Timing, parse_timing
+from offload.states import State
+from offload.store.vendor import is_lock_conflict
+
+logger = logging.getLogger("offload.scheduler")
+
+if TYPE_CHECKING:
+    from offload.backend import DatabaseBackend
+    from offload.models import Schedule
+
+
+@dataclass(frozen=True)
+class Fired:
+    """One tick a scheduler handled (and no other scheduler did)."""
+
+    schedule: str
+    fire_at: datetime
+    outcome: str
+    task_id: int | None
+
+
+def timing_of(row: Schedule) -> Timing:
+    """The row's timing; raise ``InvalidSchedule`` if an edit left it malformed."""
+    return parse_timing(row.cron or None, row.interval, row.timezone, settings.TIME_ZONE or "UTC")
+
+
+def resolve_task(row: Schedule) -> Task[..., Any]:
+    path = COMMAND_TASK_PATH if row.command else row.task_path
+    try:
+        found = import_string(path)
+    except ImportError as exc:
+        raise InvalidSchedule(f"task {path!r} cannot be imported: {exc}") from None
+    if not isinstance(found, Task):
+        raise InvalidSchedule(f"{path!r} is not a django.tasks Task")
+    return found
+
+
+def enqueue_for(row: Schedule, backend: DatabaseBackend) -> int:
+    """Enqueue the row's task on ``backend`` now; return the new task's id."""
+    task = resolve_task(row)
+    changes: dict[str, Any] = {"backend": backend.alias}
+    if row.queue_name:
+        changes["queue_name"] = row.queue_name
+    if row.priority is not None:
+        changes["priority"] = row.priority
+    args = [row.command, *row.args] if row.command else list(row.args)
+    result = task.using(**changes).enqueue(*args, **row.kwargs)
+    return int(result.id)
+
+
+class Scheduler:
+    """Fires the schedules of one backend. Cheap to build; holds no connection."""
+
+    def __init__(self, backend: DatabaseBackend, owner: str = "") -> None:
+        self.backend = backend
+        self.owner = owner  # recorded in the fire rows, for operators
+        self.database = backend.config.database
+        self.grace = timedelta(seconds=backend.config.schedule_grace_seconds)
+        self.catch_up_limit = backend.config.schedule_catch_up_limit
+
+    def tick(self, now: datetime) -> list[Fired]:
+        """Handle every tick due at ``now`` (aware); return those this call fired."""
+        from offload.models import Schedule
+
+        rows = (
+            Schedule.objects.using(self.database)
+            .filter(backend=self.backend.alias, enabled=True)
+            .filter(Q(next_fire_at__isnull=True) | Q(next_fire_at__lte=now))
+        )
+        fired: list[Fired] = []
+        for row in list(rows):  # read them all before this connection writes
+            try:
+                timing = timing_of(row)
+            except InvalidSchedule as exc:
+                logger.error("Schedule %r cannot fire: %s", row.name, exc)
+                continue
+            try:
+                if row.next_fire_at is not None:
+                    for fire_at in self.due(row, timing, now):
+                        result = self.fire(row, fire_at, now)
+                        if result is not None:
+                            fired.append(result)
+                self._advance(row, timing.next_after(now))
+            except DatabaseError as exc:
+                if not is_lock_conflict(exc):
+                    raise
+                # Two schedulers' transactions met on the same locks and the
+                # database chose this one to lose: nothing was written, and the
+                # tick is tried again on the next pass (where it is found fired,
+                # or fires).
+                logger.info("Schedule %r met a lock conflict; trying again next pass", row.name)
+        self._note_last_fired(fired)
+        return fired
+
+    def due(self, row: Schedule, timing: Timing, now: datetime) -> list[datetime]:
+        """The ticks to fire now, earliest first, by the row's catch-up policy."""
+        assert row.next_fire_at is not None
+        keep = self.catch_up_limit if row.catch_up == "all" else 1
+        latest_first: list[datetime] = []
+        missed = 0
+        for fire_at in timing.until(now):
+            if fire_at < row.next_fire_at:
+                break
+            if len(latest_first) < keep:
+                latest_first.append(fire_at)
+            elif row.catch_up != "all":
+                break
+            else:
+                missed += 1
+                if missed > 1000:  # enough to say that ticks were dropped
+                    break
+        if missed and row.catch_up == "all":
+            logger.warning(
+                "Schedule %r missed more than %d ticks; firing the last %d",
+                row.name, self.catch_up_limit, self.catch_up_limit,
+            )  # fmt: skip
+        if row.catch_up == "skip":
+            latest_first = [t for t in latest_first if now - t <= self.grace]
+        return latest_first[::-1]
+
+    def fire(self, row: Schedule, fire_at: datetime, now: datetime) -> Fired | None:
+        """Fire one tick; None if another scheduler already did (or it failed)."""
+        from offload.models import ScheduleFire
+
+        outcome = ScheduleFire.Outcome.ENQUEUED
+        task_id: int | None = None
+        try:
+            with transaction.atomic(using=self.database):
+                if row.skip_if_running and self.previous_run_pending(row):
+                    outcome = ScheduleFire.Outcome.SKIPPED
+                else:
+                    task_id = enqueue_for(row, self.backend)
+                ScheduleFire.objects.using(self.database).create(
+                    schedule_id=row.pk, fire_at=fire_at, fired_at=now, outcome=outcome,
+                    task_id=task_id, fired_by=self.owner,
+                )  # fmt: skip
+        except IntegrityError:
+            return None  # fired by another scheduler: this transaction rolled back
+        except DatabaseError:
+            raise
+        except Exception:
+            # A task that no longer imports, or arguments it refuses: this tick
+            # is lost (and said so), the next ones are tried again.
+            logger.exception("Schedule %r could not fire its tick of %s", row.name, fire_at)
+            return None
+        logger.info("Schedule %r fired its tick of %s: %s", row.name, fire_at, outcome)
+        return Fired(row.name, fire_at, str(outcome), task_id)
+
+    def previous_run_pending(self, row: Schedule) -> bool:
+        from offload.models import ScheduleFire, TaskRecord
+
+        last = (
+            ScheduleFire.objects.using(self.database)
+            .filter(schedule_id=row.pk, task_id__isnull=False)
+            .order_by("-fire_at")
+            .values_list("task_id", flat=True)
+            .first()
+        )
+        return (
+            last is not None
+            and TaskRecord.objects.using(self.database)
+            .filter(pk=last, status__in=[State.READY, State.RUNNING])
+            .exists()
+        )
+
+    def _note_last_fired(self, fired: list[Fired]) -> None:
+        from offload.models import Schedule
+
+        latest: dict[str, datetime] = {}
+        for item in fired:
+            latest[item.schedule] = max(item.fire_at, latest.get(item.schedule, item.fire_at))
+        for name, fire_at in latest.items():
+            Schedule.objects.using(self.database).filter(
+                Q(last_fired_at__isnull=True) | Q(last_fired_at__lt=fire_at),
+                backend=self.backend.alias,
+                name=name,
+            ).update(last_fired_at=fire_at)
+
+    def _advance(self, row: Schedule, next_fire_at: datetime) -> None:
+        from offload.models import Schedule
+
+        # Compare-and-set: if another scheduler (or an edit) changed it since
+        # this one read the row, theirs stands.
+        current = (
+            Q(next_fire_at__isnull=True)
+            if row.next_fire_at is None
+            else Q(next_fire_at=row.next_fire_at)
+        )
+        Schedule.objects.using(self.database).filter(current, pk=row.pk).update(
+            next_fire_at=next_fire_at
+        )
+
+
+def run_now(row: Schedule, backend: DatabaseBackend, now: datetime) -> int:
+    """Fire ``row`` at once, outside its timing (the admin's "run now"); return the task id."""
+    from offload.models import ScheduleFire
+
+    database = backend.config.database
+    with transaction.atomic(using=database):
+        task_id = enqueue_for(row, backend)
+        ScheduleFire.objects.using(database).create(
+            schedule_id=row.pk, fire_at=now, fired_at=now, outcome=ScheduleFire.Outcome.MANUAL,
+            task_id=task_id,
+        )  # fmt: skip
+    return task_id
