@@ -104,6 +104,8 @@ def task(
             queue_name=queue_name,
             backend=backend,
             takes_context=takes_context,
+            # Django 6.0's Task has no default for run_after; 6.1's does.
+            run_after=None,
             **options,
         )
 
