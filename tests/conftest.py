@@ -1,8 +1,10 @@
 """Shared fixtures, and honest skips: without a database server, the tests that need
 it are skipped with the reason, never passed silently."""
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -93,12 +95,16 @@ def start_process(child_env: dict[str, str]) -> Iterator[object]:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # Its own process group, so the teardown below can kill everything
+            # it started: under --reload the supervisor is the reloader's child,
+            # and one left behind by a failed test would take the next tests' tasks.
+            start_new_session=True,
         )
         started.append(proc)
         return proc
 
     yield start
     for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -170,7 +170,10 @@ def test_tasks_that_crash_their_process_fail_after_their_attempts(backend, start
     begun = time.monotonic()
     # One thread per process, so each crash has one suspect. (With more, every
     # task a crashed process had started spends an attempt.)
-    proc = start_process(*WORKER, "--processes", "2", "--threads", "1", options=QUICK)
+    # A lease long enough that a loaded machine cannot turn a crash into a
+    # lost lease (allocating 200 MB holds the GIL, and so the heartbeat, a while).
+    options = {**QUICK, "LEASE_SECONDS": 20, "HEARTBEAT_SECONDS": 1}
+    proc = start_process(*WORKER, "--processes", "2", "--threads", "1", options=options)
     wait_for(
         lambda: _count(status__in=[State.SUCCESSFUL, State.FAILED]) == len(good) + len(poison),
         timeout=120,
@@ -241,22 +244,25 @@ def test_connections_stay_flat_over_many_tiny_tasks(backend, start_process):
         for i in range(total):
             tasks.add.enqueue(i, i)
     proc = start_process(*WORKER, "--processes", "2", "--threads", "4", "-v", "0")
+    wait_for(lambda: _count(status=State.SUCCESSFUL) > 0, timeout=60, what="the drain to start")
     samples = []
     while _count(status=State.SUCCESSFUL) < total:
         samples.append(open_connections(connection, proc.pid))
         time.sleep(0.2)
         assert proc.poll() is None
     _stop(proc)
-    half = len(samples) // 2
+    third = max(1, len(samples) // 3)
+    early, late = samples[:third], samples[-third:]
     _say(
         f"{total} tiny tasks, 2 processes x 4 threads: worker connections sampled "
-        f"{len(samples)} times, max {max(samples)}, first half max {max(samples[:half] or [0])}, "
-        f"second half max {max(samples[half:])}"
+        f"{len(samples)} times, max {max(samples)}, first third max {max(early)}, "
+        f"last third max {max(late)}"
     )
     # A dispatcher connection per process, one per thread at most (task code
-    # may use the database), and the supervisor's rescuer.
-    assert max(samples) <= 2 * (1 + 4) + 1
-    assert max(samples[half:]) <= max(samples[:half] or [0]) + 1
+    # may use the database), the supervisor's rescuer and scheduler. The
+    # supervisor's threads connect on their first turn, hence the one spare.
+    assert max(samples) <= 2 * (1 + 4) + 2
+    assert max(late) <= max(early) + 1
 
 
 def test_a_leaking_task_is_contained_by_recycling(backend, start_process):

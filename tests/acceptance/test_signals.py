@@ -121,14 +121,17 @@ def test_reload_restarts_on_a_code_change_and_sigterm_leaves_nothing(backend, st
 
     proc = start_process(*WORKER, "--reload")
     first = tasks.add.enqueue(1, 1)
-    wait_for(lambda: backend.get_result(first.id).status == TaskResultStatus.SUCCESSFUL)
+    # Generous: a reloader, a supervisor and its processes start on a loaded machine.
+    wait_for(lambda: backend.get_result(first.id).status == TaskResultStatus.SUCCESSFUL, timeout=60)
     # The reloader compares modification times once a second with what it saw
     # the time before: touch the file only after it has looked once.
     time.sleep(2)
     os.utime(Path(tasks.__file__))  # what saving the file does, as the reloader sees it
     time.sleep(2.5)
     second = tasks.add.enqueue(2, 2)  # run by the restarted worker
-    wait_for(lambda: backend.get_result(second.id).status == TaskResultStatus.SUCCESSFUL)
+    wait_for(
+        lambda: backend.get_result(second.id).status == TaskResultStatus.SUCCESSFUL, timeout=60
+    )
     descendants = [*children_of(proc.pid)]
     descendants += [pid for child in descendants for pid in children_of(child)]
     proc.send_signal(signal.SIGTERM)
