@@ -247,9 +247,15 @@ class TaskStore:
         # to the index would split every queue's order in two and force a sort.
         kind_sql = "" if is_async is None else " AND is_async = %s"
         kind_params: list[Any] = [] if is_async is None else [is_async]
+        # A queue an operator paused (a row of offload_queue with paused_at set)
+        # is skipped here, in the claim itself, so a pause takes effect for
+        # every worker at its next claim with no message to deliver. The
+        # subquery reads a handful of rows and takes no locks.
         pick = (
             f"SELECT id FROM {TABLE} WHERE status = %s{queue_sql}{kind_sql} "
-            f"AND available_at <= {vendor.now} ORDER BY {_CLAIM_ORDER} LIMIT %s"
+            f"AND available_at <= {vendor.now} AND queue_name NOT IN "
+            "(SELECT name FROM offload_queue WHERE paused_at IS NOT NULL) "
+            f"ORDER BY {_CLAIM_ORDER} LIMIT %s"
         )
         pick_params: list[Any] = [State.READY, *queue_params, *kind_params, limit]
         assignments = (
