@@ -27,6 +27,28 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
         "most seconds an idle worker waits before looking for due tasks again",
     ),
     "WORKER": ({}, (dict,), "worker settings (see offload.worker_options), like its flags"),
+    "ADMIN_COUNT_LIMIT": (
+        10_000,
+        (int,),
+        "most rows the admin counts for a task list; past it the list says 'more than'",
+    ),
+    "DASHBOARD_REFRESH_SECONDS": (
+        5,
+        (int, float),
+        "how often the dashboard refreshes itself (1 to 3600 seconds)",
+    ),
+    "DASHBOARD_SAMPLE_SIZE": (
+        5_000,
+        (int,),
+        "most finished tasks the dashboard reads to compute wait and run time percentiles",
+    ),
+}
+
+# Inclusive bounds of options whose useful range is narrower than "positive".
+OPTION_BOUNDS: dict[str, tuple[float, float]] = {
+    "ADMIN_COUNT_LIMIT": (100, 10_000_000),
+    "DASHBOARD_REFRESH_SECONDS": (1, 3600),
+    "DASHBOARD_SAMPLE_SIZE": (100, 1_000_000),
 }
 
 MAX_NAME_LENGTH = 100  # queue names and worker names: the width of their columns
@@ -40,6 +62,9 @@ class Options:
     claim_batch_size: int = 10
     poll_interval: float = 1.0
     worker: dict[str, Any] = field(default_factory=dict)
+    admin_count_limit: int = 10_000
+    dashboard_refresh_seconds: float = 5
+    dashboard_sample_size: int = 5_000
     problems: list[str] = field(default_factory=list)
 
 
@@ -69,6 +94,13 @@ def parse_options(raw: object, queues: set[str]) -> Options:
             )
             continue
         _positive(name, value, problems)
+        if name in OPTION_BOUNDS:
+            low, high = OPTION_BOUNDS[name]
+            if isinstance(value, (int, float)) and not low <= value <= high:
+                problems.append(
+                    f"OPTIONS[{name!r}] must be between {low:g} and {high:g}, got {value!r}."
+                )
+                continue
         values[name.lower()] = value
 
     if "worker" in values:
