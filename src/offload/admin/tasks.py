@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
 from django.http import (
@@ -92,6 +93,19 @@ def _id_batches(queryset: QuerySet[Any]) -> Iterator[list[int]]:
     while batch := list(base.filter(pk__gt=last)[: operations.BATCH_SIZE]):
         yield batch
         last = batch[-1]
+
+
+class BoundedChangeList(ChangeList):
+    """A changelist whose page query always has a LIMIT.
+
+    Django fetches an unsliced queryset when everything fits on one page (or
+    "show all" is on); rows added after the count must not make that unbounded.
+    """
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        if not self.result_list.query.is_sliced:
+            self.result_list = self.result_list[: self.list_max_show_all]
 
 
 class TaskAdmin(ModelAdminBase):
@@ -201,6 +215,14 @@ class TaskAdmin(ModelAdminBase):
         if self.status is not None:
             return queryset.filter(status=self.status)
         return queryset
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        # Only the list's own filters: Django would otherwise accept any lookup
+        # on a local field from the URL (args__contains=...), a full scan.
+        return lookup in {f.parameter_name for f in self.list_filter}
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return BoundedChangeList
 
     def get_list_filter(self, request: HttpRequest) -> Any:
         if self.status is None:
@@ -457,8 +479,10 @@ class TaskAdmin(ModelAdminBase):
     def delete_tasks(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
         self._on_queryset(request, queryset, self._delete)
 
-    def get_actions(self, request: HttpRequest, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        found = super().get_actions(request, *args, **kwargs)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # action_location exists from Django 6.1 on; pass it only when given.
+        extra = {} if action_location is None else {"action_location": action_location}
+        found = super().get_actions(request, **extra)
         # Django's delete_selected loads every selected row to list it first;
         # delete_tasks deletes in bounded batches instead.
         found.pop("delete_selected", None)
