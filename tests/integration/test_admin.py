@@ -30,7 +30,8 @@ def test_a_failed_task_is_found_understood_and_retried(operator):
     assert page.status_code == 200
     for shown in ("ValueError: boom 1", "ValueError: boom 3", "host:2:w", "ann"):
         assert shown in page.text
-    assert "s3cr3t" not in page.text and "********" in page.text
+    assert "s3cr3t" not in page.text
+    assert "********" in page.text
     assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
 
     done = operator.post(reverse("admin:offload_failedtask_operate", args=[task.pk, "retry"]))
@@ -39,7 +40,8 @@ def test_a_failed_task_is_found_understood_and_retried(operator):
     assert task.status == State.READY
     assert len(task.errors) == 3  # the history stays
     assert task.max_attempts == 6  # a fresh budget of three more attempts
-    assert task.attempt == 3 and task.finished_at is None
+    assert task.attempt == 3
+    assert task.finished_at is None
 
 
 def test_cancel_copy_and_delete_from_the_detail_page(operator):
@@ -88,7 +90,8 @@ def test_the_list_never_counts_the_whole_table(operator):
     for sql in task_queries:
         # Every read of the task table is LIMITed (the count runs over a LIMITed subquery).
         assert "LIMIT" in sql.upper(), sql
-        assert '"args"' not in sql and "`args`" not in sql, sql
+        assert '"args"' not in sql, sql
+        assert "`args`" not in sql, sql
 
 
 def test_the_count_stops_at_the_limit(operator, settings):
@@ -135,7 +138,8 @@ def test_workers_page_shows_heartbeat_age_and_current_tasks(operator):
     worker = make_worker()
     task = make_task(status=State.RUNNING, lease_owner=worker.pk, attempt=1)
     listing = operator.get(reverse("admin:offload_workerrecord_changelist"))
-    assert listing.status_code == 200 and "ago" in listing.text
+    assert listing.status_code == 200
+    assert "ago" in listing.text
     page = operator.get(reverse("admin:offload_workerrecord_change", args=[worker.pk]))
     assert f"#{task.pk} tests.app.tasks.add" in page.text
 
@@ -143,10 +147,12 @@ def test_workers_page_shows_heartbeat_age_and_current_tasks(operator):
 def test_queues_page_pauses_and_resumes(operator):
     make_task(queue_name="emails")
     page = operator.get(reverse("admin:offload_queue_changelist"))
-    assert page.status_code == 200 and 'data-queue="emails"' in page.text
+    assert page.status_code == 200
+    assert 'data-queue="emails"' in page.text
     operator.post(reverse("admin:offload_queue_pause"), {"queue": "emails"})
     page = operator.get(reverse("admin:offload_queue_changelist"))
-    assert "Paused" in page.text and "by root" in page.text
+    assert "Paused" in page.text
+    assert "by root" in page.text
     operator.post(reverse("admin:offload_queue_resume"), {"queue": "emails"})
     assert "Paused" not in operator.get(reverse("admin:offload_queue_changelist")).text
 
@@ -163,7 +169,8 @@ def test_dashboard_is_linked_from_the_index_and_serves_bounded_json(operator):
     index = operator.get(reverse("admin:index"))
     assert reverse("admin:offload_dashboard_changelist") in index.text
     page = operator.get(reverse("admin:offload_dashboard_changelist") + "?refresh=999999")
-    assert page.status_code == 200 and 'data-refresh="3600"' in page.text
+    assert page.status_code == 200
+    assert 'data-refresh="3600"' in page.text
     assert "<script>" not in page.text
     data = operator.get(reverse("admin:offload_dashboard_data") + "?window=year").json()
     assert data["window"] == "hour"

@@ -105,7 +105,8 @@ def test_operations_need_post_and_csrf():
     root.force_login(make_user("root2", superuser=True))
     assert root.post(detail, {"status": "SUCCESSFUL"}).status_code == 405
     task.refresh_from_db()
-    assert task.status == State.FAILED and TaskRecord.objects.count() == 1
+    assert task.status == State.FAILED
+    assert TaskRecord.objects.count() == 1
 
 
 def test_everything_a_task_controls_is_escaped():
@@ -122,7 +123,7 @@ def test_everything_a_task_controls_is_escaped():
                 "worker_id": XSS,
                 "at": XSS,
             }
-        ],  # fmt: skip
+        ],
         worker_ids=[XSS],
     )
     make_worker(name=XSS, queues=XSS)
@@ -144,7 +145,8 @@ def test_everything_a_task_controls_is_escaped():
 
 FUZZ = [
     "?o=99", "?o=-1.x", "?o=1.2.3.4.5.6.7.8", "?p=-1", "?p=999999999", "?p=abc", "?all=",
-    "?status=NOPE", "?status=", "?queue=" + "x" * 500, "?task=" + "y" * 5000, "?worker=" + "z" * 300,
+    "?status=NOPE", "?status=", "?queue=" + "x" * 500, "?task=" + "y" * 5000,
+    "?worker=" + "z" * 300,
     "?finished=99y", "?enqueued=", "?q=" + "9" * 40, "?q=-1", "?q=%00", "?q=" + "%" * 50,
     "?args__contains=1", "?id__gt=0", "?e=1", "?_to_field=task_path", "?refresh=-5",
     "?refresh=" + "9" * 30, "?window=%3Cscript%3E", "?q=%27%20OR%201=1--",

@@ -116,5 +116,5 @@ class Migration(migrations.Migration):
             },
             bases=("offload.taskrecord",),
         ),
-        migrations.RunPython(create_indexes, drop_indexes, elidable=False),
+        migrations.RunPython(create_indexes, drop_indexes, atomic=False, elidable=False),
     ]

@@ -3,7 +3,7 @@
 // from the server is written as text, never as HTML.
 "use strict";
 (function () {
-  const root = document.getElementById("offload-dashboard");
+  const root = document.getElementById("offload-dash");
   if (!root) return;
   const url = root.dataset.url;
   const refresh = Math.min(3600, Math.max(1, Number(root.dataset.refresh) || 5)) * 1000;
