@@ -83,7 +83,8 @@ def test_the_list_never_counts_the_whole_table(operator):
     for _ in range(3):
         make_task()
     with CaptureQueriesContext(connection) as queries:
-        response = operator.get(reverse("admin:offload_taskrecord_changelist"))
+        # _facets asks Django for a count per filter choice: it must be ignored.
+        response = operator.get(reverse("admin:offload_taskrecord_changelist") + "?_facets=1")
     assert response.status_code == 200
     task_queries = [q["sql"] for q in queries if "offload_task" in q["sql"]]
     assert task_queries

@@ -149,7 +149,7 @@ FUZZ = [
     "?worker=" + "z" * 300,
     "?finished=99y", "?enqueued=", "?q=" + "9" * 40, "?q=-1", "?q=%00", "?q=" + "%" * 50,
     "?args__contains=1", "?id__gt=0", "?e=1", "?_to_field=task_path", "?refresh=-5",
-    "?refresh=" + "9" * 30, "?window=%3Cscript%3E", "?q=%27%20OR%201=1--",
+    "?refresh=" + "9" * 30, "?_facets=1", "?window=%3Cscript%3E", "?q=%27%20OR%201=1--",
 ]  # fmt: skip
 
 
