@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from offload.models import Queue, TaskRecord
 from offload.states import State
@@ -58,6 +59,10 @@ def page(live_server, monkeypatch) -> Iterator["sync_api.Page"]:
         page.base = live_server.url  # type: ignore[attr-defined]
         page.problems = problems  # type: ignore[attr-defined]
         yield page
+        # While Playwright's loop runs, Django hands this thread's ORM calls a
+        # connection of their own (asgiref keys connections by context); close
+        # it here, or the test database cannot be dropped afterwards.
+        connections.close_all()
         browser.close()
     assert not problems, problems  # CSP violations and script errors show up here
 
