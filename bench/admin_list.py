@@ -27,6 +27,7 @@ PAGES = {
     "failed tasks": "/admin/offload/failedtask/",
     "filter: queue": "/admin/offload/taskrecord/?queue=emails",
     "filter: task path": "/admin/offload/taskrecord/?task=bench.tasks.t3",
+    "filter: path prefix": "/admin/offload/taskrecord/?task=bench.tasks.t1*",
     "filter: finished 1h": "/admin/offload/taskrecord/?finished=1h",
     "search: id": "/admin/offload/taskrecord/?q=4242",
     "task detail": "/admin/offload/taskrecord/4242/change/",

@@ -96,8 +96,12 @@ class TaskPathFilter(TextFilter):
             return queryset
         if len(value) > self.max_length:
             return queryset.none()
-        # A prefix, so "myapp.tasks." lists a module's tasks.
-        return queryset.filter(task_path__startswith=value)
+        # Exact by default: equality on the (task_path, id) index gives rows
+        # already in the list's order. A trailing "*" asks for a prefix
+        # ("myapp.tasks.*"), which the index narrows but must then sort.
+        if value.endswith("*"):
+            return queryset.filter(task_path__startswith=value.rstrip("*"))
+        return queryset.filter(task_path=value)
 
 
 class PeriodFilter(admin.SimpleListFilter):
