@@ -45,7 +45,7 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
 }
 
 # Inclusive bounds of options whose useful range is narrower than "positive".
-OPTION_BOUNDS: dict[str, tuple[float, float]] = {
+OPTION_BOUNDS: dict[str, tuple[int, int]] = {
     "ADMIN_COUNT_LIMIT": (100, 10_000_000),
     "DASHBOARD_REFRESH_SECONDS": (1, 3600),
     "DASHBOARD_SAMPLE_SIZE": (100, 1_000_000),
@@ -98,7 +98,7 @@ def parse_options(raw: object, queues: set[str]) -> Options:
             low, high = OPTION_BOUNDS[name]
             if isinstance(value, (int, float)) and not low <= value <= high:
                 problems.append(
-                    f"OPTIONS[{name!r}] must be between {low:g} and {high:g}, got {value!r}."
+                    f"OPTIONS[{name!r}] must be between {low:,} and {high:,}, got {value!r}."
                 )
                 continue
         values[name.lower()] = value

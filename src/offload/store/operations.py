@@ -6,6 +6,7 @@ a task that changed state since the operator looked is left alone rather than
 overwritten. Cancelling is ``TaskStore.cancel``.
 """
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import islice
@@ -14,6 +15,7 @@ from typing import Any
 from offload.states import State
 from offload.store.connection import atomic_on
 from offload.store.tasks import NOTIFY_CHANNEL, TABLE, TaskStore
+from offload.store.vendor import read_datetime
 
 QUEUE_TABLE = "offload_queue"
 # Ids per statement: well under every engine's limit on parameters.
@@ -169,8 +171,6 @@ def resume_queue(store: TaskStore, name: str) -> None:
 
 def paused_queues(store: TaskStore) -> dict[str, datetime | None]:
     """The paused queues and when each was paused."""
-    from offload.store.vendor import read_datetime
-
     with store.connection.cursor() as cursor:
         cursor.execute(f"SELECT name, paused_at FROM {QUEUE_TABLE} WHERE paused_at IS NOT NULL")
         return {str(name): read_datetime(at) for name, at in cursor.fetchall()}
@@ -178,8 +178,6 @@ def paused_queues(store: TaskStore) -> dict[str, datetime | None]:
 
 def _json_text(value: Any) -> str:
     # Drivers return JSON columns as text (SQLite, MariaDB) or decoded (psycopg).
-    import json
-
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode()
     if isinstance(value, str):
