@@ -12,7 +12,7 @@
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
@@ -62,7 +62,7 @@ def _group_by_minute(since: datetime) -> dict[datetime, dict[str, int]]:
     grouped = (
         TaskRecord.objects.filter(finished_at__gte=since)
         .order_by()
-        .annotate(minute=TruncMinute("finished_at"))
+        .annotate(minute=TruncMinute("finished_at", tzinfo=UTC))
         .values("minute", "status")
         .annotate(n=Count("id"))
     )
@@ -78,31 +78,29 @@ def _per_minute(since: datetime, now: datetime, span: timedelta) -> dict[datetim
     """Tasks finished and failed per minute since ``since``.
 
     A minute that has closed does not change, so its counts are kept in
-    Django's cache: a refresh reads only the last few minutes from the
-    database, not the whole window again. (With no cache configured, each
-    refresh reads the window.) Minutes count as closed two minutes after
-    they end, leaving room for the database's clock to differ from ours.
+    Django's cache (one entry per database, at most a day of minutes): a
+    refresh reads only the last few minutes from the database, not the whole
+    window again. With no cache configured, each refresh reads the window.
+    Minutes count as closed two minutes after they end, leaving room for the
+    database's clock to differ from ours.
     """
-    alias = router.db_for_read(TaskRecord) or "default"
+    key = f"offload:finished-per-minute:{router.db_for_read(TaskRecord) or 'default'}"
     closed_before = _minute(now) - CLOSED_AFTER
     minutes = [since + timedelta(minutes=i) for i in range(int(span.total_seconds() // 60) + 1)]
-    keys = {m: f"offload:finished-per-minute:{alias}:{m.isoformat()}" for m in minutes
-            if m < closed_before}  # fmt: skip
-    cached: dict[str, dict[str, int]] = cache.get_many(list(keys.values()))
-    missing = [m for m, key in keys.items() if key not in cached]
-    read_from = min(missing) if missing else closed_before
+    known: dict[str, dict[str, int]] = cache.get(key) or {}
+    missing = [m for m in minutes if m < closed_before and m.isoformat() not in known]
+    read_from = min(missing) if missing else min(closed_before, minutes[-1])
     fresh = _group_by_minute(read_from)
-    found: dict[datetime, dict[str, int]] = {}
-    for minute in minutes:
-        key = keys.get(minute)
-        if key in cached and minute < read_from:
-            found[minute] = cached[key]
-        else:
-            found[minute] = fresh.get(minute, {"finished": 0, "failed": 0})
-    cache.set_many(
-        {keys[m]: found[m] for m in missing},
-        timeout=int((span + CLOSED_AFTER).total_seconds()) + 60,
-    )
+    empty = {"finished": 0, "failed": 0}
+    found = {
+        m: fresh.get(m, empty) if m >= read_from else known.get(m.isoformat(), empty)
+        for m in minutes
+    }
+    # Keep the closed minutes of the longest window; drop older ones.
+    oldest = (closed_before - max(WINDOWS.values())).isoformat()
+    known = {k: v for k, v in known.items() if k >= oldest}
+    known.update({m.isoformat(): found[m] for m in minutes if read_from <= m < closed_before})
+    cache.set(key, known, timeout=int(max(WINDOWS.values()).total_seconds()))
     return found
 
 
