@@ -305,9 +305,11 @@ class TaskAdmin(ModelAdminBase):
     def errors_display(self, obj: TaskRecord) -> SafeString:
         return display.errors_table(obj.errors)
 
-    @admin.display(description="waited")
+    @admin.display(description="waited before it first started")
     def wait_time(self, obj: TaskRecord) -> str:
-        return display.duration(obj.available_at, obj.started_at)
+        # From when it was first due: available_at moves with each retry.
+        due = max(obj.enqueued_at, obj.run_after or obj.enqueued_at)
+        return display.duration(due, obj.started_at)
 
     @admin.display(description="worker processes, in claim order")
     def workers(self, obj: TaskRecord) -> str:
