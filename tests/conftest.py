@@ -19,7 +19,7 @@ from django.tasks import task_backends
 from offload.backend import DatabaseBackend
 
 ROOT = Path(__file__).resolve().parent.parent
-DB_TIERS = ("integration", "acceptance")
+DB_TIERS = ("integration", "acceptance", "browser")
 
 
 def _server_problem() -> str | None:

@@ -65,6 +65,28 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
         "most missed ticks fired at once under the 'all' catch-up policy",
     ),
     "SCHEDULER_INTERVAL": (1.0, (int, float), "seconds between two passes of a scheduler"),
+    "ADMIN_COUNT_LIMIT": (
+        10_000,
+        (int,),
+        "most rows the admin counts for a task list; past it the list says 'more than'",
+    ),
+    "DASHBOARD_REFRESH_SECONDS": (
+        5,
+        (int, float),
+        "how often the dashboard refreshes itself (1 to 3600 seconds)",
+    ),
+    "DASHBOARD_SAMPLE_SIZE": (
+        5_000,
+        (int,),
+        "most finished tasks the dashboard reads to compute wait and run time percentiles",
+    ),
+}
+
+# Inclusive bounds of options whose useful range is narrower than "positive".
+OPTION_BOUNDS: dict[str, tuple[int, int]] = {
+    "ADMIN_COUNT_LIMIT": (100, 10_000_000),
+    "DASHBOARD_REFRESH_SECONDS": (1, 3600),
+    "DASHBOARD_SAMPLE_SIZE": (100, 1_000_000),
 }
 
 # OPTIONS["RETRY"] keys -> RetryPolicy fields.
@@ -97,6 +119,9 @@ class Options:
     schedule_grace_seconds: float = 60
     schedule_catch_up_limit: int = 100
     scheduler_interval: float = 1.0
+    admin_count_limit: int = 10_000
+    dashboard_refresh_seconds: float = 5
+    dashboard_sample_size: int = 5_000
     problems: list[str] = field(default_factory=list)
 
 
@@ -126,6 +151,13 @@ def parse_options(raw: object, queues: set[str]) -> Options:
             )
             continue
         _positive(name, value, problems)
+        if name in OPTION_BOUNDS:
+            low, high = OPTION_BOUNDS[name]
+            if isinstance(value, (int, float)) and not low <= value <= high:
+                problems.append(
+                    f"OPTIONS[{name!r}] must be between {low:,} and {high:,}, got {value!r}."
+                )
+                continue
         values[name.lower()] = value
 
     if "retry" in values:

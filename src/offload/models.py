@@ -210,3 +210,63 @@ class ScheduleFire(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule_id} at {self.fire_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Queue(models.Model):
+    """An operator's switch on one queue: while ``paused_at`` is set, no worker claims from it.
+
+    A row exists only once a queue was paused; a queue with no row runs.
+    """
+
+    name = models.CharField(primary_key=True, max_length=MAX_NAME_LENGTH)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        db_table = "offload_queue"
+        verbose_name = "queue"
+        verbose_name_plural = "queues"
+
+    def __str__(self) -> str:
+        return f"{self.name} (paused)" if self.paused_at else self.name
+
+
+# Views of the task table for the admin, one per status (and the dashboard).
+# Proxies add no table; the admin checks the permissions of TaskRecord itself.
+
+
+class ReadyTask(TaskRecord):
+    class Meta:
+        proxy = True
+        verbose_name = "ready task"
+
+
+class ScheduledTask(TaskRecord):
+    class Meta:
+        proxy = True
+        verbose_name = "scheduled task"
+
+
+class RunningTask(TaskRecord):
+    class Meta:
+        proxy = True
+        verbose_name = "running task"
+
+
+class FailedTask(TaskRecord):
+    class Meta:
+        proxy = True
+        verbose_name = "failed task"
+
+
+class SuccessfulTask(TaskRecord):
+    class Meta:
+        proxy = True
+        verbose_name = "successful task"
+
+
+class Dashboard(TaskRecord):
+    class Meta:
+        proxy = True
+        verbose_name = "dashboard"
+        verbose_name_plural = "dashboard"

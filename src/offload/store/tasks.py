@@ -49,6 +49,10 @@ _CLAIMED_COLUMNS = (
     "max_attempts, timeout"
 )
 
+# Leaves out the queues an operator paused (rows of offload_queue with
+# paused_at set).
+_NOT_PAUSED = " AND queue_name NOT IN (SELECT name FROM offload_queue WHERE paused_at IS NOT NULL)"
+
 # The claim order, used by every engine (the claim index serves it).
 _CLAIM_ORDER = "priority DESC, available_at, id"
 
@@ -276,9 +280,14 @@ class TaskStore:
         # to the index would split every queue's order in two and force a sort.
         kind_sql = "" if is_async is None else " AND is_async = %s"
         kind_params: list[Any] = [] if is_async is None else [is_async]
+        # A queue an operator paused (a row of offload_queue with paused_at set)
+        # is skipped here, in the claim itself, so a pause takes effect for
+        # every worker at its next claim with no message to deliver. The
+        # subquery reads a handful of rows and takes no locks.
         pick = (
             f"SELECT id FROM {TABLE} WHERE status = %s{queue_sql}{kind_sql} "
-            f"AND available_at <= {vendor.now} ORDER BY {_CLAIM_ORDER} LIMIT %s"
+            f"AND available_at <= {vendor.now}{_NOT_PAUSED} "
+            f"ORDER BY {_CLAIM_ORDER} LIMIT %s"
         )
         pick_params: list[Any] = [State.READY, *queue_params, *kind_params, limit]
         assignments = (
@@ -628,7 +637,12 @@ class TaskStore:
             return None
         vendor = self.vendor
         queue_sql, queue_params = queues.sql()
-        sql = f"SELECT MIN(available_at), {vendor.now} FROM {TABLE} WHERE status = %s{queue_sql}"
+        # Paused queues are left out as in the claim: a burst run must not wait
+        # for them, nor an idle worker wake for tasks it may not take.
+        sql = (
+            f"SELECT MIN(available_at), {vendor.now} FROM {TABLE} "
+            f"WHERE status = %s{queue_sql}{_NOT_PAUSED}"
+        )
         with self.connection.cursor() as cursor:
             cursor.execute(sql, [State.READY, *queue_params])
             due, now = cursor.fetchone()

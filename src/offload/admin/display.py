@@ -1,0 +1,77 @@
+"""How a task's stored values are shown: escaped, secrets masked, long text bounded."""
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from offload.admin.security import mask_secrets
+from offload.states import State
+
+# Longest JSON text shown for one value; past it the page says how much was cut.
+MAX_SHOWN_CHARS = 20_000
+
+
+def as_json(value: Any) -> SafeString:
+    """Pretty, masked, escaped JSON in a <pre>."""
+    text = json.dumps(mask_secrets(value), indent=2, ensure_ascii=False, sort_keys=True)
+    cut = ""
+    if len(text) > MAX_SHOWN_CHARS:
+        cut = f"... ({len(text) - MAX_SHOWN_CHARS:,} more characters)"
+        text = text[:MAX_SHOWN_CHARS]
+    return format_html('<pre class="offload-json">{}{}</pre>', text, cut)
+
+
+def status_badge(status: str) -> SafeString:
+    known = status in State.values
+    label = State(status).label if known else status
+    css = status.lower() if known else "unknown"
+    return format_html('<span class="offload-status offload-status-{}">{}</span>', css, label)
+
+
+def duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "-"
+    return human_seconds((end - start).total_seconds())
+
+
+def human_seconds(seconds: float) -> str:
+    if seconds < 0:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return str(timedelta(seconds=round(seconds)))
+
+
+def errors_table(errors: Any) -> SafeString:
+    """Every recorded attempt's error, newest first, with its traceback."""
+    if not isinstance(errors, list) or not errors:
+        return format_html("<p>{}</p>", "No errors recorded.")
+    rows = []
+    for error in reversed(errors):
+        if not isinstance(error, dict):
+            continue
+        rows.append(
+            (
+                str(error.get("attempt", "-")),
+                str(error.get("at", "-")),
+                str(error.get("worker_id") or "-"),
+                str(error.get("exception_class_path", "")),
+                str(error.get("traceback", ""))[:MAX_SHOWN_CHARS],
+            )
+        )
+    body = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td>"
+        '<td><pre class="offload-traceback">{}</pre></td></tr>',
+        rows,
+    )
+    return format_html(
+        '<table class="offload-errors"><thead><tr><th>Attempt</th><th>At</th><th>Worker</th>'
+        "<th>Exception</th><th>Traceback</th></tr></thead><tbody>{}</tbody></table>",
+        body,
+    )

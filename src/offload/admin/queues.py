@@ -1,0 +1,157 @@
+"""Queues: depth, age of the oldest due task, and pause / resume.
+
+A queue is a name, not a row: the list joins the configured QUEUES, the queues
+that have READY tasks, and the paused ones. A paused queue is not claimed (see
+``TaskStore.claim``); its RUNNING tasks finish.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Min, Model
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from offload.admin.display import human_seconds
+from offload.admin.options import admin_store, configured_queues
+from offload.admin.security import csp_view, require_perm
+from offload.conf import MAX_NAME_LENGTH
+from offload.models import Queue, TaskRecord
+from offload.states import State
+from offload.store import operations
+
+# Django's ModelAdmin is generic only to the type checker.
+if TYPE_CHECKING:
+    ModelAdminBase = admin.ModelAdmin[Queue]
+else:
+    ModelAdminBase = admin.ModelAdmin
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    name: str
+    ready: int
+    due: int
+    running: int
+    oldest_due: datetime | None
+    paused_at: datetime | None
+    paused_by: str
+
+    @property
+    def oldest_age(self) -> str:
+        if self.oldest_due is None:
+            return "-"
+        return human_seconds(max((timezone.now() - self.oldest_due).total_seconds(), 0))
+
+
+def queue_rows() -> list[QueueRow]:
+    """Every known queue with its numbers: two grouped reads of the claim index
+    (READY and RUNNING rows only, never the finished ones)."""
+    now = timezone.now()
+    ready = {
+        row["queue_name"]: row
+        for row in TaskRecord.objects.filter(status=State.READY)
+        .order_by()
+        .values("queue_name")
+        .annotate(n=Count("id"))
+    }
+    due = {
+        row["queue_name"]: row
+        for row in TaskRecord.objects.filter(status=State.READY, available_at__lte=now)
+        .order_by()
+        .values("queue_name")
+        .annotate(n=Count("id"), oldest=Min("available_at"))
+    }
+    running = dict(
+        TaskRecord.objects.filter(status=State.RUNNING)
+        .order_by()
+        .values("queue_name")
+        .annotate(n=Count("id"))
+        .values_list("queue_name", "n")
+    )
+    paused = {q.name: q for q in Queue.objects.filter(paused_at__isnull=False)}
+    names = set(configured_queues()) | set(ready) | set(running) | set(paused)
+    return [
+        QueueRow(
+            name=name,
+            ready=ready[name]["n"] if name in ready else 0,
+            due=due[name]["n"] if name in due else 0,
+            running=running.get(name, 0),
+            oldest_due=due[name]["oldest"] if name in due else None,
+            paused_at=paused[name].paused_at if name in paused else None,
+            paused_by=paused[name].paused_by if name in paused else "",
+        )
+        for name in sorted(names)
+    ]
+
+
+@admin.register(Queue)
+class QueueAdmin(ModelAdminBase):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False  # resuming is the way to remove a pause
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "pause/",
+                self.admin_site.admin_view(self.pause_view),
+                name="offload_queue_pause",
+            ),
+            path(
+                "resume/",
+                self.admin_site.admin_view(self.resume_view),
+                name="offload_queue_resume",
+            ),
+            path(
+                "",
+                self.admin_site.admin_view(self.changelist_view),
+                name="offload_queue_changelist",
+            ),
+        ]
+
+    @csp_view
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Queues",
+            "opts": self.opts,
+            "rows": queue_rows(),
+            "can_change": self.has_change_permission(request),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/offload/queues.html", context)
+
+    def pause_view(self, request: HttpRequest) -> HttpResponse:
+        return csp_view(require_POST(self._switch))(request, pause=True)
+
+    def resume_view(self, request: HttpRequest) -> HttpResponse:
+        return csp_view(require_POST(self._switch))(request, pause=False)
+
+    def _switch(self, request: HttpRequest, *, pause: bool) -> HttpResponse:
+        require_perm(request, "change_queue")
+        name = request.POST.get("queue", "")
+        back = HttpResponseRedirect(reverse("admin:offload_queue_changelist"))
+        if not name or len(name) > MAX_NAME_LENGTH:
+            messages.error(request, f"A queue name is 1 to {MAX_NAME_LENGTH} characters.")
+            return back
+        store = admin_store()
+        if pause:
+            operations.pause_queue(store, name, by=request.user.get_username())
+            messages.success(request, f"Paused queue {name!r}: workers no longer claim from it.")
+        else:
+            operations.resume_queue(store, name)
+            messages.success(request, f"Resumed queue {name!r}.")
+        return back

@@ -1,0 +1,195 @@
+"""The dashboard's numbers, each from a bounded query.
+
+* Counts of READY and RUNNING tasks stop at ``OPTIONS["ADMIN_COUNT_LIMIT"]``.
+* Everything about finished tasks reads only the chosen window (an hour or a
+  day) through the ``finished_at`` index, grouped by minute in the database.
+* Percentiles of wait and run time come from the newest
+  ``OPTIONS["DASHBOARD_SAMPLE_SIZE"]`` finished tasks of the window, read
+  through the same index: engines differ in percentile functions, and a sample
+  is plenty for p50 and p95.
+"""
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.core.cache import cache
+from django.db import router
+from django.db.models import Count
+from django.db.models.functions import TruncMinute
+from django.utils import timezone
+
+from offload.admin.options import admin_options
+from offload.admin.queues import queue_rows
+from offload.models import TaskRecord
+from offload.states import State
+
+WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+CLOSED_AFTER = timedelta(minutes=2)
+TOP_TASKS = 15
+
+
+def percentile(sorted_values: list[float], share: float) -> float | None:
+    """The nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(share * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def _summary(waits: Iterable[float], runs: Iterable[float]) -> dict[str, float | None]:
+    wait, run = sorted(waits), sorted(runs)
+    return {
+        "wait_p50": percentile(wait, 0.5),
+        "wait_p95": percentile(wait, 0.95),
+        "run_p50": percentile(run, 0.5),
+        "run_p95": percentile(run, 0.95),
+    }
+
+
+def _capped_count(status: str, limit: int) -> int:
+    return int(TaskRecord.objects.filter(status=status).order_by()[: limit + 1].count())
+
+
+def _minute(value: datetime) -> datetime:
+    return value.replace(second=0, microsecond=0)
+
+
+def _group_by_minute(since: datetime) -> dict[datetime, dict[str, int]]:
+    per_minute: dict[datetime, dict[str, int]] = defaultdict(lambda: {"finished": 0, "failed": 0})
+    grouped = (
+        TaskRecord.objects.filter(finished_at__gte=since)
+        .order_by()
+        .annotate(minute=TruncMinute("finished_at", tzinfo=UTC))
+        .values("minute", "status")
+        .annotate(n=Count("id"))
+    )
+    for row in grouped:
+        bucket = per_minute[_minute(row["minute"])]
+        bucket["finished"] += row["n"]
+        if row["status"] == State.FAILED:
+            bucket["failed"] += row["n"]
+    return per_minute
+
+
+def _per_minute(since: datetime, now: datetime, span: timedelta) -> dict[datetime, dict[str, int]]:
+    """Tasks finished and failed per minute since ``since``.
+
+    A minute that has closed does not change, so its counts are kept in
+    Django's cache (one entry per database, at most a day of minutes): a
+    refresh reads only the last few minutes from the database, not the whole
+    window again. With no cache configured, each refresh reads the window.
+    Minutes count as closed two minutes after they end, leaving room for the
+    database's clock to differ from ours.
+    """
+    key = f"offload:finished-per-minute:{router.db_for_read(TaskRecord) or 'default'}"
+    closed_before = _minute(now) - CLOSED_AFTER
+    minutes = [since + timedelta(minutes=i) for i in range(int(span.total_seconds() // 60) + 1)]
+    known: dict[str, dict[str, int]] = cache.get(key) or {}
+    missing = [m for m in minutes if m < closed_before and m.isoformat() not in known]
+    read_from = min(missing) if missing else min(closed_before, minutes[-1])
+    fresh = _group_by_minute(read_from)
+    empty = {"finished": 0, "failed": 0}
+    found = {
+        m: fresh.get(m, empty) if m >= read_from else known.get(m.isoformat(), empty)
+        for m in minutes
+    }
+    # Keep the closed minutes of the longest window; drop older ones.
+    oldest = (closed_before - max(WINDOWS.values())).isoformat()
+    known = {k: v for k, v in known.items() if k >= oldest}
+    known.update({m.isoformat(): found[m] for m in minutes if read_from <= m < closed_before})
+    cache.set(key, known, timeout=int(max(WINDOWS.values()).total_seconds()))
+    return found
+
+
+def dashboard_data(window: str = "hour") -> dict[str, Any]:
+    """Everything the dashboard shows, as JSON-ready values."""
+    options = admin_options()
+    span = WINDOWS.get(window, WINDOWS["hour"])
+    now = timezone.now()
+    since = _minute(now - span)
+    limit = options.admin_count_limit
+
+    finished = TaskRecord.objects.filter(finished_at__gte=since).order_by()
+    per_minute = _per_minute(since, now, span)
+    minutes = [since + timedelta(minutes=i) for i in range(int(span.total_seconds() // 60) + 1)]
+
+    hour_ago = now - timedelta(hours=1)
+    last_hour = [counts for minute, counts in per_minute.items() if minute >= _minute(hour_ago)]
+    finished_last_hour = sum(c["finished"] for c in last_hour)
+
+    sample = list(
+        finished.order_by("-finished_at").values_list(
+            "queue_name", "task_path", "status", "enqueued_at", "run_after", "started_at",
+            "last_attempted_at", "finished_at",
+        )[: options.dashboard_sample_size]
+    )  # fmt: skip
+    waits: list[float] = []
+    runs: list[float] = []
+    by_queue: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"wait": [], "run": []})
+    by_task: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"finished": 0, "failed": 0, "wait": [], "run": []}
+    )
+    for queue, path, status, enqueued, run_after, started, attempted, ended in sample:
+        task = by_task[path]
+        task["finished"] += 1
+        task["failed"] += status == State.FAILED
+        if started is None or attempted is None or ended is None:
+            continue  # cancelled before it ran
+        wait = max((started - max(enqueued, run_after or enqueued)).total_seconds(), 0.0)
+        run = max((ended - attempted).total_seconds(), 0.0)
+        waits.append(wait)
+        runs.append(run)
+        by_queue[queue]["wait"].append(wait)
+        by_queue[queue]["run"].append(run)
+        task["wait"].append(wait)
+        task["run"].append(run)
+
+    rows = queue_rows()
+    ready = _capped_count(State.READY, limit)
+    running = _capped_count(State.RUNNING, limit)
+    return {
+        "generated_at": now.isoformat(),
+        "window": window if window in WINDOWS else "hour",
+        "count_limit": limit,
+        "counters": {
+            "ready": min(ready, limit),
+            "ready_capped": ready > limit,
+            "running": min(running, limit),
+            "running_capped": running > limit,
+            "failed_last_hour": sum(c["failed"] for c in last_hour),
+            "finished_last_hour": finished_last_hour,
+            "throughput_per_minute": round(finished_last_hour / 60, 2),
+        },
+        "series": {
+            "minutes": [m.isoformat() for m in minutes],
+            "finished": [per_minute[m]["finished"] if m in per_minute else 0 for m in minutes],
+            "failed": [per_minute[m]["failed"] if m in per_minute else 0 for m in minutes],
+        },
+        "latency": {**_summary(waits, runs), "sample": len(sample)},
+        "queues": [
+            {
+                "name": row.name,
+                "depth": row.ready,
+                "due": row.due,
+                "running": row.running,
+                "oldest_wait": row.oldest_age,
+                "paused": row.paused_at is not None,
+                **_summary(by_queue[row.name]["wait"], by_queue[row.name]["run"]),
+            }
+            for row in rows
+        ],
+        "tasks": [
+            {
+                "path": path,
+                "finished": stats["finished"],
+                "failed": stats["failed"],
+                **_summary(stats["wait"], stats["run"]),
+            }
+            for path, stats in sorted(by_task.items(), key=lambda item: -item[1]["finished"])[
+                :TOP_TASKS
+            ]
+        ],
+    }

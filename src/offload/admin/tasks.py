@@ -1,0 +1,523 @@
+"""The task admin: a list that stays fast with millions of rows, a detail page that
+explains a task, and the operator's actions (retry, cancel, run again, delete)
+on selected rows or on everything a filter matches.
+
+Why the list stays fast:
+
+* No unbounded ``COUNT(*)``: the paginator counts at most
+  ``OPTIONS["ADMIN_COUNT_LIMIT"]`` rows (``SELECT COUNT(*) FROM (... LIMIT n)``)
+  and the full count is never asked for.
+* It sorts only on indexed columns, filters only through indexed ones (see
+  ``filters`` and migration 0004), and never loads the JSON columns.
+"""
+
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Paginator
+from django.db.models import Model, QuerySet
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.views.decorators.http import require_POST
+
+from offload.admin import display
+from offload.admin.filters import (
+    EnqueuedFilter,
+    FinishedFilter,
+    QueueNameFilter,
+    StatusFilter,
+    TaskPathFilter,
+    WorkerFilter,
+)
+from offload.admin.options import admin_options, admin_store
+from offload.admin.security import csp_view, require_perm
+from offload.backend import cancel_error_json
+from offload.models import (
+    FailedTask,
+    ReadyTask,
+    RunningTask,
+    ScheduledTask,
+    SuccessfulTask,
+    TaskRecord,
+)
+from offload.states import State
+from offload.store import operations
+
+# Django's ModelAdmin is generic only to the type checker.
+if TYPE_CHECKING:
+    ModelAdminBase = admin.ModelAdmin[TaskRecord]
+    PaginatorBase = Paginator[Any]
+else:
+    ModelAdminBase = admin.ModelAdmin
+    PaginatorBase = Paginator
+
+# Columns never loaded for the list: they can be large, and the list shows none of them.
+HEAVY_COLUMNS = ("args", "kwargs", "return_value", "errors", "worker_ids")
+BIGINT_MAX = 2**63 - 1
+
+
+class CappedPaginator(PaginatorBase):
+    """A paginator whose count stops at ``limit + 1`` rows."""
+
+    def __init__(self, *args: Any, limit: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limit = limit
+
+    @cached_property
+    def count(self) -> int:
+        # Slicing first makes Django count over a LIMITed subquery.
+        queryset: QuerySet[Any] = self.object_list  # type: ignore[assignment]
+        return int(queryset[: self.limit + 1].count())
+
+    @property
+    def capped(self) -> bool:
+        return self.count > self.limit
+
+
+def _id_batches(queryset: QuerySet[Any]) -> Iterator[list[int]]:
+    """The ids of ``queryset`` in batches, each read by a bounded keyset query."""
+    last = 0
+    base = queryset.order_by("pk").values_list("pk", flat=True)
+    while batch := list(base.filter(pk__gt=last)[: operations.BATCH_SIZE]):
+        yield batch
+        last = batch[-1]
+
+
+class BoundedChangeList(ChangeList):
+    """A changelist whose page query always has a LIMIT.
+
+    Django fetches an unsliced queryset when everything fits on one page (or
+    "show all" is on); rows added after the count must not make that unbounded.
+    """
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        if not self.result_list.query.is_sliced:
+            self.result_list = self.result_list[: self.list_max_show_all]
+
+
+class TaskAdmin(ModelAdminBase):
+    list_display = (
+        "id",
+        "task_link",
+        "queue_name",
+        "status_display",
+        "attempt",
+        "enqueued_at",
+        "finished_at",
+        "run_time",
+    )
+    list_display_links = None
+    list_filter = (
+        StatusFilter,
+        QueueNameFilter,
+        TaskPathFilter,
+        EnqueuedFilter,
+        FinishedFilter,
+        WorkerFilter,
+    )
+    # Sorting on any other column would sort the whole table.
+    sortable_by = ("id", "enqueued_at", "finished_at")
+    ordering = ("-id",)
+    search_fields = ("task_path",)  # the search box; see get_search_results
+    search_help_text = "A task id, or the start of a task path."
+    show_full_result_count = False
+    # Facet counts would run a COUNT(*) per filter choice over the whole table.
+    show_facets = admin.ShowFacets.NEVER
+    list_per_page = 50
+    list_max_show_all = 200
+    actions = ["retry_tasks", "cancel_tasks", "run_again", "delete_tasks"]
+    change_form_template = "admin/offload/task_change_form.html"
+    change_list_template = "admin/offload/task_change_list.html"
+    # The status view this admin shows (None: all tasks).
+    status: str | None = None
+
+    fieldsets = (
+        (
+            "Task",
+            {
+                "fields": (
+                    "id",
+                    "task_path",
+                    "backend",
+                    "queue_name",
+                    "priority",
+                    "status_display",
+                    "is_async",
+                )
+            },
+        ),
+        ("Arguments and result", {"fields": ("arguments", "result")}),
+        ("Attempts", {"fields": ("attempt", "max_attempts", "errors_display")}),
+        (
+            "Timings",
+            {
+                "fields": (
+                    "enqueued_at",
+                    "run_after",
+                    "available_at",
+                    "started_at",
+                    "last_attempted_at",
+                    "finished_at",
+                    "wait_time",
+                    "run_time",
+                    "timeout",
+                )
+            },
+        ),
+        (
+            "Worker",
+            {"fields": ("lease_owner", "lease_expires_at", "workers", "cancel_requested_at")},
+        ),
+    )
+
+    # -- permissions: every status view answers to TaskRecord's permissions ----
+
+    def _has(self, request: HttpRequest, action: str) -> bool:
+        user = request.user
+        return bool(
+            user.is_active and user.is_staff and user.has_perm(f"offload.{action}_taskrecord")
+        )
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._has(request, "view") or self._has(request, "change")
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._has(request, "view") or self._has(request, "change")
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._has(request, "change")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._has(request, "delete")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # tasks are enqueued by code, never typed in
+
+    # -- the list ----------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TaskRecord]:
+        queryset = super().get_queryset(request).defer(*HEAVY_COLUMNS)
+        if self.status == "SCHEDULED":
+            return queryset.filter(status=State.READY, available_at__gt=timezone.now())
+        if self.status == State.READY:
+            return queryset.filter(status=State.READY, available_at__lte=timezone.now())
+        if self.status is not None:
+            return queryset.filter(status=self.status)
+        return queryset
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        # Only the list's own filters: Django would otherwise accept any lookup
+        # on a local field from the URL (args__contains=...), a full scan.
+        return lookup in {f.parameter_name for f in self.list_filter}
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return BoundedChangeList
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        if self.status is None:
+            return self.list_filter
+        return [f for f in self.list_filter if f is not StatusFilter]
+
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[TaskRecord],
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> CappedPaginator:
+        return CappedPaginator(
+            queryset,
+            per_page,
+            orphans,
+            allow_empty_first_page,
+            limit=admin_options().admin_count_limit,
+        )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[TaskRecord], search_term: str
+    ) -> tuple[QuerySet[TaskRecord], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.isdecimal():
+            # An id; digits too large for the column match nothing (and must
+            # not reach the database, where they would overflow).
+            value = int(term) if len(term) <= 19 else BIGINT_MAX + 1
+            if value > BIGINT_MAX:
+                return queryset.none(), False
+            return queryset.filter(pk=value), False
+        if len(term) > 255:
+            return queryset.none(), False
+        return queryset.filter(task_path__startswith=term), False
+
+    @admin.display(description="task", ordering=None)
+    def task_link(self, obj: TaskRecord) -> SafeString:
+        url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, obj.task_path)
+
+    @admin.display(description="status")
+    def status_display(self, obj: TaskRecord) -> SafeString:
+        badge = display.status_badge(obj.status)
+        if obj.status == State.READY and obj.available_at > timezone.now():
+            return format_html("{} <small>(scheduled)</small>", badge)
+        if obj.status == State.RUNNING and obj.cancel_requested_at:
+            return format_html("{} <small>(cancel requested)</small>", badge)
+        return badge
+
+    @admin.display(description="run time")
+    def run_time(self, obj: TaskRecord) -> str:
+        return display.duration(obj.last_attempted_at, obj.finished_at)
+
+    # -- the detail page -----------------------------------------------------------
+
+    def get_readonly_fields(self, request: HttpRequest, obj: TaskRecord | None = None) -> Any:
+        return [
+            "id", "task_path", "backend", "queue_name", "priority", "status_display", "is_async",
+            "arguments", "result", "attempt", "max_attempts", "errors_display", "enqueued_at",
+            "run_after", "available_at", "started_at", "last_attempted_at", "finished_at",
+            "wait_time", "run_time", "timeout", "lease_owner", "lease_expires_at", "workers",
+            "cancel_requested_at",
+        ]  # fmt: skip
+
+    @admin.display(description="arguments")
+    def arguments(self, obj: TaskRecord) -> SafeString:
+        return display.as_json({"args": obj.args, "kwargs": obj.kwargs})
+
+    @admin.display(description="return value")
+    def result(self, obj: TaskRecord) -> SafeString:
+        return display.as_json(obj.return_value)
+
+    @admin.display(description="errors, newest first")
+    def errors_display(self, obj: TaskRecord) -> SafeString:
+        return display.errors_table(obj.errors)
+
+    @admin.display(description="waited before it first started")
+    def wait_time(self, obj: TaskRecord) -> str:
+        # From when it was first due: available_at moves with each retry.
+        due = max(obj.enqueued_at, obj.run_after or obj.enqueued_at)
+        return display.duration(due, obj.started_at)
+
+    @admin.display(description="worker processes, in claim order")
+    def workers(self, obj: TaskRecord) -> str:
+        return ", ".join(str(w) for w in obj.worker_ids) or "-"
+
+    @csp_view
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The page is read-only: a task changes only through the store's
+        # operations, never by saving a form over a row a worker may be writing.
+        if request.method != "GET" or object_id is None:
+            return HttpResponseNotAllowed(["GET"])
+        context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "show_delete": False,
+            "operations": self._operations(request),
+        }
+        return super().changeform_view(request, object_id, form_url, context)
+
+    def _operations(self, request: HttpRequest) -> list[tuple[str, str]]:
+        found = []
+        if self.has_change_permission(request):
+            found += [("retry", "Retry"), ("cancel", "Cancel"), ("copy", "Run again as a copy")]
+        if self.has_delete_permission(request):
+            found.append(("delete", "Delete"))
+        return found
+
+    @csp_view
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(request, extra_context)
+
+    @csp_view
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().history_view(request, object_id, extra_context)
+
+    @csp_view
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request: HttpRequest, obj: TaskRecord) -> None:
+        operations.delete(admin_store(), [obj.pk])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
+        store = admin_store()
+        for batch in _id_batches(queryset):
+            operations.delete(store, batch)
+
+    # -- operations: one URL per operation on one task, POST only -------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/operate/<str:operation>/",
+                self.admin_site.admin_view(self.operate_view),
+                name="%s_%s_operate" % info,  # noqa: UP031  (Django's own naming)
+            ),
+            *super().get_urls(),
+        ]
+
+    def operate_view(self, request: HttpRequest, object_id: str, operation: str) -> HttpResponse:
+        return csp_view(require_POST(self._operate))(request, object_id, operation)
+
+    def _operate(self, request: HttpRequest, object_id: str, operation: str) -> HttpResponse:
+        needed = {"retry": "change", "cancel": "change", "copy": "change", "delete": "delete"}
+        if operation not in needed:
+            return HttpResponseNotAllowed(["POST"])
+        require_perm(request, f"{needed[operation]}_taskrecord")
+        if not object_id.isdecimal() or len(object_id) > 19:
+            return HttpResponseRedirect(self._list_url())
+        obj = get_object_or_404(self.get_queryset(request).only("pk"), pk=int(object_id))
+        handler: Callable[[HttpRequest, list[int]], int] = {
+            "retry": self._retry,
+            "cancel": self._cancel,
+            "copy": self._copy,
+            "delete": self._delete,
+        }[operation]
+        handler(request, [obj.pk])
+        if operation == "delete":
+            return HttpResponseRedirect(self._list_url())
+        return HttpResponseRedirect(
+            reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
+        )
+
+    def _list_url(self) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+
+    # The four operations, each on a list of ids; they report what they did.
+
+    def _retry(self, request: HttpRequest, ids: list[int]) -> int:
+        done = operations.retry(admin_store(), ids)
+        self._report(request, done, len(ids), "retried", "was not failed or cancelled")
+        return done
+
+    def _cancel(self, request: HttpRequest, ids: list[int]) -> int:
+        who = getattr(request.user, "get_username", lambda: "")()
+        cancelled, requested = admin_store().cancel(
+            ids, cancel_error_json(f"Cancelled from the admin by {who}.")
+        )
+        if cancelled:
+            messages.success(request, f"Cancelled {len(cancelled)} ready task(s).")
+        if requested:
+            messages.info(
+                request, f"Asked {len(requested)} running task(s) to stop; their worker stops them."
+            )
+        skipped = len(ids) - len(cancelled) - len(requested)
+        if skipped:
+            messages.warning(request, f"{skipped} task(s) had already finished; left alone.")
+        return len(cancelled) + len(requested)
+
+    def _copy(self, request: HttpRequest, ids: list[int]) -> int:
+        new = operations.run_again(admin_store(), ids)
+        if new:
+            span = f"#{new[0]}" + (f" to #{new[-1]}" if len(new) > 1 else "")
+            messages.success(request, f"Enqueued {len(new)} new copy(ies): {span}.")
+        return len(new)
+
+    def _delete(self, request: HttpRequest, ids: list[int]) -> int:
+        done = operations.delete(admin_store(), ids)
+        self._report(request, done, len(ids), "deleted", "was running (cancel it first)")
+        return done
+
+    def _report(self, request: HttpRequest, done: int, asked: int, verb: str, why: str) -> None:
+        if done:
+            messages.success(request, f"{verb.capitalize()} {done} task(s).")
+        if asked - done:
+            messages.warning(request, f"{asked - done} task(s) not {verb}: it {why}.")
+
+    # -- actions on the selection, or on everything the filter matches ---------------
+
+    def _on_queryset(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[TaskRecord],
+        handler: Callable[[HttpRequest, list[int]], int],
+    ) -> None:
+        for batch in _id_batches(queryset):
+            handler(request, batch)
+
+    @admin.action(
+        description="Retry the selected failed or cancelled tasks", permissions=["change"]
+    )
+    def retry_tasks(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
+        self._on_queryset(request, queryset, self._retry)
+
+    @admin.action(description="Cancel the selected tasks", permissions=["change"])
+    def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
+        self._on_queryset(request, queryset, self._cancel)
+
+    @admin.action(description="Run the selected tasks again, as copies", permissions=["change"])
+    def run_again(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
+        self._on_queryset(request, queryset, self._copy)
+
+    @admin.action(
+        description="Delete the selected tasks (not running ones)", permissions=["delete"]
+    )
+    def delete_tasks(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
+        self._on_queryset(request, queryset, self._delete)
+
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # action_location exists from Django 6.1 on; pass it only when given.
+        extra = {} if action_location is None else {"action_location": action_location}
+        found = super().get_actions(request, **extra)
+        # Django's delete_selected loads every selected row to list it first;
+        # delete_tasks deletes in bounded batches instead.
+        found.pop("delete_selected", None)
+        return found
+
+
+@admin.register(TaskRecord)
+class AllTasksAdmin(TaskAdmin):
+    pass
+
+
+@admin.register(ReadyTask)
+class ReadyTaskAdmin(TaskAdmin):
+    status = State.READY
+
+
+@admin.register(ScheduledTask)
+class ScheduledTaskAdmin(TaskAdmin):
+    status = "SCHEDULED"
+
+
+@admin.register(RunningTask)
+class RunningTaskAdmin(TaskAdmin):
+    status = State.RUNNING
+
+
+@admin.register(FailedTask)
+class FailedTaskAdmin(TaskAdmin):
+    status = State.FAILED
+
+
+@admin.register(SuccessfulTask)
+class SuccessfulTaskAdmin(TaskAdmin):
+    status = State.SUCCESSFUL

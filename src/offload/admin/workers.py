@@ -1,0 +1,129 @@
+"""Live worker processes: heartbeat age, what each runs now. Read-only."""
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin
+from django.db.models import Count, IntegerField, Model, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString
+
+from offload.admin.display import human_seconds
+from offload.admin.options import admin_options
+from offload.admin.security import csp_view
+from offload.models import TaskRecord, WorkerRecord
+from offload.states import State
+
+# Django's ModelAdmin is generic only to the type checker.
+if TYPE_CHECKING:
+    ModelAdminBase = admin.ModelAdmin[WorkerRecord]
+else:
+    ModelAdminBase = admin.ModelAdmin
+
+# Most current tasks listed on a worker's page (a process runs a few at a time).
+MAX_CURRENT_TASKS = 100
+
+
+@admin.register(WorkerRecord)
+class WorkerAdmin(ModelAdminBase):
+    list_display = (
+        "name", "hostname", "pid", "supervisor_pid", "queues", "threads", "heartbeat_age",
+        "running_tasks", "started_at",
+    )  # fmt: skip
+    list_filter = ("hostname",)
+    sortable_by = ("name", "hostname", "heartbeat_at", "started_at")
+    ordering = ("hostname", "supervisor_pid", "pid")
+    search_fields = ("name", "hostname", "=id")
+    show_full_result_count = False
+    change_list_template = "admin/offload/worker_change_list.html"
+    change_form_template = "admin/offload/worker_change_form.html"
+    readonly_fields = (
+        "id", "name", "hostname", "pid", "supervisor_pid", "backend", "queues", "threads",
+        "started_at", "heartbeat_at", "heartbeat_age", "current_tasks",
+    )  # fmt: skip
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False  # rows are the workers' own heartbeats
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WorkerRecord]:
+        # One correlated count per listed row (a page), served by the lease index.
+        running = (
+            TaskRecord.objects.filter(status=State.RUNNING, lease_owner=OuterRef("pk"))
+            .order_by()
+            .values("lease_owner")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(running=Coalesce(Subquery(running, output_field=IntegerField()), 0))
+        )
+
+    @admin.display(description="heartbeat", ordering="heartbeat_at")
+    def heartbeat_age(self, obj: WorkerRecord) -> SafeString:
+        age = (timezone.now() - obj.heartbeat_at).total_seconds()
+        text = f"{human_seconds(max(age, 0))} ago"
+        # Older than a lease: the rescue may already have given its tasks away.
+        if age > admin_options().lease_seconds:
+            return format_html('<span class="offload-stale">{} (stale)</span>', text)
+        return format_html("{}", text)
+
+    @admin.display(description="running tasks")
+    def running_tasks(self, obj: WorkerRecord) -> SafeString:
+        count = getattr(obj, "running", 0)
+        if not count:
+            return format_html("{}", 0)
+        url = reverse("admin:offload_taskrecord_changelist") + "?" + urlencode({"worker": obj.pk})
+        return format_html('<a href="{}">{}</a>', url, count)
+
+    @admin.display(description="current tasks")
+    def current_tasks(self, obj: WorkerRecord) -> SafeString:
+        tasks = TaskRecord.objects.filter(status=State.RUNNING, lease_owner=obj.pk).only(
+            "id", "task_path"
+        )[:MAX_CURRENT_TASKS]
+        rows = [
+            (reverse("admin:offload_taskrecord_change", args=[t.pk]), t.pk, t.task_path)
+            for t in tasks
+        ]
+        if not rows:
+            return format_html("{}", "None")
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", '<li><a href="{}">#{} {}</a></li>', rows)
+        )
+
+    @csp_view
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(request, extra_context)
+
+    @csp_view
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @csp_view
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().delete_view(request, object_id, extra_context)
+
+    @csp_view
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().history_view(request, object_id, extra_context)

@@ -1,0 +1,185 @@
+"""What an operator does to tasks by hand: retry, run again as a copy, delete, pause.
+
+Like the rest of ``store``, these are plain SQL through Django's connection, one
+statement per batch of ids, and they test the status in the statement itself:
+a task that changed state since the operator looked is left alone rather than
+overwritten. Cancelling is ``TaskStore.cancel``.
+"""
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from offload.states import State
+from offload.store.connection import atomic_on
+from offload.store.tasks import NOTIFY_CHANNEL, TABLE, TaskStore
+from offload.store.vendor import read_datetime
+
+QUEUE_TABLE = "offload_queue"
+# Ids per statement: well under every engine's limit on parameters.
+BATCH_SIZE = 500
+
+RETRYABLE = (State.FAILED, State.CANCELLED)
+
+
+def batches(ids: Iterable[int], size: int = BATCH_SIZE) -> Iterator[list[int]]:
+    """Split ``ids`` into lists of at most ``size``."""
+    iterator = iter(ids)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _notify(store: TaskStore, queues: Iterable[str]) -> None:
+    # Idle PostgreSQL workers sleep until NOTIFY; tasks made READY by hand
+    # must wake them as an enqueue does (delivered at commit).
+    if store.vendor.name != "postgresql":
+        return
+    with store.connection.cursor() as cursor:
+        for queue in sorted(set(queues)):
+            cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, queue])
+
+
+def _queues_of(store: TaskStore, ids: Sequence[int]) -> list[str]:
+    with store.connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT queue_name FROM {TABLE} WHERE id IN ({_marks(ids)})", ids)
+        return [str(row[0]) for row in cursor.fetchall()]
+
+
+def retry(store: TaskStore, task_ids: Sequence[int]) -> int:
+    """Make FAILED and CANCELLED tasks READY again, due now; return how many.
+
+    The error history stays (the next failure is appended to it), and the task
+    gets a fresh attempt budget of its original size: ``max_attempts`` becomes
+    the attempts made so far plus the budget. ``attempt`` itself is never reset,
+    because it is the fencing token: a worker still holding an old attempt must
+    not be able to write over the new one.
+    """
+    if not task_ids:
+        return 0
+    vendor = store.vendor
+    ids = list(task_ids)
+    with atomic_on(store.connection):
+        with store.connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {TABLE} SET status = %s, available_at = {vendor.now}, "
+                "max_attempts = attempt + max_attempts, finished_at = NULL, "
+                "return_value = NULL, cancel_requested_at = NULL, "
+                "lease_owner = NULL, lease_expires_at = NULL "
+                f"WHERE id IN ({_marks(ids)}) AND status IN (%s, %s)",
+                [State.READY, *ids, *RETRYABLE],
+            )
+            count = int(cursor.rowcount)
+        if count:
+            _notify(store, _queues_of(store, ids))
+    return count
+
+
+def run_again(store: TaskStore, task_ids: Sequence[int]) -> list[int]:
+    """Enqueue a new READY copy of each task (same task, arguments, queue and
+    priority), due now, whatever the original's state; return the new ids."""
+    if not task_ids:
+        return []
+    vendor = store.vendor
+    ids = list(task_ids)
+    columns = (
+        "task_path, backend, queue_name, priority, is_async, args, kwargs, max_attempts, timeout"
+    )
+    with atomic_on(store.connection):
+        with store.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, {columns} FROM {TABLE} WHERE id IN ({_marks(ids)}) ORDER BY id", ids
+            )
+            originals = cursor.fetchall()
+        new_ids: list[int] = []
+        for row in originals:
+            path, backend, queue, priority, is_async, args, kwargs, budget, timeout = row[1:]
+            with store.connection.cursor() as cursor:
+                # Attempts, errors and results start empty: the copy is a new
+                # task that happens to share the original's call.
+                cursor.execute(
+                    f"INSERT INTO {TABLE} (task_path, backend, queue_name, priority, status, "
+                    "is_async, run_after, available_at, enqueued_at, attempt, max_attempts, "
+                    "timeout, worker_ids, args, kwargs, errors) VALUES (%s, %s, %s, %s, %s, %s, "
+                    f"NULL, {vendor.now}, {vendor.now}, 0, %s, %s, {vendor.json_param}, "
+                    f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}) RETURNING id",
+                    [
+                        path,
+                        backend,
+                        queue,
+                        priority,
+                        State.READY,
+                        is_async,
+                        budget,
+                        timeout,
+                        "[]",
+                        _json_text(args),
+                        _json_text(kwargs),
+                        "[]",
+                    ],
+                )
+                new_ids.append(int(cursor.fetchone()[0]))
+        _notify(store, (str(row[3]) for row in originals))
+    return new_ids
+
+
+def delete(store: TaskStore, task_ids: Sequence[int]) -> int:
+    """Delete tasks that are not RUNNING; return how many.
+
+    A RUNNING task is left alone: cancel it first. (Its worker would find no
+    row to complete, which is safe, but the operator would lose the outcome.)
+    """
+    if not task_ids:
+        return 0
+    ids = list(task_ids)
+    with store.connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {TABLE} WHERE id IN ({_marks(ids)}) AND status <> %s",
+            [*ids, State.RUNNING],
+        )
+        return int(cursor.rowcount)
+
+
+def pause_queue(store: TaskStore, name: str, by: str = "") -> None:
+    """Stop workers claiming from queue ``name`` (tasks already RUNNING finish)."""
+    vendor = store.vendor
+    with atomic_on(store.connection), store.connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {QUEUE_TABLE} SET paused_at = {vendor.now}, paused_by = %s WHERE name = %s",
+            [by, name],
+        )
+        if cursor.rowcount:
+            return
+        cursor.execute(
+            f"INSERT INTO {QUEUE_TABLE} (name, paused_at, paused_by) VALUES (%s, {vendor.now}, %s)",
+            [name, by],
+        )
+
+
+def resume_queue(store: TaskStore, name: str) -> None:
+    """Let workers claim from queue ``name`` again."""
+    with atomic_on(store.connection):
+        with store.connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {QUEUE_TABLE} WHERE name = %s", [name])
+        _notify(store, [name])
+
+
+def paused_queues(store: TaskStore) -> dict[str, datetime | None]:
+    """The paused queues and when each was paused."""
+    with store.connection.cursor() as cursor:
+        cursor.execute(f"SELECT name, paused_at FROM {QUEUE_TABLE} WHERE paused_at IS NOT NULL")
+        return {str(name): read_datetime(at) for name, at in cursor.fetchall()}
+
+
+def _json_text(value: Any) -> str:
+    # Drivers return JSON columns as text (SQLite, MariaDB) or decoded (psycopg).
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode()
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,132 @@
+"""The admin in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+Loads the dashboard and the task pages, retries, cancels and pauses through the
+UI, checks that no Content-Security-Policy violation occurs, and saves
+screenshots to tests/artifacts/ (the README's come from here).
+"""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connections
+
+from offload.models import Queue, TaskRecord
+from offload.states import State
+from tests.admin_factory import make_failed, make_task, make_user, make_worker
+
+CHROMIUM = os.environ.get("OFFLOAD_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+if not shutil.which(CHROMIUM):
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"{CHROMIUM} is missing; CI must test in a real browser")
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+# The live server runs in a thread: the data must be committed to be seen.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def page(live_server, monkeypatch) -> Iterator["sync_api.Page"]:
+    # Playwright's sync API runs an event loop in this thread; the test's own
+    # ORM calls are plain blocking calls, as Django's check cannot tell.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(exist_ok=True)
+    make_user("root", superuser=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        # The admin has no favicon; its 404 is not a problem of ours.
+        page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
+        problems: list[str] = []
+        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.on(
+            "response",
+            lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+        )
+        page.goto(f"{live_server.url}/admin/login/")
+        page.fill("#id_username", "root")
+        page.fill("#id_password", "pw")
+        page.click("input[type=submit]")
+        page.wait_for_url(f"{live_server.url}/admin/")
+        page.base = live_server.url  # type: ignore[attr-defined]
+        page.problems = problems  # type: ignore[attr-defined]
+        yield page
+        # While Playwright's loop runs, Django hands this thread's ORM calls a
+        # connection of their own (asgiref keys connections by context); close
+        # it here, or the test database cannot be dropped afterwards.
+        connections.close_all()
+        browser.close()
+    assert not problems, problems  # CSP violations and script errors show up here
+
+
+def test_dashboard_draws_and_refreshes_only_while_visible(page):
+    for _ in range(3):
+        make_failed()
+    make_task(queue_name="emails")
+    make_task(status=State.RUNNING, attempt=1, lease_owner=make_worker().pk)
+    page.goto(f"{page.base}/admin/")
+    page.click("text=Dashboard")
+    page.wait_for_selector("#offload-dash[data-loaded]")
+    assert page.text_content("#c-failed") == "3"
+    assert page.text_content("#c-running") == "1"
+    assert page.locator("#chart-finished svg polyline").count() == 2
+    assert page.locator("#table-queues tbody tr").count() >= 2
+    page.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
+
+    page.goto(f"{page.base}/admin/offload/dashboard/?refresh=1")
+    # Polled from here: the page's CSP (rightly) refuses Playwright's eval-based waits.
+    for _ in range(100):
+        if int(page.get_attribute("#offload-dash", "data-loaded") or 0) >= 2:
+            break
+        page.wait_for_timeout(100)
+    assert int(page.get_attribute("#offload-dash", "data-loaded") or 0) >= 2
+    page.evaluate(
+        "Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});"
+        "document.dispatchEvent(new Event('visibilitychange'));"
+    )
+    before = page.get_attribute("#offload-dash", "data-loaded")
+    page.wait_for_timeout(2500)
+    assert page.get_attribute("#offload-dash", "data-loaded") == before
+
+
+def test_find_understand_and_retry_a_failed_task(page):
+    task = make_failed(kwargs={"password": "hunter2", "user": "ann"})
+    page.goto(f"{page.base}/admin/offload/failedtask/")
+    page.screenshot(path=ARTIFACTS / "failed-tasks.png", full_page=True)
+    page.click(f"a[href$='/failedtask/{task.pk}/change/']")
+    page.wait_for_selector("table.offload-errors")
+    assert "ValueError: boom 3" in page.content()
+    assert "hunter2" not in page.content()
+    page.screenshot(path=ARTIFACTS / "task-detail.png", full_page=True)
+    page.click("button.offload-op-retry")
+    page.wait_for_selector(".messagelist .success")
+    task.refresh_from_db()
+    assert task.status == State.READY
+
+
+def test_cancel_a_ready_task_and_pause_a_queue(page):
+    task = make_task(queue_name="emails")
+    page.goto(f"{page.base}/admin/offload/taskrecord/{task.pk}/change/")
+    page.click("button.offload-op-cancel")
+    page.wait_for_selector(".messagelist .success")
+    task.refresh_from_db()
+    assert task.status == State.CANCELLED
+
+    make_task(queue_name="emails")
+    page.goto(f"{page.base}/admin/offload/queue/")
+    page.click("tr[data-queue='emails'] button")
+    page.wait_for_selector("tr[data-queue='emails'] .offload-paused")
+    assert Queue.objects.get(name="emails").paused_at is not None
+    page.screenshot(path=ARTIFACTS / "queues.png", full_page=True)
+    page.click("tr[data-queue='emails'] button")
+    page.wait_for_selector(".messagelist .success")
+    assert not Queue.objects.filter(name="emails").exists()
+    assert TaskRecord.objects.filter(queue_name="emails", status=State.READY).count() == 1
