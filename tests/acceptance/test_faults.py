@@ -283,3 +283,35 @@ def test_a_leaking_task_is_contained_by_recycling(backend, start_process):
     # Memory is checked after each task, so a process holds the limit plus one
     # task's leak at most: never the whole 480 MB.
     assert most_held <= 6
+
+
+def test_when_a_whole_worker_dies_another_takes_over_the_rescue(backend, start_process):
+    from offload.models import Lease
+
+    result = tasks.slow_first_attempt.enqueue("orphaned")
+    first = start_process(*WORKER, "--name", "first", "--processes", "1", options=QUICK)
+    wait_for(lambda: Run.objects.filter(marker="orphaned").exists(), what="the first attempt")
+    wait_for(lambda: Lease.objects.filter(owner__startswith="first:").exists(), what="a rescuer")
+    second = start_process(*WORKER, "--name", "second", "--processes", "1", options=QUICK)
+    wait_for(lambda: WorkerRecord.objects.filter(id__startswith="second:").exists())
+    # The host of the first worker dies: supervisor and task process at once,
+    # so nobody gives anything back.
+    (child,) = children_of(first.pid)
+    killed = time.monotonic()
+    os.kill(first.pid, signal.SIGKILL)
+    os.kill(child, signal.SIGKILL)
+    wait_for(
+        lambda: backend.get_result(result.id).status == TaskResultStatus.SUCCESSFUL,
+        timeout=60,
+        what="the task to be rescued by the other worker's rescuer",
+    )
+    took = time.monotonic() - killed
+    _stop(second)
+    row = TaskRecord.objects.get(pk=int(result.id))
+    _say(
+        f"a whole worker killed while holding the rescuer role and a task: the other "
+        f"worker took over and finished the task {took:.2f}s later (lease 2s, heartbeat 0.5s)"
+    )
+    assert [e["exception_class_path"] for e in row.errors] == ["offload.exceptions.WorkerLost"]
+    assert row.worker_ids[-1].startswith("second:")
+    assert row.return_value == 2

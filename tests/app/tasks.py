@@ -211,3 +211,17 @@ def leak(megabytes: int) -> int:
     chunk[::4096] = b"x" * len(chunk[::4096])
     _LEAKED.append(chunk)
     return len(_LEAKED)
+
+
+@task(takes_context=True)
+def slow_first_attempt(context: TaskContext, marker: str) -> int:
+    """Leave a trace, then hang on the first attempt only (a worker to lose)."""
+    import time
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO offload_tests_run (marker, pid) VALUES (%s, %s)", [marker, os.getpid()]
+        )
+    if context.attempt == 1:
+        time.sleep(120)
+    return int(context.attempt)
