@@ -730,8 +730,11 @@ class Worker:
             return
         self._last_report = now
         state = "stopping" if self._stopping.is_set() else "idle" if not self._busy() else "busy"
+        # Running and prefetched apart: "busy, 7/4 threads" would read as a bug.
+        running, queued = self._threads.occupancy()
         set_title(
-            f"worker {self.worker_id}: {state}, {self._threads.load}/{self.threads} threads, "
+            f"worker {self.worker_id}: {state}, {running}/{self.threads} threads"
+            f"{f' (+{queued} queued)' if queued else ''}, "
             f"{self._async.load} async, {self.stats.processed} done"
         )
         if self._status_fd is not None:
