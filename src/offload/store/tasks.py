@@ -53,6 +53,12 @@ _CLAIMED_COLUMNS = (
 # paused_at set).
 _NOT_PAUSED = " AND queue_name NOT IN (SELECT name FROM offload_queue WHERE paused_at IS NOT NULL)"
 
+# The columns every INSERT of a new task fills, in the order of ``TaskStore._row``.
+_INSERT_COLUMNS = (
+    "(task_path, backend, queue_name, priority, status, is_async, max_attempts, timeout, "
+    "run_after, available_at, enqueued_at, attempt, worker_ids, args, kwargs, errors)"
+)
+
 # The claim order, used by every engine (the claim index serves it).
 _CLAIM_ORDER = "priority DESC, available_at, id"
 
@@ -221,25 +227,9 @@ class TaskStore:
 
     def enqueue(self, new: NewTask) -> tuple[int, datetime]:
         """Insert one READY task; return its id and enqueue time (database clock)."""
-        vendor = self.vendor
-        run_after = self.connection.ops.adapt_datetimefield_value(new.run_after)
-        # available_at: the requested run_after, or now. Both timestamps come from
-        # one evaluation of the clock per statement on every engine.
-        insert = (
-            f"INSERT INTO {TABLE} (task_path, backend, queue_name, priority, status, is_async, "
-            "max_attempts, timeout, run_after, available_at, enqueued_at, attempt, worker_ids, "
-            "args, kwargs, errors) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            f"COALESCE(%s, {vendor.now}), {vendor.now}, 0, "
-            f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, {vendor.json_param}) "
-            "RETURNING id, enqueued_at"
-        )
-        params: list[Any] = [
-            new.task_path, new.backend, new.queue_name, new.priority, State.READY, new.is_async,
-            new.max_attempts, new.timeout, run_after, run_after,
-            "[]", new.args_json, new.kwargs_json, "[]",
-        ]  # fmt: skip
-        if vendor.name == "postgresql":
+        values, params = self._row(new)
+        insert = f"INSERT INTO {TABLE} {_INSERT_COLUMNS} VALUES {values} RETURNING id, enqueued_at"
+        if self.vendor.name == "postgresql":
             # Delayed tasks notify too: a sleeping worker re-reads when the next
             # task is due, so one enqueued for sooner than that is not missed.
             sql = (
@@ -252,6 +242,61 @@ class TaskStore:
             cursor.execute(sql, params)
             task_id, enqueued_at, *_ = cursor.fetchone()
         return int(task_id), _required(read_datetime(enqueued_at))
+
+    def enqueue_many(self, rows: Sequence[NewTask], chunk_size: int) -> list[tuple[int, datetime]]:
+        """Insert READY tasks, ``chunk_size`` rows per INSERT, all in one transaction.
+
+        Returns (id, enqueue time) for each row, in the order given. Either every
+        row is inserted or none is. On PostgreSQL each queue is notified once
+        for the whole batch, at commit.
+        """
+        if not rows:
+            return []
+        # Never more placeholders in one statement than the driver accepts.
+        per_row = len(self._row(rows[0])[1])
+        most = getattr(self.connection.features, "max_query_params", None)
+        if most:
+            chunk_size = max(1, min(chunk_size, most // per_row))
+        found: list[tuple[int, datetime]] = []
+        with atomic_on(self.connection), self.connection.cursor() as cursor:
+            for start in range(0, len(rows), chunk_size):
+                chunk = rows[start : start + chunk_size]
+                parts = [self._row(new) for new in chunk]
+                cursor.execute(
+                    f"INSERT INTO {TABLE} {_INSERT_COLUMNS} VALUES "
+                    f"{', '.join(values for values, _ in parts)} RETURNING id, enqueued_at",
+                    [param for _, params in parts for param in params],
+                )
+                # Ids grow in VALUES order on every engine, while RETURNING
+                # promises no order: sorting by id gives the rows' order back.
+                returned = sorted((int(id_), at) for id_, at in cursor.fetchall())
+                if len(returned) != len(chunk):
+                    raise DatabaseError(
+                        f"INSERT of {len(chunk)} tasks returned {len(returned)} rows."
+                    )
+                found += [(id_, _required(read_datetime(at))) for id_, at in returned]
+            if self.vendor.name == "postgresql":
+                for queue in sorted({new.queue_name for new in rows}):
+                    cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, queue])
+        return found
+
+    def _row(self, new: NewTask) -> tuple[str, list[Any]]:
+        """The VALUES tuple of one new task, and its parameters."""
+        vendor = self.vendor
+        run_after = self.connection.ops.adapt_datetimefield_value(new.run_after)
+        # available_at: the requested run_after, or now. Both timestamps come from
+        # one evaluation of the clock per statement on every engine.
+        values = (
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            f"COALESCE(%s, {vendor.now}), {vendor.now}, 0, "
+            f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, {vendor.json_param})"
+        )
+        params: list[Any] = [
+            new.task_path, new.backend, new.queue_name, new.priority, State.READY, new.is_async,
+            new.max_attempts, new.timeout, run_after, run_after,
+            "[]", new.args_json, new.kwargs_json, "[]",
+        ]  # fmt: skip
+        return values, params
 
     # -- claim ----------------------------------------------------------------
 
