@@ -110,13 +110,31 @@ class DatabaseBackend(BaseTaskBackend):
         self.validate_task(task)
         checked: list[tuple[list[Any], dict[str, Any]]] = []
         rows = []
+        # What every row shares, worked out once rather than per call.
+        template = self._new_task(task, [], {})
         for index, call in enumerate(calls):
             args, kwargs = _unpack_call(call, index)
             try:
-                rows.append(self._new_task(task, args, kwargs))
+                args_json, kwargs_json = encode_arguments(
+                    args, kwargs, self.config.max_payload_bytes
+                )
             except (InvalidArguments, PayloadTooLarge) as exc:
                 # The class enqueue raises, with the call's index in the message.
                 raise type(exc)(f"calls[{index}]: {exc}") from exc
+            rows.append(
+                NewTask(
+                    task_path=template.task_path,
+                    backend=template.backend,
+                    queue_name=template.queue_name,
+                    priority=template.priority,
+                    run_after=template.run_after,
+                    args_json=args_json,
+                    kwargs_json=kwargs_json,
+                    is_async=template.is_async,
+                    max_attempts=template.max_attempts,
+                    timeout=template.timeout,
+                )
+            )
             checked.append((args, kwargs))
         stored = self.store.enqueue_many(rows, self.config.enqueue_batch_size)
         return [

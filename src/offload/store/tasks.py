@@ -227,8 +227,11 @@ class TaskStore:
 
     def enqueue(self, new: NewTask) -> tuple[int, datetime]:
         """Insert one READY task; return its id and enqueue time (database clock)."""
-        values, params = self._row(new)
-        insert = f"INSERT INTO {TABLE} {_INSERT_COLUMNS} VALUES {values} RETURNING id, enqueued_at"
+        params = self._row_params(new)
+        insert = (
+            f"INSERT INTO {TABLE} {_INSERT_COLUMNS} VALUES {self._row_values} "
+            "RETURNING id, enqueued_at"
+        )
         if self.vendor.name == "postgresql":
             # Delayed tasks notify too: a sleeping worker re-reads when the next
             # task is due, so one enqueued for sooner than that is not missed.
@@ -253,7 +256,7 @@ class TaskStore:
         if not rows:
             return []
         # Never more placeholders in one statement than the driver accepts.
-        per_row = len(self._row(rows[0])[1])
+        per_row = len(self._row_params(rows[0]))
         most = getattr(self.connection.features, "max_query_params", None)
         if most:
             chunk_size = max(1, min(chunk_size, most // per_row))
@@ -261,11 +264,13 @@ class TaskStore:
         with atomic_on(self.connection), self.connection.cursor() as cursor:
             for start in range(0, len(rows), chunk_size):
                 chunk = rows[start : start + chunk_size]
-                parts = [self._row(new) for new in chunk]
+                params: list[Any] = []
+                for new in chunk:
+                    params += self._row_params(new)
                 cursor.execute(
                     f"INSERT INTO {TABLE} {_INSERT_COLUMNS} VALUES "
-                    f"{', '.join(values for values, _ in parts)} RETURNING id, enqueued_at",
-                    [param for _, params in parts for param in params],
+                    f"{', '.join([self._row_values] * len(chunk))} RETURNING id, enqueued_at",
+                    params,
                 )
                 # Ids grow in VALUES order on every engine, while RETURNING
                 # promises no order: sorting by id gives the rows' order back.
@@ -280,23 +285,29 @@ class TaskStore:
                     cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, queue])
         return found
 
-    def _row(self, new: NewTask) -> tuple[str, list[Any]]:
-        """The VALUES tuple of one new task, and its parameters."""
+    @cached_property
+    def _row_values(self) -> str:
+        """The VALUES tuple of one new task (parameters from ``_row_params``)."""
         vendor = self.vendor
-        run_after = self.connection.ops.adapt_datetimefield_value(new.run_after)
         # available_at: the requested run_after, or now. Both timestamps come from
         # one evaluation of the clock per statement on every engine.
-        values = (
+        return (
             "(%s, %s, %s, %s, %s, %s, %s, %s, %s, "
             f"COALESCE(%s, {vendor.now}), {vendor.now}, 0, "
             f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, {vendor.json_param})"
         )
-        params: list[Any] = [
+
+    def _row_params(self, new: NewTask) -> list[Any]:
+        run_after = (
+            None
+            if new.run_after is None
+            else self.connection.ops.adapt_datetimefield_value(new.run_after)
+        )
+        return [
             new.task_path, new.backend, new.queue_name, new.priority, State.READY, new.is_async,
             new.max_attempts, new.timeout, run_after, run_after,
             "[]", new.args_json, new.kwargs_json, "[]",
         ]  # fmt: skip
-        return values, params
 
     # -- claim ----------------------------------------------------------------
 
