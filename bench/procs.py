@@ -33,15 +33,32 @@ class Group:
         return {p.pid for p in self.processes}
 
     def members(self) -> list[int]:
-        """Pids of every live process in these groups."""
-        found = []
+        """Pids of every live process in these groups, and of their descendants.
+
+        Descendants too: offload's supervisor starts each task process in a
+        session of its own, so a process group alone would miss them.
+        """
+        parents: dict[int, int] = {}
+        found: set[int] = set()
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             fields = _stat_fields(entry / "stat")
-            if fields and int(fields[2]) in self.pgids:
-                found.append(int(entry.name))
-        return found
+            if fields is None or fields[0] == "Z":  # a zombie has exited already
+                continue
+            pid = int(entry.name)
+            parents[pid] = int(fields[1])
+            if int(fields[2]) in self.pgids:
+                found.add(pid)
+        children: dict[int, list[int]] = {}
+        for pid, parent in parents.items():
+            children.setdefault(parent, []).append(pid)
+        stack = list(found | (self.pgids & parents.keys()))
+        while stack:
+            pid = stack.pop()
+            found.add(pid)
+            stack.extend(child for child in children.get(pid, ()) if child not in found)
+        return sorted(found)
 
     def sample_memory(self) -> None:
         for pid in self.members():
@@ -100,9 +117,9 @@ class Group:
                     "processes started by a worker were still running "
                     f"{STOP_TIMEOUT:.0f}s after it exited; killed"
                 )
-                for pgid in self.pgids:
+                for pid in self.members():  # only ever these workers' own processes
                     with contextlib.suppress(ProcessLookupError):
-                        os.killpg(pgid, signal.SIGKILL)
+                        os.kill(pid, signal.SIGKILL)
                 return
             time.sleep(POLL_SECONDS)
 
