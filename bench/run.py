@@ -83,7 +83,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 # (option, type, default, help) of every option passed on to the children.
 MEASURE_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
-    ("--repeat", "positive_int", 3, "Repeats of every measurement; the table shows medians."),
+    ("--repeat", "positive_int", 1,
+     "Repeats of every measurement; the table shows medians (3 for steadier figures)."),
     ("--tasks", "positive_int", 2000,
      "No-op tasks per offload drain (W2, W3) and per W1 one-by-one enqueue."),
     ("--peer-tasks", "positive_int", 500,
