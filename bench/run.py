@@ -96,11 +96,11 @@ MEASURE_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--latency-tasks", "positive_int", 60, "Tasks enqueued to an idle worker (W4)."),
     ("--latency-rate", "positive_float", 20.0, "Tasks per second for W4."),
     ("--idle-seconds", "positive_float", 3.0, "How long an idle worker's CPU use is measured."),
-    ("--sleep-tasks", "positive_int", 1000, "Tasks sleeping 20 ms for offload (W5)."),
+    ("--sleep-tasks", "positive_int", 2000, "Tasks sleeping 20 ms for offload (W5)."),
     ("--peer-sleep-tasks", "positive_int", 100, "Tasks sleeping 20 ms for django-tasks-db (W5)."),
     ("--sleep-threads", "positive_int", 10,
      "offload threads (and async slots) for W5: the ideal is this x 50/s."),
-    ("--cpu-tasks", "positive_int", 60, "CPU-bound tasks of about 50 ms (W6), per run."),
+    ("--cpu-tasks", "positive_int", 200, "CPU-bound tasks of about 50 ms (W6), per run."),
 )  # fmt: skip
 
 
