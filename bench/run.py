@@ -1,40 +1,35 @@
-"""Measure offload: enqueue rate, drain rate and enqueue-to-start latency, per database.
+"""Measure offload and django-tasks-db on the same workloads, per database.
 
-    python -m bench.run [--db sqlite,postgres,mariadb] [--tasks N] [--latency-tasks M]
-                        [--latency-rate R] [--repeat K] [--processes P] [--threads T]
-                        [--backend-options JSON] [--json PATH] [--allow-missing]
+    python -m bench.run [--db sqlite,postgres,mariadb] [--conn-max-age 0,60] [--repeat K]
+                        [--tasks N] [--peer-tasks N] [--bulk-tasks N] [...] [--json PATH]
+                        [--allow-missing]   (--help lists every option)
 
-Each database is measured in a child process (``python -m bench.run --one DB``),
-because Django's settings, and so the database, are fixed once ``django.setup()``
-has run. The child creates a fresh ``offload_bench`` database (or SQLite file),
-migrates it, measures, and drops it again. The parent collects what the children
-found, prints a table and writes every raw figure to JSON.
-
-Every duration that describes the worker (drain, latency) is computed from the
-timestamps offload stores, which come from the database server's clock; only
-the enqueue rate and the drain's wall-clock figure are timed by this process.
+Each database is measured in a child process (``python -m bench.run --one DB``)
+per ``CONN_MAX_AGE``, because Django's settings, and so the database, are fixed
+once ``django.setup()`` has run. The child creates a fresh ``offload_bench``
+database (or SQLite file), migrates it, runs every workload (``bench.workloads``)
+on both systems (``bench.systems``), and drops the database again. The parent
+collects what the children found, prints the table with offload's ratio to the
+peer and a PASS/MISS per target (``bench.report``), writes every raw figure to
+JSON and draws the plot.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import math
 import os
 import platform
 import shutil
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, is_dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -42,37 +37,26 @@ from typing import Any
 import django
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection, connections, transaction
-from django.db.models import Count, Max, Min
-from django.tasks import task_backends
+from django.db import connections
 
-# Imported where they are used, not here: offload.models and bench.tasks need
-# django.setup(), which only the child may run, after choosing its database;
-# bench.settings reads the environment when first imported, so it must not be
-# imported before the child has set it; psycopg and MySQLdb are needed only
-# for their own database.
+from bench.report import format_table, medians, plot, verdicts
+from bench.workloads import BenchError
+
+# Imported where they are used, not here: offload.models, bench.tasks,
+# bench.systems' models need django.setup(), which only the child may run,
+# after choosing its database; bench.settings reads the environment when first
+# imported, so it must not be imported before the child has set it; psycopg and
+# MySQLdb are needed only for their own database.
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASES = ("sqlite", "postgres", "mariadb")
-DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_JSON = RESULTS / "latest.json"
+DEFAULT_PLOTS = (RESULTS / "bench.png", ROOT / "docs" / "bench.png")
 
 # A child's exit status when its database server does not answer: the parent
 # then reports the database as missing, not as failed.
 EXIT_UNREACHABLE = 3
-
-# How long the bench waits for the worker. They are generous on purpose: they
-# only stop a broken run from hanging, they never end a healthy one.
-WORKER_START_TIMEOUT = 60.0
-WORKER_STOP_TIMEOUT = 30.0
-LATENCY_FINISH_TIMEOUT = 60.0
-POLL_SECONDS = 0.05
-
-# Worker flags passed on when given; otherwise the worker's defaults are measured.
-OPTIONAL_WORKER_FLAGS = ("processes", "threads")
-
-
-class BenchError(Exception):
-    """A run that cannot give a trustworthy figure: it is reported, never averaged in."""
 
 
 class Unreachable(BenchError):
@@ -94,53 +78,54 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-# -- the parent: one child per database, then the table and the JSON ------------
+# -- the parent: one child per database and CONN_MAX_AGE, then the table --------
+
+
+# (option, type, default, help) of every option passed on to the children.
+MEASURE_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
+    ("--repeat", "positive_int", 1,
+     "Repeats of every measurement; the table shows medians (3 for steadier figures)."),
+    ("--tasks", "positive_int", 2000,
+     "No-op tasks per offload drain (W2, W3) and per W1 one-by-one enqueue."),
+    ("--peer-tasks", "positive_int", 500,
+     "No-op tasks per django-tasks-db drain (W2, W3): it is slower, rates are per second."),
+    ("--bulk-tasks", "positive_int", 10000, "Tasks in the bulk enqueue."),
+    ("--w3-offload", "concurrencies", "2x4,2x1",
+     "offload worker PROCESSESxTHREADS tried for W3; the best counts."),
+    ("--w3-peer", "concurrencies", "2,4", "django-tasks-db worker processes tried for W3."),
+    ("--latency-tasks", "positive_int", 60, "Tasks enqueued to an idle worker (W4)."),
+    ("--latency-rate", "positive_float", 20.0, "Tasks per second for W4."),
+    ("--idle-seconds", "positive_float", 3.0, "How long an idle worker's CPU use is measured."),
+    ("--sleep-tasks", "positive_int", 2000, "Tasks sleeping 20 ms for offload (W5)."),
+    ("--peer-sleep-tasks", "positive_int", 100, "Tasks sleeping 20 ms for django-tasks-db (W5)."),
+    ("--sleep-threads", "positive_int", 10,
+     "offload threads (and async slots) for W5: the ideal is this x 50/s."),
+    ("--cpu-tasks", "positive_int", 200, "CPU-bound tasks of about 50 ms (W6), per run."),
+)  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run",
-        description="Benchmark offload's enqueue rate, drain rate and enqueue-to-start latency.",
+        description="Benchmark offload against django-tasks-db on SQLite, PostgreSQL, MariaDB.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    parser.add_argument("--db", default=",".join(DATABASES),
+                        help="Comma-separated databases to measure.")  # fmt: skip
+    parser.add_argument("--conn-max-age", default="0,60",
+                        help="Comma-separated CONN_MAX_AGE values, each a full run.")  # fmt: skip
+    types = {"positive_int": positive_int, "positive_float": positive_float,
+             "concurrencies": concurrencies}  # fmt: skip
+    for option, kind, default, text in MEASURE_OPTIONS:
+        parser.add_argument(option, type=types[kind], default=default, help=text)
     parser.add_argument(
-        "--db", default=",".join(DATABASES),
-        help="Comma-separated databases to measure (default: sqlite,postgres,mariadb).",
+        "--backend-options", type=json_object, default={},
+        help="JSON merged into offload's OPTIONS, e.g. '{\"POLL_INTERVAL\": 0.1}'.",
     )  # fmt: skip
-    parser.add_argument(
-        "--tasks", type=positive_int, default=2000,
-        help="No-op tasks enqueued and then drained, per repeat (default: 2000).",
-    )  # fmt: skip
-    parser.add_argument(
-        "--latency-tasks", type=positive_int, default=100,
-        help="Tasks enqueued to a running, idle worker to measure latency (default: 100).",
-    )  # fmt: skip
-    parser.add_argument(
-        "--latency-rate", type=positive_float, default=20.0,
-        help="Tasks per second enqueued for the latency measurement (default: 20).",
-    )  # fmt: skip
-    parser.add_argument(
-        "--repeat", type=positive_int, default=3,
-        help="Repeats of every measurement; the table shows medians (default: 3).",
-    )  # fmt: skip
-    parser.add_argument(
-        "--processes", type=positive_int, default=None,
-        help="Passed to the worker as --processes (default: the worker's, one per CPU).",
-    )  # fmt: skip
-    parser.add_argument(
-        "--threads", type=positive_int, default=None,
-        help="Passed to the worker as --threads (default: the worker's).",
-    )  # fmt: skip
-    parser.add_argument(
-        "--backend-options",
-        type=json_object,
-        default={},
-        help="JSON merged into the backend's OPTIONS, e.g. '{\"POLL_INTERVAL\": 0.1}' "
-        "(default: none, so offload's defaults are measured).",
-    )
-    parser.add_argument(
-        "--json", type=Path, default=DEFAULT_JSON,
-        help="Where to write the results (default: bench/results/latest.json).",
-    )  # fmt: skip
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
+                        help="Where to write the results.")  # fmt: skip
+    parser.add_argument("--no-plot", action="store_true",
+                        help="Do not draw bench/results/bench.png and docs/bench.png.")  # fmt: skip
     parser.add_argument(
         "--allow-missing", action="store_true",
         help="Exit 0 even if a database server did not answer (it is still reported).",
@@ -153,6 +138,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = sorted(set(args.databases) - set(DATABASES))
     if unknown or not args.databases:
         parser.error(f"--db takes a comma-separated subset of {','.join(DATABASES)}")
+    try:
+        args.ages = [int(age) for age in args.conn_max_age.split(",") if age.strip()]
+    except ValueError:
+        parser.error("--conn-max-age takes comma-separated whole seconds, e.g. 0,60")
     return args
 
 
@@ -170,6 +159,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def concurrencies(text: str) -> str:
+    """``2x4,1x8`` (processes x threads) or ``2,4`` (processes): checked, kept as text."""
+    try:
+        for item in text.split(","):
+            if not all(int(part) >= 1 for part in item.split("x")) or item.count("x") > 1:
+                raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected e.g. 2x4,1x8 or 2,4, not {text!r}") from None
+    return text
+
+
 def json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -180,17 +180,16 @@ def json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def worker_flags(args: argparse.Namespace) -> list[str]:
-    """The optional worker flags the user gave, e.g. ``["--processes", "2"]``."""
+def measure_flags(args: argparse.Namespace) -> list[str]:
+    """The measurement options, to pass on to a child."""
     flags: list[str] = []
-    for name in OPTIONAL_WORKER_FLAGS:
-        value = getattr(args, name)
-        if value is not None:
-            flags += [f"--{name}", str(value)]
+    for option, *_ in MEASURE_OPTIONS:
+        flags += [option, str(getattr(args, option[2:].replace("-", "_")))]
     return flags
 
 
 def run_all(args: argparse.Namespace) -> int:
+    git = git_state()  # before the run: the code measured, not what changed meanwhile
     scratch = Path(tempfile.mkdtemp(prefix="offload-bench-"))
     env = subprocess_env(
         OFFLOAD_BENCH_SQLITE_DIR=str(scratch),
@@ -199,25 +198,32 @@ def run_all(args: argparse.Namespace) -> int:
     )
     results: list[dict[str, Any]] = []
     try:
-        results.extend(run_child(database, args, env, scratch) for database in args.databases)
+        for database in args.databases:
+            for age in args.ages:
+                results.append(run_child(database, age, args, env, scratch))
+                if results[-1]["status"] == "unreachable":
+                    break  # the other CONN_MAX_AGE would not connect either
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
+    for result in results:
+        if result.get("median"):
+            result["verdicts"] = verdicts(result)
     report = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git": git_state(),
+        "git": git,
         "python": platform.python_version(),
         "django": django.get_version(),
+        "peer_version": version("django-tasks-db"),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "parameters": {
-            "tasks": args.tasks,
-            "latency_tasks": args.latency_tasks,
-            "latency_rate_per_second": args.latency_rate,
-            "repeat": args.repeat,
-            "worker_flags": worker_flags(args),
+            **{
+                option[2:].replace("-", "_"): getattr(args, option[2:].replace("-", "_"))
+                for option, *_ in MEASURE_OPTIONS
+            },
+            "conn_max_age": args.ages,
             "backend_options": args.backend_options,
-            "conn_max_age": os.environ.get("OFFLOAD_BENCH_CONN_MAX_AGE", "0"),
         },
         "databases": results,
     }
@@ -225,6 +231,9 @@ def run_all(args: argparse.Namespace) -> int:
     args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(format_table(report))
     print(f"\nRaw figures: {display_path(args.json)}")
+    if not args.no_plot:
+        plot(report, DEFAULT_PLOTS)
+        print(f"Plot: {', '.join(display_path(path) for path in DEFAULT_PLOTS)}")
 
     failed = [r for r in results if r["status"] == "error" or r["problems"]]
     missing = [r for r in results if r["status"] == "unreachable"]
@@ -236,21 +245,18 @@ def run_all(args: argparse.Namespace) -> int:
 
 
 def run_child(
-    database: str, args: argparse.Namespace, env: dict[str, str], scratch: Path
+    database: str, age: int, args: argparse.Namespace, env: dict[str, str], scratch: Path
 ) -> dict[str, Any]:
-    result_file = scratch / f"{database}.json"
-    command = [
-        sys.executable, "-m", "bench.run", "--one", database, "--result-file", str(result_file),
-        "--tasks", str(args.tasks), "--latency-tasks", str(args.latency_tasks),
-        "--latency-rate", str(args.latency_rate), "--repeat", str(args.repeat),
-        *worker_flags(args),
-    ]  # fmt: skip
-    log(f"{database}: starting")
-    child = subprocess.Popen(command, cwd=ROOT, env={**env, "OFFLOAD_BENCH_DB": database})
+    result_file = scratch / f"{database}-{age}.json"
+    command = [sys.executable, "-m", "bench.run", "--one", database,
+               "--result-file", str(result_file), *measure_flags(args)]  # fmt: skip
+    log(f"{database}, CONN_MAX_AGE={age}: starting")
+    child_env = {**env, "OFFLOAD_BENCH_DB": database, "OFFLOAD_BENCH_CONN_MAX_AGE": str(age)}
+    child = subprocess.Popen(command, cwd=ROOT, env=child_env)
     try:
         code = child.wait()
     except KeyboardInterrupt:
-        # Have the child stop its worker and drop its database (after Ctrl-C
+        # Have the child stop its workers and drop its database (after Ctrl-C
         # it is doing so already and ignores this), and let it finish.
         child.send_signal(signal.SIGTERM)
         child.wait()
@@ -258,7 +264,7 @@ def run_child(
     if result_file.exists():
         result: dict[str, Any] = json.loads(result_file.read_text())
     else:
-        result = empty_result(database)
+        result = empty_result(database, age)
         result.update(status="error", error=f"the benchmark process exited with status {code}")
     if code == EXIT_UNREACHABLE:
         result["status"] = "unreachable"
@@ -286,63 +292,10 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def format_table(report: dict[str, Any]) -> str:
-    params = report["parameters"]
-    flags = " ".join(params["worker_flags"]) or "(none)"
-    git = report["git"]
-    commit = f"{git['commit']}{' (dirty)' if git['dirty'] else ''}"
-    lines = [
-        f"offload bench @ {commit}: python {report['python']}, django {report['django']}, "
-        f"{report['cpu_count']} CPUs, worker flags {flags}",
-        f"median of {params['repeat']}: drain of {params['tasks']} no-op tasks; latency of "
-        f"{params['latency_tasks']} tasks at {params['latency_rate_per_second']:g}/s",
-        "",
-    ]
-    header = ("database", "enqueue/s", "drain wall/s", "drain steady/s", "latency p50 ms",
-              "p95 ms", "max ms")  # fmt: skip
-    widths = (9, 10, 13, 15, 15, 7, 7)
-    lines.append(
-        "  ".join(
-            h.ljust(w) if i == 0 else h.rjust(w)
-            for i, (h, w) in enumerate(zip(header, widths, strict=True))
-        )
-    )
-    lines.append("  ".join("-" * w for w in widths))
-    notes: list[str] = []
-    for result in report["databases"]:
-        name = result["database"]
-        if result["status"] == "unreachable":
-            lines.append(f"{name.ljust(widths[0])}  skipped: cannot connect")
-            notes.append(f"{name}: {result['error']}")
-            continue
-        median = result.get("median") or {}
-        cells = [
-            median.get("enqueue_per_second"),
-            median.get("drain_wall_per_second"),
-            median.get("drain_steady_per_second"),
-            median.get("latency_p50_ms"),
-            median.get("latency_p95_ms"),
-            median.get("latency_max_ms"),
-        ]
-        texts = [name.ljust(widths[0])] + [
-            shown(value).rjust(width) for value, width in zip(cells, widths[1:], strict=True)
-        ]
-        line = "  ".join(texts)
-        if result["status"] == "error":
-            line += "  FAILED"
-            notes.append(f"{name}: {result['error']}")
-        if result["problems"]:
-            line += f"  {len(result['problems'])} problem(s)"
-            notes.extend(f"{name}: {problem}" for problem in result["problems"])
-        lines.append(line)
-    if notes:
-        lines += ["", *notes]
-    return "\n".join(lines)
-
-
-def empty_result(database: str) -> dict[str, Any]:
+def empty_result(database: str, conn_max_age: int | None) -> dict[str, Any]:
     return {
         "database": database,
+        "conn_max_age": conn_max_age,
         "status": "ok",  # ok, unreachable or error
         "error": None,
         "problems": [],  # lost or failed tasks, workers that had to be killed...
@@ -361,22 +314,24 @@ def run_one(args: argparse.Namespace) -> int:
     os.environ["OFFLOAD_BENCH_DB"] = args.one
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     django.setup()
-    result = empty_result(args.one)
+    age = settings.DATABASES["default"].get("CONN_MAX_AGE")
+    result = empty_result(args.one, age)
+    name = f"{args.one}, CONN_MAX_AGE={age}"
     code = 0
     try:
-        log(f"{args.one}: creating a fresh database")
+        log(f"{name}: creating a fresh database")
         result["server_version"] = recreate_database(args.one)
-        Bench(args, result).measure()
+        measure(args, result, name)
     except Unreachable as exc:
-        log(f"{args.one}: SKIPPED, {exc}")
+        log(f"{name}: SKIPPED, {exc}")
         result.update(status="unreachable", error=str(exc))
         code = EXIT_UNREACHABLE
     except BenchError as exc:
-        log(f"{args.one}: FAILED, {exc}")
+        log(f"{name}: FAILED, {exc}")
         result.update(status="error", error=str(exc))
         code = 1
     except KeyboardInterrupt:
-        log(f"{args.one}: interrupted; cleaning up")
+        log(f"{name}: interrupted; cleaning up")
         raise
     except Exception as exc:
         # Unexpected (a database error, a bug): the traceback is what to look at.
@@ -389,6 +344,38 @@ def run_one(args: argparse.Namespace) -> int:
         if args.result_file:
             args.result_file.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return code
+
+
+def measure(args: argparse.Namespace, result: dict[str, Any], name: str) -> None:
+    from bench.systems import SYSTEMS, Concurrency
+    from bench.workloads import Context, calibrate_cpu_rounds
+    from bench.workloads import measure as measure_system
+
+    log(f"{name}: migrating")
+    call_command("migrate", verbosity=0)
+    ctx = Context(
+        root=ROOT, env=subprocess_env(), tasks=args.tasks, peer_tasks=args.peer_tasks,
+        bulk_tasks=args.bulk_tasks,
+        w3_offload=[Concurrency(*map(int, item.split("x"))) for item in args.w3_offload.split(",")],
+        w3_peer=[Concurrency(int(item)) for item in args.w3_peer.split(",")],
+        latency_tasks=args.latency_tasks, latency_rate=args.latency_rate,
+        idle_seconds=args.idle_seconds, sleep_tasks=args.sleep_tasks,
+        peer_sleep_tasks=args.peer_sleep_tasks, sleep_threads=args.sleep_threads,
+        cpu_tasks=args.cpu_tasks, problems=result["problems"],
+    )  # fmt: skip
+    ctx.cpu_rounds = calibrate_cpu_rounds()
+    result["settings"] = {
+        "conn_max_age": settings.DATABASES["default"].get("CONN_MAX_AGE"),
+        "offload_options": settings.TASKS["default"]["OPTIONS"],
+        "cpu_task_rounds": ctx.cpu_rounds,
+    }
+    for number in range(1, args.repeat + 1):
+        run: dict[str, Any] = {"repeat": number}
+        result["runs"].append(run)
+        for system in SYSTEMS:
+            log(f"{name}: repeat {number}/{args.repeat}: {system.label}")
+            run[system.name] = measure_system(ctx, system, lambda text: log(f"{name}: {text}"))
+    result["median"] = {system.name: medians(result["runs"], system.name) for system in SYSTEMS}
 
 
 def connect_server(database: str) -> Any:
@@ -487,290 +474,6 @@ def drop_database(database: str) -> None:
 def remove_sqlite_files(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
-
-
-class Bench:
-    """The measurements on one database, already set up by ``django.setup()``."""
-
-    def __init__(self, args: argparse.Namespace, result: dict[str, Any]) -> None:
-        self.args = args
-        self.result = result
-        self.name: str = args.one
-        self.worker_command = [sys.executable, "-m", "django", "offload", "-v", "0", "worker",
-                               *worker_flags(args)]  # fmt: skip
-
-    def measure(self) -> None:
-        log(f"{self.name}: migrating")
-        call_command("migrate", verbosity=0)
-        # The options in effect, defaults included, as the backend parsed them
-        # (its Options dataclass; anything else is recorded as text).
-        config = getattr(task_backends["default"], "config", None)
-        if is_dataclass(config) and not isinstance(config, type):
-            options: Any = {k: v for k, v in asdict(config).items() if k != "problems"}
-        else:
-            options = repr(config)
-        self.result["settings"] = {
-            "conn_max_age": settings.DATABASES["default"].get("CONN_MAX_AGE"),
-            "backend_options": options,
-            "worker_command": ["python", *self.worker_command[1:]],
-        }
-        repeats = self.args.repeat
-        for number in range(1, repeats + 1):
-            step = f"{self.name}: repeat {number}/{repeats}"
-            run: dict[str, Any] = {"repeat": number}
-            self.result["runs"].append(run)
-            log(f"{step}: enqueueing {self.args.tasks} tasks")
-            run["enqueue"] = self.enqueue_many(self.args.tasks)
-            log(f"{step}: enqueue {run['enqueue']['per_second']:.0f}/s; draining")
-            run["drain"] = self.drain(self.args.tasks)
-            log(
-                f"{step}: drain {run['drain']['wall_per_second']:.0f}/s wall, "
-                f"{shown(run['drain']['steady_per_second'])}/s steady; measuring latency "
-                f"({self.args.latency_tasks} tasks at {self.args.latency_rate:g}/s)"
-            )
-            run["latency"] = self.latency(self.args.latency_tasks, self.args.latency_rate)
-            log(
-                f"{step}: latency p50 {run['latency']['p50_ms']:.0f} ms, "
-                f"p95 {run['latency']['p95_ms']:.0f} ms"
-            )
-        self.result["median"] = medians(self.result["runs"])
-
-    # -- the table -------------------------------------------------------------------
-
-    def empty_table(self) -> None:
-        """Start a measurement on an empty table, so no repeat inherits another's rows."""
-        # TRUNCATE, not DELETE: on PostgreSQL deleted rows stay as dead tuples
-        # that the next claims would scan until autovacuum runs. (SQLite has no
-        # TRUNCATE; its unqualified DELETE empties the table just as directly.)
-        sql = "DELETE FROM offload_task" if self.name == "sqlite" else "TRUNCATE TABLE offload_task"
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-
-    def statuses(self, ids: Sequence[int] | None = None) -> dict[str, int]:
-        from offload.models import TaskRecord
-
-        rows = TaskRecord.objects.all()
-        if ids is not None:
-            rows = rows.filter(pk__in=ids)
-        counted = rows.values("status").annotate(n=Count("id")).order_by("status")
-        return {row["status"]: row["n"] for row in counted}
-
-    def check_all_successful(self, what: str, expected: int, counts: dict[str, int]) -> int:
-        """Record a problem for every task not SUCCESSFUL; return how many there are."""
-        successful = counts.get("SUCCESSFUL", 0)
-        missing = expected - sum(counts.values())
-        bad = expected - successful
-        if bad:
-            found = [f"{n} {status}" for status, n in counts.items() if status != "SUCCESSFUL"]
-            if missing:
-                found.append(f"{missing} missing")
-            self.result["problems"].append(
-                f"{what}: {bad} of {expected} tasks not SUCCESSFUL ({', '.join(found)})"
-            )
-        return bad
-
-    # -- W1: enqueue -------------------------------------------------------------------
-
-    def enqueue_many(self, count: int) -> dict[str, Any]:
-        from bench.tasks import noop
-
-        self.empty_table()
-        # Connect first: the enqueue rate should not include opening the connection.
-        connection.ensure_connection()
-        begun = time.perf_counter()
-        for _ in range(count):
-            noop.enqueue()  # autocommit: each enqueue is its own committed transaction
-        seconds = time.perf_counter() - begun
-        return {"tasks": count, "seconds": seconds, "per_second": count / seconds}
-
-    # -- drain --------------------------------------------------------------------------
-
-    def drain(self, count: int) -> dict[str, Any]:
-        from offload.models import TaskRecord
-
-        # Generous: a worker slower than 20 tasks/s is broken, not slow.
-        timeout = 60 + count / 20
-        begun = time.perf_counter()
-        worker = self.start_worker("--burst")
-        try:
-            code = worker.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.stop_worker(worker)
-            raise BenchError(f"the burst worker did not finish within {timeout:.0f}s") from None
-        except BaseException:
-            # Ctrl-C: the worker is in a session of its own and did not get it.
-            self.stop_worker(worker)
-            raise
-        wall = time.perf_counter() - begun
-        self.reap_group(worker, "drain")
-        if code != 0:
-            self.result["problems"].append(f"drain: the burst worker exited with status {code}")
-        counts = self.statuses()
-        self.check_all_successful("drain", count, counts)
-        span = TaskRecord.objects.aggregate(first=Min("started_at"), last=Max("finished_at"))
-        if span["first"] is None or span["last"] is None:
-            raise BenchError("drain: no task was started or finished")
-        # Database clock: from the first claim to the last outcome, without the
-        # worker's start-up and shut-down.
-        steady = (span["last"] - span["first"]).total_seconds()
-        return {
-            "tasks": count,
-            "wall_seconds": wall,
-            "wall_per_second": count / wall,
-            "steady_seconds": steady,
-            # None, not infinity, which JSON cannot hold (one task, one clock tick).
-            "steady_per_second": count / steady if steady > 0 else None,
-            "statuses": counts,
-            "worker_exit_code": code,
-        }
-
-    # -- W4: latency ----------------------------------------------------------------------
-
-    def latency(self, count: int, rate: float) -> dict[str, Any]:
-        from bench.tasks import noop
-        from offload.models import TaskRecord
-
-        self.empty_table()
-        worker = self.start_worker()
-        ids: list[int] = []
-        try:
-            # Once the warm-up task has run, the worker has started, connected and
-            # imported the task; a second later it is asleep in its poll wait,
-            # where a quiet production worker spends its time.
-            warm_up = int(noop.enqueue().id)
-            self.wait_until(lambda: self.finished([warm_up]), WORKER_START_TIMEOUT, worker,
-                            "the worker did not run the warm-up task")  # fmt: skip
-            time.sleep(1)
-            begun = time.perf_counter()
-            for index in range(count):
-                # A fixed schedule, not a fixed pause: a slow enqueue does not
-                # push every later one back.
-                delay = begun + index / rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                with transaction.atomic():
-                    ids.append(int(noop.enqueue().id))
-            self.wait_until(lambda: self.finished(ids), LATENCY_FINISH_TIMEOUT, worker,
-                            "the worker did not finish the latency tasks")  # fmt: skip
-        finally:
-            code = self.stop_worker(worker)
-            self.reap_group(worker, "latency")
-        if code != 0:
-            self.result["problems"].append(f"latency: the worker exited with status {code}")
-        counts = self.statuses(ids)
-        self.check_all_successful("latency", count, counts)
-        rows = TaskRecord.objects.filter(pk__in=ids, started_at__isnull=False)
-        samples = sorted(
-            (started - enqueued).total_seconds() * 1000
-            for enqueued, started in rows.values_list("enqueued_at", "started_at")
-            if started is not None
-        )
-        if not samples:
-            raise BenchError("latency: no task was started")
-        return {
-            "tasks": count,
-            "rate_per_second": rate,
-            "p50_ms": percentile(samples, 50),
-            "p95_ms": percentile(samples, 95),
-            "max_ms": samples[-1],
-            "samples_ms": [round(sample, 3) for sample in samples],
-            "statuses": counts,
-            "worker_exit_code": code,
-        }
-
-    def finished(self, ids: Sequence[int]) -> bool:
-        from offload.models import TaskRecord
-
-        done = TaskRecord.objects.filter(pk__in=ids, status__in=["SUCCESSFUL", "FAILED"])
-        return done.count() == len(ids)
-
-    # -- worker processes -----------------------------------------------------------------
-
-    def start_worker(self, *extra: str) -> subprocess.Popen[bytes]:
-        # A session of its own, so that a worker which will not stop can be
-        # killed together with any processes it started.
-        return subprocess.Popen(
-            [*self.worker_command, *extra], cwd=ROOT, env=subprocess_env(),
-            stdout=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-
-    def stop_worker(self, worker: subprocess.Popen[bytes]) -> int:
-        """SIGTERM (a graceful stop), then SIGKILL after WORKER_STOP_TIMEOUT."""
-        if worker.poll() is not None:
-            return worker.returncode
-        worker.send_signal(signal.SIGTERM)
-        try:
-            return worker.wait(timeout=WORKER_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.result["problems"].append(
-                f"the worker did not stop within {WORKER_STOP_TIMEOUT:.0f}s of SIGTERM; killed"
-            )
-            os.killpg(worker.pid, signal.SIGKILL)
-            return worker.wait()
-
-    def reap_group(self, worker: subprocess.Popen[bytes], what: str) -> None:
-        """Make sure nothing the worker started outlives it; record it if something did.
-
-        A worker that runs task processes must stop them before it exits. Left
-        running, they would take tasks from the next measurement.
-        """
-        deadline = time.monotonic() + WORKER_STOP_TIMEOUT
-        while True:
-            try:
-                os.killpg(worker.pid, 0)  # signal 0: only asks whether the group exists
-            except ProcessLookupError:
-                return
-            if time.monotonic() > deadline:
-                break
-            time.sleep(POLL_SECONDS)
-        self.result["problems"].append(
-            f"{what}: processes started by the worker were still running "
-            f"{WORKER_STOP_TIMEOUT:.0f}s after it exited; killed"
-        )
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, signal.SIGKILL)
-
-    @staticmethod
-    def wait_until(
-        done: Callable[[], bool], timeout: float, worker: subprocess.Popen[bytes], failure: str
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while not done():
-            if worker.poll() is not None:
-                raise BenchError(f"{failure}: it exited with status {worker.returncode}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"{failure} within {timeout:.0f}s")
-            time.sleep(POLL_SECONDS)
-
-
-# -- figures ---------------------------------------------------------------------------
-
-
-def percentile(ordered: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile: a latency some task really had, never an interpolation."""
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def medians(runs: Sequence[dict[str, Any]]) -> dict[str, float | None]:
-    """The median over repeats of each figure in the table (None where no repeat has it)."""
-    picks = {
-        "enqueue_per_second": ("enqueue", "per_second"),
-        "drain_wall_per_second": ("drain", "wall_per_second"),
-        "drain_steady_per_second": ("drain", "steady_per_second"),
-        "latency_p50_ms": ("latency", "p50_ms"),
-        "latency_p95_ms": ("latency", "p95_ms"),
-        "latency_max_ms": ("latency", "max_ms"),
-    }
-    found: dict[str, float | None] = {}
-    for name, (part, key) in picks.items():
-        values = [run[part][key] for run in runs if run[part][key] is not None]
-        found[name] = statistics.median(values) if values else None
-    return found
-
-
-def shown(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}"
 
 
 def interrupt_once() -> None:

@@ -11,6 +11,9 @@ Environment variables (the runner, ``python -m bench.run``, sets the first three
 * Server connection details, as for the test suite:
   ``OFFLOAD_PG_HOST/PORT/USER/PASSWORD`` and ``OFFLOAD_MARIADB_HOST/PORT/USER/PASSWORD``.
 
+``TASKS["peer"]`` is django-tasks-db, which the benchmark runs on the same
+workloads to compare offload with.
+
 PostgreSQL and MariaDB use a database of the benchmark's own, ``offload_bench``,
 which the runner drops and creates again before each run and drops afterwards.
 """
@@ -78,12 +81,14 @@ DEBUG = False  # with DEBUG, Django would keep every query in memory
 USE_TZ = True
 TIME_ZONE = "UTC"
 DATABASES = {"default": _database()}
-INSTALLED_APPS = ["django.contrib.contenttypes", "offload", "bench"]
+INSTALLED_APPS = ["django.contrib.contenttypes", "offload", "django_tasks_db", "bench"]
 TASKS = {
     "default": {
         "BACKEND": "offload.backend.DatabaseBackend",
         "OPTIONS": json.loads(os.environ.get("OFFLOAD_BENCH_OPTIONS") or "{}"),
-    }
+    },
+    # The system offload is compared with, on the same database, at its defaults.
+    "peer": {"BACKEND": "django_tasks_db.DatabaseBackend"},
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Quiet: per-task INFO lines (offload's, and django.tasks' own) would cost the

@@ -43,6 +43,11 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
         (int,),
         "most tasks a worker claims in one statement (fewer when its tasks are slow)",
     ),
+    "ENQUEUE_BATCH_SIZE": (
+        1000,
+        (int,),
+        "most tasks enqueue_many inserts with one INSERT statement",
+    ),
     "POLL_INTERVAL": (
         1.0,
         (int, float),
@@ -113,6 +118,7 @@ class Options:
     timeout: float | None = None
     cancel_grace_seconds: float = 10
     claim_batch_size: int = 10
+    enqueue_batch_size: int = 1000
     poll_interval: float = 1.0
     worker: dict[str, Any] = field(default_factory=dict)
     schedules: dict[str, Any] = field(default_factory=dict)

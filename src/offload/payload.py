@@ -55,12 +55,41 @@ def find_non_json(value: object, path: str) -> str | None:
     return None
 
 
+# One encoder for every call: json.dumps with options builds a new one each time.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _flat(value: object) -> bool:
+    """Whether ``value`` is a list of strings, ints, bools, None and finite floats, or a
+    dict of them under string keys: plain JSON with no walk needed (the usual case)."""
+    if type(value) is list:
+        items: Any = value
+    elif type(value) is dict:
+        if not all(type(key) is str for key in value):
+            return False
+        items = value.values()
+    else:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind not in _EXACT_SCALARS:
+            return False
+    return True
+
+
+_EXACT_SCALARS = frozenset((str, int, bool, type(None)))
+
+
 def encode(value: object, path: str) -> str:
     """Encode ``value`` as compact JSON, refusing anything that would not round-trip."""
-    problem = find_non_json(value, path)
-    if problem is not None:
-        raise InvalidArguments(problem)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if not _flat(value):
+        problem = find_non_json(value, path)
+        if problem is not None:
+            raise InvalidArguments(problem)
+    return _ENCODER.encode(value)
 
 
 def encode_arguments(args: Any, kwargs: Any, max_bytes: int) -> tuple[str, str]:

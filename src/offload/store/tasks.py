@@ -53,6 +53,27 @@ _CLAIMED_COLUMNS = (
 # paused_at set).
 _NOT_PAUSED = " AND queue_name NOT IN (SELECT name FROM offload_queue WHERE paused_at IS NOT NULL)"
 
+# The columns every INSERT of a new task fills, in the order of ``TaskStore._row``.
+_INSERT_COLUMNS = (
+    "(task_path, backend, queue_name, priority, status, is_async, max_attempts, timeout, "
+    "run_after, available_at, enqueued_at, attempt, worker_ids, args, kwargs, errors)"
+)
+
+# PostgreSQL's multi-row insert: one array parameter per column, unnested in
+# order. A VALUES list would cost the driver a parse of thousands of
+# placeholders per statement, longer than the insert itself.
+_INSERT_FROM_ARRAYS = (
+    f"INSERT INTO {TABLE} {_INSERT_COLUMNS} "
+    "SELECT r.task_path, r.backend, r.queue_name, r.priority, %s, r.is_async, "
+    "r.max_attempts, r.timeout, r.run_after, COALESCE(r.run_after, statement_timestamp()), "
+    "statement_timestamp(), 0, '[]'::jsonb, r.args::jsonb, r.kwargs::jsonb, '[]'::jsonb "
+    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::smallint[], %s::boolean[], "
+    "%s::integer[], %s::double precision[], %s::timestamptz[], %s::text[], %s::text[]) "
+    "WITH ORDINALITY AS r(task_path, backend, queue_name, priority, is_async, max_attempts, "
+    "timeout, run_after, args, kwargs, n) "
+    "ORDER BY r.n RETURNING id, enqueued_at"
+)
+
 # The claim order, used by every engine (the claim index serves it).
 _CLAIM_ORDER = "priority DESC, available_at, id"
 
@@ -221,25 +242,12 @@ class TaskStore:
 
     def enqueue(self, new: NewTask) -> tuple[int, datetime]:
         """Insert one READY task; return its id and enqueue time (database clock)."""
-        vendor = self.vendor
-        run_after = self.connection.ops.adapt_datetimefield_value(new.run_after)
-        # available_at: the requested run_after, or now. Both timestamps come from
-        # one evaluation of the clock per statement on every engine.
+        params = self._row_params(new)
         insert = (
-            f"INSERT INTO {TABLE} (task_path, backend, queue_name, priority, status, is_async, "
-            "max_attempts, timeout, run_after, available_at, enqueued_at, attempt, worker_ids, "
-            "args, kwargs, errors) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            f"COALESCE(%s, {vendor.now}), {vendor.now}, 0, "
-            f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, {vendor.json_param}) "
+            f"INSERT INTO {TABLE} {_INSERT_COLUMNS} VALUES {self._row_values} "
             "RETURNING id, enqueued_at"
         )
-        params: list[Any] = [
-            new.task_path, new.backend, new.queue_name, new.priority, State.READY, new.is_async,
-            new.max_attempts, new.timeout, run_after, run_after,
-            "[]", new.args_json, new.kwargs_json, "[]",
-        ]  # fmt: skip
-        if vendor.name == "postgresql":
+        if self.vendor.name == "postgresql":
             # Delayed tasks notify too: a sleeping worker re-reads when the next
             # task is due, so one enqueued for sooner than that is not missed.
             sql = (
@@ -252,6 +260,88 @@ class TaskStore:
             cursor.execute(sql, params)
             task_id, enqueued_at, *_ = cursor.fetchone()
         return int(task_id), _required(read_datetime(enqueued_at))
+
+    def enqueue_many(self, rows: Sequence[NewTask], chunk_size: int) -> list[tuple[int, datetime]]:
+        """Insert READY tasks, ``chunk_size`` rows per INSERT, all in one transaction.
+
+        Returns (id, enqueue time) for each row, in the order given. Either every
+        row is inserted or none is. On PostgreSQL each queue is notified once
+        for the whole batch, at commit.
+        """
+        if not rows:
+            return []
+        # Never more placeholders in one statement than the driver accepts.
+        per_row = len(self._row_params(rows[0]))
+        most = getattr(self.connection.features, "max_query_params", None)
+        if most:
+            chunk_size = max(1, min(chunk_size, most // per_row))
+        found: list[tuple[int, datetime]] = []
+        with atomic_on(self.connection), self.connection.cursor() as cursor:
+            for start in range(0, len(rows), chunk_size):
+                chunk = rows[start : start + chunk_size]
+                if self.vendor.name == "postgresql":
+                    cursor.execute(_INSERT_FROM_ARRAYS, [State.READY, *self._array_params(chunk)])
+                else:
+                    params: list[Any] = []
+                    for new in chunk:
+                        params += self._row_params(new)
+                    cursor.execute(
+                        f"INSERT INTO {TABLE} {_INSERT_COLUMNS} VALUES "
+                        f"{', '.join([self._row_values] * len(chunk))} RETURNING id, enqueued_at",
+                        params,
+                    )
+                # Ids grow in VALUES order on every engine, while RETURNING
+                # promises no order: sorting by id gives the rows' order back.
+                returned = sorted((int(id_), at) for id_, at in cursor.fetchall())
+                if len(returned) != len(chunk):
+                    raise DatabaseError(
+                        f"INSERT of {len(chunk)} tasks returned {len(returned)} rows."
+                    )
+                found += [(id_, _required(read_datetime(at))) for id_, at in returned]
+            if self.vendor.name == "postgresql":
+                for queue in sorted({new.queue_name for new in rows}):
+                    cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, queue])
+        return found
+
+    @cached_property
+    def _row_values(self) -> str:
+        """The VALUES tuple of one new task (parameters from ``_row_params``)."""
+        vendor = self.vendor
+        # available_at: the requested run_after, or now. Both timestamps come from
+        # one evaluation of the clock per statement on every engine.
+        return (
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            f"COALESCE(%s, {vendor.now}), {vendor.now}, 0, "
+            f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, {vendor.json_param})"
+        )
+
+    def _array_params(self, chunk: Sequence[NewTask]) -> list[list[Any]]:
+        """The arrays of ``_INSERT_FROM_ARRAYS``, one list per column."""
+        adapt = self.connection.ops.adapt_datetimefield_value
+        return [
+            [new.task_path for new in chunk],
+            [new.backend for new in chunk],
+            [new.queue_name for new in chunk],
+            [new.priority for new in chunk],
+            [new.is_async for new in chunk],
+            [new.max_attempts for new in chunk],
+            [new.timeout for new in chunk],
+            [None if new.run_after is None else adapt(new.run_after) for new in chunk],
+            [new.args_json for new in chunk],
+            [new.kwargs_json for new in chunk],
+        ]
+
+    def _row_params(self, new: NewTask) -> list[Any]:
+        run_after = (
+            None
+            if new.run_after is None
+            else self.connection.ops.adapt_datetimefield_value(new.run_after)
+        )
+        return [
+            new.task_path, new.backend, new.queue_name, new.priority, State.READY, new.is_async,
+            new.max_attempts, new.timeout, run_after, run_after,
+            "[]", new.args_json, new.kwargs_json, "[]",
+        ]  # fmt: skip
 
     # -- claim ----------------------------------------------------------------
 
