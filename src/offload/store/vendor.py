@@ -38,6 +38,8 @@ class Vendor:
     # Suffix of a SELECT that locks the rows it reads until the transaction ends
     # ("" on SQLite, whose write transactions lock the whole database).
     lock_rows: str
+    # The SQL type to CAST a float parameter to.
+    float_type: str
     # True where one UPDATE ... RETURNING can claim (PostgreSQL, SQLite);
     # MariaDB has no UPDATE ... RETURNING and no LIMIT in an IN subquery.
     claims_in_one_statement: bool
@@ -54,6 +56,7 @@ _POSTGRESQL = Vendor(
     pop_last="({col} - -1)",
     json_param="%s::jsonb",
     lock_rows=" FOR UPDATE",
+    float_type="double precision",
     claims_in_one_statement=True,
 )
 _SQLITE = Vendor(
@@ -68,6 +71,7 @@ _SQLITE = Vendor(
     pop_last="json_remove({col}, '$[#-1]')",
     json_param="%s",
     lock_rows="",
+    float_type="REAL",
     claims_in_one_statement=True,
 )
 _MYSQL = Vendor(
@@ -81,6 +85,7 @@ _MYSQL = Vendor(
     pop_last="JSON_REMOVE({col}, CONCAT('$[', JSON_LENGTH({col}) - 1, ']'))",
     json_param="%s",
     lock_rows=" FOR UPDATE",
+    float_type="DOUBLE",
     claims_in_one_statement=False,
 )
 
