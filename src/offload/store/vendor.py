@@ -40,6 +40,8 @@ class Vendor:
     lock_rows: str
     # The SQL type to CAST a float parameter to.
     float_type: str
+    # An INSERT that skips rows whose unique key exists: {table}, {columns}, {rows}.
+    insert_or_skip: str
     # True where one UPDATE ... RETURNING can claim (PostgreSQL, SQLite);
     # MariaDB has no UPDATE ... RETURNING and no LIMIT in an IN subquery.
     claims_in_one_statement: bool
@@ -57,6 +59,7 @@ _POSTGRESQL = Vendor(
     json_param="%s::jsonb",
     lock_rows=" FOR UPDATE",
     float_type="double precision",
+    insert_or_skip="INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT DO NOTHING",
     claims_in_one_statement=True,
 )
 _SQLITE = Vendor(
@@ -72,6 +75,7 @@ _SQLITE = Vendor(
     json_param="%s",
     lock_rows="",
     float_type="REAL",
+    insert_or_skip="INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT DO NOTHING",
     claims_in_one_statement=True,
 )
 _MYSQL = Vendor(
@@ -86,6 +90,9 @@ _MYSQL = Vendor(
     json_param="%s",
     lock_rows=" FOR UPDATE",
     float_type="DOUBLE",
+    # MariaDB has no ON CONFLICT. INSERT IGNORE also turns other errors into
+    # warnings; the rows written with it hold nothing but counts.
+    insert_or_skip="INSERT IGNORE INTO {table} ({columns}) VALUES {rows}",
     claims_in_one_statement=False,
 )
 
