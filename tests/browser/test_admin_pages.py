@@ -151,9 +151,7 @@ def test_cancel_a_ready_task_and_pause_a_queue(page):
 
 def test_a_running_task_shows_its_progress(page):
     task = make_task(status=State.RUNNING, attempt=1, lease_owner=make_worker().pk)
-    TaskStore("default").write_progress(
-        {(task.pk, 1): Progress(30, 40, "Resized 30 of 40 images")}
-    )
+    TaskStore("default").write_progress({(task.pk, 1): Progress(30, 40, "Resized 30 of 40 images")})
     page.goto(f"{page.base}/admin/offload/runningtask/")
     cell = page.locator("td.field-progress_column")
     assert cell.locator("progress.offload-progress-bar").count() == 1

@@ -12,6 +12,7 @@ day window are pruned with each pass.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -53,6 +54,10 @@ class DepthSampler:
                     self.sample()
                 except DatabaseError:
                     logger.warning("Queue depth sample failed; trying again later", exc_info=True)
+                except Exception:
+                    logger.exception("Queue depth sample failed unexpectedly; trying again later")
+                # A pass a minute does not need a connection held in between.
+                with contextlib.suppress(DatabaseError):
                     connections[self.alias].close()
                 # Early in the next minute: the passes fall one per minute.
                 self._stop.wait(SAMPLE_SECONDS - time.time() % SAMPLE_SECONDS + 1)
