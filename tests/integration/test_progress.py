@@ -1,6 +1,9 @@
 """Progress reported by running tasks: the fenced store write, the worker's
 board and final write, ``get_progress``, and the admin pages that show it."""
 
+import logging
+import time
+
 import pytest
 from django.tasks.exceptions import TaskResultDoesNotExist
 from django.test import Client
@@ -66,6 +69,20 @@ def test_the_worker_writes_the_last_report_before_the_outcome(backend):
     assert progress is not None
     assert progress.fraction == 1.0
     assert progress.reported_at is not None
+
+
+def test_many_reports_cost_one_write_per_interval(caplog):
+    """200 reports over about a second: the default 1 s interval allows a write
+    at the first report, one a second later, and the last before the outcome."""
+    caplog.set_level(logging.DEBUG, logger="django.db.backends")
+    result = tasks.report_steps.enqueue(200, 0.005)
+    begun = time.monotonic()
+    drain(log_sql=True)
+    elapsed = time.monotonic() - begun
+    writes = [r for r in caplog.records if "SET progress_current" in r.getMessage()]
+    assert 1 <= len(writes) <= elapsed / 1.0 + 2, (len(writes), elapsed)
+    row = TaskRecord.objects.get(pk=result.id)
+    assert (row.progress_current, row.progress_message) == (200, "step 200")
 
 
 def test_async_tasks_report_through_the_same_call(backend):
