@@ -1,6 +1,7 @@
 """Real worker processes, started through the management command, on a real database."""
 
 import collections
+import re
 import signal
 import statistics
 import time
@@ -196,3 +197,35 @@ def test_flags_and_environment_choose_queues_and_log_format(backend, start_proce
     assert backend.get_result(plain.id).status == TaskResultStatus.READY
     assert "queues    emails, reports" in output  # the banner
     assert "1 process x 4 threads" in output
+
+
+def _titles(supervisor_pid: int) -> list[str]:
+    titles = []
+    for pid in children_of(supervisor_pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                titles.append(cmdline.read().replace(b"\0", b" ").decode().strip())
+        except OSError:
+            continue
+    return titles
+
+
+def test_process_titles_count_running_threads_apart_from_queued_claims(backend, start_process):
+    # Short tasks, so the process claims ahead of its two threads.
+    _enqueue_bulk(3000, lambda i: tasks.sleep_then_return.enqueue(0.004, i))
+    proc = start_process(*WORKER, "--processes", "1", "--threads", "2", "-v", "0")
+    pattern = re.compile(
+        r"offload: worker \S+: busy, (\d+)/2 threads(?: \(\+(\d+) queued\))?, 0 async, \d+ done"
+    )
+    readings: list[tuple[int, int]] = []
+
+    def read_titles() -> bool:
+        for title in _titles(proc.pid):
+            if match := pattern.fullmatch(title):
+                readings.append((int(match.group(1)), int(match.group(2) or 0)))
+        return len(readings) >= 20
+
+    wait_for(read_titles, timeout=60, what="20 busy task process titles")
+    assert all(running <= 2 for running, _ in readings), readings
+    assert any(queued > 0 for _, queued in readings), readings
+    _stop(proc)

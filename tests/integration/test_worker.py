@@ -3,8 +3,10 @@
 import time
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db.models import Count
+from django.test import override_settings
 
 from offload.exceptions import BackendMisconfigured
 from offload.models import TaskRecord
@@ -72,3 +74,32 @@ def test_the_command_refuses_to_start_on_unmigrated_tables():
             call_command("offload", "worker", "--burst")
     finally:
         call_command("migrate", "offload", verbosity=0)
+
+
+def test_a_kind_with_no_tasks_backs_off_while_the_other_drains(backend):
+    """With a sync backlog and no async task, async claims back off on their own.
+
+    A claim for one kind has to read past every ready task of the other, so
+    asking every few milliseconds would cost more than the work itself.
+    """
+    for i in range(150):
+        tasks.sleep_then_return.enqueue(0.01, i)
+    kinds: list[bool | None] = []
+    default = {**settings.TASKS["default"]}
+    default["OPTIONS"] = {**default["OPTIONS"], "POLL_INTERVAL": 1.0}  # the default
+    with (
+        override_settings(TASKS={**settings.TASKS, "default": default}),
+        running_worker(burst=True) as running,
+    ):
+        claim = running.worker.store.claim
+
+        def counting_claim(*args, **kwargs):
+            kinds.append(kwargs.get("is_async"))
+            return claim(*args, **kwargs)
+
+        running.worker.store.claim = counting_claim  # type: ignore[method-assign]
+        running.thread.join(timeout=60)
+    assert running.worker.stats.succeeded == 150
+    async_only = kinds.count(True)
+    # The steps double from 20 ms up to POLL_INTERVAL: a handful over the drain.
+    assert async_only <= 8, (async_only, len(kinds))

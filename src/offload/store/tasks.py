@@ -276,21 +276,7 @@ class TaskStore:
         if limit < 1 or queues.empty:
             return []
         vendor = self.vendor
-        queue_sql, queue_params = queues.sql()
-        # The kind is a filter after the claim index, not part of it: adding it
-        # to the index would split every queue's order in two and force a sort.
-        kind_sql = "" if is_async is None else " AND is_async = %s"
-        kind_params: list[Any] = [] if is_async is None else [is_async]
-        # A queue an operator paused (a row of offload_queue with paused_at set)
-        # is skipped here, in the claim itself, so a pause takes effect for
-        # every worker at its next claim with no message to deliver. The
-        # subquery reads a handful of rows and takes no locks.
-        pick = (
-            f"SELECT id FROM {TABLE} WHERE status = %s{queue_sql}{kind_sql} "
-            f"AND available_at <= {vendor.now}{_NOT_PAUSED} "
-            f"ORDER BY {_CLAIM_ORDER} LIMIT %s"
-        )
-        pick_params: list[Any] = [State.READY, *queue_params, *kind_params, limit]
+        pick, pick_params = self._pick(queues, is_async, limit)
         assignments = (
             "status = %s, attempt = attempt + 1, lease_owner = %s, "
             f"lease_expires_at = {vendor.now_plus_seconds}, "
@@ -340,6 +326,42 @@ class TaskStore:
         # RETURNING gives no order; run them in the order they were picked.
         claimed.sort(key=lambda task: task.claim_order)
         return claimed
+
+    def _pick(
+        self, queues: QueueFilter, is_async: bool | None, limit: int
+    ) -> tuple[str, list[Any]]:
+        """The SELECT of the ids a claim takes, in claim order, and its parameters."""
+        queue_sql, queue_params = queues.sql()
+        # The kind is a filter after the claim index, not part of it: adding it
+        # to the index would split every queue's order in two and force a sort.
+        kind_sql = "" if is_async is None else " AND is_async = %s"
+        kind_params: list[Any] = [] if is_async is None else [is_async]
+        # A queue an operator paused (a row of offload_queue with paused_at set)
+        # is skipped here, in the claim itself, so a pause takes effect for
+        # every worker at its next claim with no message to deliver. The
+        # subquery reads a handful of rows and takes no locks.
+        sql = (
+            f"SELECT id FROM {TABLE} WHERE status = %s{queue_sql}{kind_sql} "
+            f"AND available_at <= {self.vendor.now}{_NOT_PAUSED} "
+            f"ORDER BY {_CLAIM_ORDER} LIMIT %s"
+        )
+        return sql, [State.READY, *queue_params, *kind_params, limit]
+
+    def explain_claim(
+        self, queues: QueueFilter = ALL_QUEUES, *, is_async: bool | None = False, limit: int = 10
+    ) -> list[str]:
+        """The database's plan for a claim's SELECT, one line per row of EXPLAIN.
+
+        For operators and the benchmark: the claim must stay an ordered index
+        scan that stops after ``limit`` rows, however many tasks wait or have
+        finished. A sort here would cost time in proportion to the backlog.
+        """
+        pick, params = self._pick(queues, is_async, limit)
+        prefix = {"sqlite": "EXPLAIN QUERY PLAN", "mysql": "EXPLAIN"}.get(
+            self.connection.vendor, "EXPLAIN"
+        )
+        rows = self._fetch(f"{prefix} {pick}", params)
+        return [" | ".join("" if value is None else str(value) for value in row) for row in rows]
 
     # -- finish -----------------------------------------------------------------
 

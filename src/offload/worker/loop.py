@@ -268,12 +268,17 @@ class Worker:
     def _dispatch(self, burst: bool) -> None:
         config = self.backend.config
         failures = conflicts = 0
-        look_at = 0.0  # monotonic time of the next look for due tasks
-        # The kinds (False: sync, True: async) a claim found fewer of than it
-        # asked for, since the last look: a freed slot of that kind does not
-        # send the worker back to the database until the next look is due.
-        drained: set[bool] = set()
-        poll = FIRST_POLL_SECONDS
+        # Per kind of task (False: sync, True: async), the monotonic time of
+        # the next look for due tasks and the current polling step. A kind
+        # whose last claim found fewer than it asked for is "drained" until its
+        # look is due: a freed slot of that kind does not send the worker back
+        # to the database before then. Each kind backs off on its own, because
+        # a claim for one kind only has to read past every ready task of the
+        # other: with a sync backlog and no async tasks, an async claim every
+        # 20 ms (the first step, kept short by the sync claims' success) cost
+        # more than the sync work itself.
+        look_at = {False: 0.0, True: 0.0}
+        polls = {False: FIRST_POLL_SECONDS, True: FIRST_POLL_SECONDS}
         gave_back_unstarted = False
         while True:
             try:
@@ -301,38 +306,48 @@ class Worker:
                     self._wait(wait)
                     continue
 
-                if self._notified or time.monotonic() >= look_at:
+                if self._notified:
                     self._notified = False
-                    drained.clear()
-                room = self._room(drained)
+                    look_at = {False: 0.0, True: 0.0}
+                now = time.monotonic()
+                room = self._room({kind for kind, at in look_at.items() if now < at})
                 if room:
                     limit, kind = room
+                    asked = (False, True) if kind is None else (kind,)
                     batch = self._claim(limit, kind)
-                    if batch:
-                        poll = FIRST_POLL_SECONDS
                     failures = conflicts = 0
+                    for found in {claimed.is_async for claimed in batch}:
+                        polls[found] = FIRST_POLL_SECONDS
                     if len(batch) == limit:
                         continue  # more may be due right now
-                    drained |= {False, True} if kind is None else {kind}
-                    due = None if batch else self.store.seconds_until_due(self.queues)
+                    # The next delayed task matters when nothing was found and
+                    # the worker is idle or has room for every kind; a busy
+                    # worker comes back at its next look or freed slot anyway.
+                    due = None
+                    if not batch and (kind is None or not self._busy()):
+                        due = self.store.seconds_until_due(self.queues)
                     if not batch and burst and not self._busy() and (due is None or due > 0):
                         self.stats.reason = "drained"
                         return
-                    wait = config.poll_interval if self._listening_on else poll
-                    if due is not None and due > 0:
-                        # Wake when the next delayed task is due, not a poll later.
-                        wait = min(wait, due)
-                    look_at = time.monotonic() + wait
-                    poll = min(poll * 2, config.poll_interval)
+                    now = time.monotonic()
+                    for each in asked:
+                        wait = config.poll_interval if self._listening_on else polls[each]
+                        if due is not None and due > 0:
+                            # Wake when the next delayed task is due, not a poll later.
+                            wait = min(wait, due)
+                        look_at[each] = now + wait
+                        polls[each] = min(polls[each] * 2, config.poll_interval)
                     continue  # the other kind may still have room and tasks
                 self._report()
                 if self._stopping.is_set():
                     continue
-                # With room for something, sleep until the next look; with none,
-                # until a slot frees (the pools wake the dispatcher).
+                # With room for something, sleep until that kind's next look;
+                # with none, until a slot frees (the pools wake the dispatcher).
                 timeout = self._until_heartbeat()
-                if self._room(set()):
-                    timeout = min(timeout, max(0.0, look_at - time.monotonic()))
+                if open_room := self._room(set()):
+                    kinds = (False, True) if open_room[1] is None else (open_room[1],)
+                    next_look = min(look_at[each] for each in kinds)
+                    timeout = min(timeout, max(0.0, next_look - time.monotonic()))
                 self._wait(timeout)
             except DatabaseError as exc:
                 if is_lock_conflict(exc) and conflicts < CONFLICT_RETRIES:
@@ -364,7 +379,7 @@ class Worker:
                     )  # fmt: skip
                 self.store.reset()
                 self._stop_listening()
-                look_at = 0.0  # notifications may have been missed meanwhile
+                look_at = {False: 0.0, True: 0.0}  # notifications may have been missed meanwhile
                 self._wait(delay)
 
     def _busy(self) -> int:
@@ -779,8 +794,11 @@ class Worker:
             return
         self._last_report = now
         state = "stopping" if self._stopping.is_set() else "idle" if not self._busy() else "busy"
+        # Running and prefetched apart: "busy, 7/4 threads" would read as a bug.
+        running, queued = self._threads.occupancy()
         set_title(
-            f"worker {self.worker_id}: {state}, {self._threads.load}/{self.threads} threads, "
+            f"worker {self.worker_id}: {state}, {running}/{self.threads} threads"
+            f"{f' (+{queued} queued)' if queued else ''}, "
             f"{self._async.load} async, {self.stats.processed} done"
         )
         if self._status_fd is not None:

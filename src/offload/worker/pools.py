@@ -61,6 +61,11 @@ class ThreadPool:
         with self._lock:
             return self._queued + len(self._running)
 
+    def occupancy(self) -> tuple[int, int]:
+        """(tasks running, claimed tasks waiting for a free thread), read together."""
+        with self._lock:
+            return len(self._running), self._queued
+
     def running(self) -> list[ClaimedTask]:
         with self._lock:
             return list(self._running.values())

@@ -10,7 +10,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("offload", "0005_queues"),
+        ("offload", "0006_claim_all_index"),
     ]
 
     operations = [

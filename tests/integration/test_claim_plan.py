@@ -1,0 +1,64 @@
+"""The claim stays an ordered index scan with a large backlog and a long history.
+
+A plan that sorts would cost each claim time in proportion to the READY rows,
+which is what a backlog is full of; these tests read the database's own plan.
+"""
+
+import pytest
+from django.db import connection
+
+from offload.store import QueueFilter, TaskStore
+from offload.store.tasks import TABLE
+
+READY, FINISHED = 20_000, 20_000
+
+
+def _fill() -> None:
+    """READY rows over two queues and two priorities, as many SUCCESSFUL ones."""
+    now = {"postgresql": "now()", "sqlite": "CURRENT_TIMESTAMP", "mysql": "NOW(6)"}[
+        connection.vendor
+    ]
+    json_list = "'[]'" if connection.vendor != "postgresql" else "'[]'::jsonb"
+    json_dict = "'{}'" if connection.vendor != "postgresql" else "'{}'::jsonb"
+    with connection.cursor() as cursor:
+        if connection.vendor == "mysql":  # MariaDB stops a recursive CTE at 1,000 rows
+            cursor.execute("SET SESSION max_recursive_iterations = %s", [READY + FINISHED])
+        cursor.execute(
+            "INSERT INTO " + TABLE + " (task_path, backend, queue_name, priority, status,"
+            " available_at, enqueued_at, attempt, worker_ids, args, kwargs, errors, is_async,"
+            " max_attempts)"
+            " WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < %s)"
+            " SELECT 'tests.app.tasks.noop', 'default',"
+            " CASE WHEN n %% 3 = 0 THEN 'emails' ELSE 'default' END,"
+            " CASE WHEN n %% 7 = 0 THEN 10 ELSE 0 END,"
+            " CASE WHEN n <= %s THEN 'SUCCESSFUL' ELSE 'READY' END,"
+            f" {now}, {now}, 1, {json_list}, {json_list}, {json_dict}, {json_list}, %s, 3"
+            " FROM seq",
+            [READY + FINISHED, FINISHED, False],
+        )
+        cursor.execute({"postgresql": f"ANALYZE {TABLE}", "sqlite": "ANALYZE",
+                        "mysql": f"ANALYZE TABLE {TABLE}"}[connection.vendor])  # fmt: skip
+        if connection.vendor == "mysql":
+            cursor.fetchall()
+
+
+def _sorts(plan: list[str]) -> bool:
+    text = "\n".join(plan)
+    return {
+        "postgresql": "Sort" in text,
+        "sqlite": "TEMP B-TREE" in text,
+        "mysql": "filesort" in text,
+    }[connection.vendor]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "queues",
+    [QueueFilter(), QueueFilter(("default",)), QueueFilter(("default", "emails"))],
+    ids=["all queues", "one queue", "two queues"],
+)
+def test_the_claim_reads_an_index_in_claim_order(queues):
+    _fill()
+    plan = TaskStore("default").explain_claim(queues)
+    assert "offload_task_claim" in "\n".join(plan), plan
+    assert not _sorts(plan), plan
