@@ -53,6 +53,11 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
         (int, float),
         "most seconds an idle worker waits before looking for due tasks again",
     ),
+    "PROGRESS_INTERVAL": (
+        1.0,
+        (int, float),
+        "most often, in seconds, a worker writes the progress its running tasks report",
+    ),
     "WORKER": ({}, (dict,), "worker settings (see offload.worker_options), like its flags"),
     "SCHEDULES": (
         {},
@@ -88,7 +93,10 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
 }
 
 # Inclusive bounds of options whose useful range is narrower than "positive".
-OPTION_BOUNDS: dict[str, tuple[int, int]] = {
+OPTION_BOUNDS: dict[str, tuple[float, float]] = {
+    # Below a tenth of a second a task that reports in a loop would cost a
+    # write per report again.
+    "PROGRESS_INTERVAL": (0.1, 3600),
     "ADMIN_COUNT_LIMIT": (100, 10_000_000),
     "DASHBOARD_REFRESH_SECONDS": (1, 3600),
     "DASHBOARD_SAMPLE_SIZE": (100, 1_000_000),
@@ -120,6 +128,7 @@ class Options:
     claim_batch_size: int = 10
     enqueue_batch_size: int = 1000
     poll_interval: float = 1.0
+    progress_interval: float = 1.0
     worker: dict[str, Any] = field(default_factory=dict)
     schedules: dict[str, Any] = field(default_factory=dict)
     schedule_grace_seconds: float = 60

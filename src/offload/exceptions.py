@@ -67,3 +67,8 @@ class CommandFailed(OffloadError):
     The message holds its exit status and everything it wrote, so the task's
     stored error keeps the output.
     """
+
+
+class InvalidProgress(OffloadError, ValueError):
+    """A running task reported progress that makes no sense (a negative number,
+    ``current`` above ``total``, or something that is not a number)."""

@@ -47,6 +47,14 @@ class TaskRecord(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker_ids = models.JSONField(default=list, blank=True)
 
+    # The latest progress the running attempt reported (see offload.progress),
+    # written by its worker's dispatcher; NULL until a task reports any. A
+    # retried task keeps its last attempt's progress until the next report.
+    progress_current = models.FloatField(null=True, blank=True)
+    progress_total = models.FloatField(null=True, blank=True)
+    progress_message = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    progress_at = models.DateTimeField(null=True, blank=True)
+
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)
     return_value = models.JSONField(null=True, blank=True)
@@ -238,6 +246,37 @@ class Queue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (paused)" if self.paused_at else self.name
+
+
+class DepthSample(models.Model):
+    """How many tasks one queue had at one minute, written by the elected sampler
+    (see ``offload.worker.sampler``) for the dashboard's queue-depth chart.
+
+    The unique (minute, queue) key makes a minute's sample once however many
+    samplers run, and serves the dashboard's window reads and the pruning.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    minute = models.DateTimeField(help_text="The minute sampled, in UTC.")
+    queue_name = models.CharField(max_length=MAX_NAME_LENGTH)
+    ready = models.PositiveIntegerField(help_text="READY tasks, due or scheduled.")
+    running = models.PositiveIntegerField()
+    oldest_ready_seconds = models.FloatField(
+        null=True, blank=True, help_text="Age of the oldest due READY task; None: none due."
+    )
+
+    class Meta:
+        db_table = "offload_depth_sample"
+        verbose_name = "queue depth sample"
+        verbose_name_plural = "queue depth samples"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["minute", "queue_name"], name="offload_depth_minute_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue_name} at {self.minute:%Y-%m-%d %H:%M}: {self.ready} ready"
 
 
 # Views of the task table for the admin, one per status (and the dashboard).

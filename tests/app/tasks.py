@@ -225,3 +225,29 @@ def slow_first_attempt(context: TaskContext, marker: str) -> int:
     if context.attempt == 1:
         time.sleep(120)
     return int(context.attempt)
+
+
+@task(takes_context=True)
+def report_steps(context: TaskContext, steps: int, pause: float, message: str = "step") -> int:
+    """Report progress after each of ``steps`` steps of ``pause`` seconds."""
+    import time
+
+    for step in range(1, steps + 1):
+        time.sleep(pause)
+        context.report_progress(step, steps, f"{message} {step}")  # type: ignore[attr-defined]
+    return steps
+
+
+@task(takes_context=True)
+async def async_report_steps(context: TaskContext, steps: int, pause: float) -> int:
+    """``report_steps`` as an ``async def``: the same call, never awaited."""
+    for step in range(1, steps + 1):
+        await asyncio.sleep(pause)
+        context.report_progress(step, steps, f"async step {step}")  # type: ignore[attr-defined]
+    return steps
+
+
+@task(takes_context=True)
+def report_bad_progress(context: TaskContext) -> None:
+    """Report more done than there is to do."""
+    context.report_progress(5, 3)  # type: ignore[attr-defined]

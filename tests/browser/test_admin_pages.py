@@ -8,13 +8,17 @@ screenshots to tests/artifacts/ (the README's come from here).
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connections
+from django.utils import timezone
 
-from offload.models import Queue, TaskRecord
+from offload.models import DepthSample, Queue, TaskRecord
+from offload.progress import Progress
 from offload.states import State
+from offload.store import TaskStore
 from tests.admin_factory import make_failed, make_task, make_user, make_worker
 
 CHROMIUM = os.environ.get("OFFLOAD_CHROMIUM", "/usr/bin/chromium")
@@ -72,12 +76,25 @@ def test_dashboard_draws_and_refreshes_only_while_visible(page):
         make_failed()
     make_task(queue_name="emails")
     make_task(status=State.RUNNING, attempt=1, lease_owner=make_worker().pk)
+    # An hour of the workers' per-minute samples, before the page opened.
+    now = timezone.now().replace(second=0, microsecond=0)
+    for minute in range(60, 0, -1):
+        for queue, ready in (("default", 40 - abs(30 - minute)), ("emails", minute // 6)):
+            DepthSample.objects.create(
+                minute=now - timedelta(minutes=minute), queue_name=queue, ready=ready, running=1
+            )
     page.goto(f"{page.base}/admin/")
     page.click("text=Dashboard")
     page.wait_for_selector("#offload-dash[data-loaded]")
     assert page.text_content("#c-failed") == "3"
     assert page.text_content("#c-running") == "1"
     assert page.locator("#chart-finished svg polyline").count() == 2
+    # The depth chart is drawn from the samples: an hour of points per queue
+    # (plus the live one), not a single reading.
+    assert page.get_attribute("#chart-depth", "data-samples") == "120"
+    assert page.locator("#chart-depth svg polyline").count() >= 2  # and configured queues
+    points = page.locator("#chart-depth svg polyline").first.get_attribute("points") or ""
+    assert len(points.split()) == 61
     assert page.locator("#table-queues tbody tr").count() >= 2
     page.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
 
@@ -130,3 +147,22 @@ def test_cancel_a_ready_task_and_pause_a_queue(page):
     page.wait_for_selector(".messagelist .success")
     assert not Queue.objects.filter(name="emails").exists()
     assert TaskRecord.objects.filter(queue_name="emails", status=State.READY).count() == 1
+
+
+def test_a_running_task_shows_its_progress(page):
+    task = make_task(status=State.RUNNING, attempt=1, lease_owner=make_worker().pk)
+    TaskStore("default").write_progress({(task.pk, 1): Progress(30, 40, "Resized 30 of 40 images")})
+    page.goto(f"{page.base}/admin/offload/runningtask/")
+    cell = page.locator("td.field-progress_column")
+    assert cell.locator("progress.offload-progress-bar").count() == 1
+    assert "75%" in (cell.text_content() or "")
+    page.click(f"a[href$='/runningtask/{task.pk}/change/']")
+    bar = page.locator(".offload-progress progress.offload-progress-bar")
+    assert bar.get_attribute("value") == "30"
+    assert bar.get_attribute("max") == "40"
+    assert page.text_content(".offload-progress-figures") == "30 / 40 (75%)"
+    message = page.text_content(".offload-progress-message") or ""
+    assert message == "Resized 30 of 40 images"
+    # The top of the page: the task and its progress (escaping is checked in
+    # tests/integration/test_progress.py).
+    page.screenshot(path=ARTIFACTS / "task-progress.png")

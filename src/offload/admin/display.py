@@ -8,6 +8,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from offload.admin.security import mask_secrets
+from offload.progress import Progress
 from offload.states import State
 
 # Longest JSON text shown for one value; past it the page says how much was cut.
@@ -75,3 +76,60 @@ def errors_table(errors: Any) -> SafeString:
         "<th>Exception</th><th>Traceback</th></tr></thead><tbody>{}</tbody></table>",
         body,
     )
+
+
+# Characters of a progress message shown in a list cell (the detail page shows all).
+PROGRESS_CELL_CHARS = 60
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _bar(progress: Progress) -> SafeString:
+    """A ``<progress>`` element: no inline style, which the admin's CSP forbids."""
+    fraction = progress.fraction
+    if fraction is None or progress.total is None:
+        # No total: an indeterminate bar.
+        return format_html(
+            '<progress class="offload-progress-bar">{}</progress>', _number(progress.current)
+        )
+    return format_html(
+        '<progress class="offload-progress-bar" max="{}" value="{}">{}%</progress>',
+        _number(progress.total), _number(progress.current), round(fraction * 100),
+    )  # fmt: skip
+
+
+def progress_summary(progress: Progress) -> str:
+    """``3 / 4 (75%)``, or ``3`` without a total."""
+    fraction = progress.fraction
+    if progress.total is None:
+        return _number(progress.current)
+    percent = f" ({round(fraction * 100)}%)" if fraction is not None else ""
+    return f"{_number(progress.current)} / {_number(progress.total)}{percent}"
+
+
+def progress_detail(progress: Progress, now: datetime) -> SafeString:
+    """The task page's progress: bar, figures, message, and the age of the report."""
+    age = "-"
+    if progress.reported_at is not None:
+        age = human_seconds(max((now - progress.reported_at).total_seconds(), 0.0))
+    return format_html(
+        '<div class="offload-progress">{} <span class="offload-progress-figures">{}</span>'
+        ' <span class="offload-progress-message">{}</span>'
+        " <small>reported {} ago</small></div>",
+        _bar(progress), progress_summary(progress), progress.message, age,
+    )  # fmt: skip
+
+
+def progress_cell(progress: Progress | None) -> SafeString:
+    """A list cell: a small bar and percentage (or the count), and the message's start."""
+    if progress is None:
+        return format_html("{}", "-")
+    message = progress.message
+    if len(message) > PROGRESS_CELL_CHARS:
+        message = message[: PROGRESS_CELL_CHARS - 1] + "…"
+    fraction = progress.fraction
+    if fraction is None:
+        return format_html("{} <small>{}</small>", _number(progress.current), message)
+    return format_html("{} {}% <small>{}</small>", _bar(progress), round(fraction * 100), message)

@@ -3,6 +3,8 @@
 * Counts of READY and RUNNING tasks stop at ``OPTIONS["ADMIN_COUNT_LIMIT"]``.
 * Everything about finished tasks reads only the chosen window (an hour or a
   day) through the ``finished_at`` index, grouped by minute in the database.
+* Queue depth over the window comes from the workers' per-minute samples
+  (``offload_depth_sample``, see ``offload.worker.sampler``), read by minute.
 * Percentiles of wait and run time come from the newest
   ``OPTIONS["DASHBOARD_SAMPLE_SIZE"]`` finished tasks of the window, read
   through the same index: engines differ in percentile functions, and a sample
@@ -23,7 +25,7 @@ from django.utils import timezone
 
 from offload.admin.options import admin_options
 from offload.admin.queues import queue_rows
-from offload.models import TaskRecord
+from offload.models import DepthSample, TaskRecord
 from offload.states import State
 
 WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -104,6 +106,20 @@ def _per_minute(since: datetime, now: datetime, span: timedelta) -> dict[datetim
     return found
 
 
+def _depth_samples(since: datetime) -> dict[str, list[list[Any]]]:
+    """The workers' per-minute samples since ``since``: queue -> [[minute, ready,
+    running], ...], oldest first, read by the sample table's (minute, queue) key."""
+    found: dict[str, list[list[Any]]] = defaultdict(list)
+    rows = (
+        DepthSample.objects.filter(minute__gte=since)
+        .order_by("minute", "queue_name")
+        .values_list("minute", "queue_name", "ready", "running")
+    )
+    for minute, queue, ready, running in rows:
+        found[queue].append([minute.isoformat(), ready, running])
+    return dict(found)
+
+
 def dashboard_data(window: str = "hour") -> dict[str, Any]:
     """Everything the dashboard shows, as JSON-ready values."""
     options = admin_options()
@@ -169,6 +185,7 @@ def dashboard_data(window: str = "hour") -> dict[str, Any]:
             "failed": [per_minute[m]["failed"] if m in per_minute else 0 for m in minutes],
         },
         "latency": {**_summary(waits, runs), "sample": len(sample)},
+        "depth": _depth_samples(since),
         "queues": [
             {
                 "name": row.name,

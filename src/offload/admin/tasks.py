@@ -52,6 +52,7 @@ from offload.models import (
     SuccessfulTask,
     TaskRecord,
 )
+from offload.progress import Progress
 from offload.states import State
 from offload.store import operations
 
@@ -282,6 +283,10 @@ class TaskAdmin(ModelAdminBase):
     def run_time(self, obj: TaskRecord) -> str:
         return display.duration(obj.last_attempted_at, obj.finished_at)
 
+    @admin.display(description="progress")
+    def progress_column(self, obj: TaskRecord) -> SafeString:
+        return display.progress_cell(_progress_of(obj))
+
     # -- the detail page -----------------------------------------------------------
 
     def get_readonly_fields(self, request: HttpRequest, obj: TaskRecord | None = None) -> Any:
@@ -290,8 +295,22 @@ class TaskAdmin(ModelAdminBase):
             "arguments", "result", "attempt", "max_attempts", "errors_display", "enqueued_at",
             "run_after", "available_at", "started_at", "last_attempted_at", "finished_at",
             "wait_time", "run_time", "timeout", "lease_owner", "lease_expires_at", "workers",
-            "cancel_requested_at",
+            "cancel_requested_at", "progress_display",
         ]  # fmt: skip
+
+    def get_fieldsets(self, request: HttpRequest, obj: TaskRecord | None = None) -> Any:
+        # The progress section only for a task that reported some.
+        if obj is None or _progress_of(obj) is None:
+            return self.fieldsets
+        task, *rest = self.fieldsets
+        return (task, ("Progress", {"fields": ("progress_display",)}), *rest)
+
+    @admin.display(description="latest report")
+    def progress_display(self, obj: TaskRecord) -> SafeString:
+        progress = _progress_of(obj)
+        if progress is None:
+            return display.progress_cell(None)
+        return display.progress_detail(progress, timezone.now())
 
     @admin.display(description="arguments")
     def arguments(self, obj: TaskRecord) -> SafeString:
@@ -493,6 +512,14 @@ class TaskAdmin(ModelAdminBase):
         return found
 
 
+def _progress_of(obj: TaskRecord) -> Progress | None:
+    if obj.progress_current is None:
+        return None
+    return Progress(
+        obj.progress_current, obj.progress_total, obj.progress_message or "", obj.progress_at
+    )
+
+
 @admin.register(TaskRecord)
 class AllTasksAdmin(TaskAdmin):
     pass
@@ -511,6 +538,10 @@ class ScheduledTaskAdmin(TaskAdmin):
 @admin.register(RunningTask)
 class RunningTaskAdmin(TaskAdmin):
     status = State.RUNNING
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        shown = list(super().get_list_display(request))
+        return [*shown[:4], "progress_column", *shown[4:]]  # after the status
 
 
 @admin.register(FailedTask)

@@ -33,6 +33,7 @@ from django.db import DatabaseError, IntegrityError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from offload.payload import decode
+from offload.progress import Progress
 from offload.states import State
 from offload.store.connection import atomic_on
 from offload.store.vendor import Vendor, read_datetime, vendor_for
@@ -517,6 +518,46 @@ class TaskStore:
         )
         with self.connection.cursor() as cursor:
             cursor.execute(sql, [State.READY, State.RUNNING, worker_id])
+            return int(cursor.rowcount)
+
+    # -- progress -------------------------------------------------------------------
+
+    def write_progress(self, reports: dict[tuple[int, int], Progress]) -> int:
+        """Write the latest progress of running attempts, keyed by (id, attempt).
+
+        One statement for all of them, whatever their number (the dispatcher
+        writes what changed since its last write): a CASE on the id picks each
+        row's values, and the WHERE clause fences every row by its attempt and
+        RUNNING, so a report of an attempt that no longer holds its task is
+        dropped. ``progress_at`` is the database's clock. Returns the rows written.
+        """
+        if not reports:
+            return 0
+        vendor = self.vendor
+        ids = [task_id for task_id, _ in reports]
+        values: dict[str, list[Any]] = {"current": [], "total": [], "message": []}
+        for (task_id, _), progress in reports.items():
+            values["current"] += [task_id, progress.current]
+            values["total"] += [task_id, progress.total]
+            values["message"] += [task_id, progress.message]
+        whens = " ".join(["WHEN %s THEN %s"] * len(reports))
+        fences = " OR ".join(["(id = %s AND attempt = %s)"] * len(reports))
+        # The CASE values are cast so every engine types the column the same
+        # way whatever the parameters (NULL totals, integers in a float column).
+        sql = (
+            f"UPDATE {TABLE} SET "
+            f"progress_current = CAST(CASE id {whens} END AS {vendor.float_type}), "
+            f"progress_total = CAST(CASE id {whens} END AS {vendor.float_type}), "
+            f"progress_message = CASE id {whens} END, "
+            f"progress_at = {vendor.now} "
+            f"WHERE status = %s AND id IN ({', '.join(['%s'] * len(ids))}) AND ({fences})"
+        )
+        params: list[Any] = [
+            *values["current"], *values["total"], *values["message"], State.RUNNING, *ids,
+            *(part for key in reports for part in key),
+        ]  # fmt: skip
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
             return int(cursor.rowcount)
 
     # -- retries, crashes and rescue --------------------------------------------------

@@ -38,6 +38,10 @@ class Vendor:
     # Suffix of a SELECT that locks the rows it reads until the transaction ends
     # ("" on SQLite, whose write transactions lock the whole database).
     lock_rows: str
+    # The SQL type to CAST a float parameter to.
+    float_type: str
+    # An INSERT that skips rows whose unique key exists: {table}, {columns}, {rows}.
+    insert_or_skip: str
     # True where one UPDATE ... RETURNING can claim (PostgreSQL, SQLite);
     # MariaDB has no UPDATE ... RETURNING and no LIMIT in an IN subquery.
     claims_in_one_statement: bool
@@ -54,6 +58,8 @@ _POSTGRESQL = Vendor(
     pop_last="({col} - -1)",
     json_param="%s::jsonb",
     lock_rows=" FOR UPDATE",
+    float_type="double precision",
+    insert_or_skip="INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT DO NOTHING",
     claims_in_one_statement=True,
 )
 _SQLITE = Vendor(
@@ -68,6 +74,8 @@ _SQLITE = Vendor(
     pop_last="json_remove({col}, '$[#-1]')",
     json_param="%s",
     lock_rows="",
+    float_type="REAL",
+    insert_or_skip="INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT DO NOTHING",
     claims_in_one_statement=True,
 )
 _MYSQL = Vendor(
@@ -81,6 +89,10 @@ _MYSQL = Vendor(
     pop_last="JSON_REMOVE({col}, CONCAT('$[', JSON_LENGTH({col}) - 1, ']'))",
     json_param="%s",
     lock_rows=" FOR UPDATE",
+    float_type="DOUBLE",
+    # MariaDB has no ON CONFLICT. INSERT IGNORE also turns other errors into
+    # warnings; the rows written with it hold nothing but counts.
+    insert_or_skip="INSERT IGNORE INTO {table} ({columns}) VALUES {rows}",
     claims_in_one_statement=False,
 )
 

@@ -9,6 +9,10 @@ still sent after the fenced write. It sleeps in one ``select()`` on a wake-up
 pipe (outcomes, freed slots, stop requests), the supervisor's control pipe and
 the LISTEN socket, so an idle worker costs almost nothing and wakes at once.
 
+Progress that tasks report goes on a board in memory (``offload.progress``);
+the dispatcher writes what changed at most every ``PROGRESS_INTERVAL`` seconds,
+in one statement, and a task's last report before its outcome.
+
 How much to claim: a process never claims more than it can start. For sync
 tasks that is one per free thread, or, when recent tasks were short, what the
 threads can start within ``CLAIM_HORIZON_SECONDS`` (tiny tasks are claimed in
@@ -28,7 +32,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from types import FrameType
@@ -41,6 +45,7 @@ from django.tasks import task_backends
 from offload.backend import DatabaseBackend
 from offload.exceptions import BackendMisconfigured
 from offload.payload import encode
+from offload.progress import Progress, ProgressBoard
 from offload.store import ALL_QUEUES, ClaimedTask, QueueFilter, TaskStore
 from offload.store.connection import open_private
 from offload.store.tasks import NOTIFY_CHANNEL
@@ -192,6 +197,10 @@ class Worker:
         self._cancel_events: dict[int, threading.Event] = {}
         self._cancel_deadlines: dict[int, tuple[float, ClaimedTask]] = {}
         self._events_lock = threading.Lock()
+        # The latest unwritten progress of each running attempt; the first
+        # report after a write wakes the dispatcher, the others do not.
+        self._progress = ProgressBoard(self._wake)
+        self._next_progress_write = 0.0
 
     # -- stopping -------------------------------------------------------------------
 
@@ -277,6 +286,7 @@ class Worker:
                 if self._forced.is_set():
                     return
                 self._keep_alive()
+                self._write_progress()
                 if self._stopping.is_set():
                     if not gave_back_unstarted:
                         self._release(self._threads.take_unstarted(), started=False)
@@ -513,7 +523,11 @@ class Worker:
         cancel = self._started(claimed)
         try:
             outcome = runner.run(
-                claimed, self.worker_id, lambda o: self._hand_over(claimed, o, begun), cancel
+                claimed,
+                self.worker_id,
+                lambda o: self._hand_over(claimed, o, begun),
+                cancel,
+                self._progress_sink(claimed),
             )
         except (runner.WorkerInterrupted, KeyboardInterrupt):
             # Ctrl-C raised inside the task (an embedded worker with no signal
@@ -536,7 +550,9 @@ class Worker:
         # connections are cleaned up after it the same way.
         async with ThreadSensitiveContext():
             try:
-                outcome = await runner.arun(claimed, self.worker_id, record, cancel)
+                outcome = await runner.arun(
+                    claimed, self.worker_id, record, cancel, self._progress_sink(claimed)
+                )
             finally:
                 await sync_to_async(close_old_connections)()
         self._log(claimed, outcome, time.monotonic() - begun)
@@ -547,6 +563,11 @@ class Worker:
             cancel = self._cancel_events.setdefault(claimed.id, threading.Event())
         self._tell(protocol.TaskEvent("start", claimed.id, claimed.attempt, claimed.timeout))
         return cancel
+
+    def _progress_sink(self, claimed: ClaimedTask) -> Callable[[Progress], None]:
+        """Where ``claimed``'s context puts its reports: the board, under its attempt."""
+        key = (claimed.id, claimed.attempt)
+        return lambda progress: self._progress.report(key, progress)
 
     def _tell(self, event: protocol.TaskEvent) -> None:
         if self._status_fd is not None:
@@ -598,6 +619,11 @@ class Worker:
                 self._unwritten.append(self._outbox.get_nowait())
             except queue.Empty:
                 break
+        if self._unwritten and self._progress:
+            # A task's last report lands before its outcome (a retry or a
+            # rescue must not find it older than what the task said).
+            ending = [(claimed.id, claimed.attempt) for claimed, *_ in self._unwritten]
+            self._put_progress(self._progress.take(ending))
         while self._unwritten:
             claimed, outcome, elapsed, future = self._unwritten[0]
             # A DatabaseError here leaves the outcome first in line for the next try.
@@ -679,11 +705,34 @@ class Worker:
         if released:
             logger.info("Gave back %d claimed task(s) that had not finished", released)
 
+    def _write_progress(self) -> None:
+        """Write the progress reported since the last write, if that was long enough ago."""
+        if not self._progress:
+            return
+        now = time.monotonic()
+        if now < self._next_progress_write:
+            return
+        self._next_progress_write = now + self.backend.config.progress_interval
+        self._put_progress(self._progress.take_all())
+
+    def _put_progress(self, reports: dict[tuple[int, int], Progress]) -> None:
+        if not reports:
+            return
+        self.store.prepare()
+        try:
+            self.store.write_progress(reports)
+        except DatabaseError:
+            self._progress.put_back(reports)  # written with the next try
+            raise
+
     # -- heartbeats and cancellation (dispatcher only) ------------------------------------------
 
     def _until_heartbeat(self) -> float:
-        """Seconds until the dispatcher must wake for a heartbeat or a cancel deadline."""
+        """Seconds until the dispatcher must wake for a heartbeat, a progress
+        write or a cancel deadline."""
         due = self._next_heartbeat
+        if self._progress:
+            due = min(due, self._next_progress_write)
         if self._cancel_deadlines:
             due = min(due, min(at for at, _ in self._cancel_deadlines.values()))
         return max(0.0, due - time.monotonic())

@@ -27,6 +27,7 @@ from django.tasks.signals import task_finished, task_started
 
 from offload.exceptions import CorruptTask, OffloadError, TaskCancelled
 from offload.payload import encode
+from offload.progress import Progress, make_progress
 from offload.results import build_result, task_of
 from offload.states import State
 from offload.store import ClaimedTask
@@ -62,7 +63,8 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OffloadTaskContext(TaskContext):  # type: ignore[misc,type-arg]  # stubs: not frozen
-    """Django's ``TaskContext``, plus whether the task has been asked to stop.
+    """Django's ``TaskContext``, plus whether the task has been asked to stop,
+    and a way to report how far it got.
 
     A long task that takes the context checks ``cancel_requested`` between steps
     (or calls ``raise_if_cancelled()``); raising ``TaskCancelled`` ends it as
@@ -70,6 +72,23 @@ class OffloadTaskContext(TaskContext):  # type: ignore[misc,type-arg]  # stubs: 
     """
 
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    # Where reports go (the worker's progress board); None: they are checked, then dropped.
+    progress_sink: Callable[[Progress], None] | None = field(default=None, repr=False)
+
+    def report_progress(
+        self, current: float, total: float | None = None, message: str = ""
+    ) -> None:
+        """Report that the task has done ``current`` of ``total`` (None: unknown).
+
+        Returns at once, in sync and async tasks alike: the worker writes the
+        latest report every ``OPTIONS["PROGRESS_INTERVAL"]`` seconds, and the
+        last one before the outcome. Raises ``InvalidProgress`` (a ValueError)
+        for a negative or non-finite number or ``current`` above ``total``;
+        ``message`` is cut to ``offload.progress.MAX_MESSAGE_LENGTH`` characters.
+        """
+        progress = make_progress(current, total, message)
+        if self.progress_sink is not None:
+            self.progress_sink(progress)
 
     @property
     def cancel_requested(self) -> bool:
@@ -99,11 +118,16 @@ class _Attempt:
     """One attempt at one task: the results it reports and the outcomes it records."""
 
     def __init__(
-        self, claimed: ClaimedTask, worker_id: str, cancel: threading.Event | None = None
+        self,
+        claimed: ClaimedTask,
+        worker_id: str,
+        cancel: threading.Event | None = None,
+        progress: Callable[[Progress], None] | None = None,
     ) -> None:
         self.claimed = claimed
         self.worker_id = worker_id
         self.cancel = cancel or threading.Event()
+        self.progress = progress
         if claimed.problem:
             raise CorruptTask(claimed.problem)
         self.task: Task[..., Any] = task_of(claimed)
@@ -136,7 +160,10 @@ class _Attempt:
         task_started.send(type(self.task.get_backend()), task_result=self.running)
         args = list(self.claimed.args)
         if self.task.takes_context:
-            args.insert(0, OffloadTaskContext(task_result=self.running, cancel_event=self.cancel))
+            context = OffloadTaskContext(
+                task_result=self.running, cancel_event=self.cancel, progress_sink=self.progress
+            )
+            args.insert(0, context)
         return args, self.claimed.kwargs
 
     def succeeded(self, value: Any) -> Outcome:
@@ -179,11 +206,15 @@ def _unresolvable(claimed: ClaimedTask, worker_id: str, exc: Exception) -> Outco
 
 
 def run(
-    claimed: ClaimedTask, worker_id: str, record: Recorder, cancel: threading.Event | None = None
+    claimed: ClaimedTask,
+    worker_id: str,
+    record: Recorder,
+    cancel: threading.Event | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> Outcome:
     """Run sync task ``claimed`` in this thread, record the outcome, and return it."""
     try:
-        attempt = _Attempt(claimed, worker_id, cancel)
+        attempt = _Attempt(claimed, worker_id, cancel, progress)
     except Exception as exc:
         outcome = _unresolvable(claimed, worker_id, exc)
         record(outcome)
@@ -215,10 +246,11 @@ async def arun(
     worker_id: str,
     record: AsyncRecorder,
     cancel: threading.Event | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> Outcome:
     """Run ``claimed`` on the running event loop, record the outcome, and return it."""
     try:
-        attempt = _Attempt(claimed, worker_id, cancel)
+        attempt = _Attempt(claimed, worker_id, cancel, progress)
     except Exception as exc:
         outcome = _unresolvable(claimed, worker_id, exc)
         await record(outcome)

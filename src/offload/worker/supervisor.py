@@ -40,6 +40,7 @@ from offload.worker.loop import get_backend, queue_filter
 from offload.worker.process import command
 from offload.worker.protocol import Counts, TaskEvent
 from offload.worker.rescue import Rescuer
+from offload.worker.sampler import DepthSampler
 from offload.worker.titles import set_title
 from offload.worker_options import WorkerSettings
 
@@ -210,6 +211,8 @@ class Supervisor:
             self._start(slot)
         rescuer = Rescuer(self.backend.config.database, self.backend.config, self.worker_id)
         rescuer.start()
+        sampler = DepthSampler(self.backend.config.database, self.worker_id, self.backend.queues)
+        sampler.start()
         # Imported here: the scheduler is optional and loads the schedule models.
         from offload.schedules.thread import start_scheduler
 
@@ -219,6 +222,7 @@ class Supervisor:
                 self._step()
         finally:
             rescuer.stop()
+            sampler.stop()
             if scheduler is not None:
                 scheduler.stop()
             for child in list(self.children.values()):  # only after an unexpected error

@@ -10,7 +10,9 @@
   const SVG = "http://www.w3.org/2000/svg";
   const MAX_DEPTH_POINTS = 720;
   const MAX_DEPTH_QUEUES = 6;
-  const depthHistory = new Map(); // queue -> [[time, depth], ...] since the page opened
+  // queue -> [[time, depth], ...] read by this page since it opened; drawn after
+  // the workers' per-minute samples (data.depth), from the last sample on.
+  const depthHistory = new Map();
   let timer = null;
   let inFlight = false;
 
@@ -30,13 +32,15 @@
     return node;
   }
 
-  // A line chart of several series sharing one x axis of times.
-  function lineChart(container, times, series) {
+  // A line chart of several series of [time, value] points, x placed by time.
+  function lineChart(container, series) {
     const width = 600, height = 200, left = 40, right = 10, top = 10, bottom = 24;
     const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img" });
-    const max = Math.max(1, ...series.flatMap((s) => s.values));
-    const n = Math.max(times.length - 1, 1);
-    const x = (i) => left + (i / n) * (width - left - right);
+    const max = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p[1])));
+    const times = series.flatMap((s) => s.points.map((p) => p[0]));
+    const first = Math.min(...times), last = Math.max(...times);
+    const span = Math.max(last - first, 1);
+    const x = (t) => left + ((t - first) / span) * (width - left - right);
     const y = (v) => top + (1 - v / max) * (height - top - bottom);
     for (const frac of [0, 0.5, 1]) {
       el("line", { x1: left, x2: width - right, y1: y(max * frac), y2: y(max * frac), class: "grid" }, svg);
@@ -45,14 +49,14 @@
     }
     el("line", { x1: left, x2: width - right, y1: height - bottom, y2: height - bottom, class: "axis" }, svg);
     if (times.length) {
-      for (const [i, anchor] of [[0, "start"], [times.length - 1, "end"]]) {
-        const label = el("text", { x: x(i), y: height - 8, "text-anchor": anchor }, svg);
-        label.textContent = new Date(times[i]).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      for (const [t, anchor] of [[first, "start"], [last, "end"]]) {
+        const label = el("text", { x: x(t), y: height - 8, "text-anchor": anchor }, svg);
+        label.textContent = new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
       }
     }
     series.forEach((s, index) => {
-      if (!s.values.length) return;
-      const points = s.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+      if (!s.points.length) return;
+      const points = s.points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
       el("polyline", { points, class: `line s${index % 6}` }, svg);
       el("rect", { x: left + 10 + index * 120, y: top, width: 10, height: 10, class: `k${index % 6}` }, svg);
       const key = el("text", { x: left + 24 + index * 120, y: top + 9 }, svg);
@@ -86,9 +90,10 @@
     text("c-throughput", String(c.throughput_per_minute));
     text("c-wait", `${seconds(data.latency.wait_p50)} / ${seconds(data.latency.wait_p95)}`);
     text("c-run", `${seconds(data.latency.run_p50)} / ${seconds(data.latency.run_p95)}`);
-    lineChart(document.getElementById("chart-finished"), data.series.minutes, [
-      { name: "finished", values: data.series.finished },
-      { name: "failed", values: data.series.failed },
+    const minutes = data.series.minutes.map((m) => Date.parse(m));
+    lineChart(document.getElementById("chart-finished"), [
+      { name: "finished", points: minutes.map((t, i) => [t, data.series.finished[i]]) },
+      { name: "failed", points: minutes.map((t, i) => [t, data.series.failed[i]]) },
     ]);
     const now = new Date(data.generated_at).getTime();
     for (const q of data.queues) {
@@ -97,10 +102,17 @@
       if (points.length > MAX_DEPTH_POINTS) points.shift();
       depthHistory.set(q.name, points);
     }
-    const shown = [...depthHistory.keys()].sort().slice(0, MAX_DEPTH_QUEUES);
-    const times = (depthHistory.get(shown[0]) || []).map((p) => p[0]);
-    lineChart(document.getElementById("chart-depth"), times,
-      shown.map((name) => ({ name, values: depthHistory.get(name).map((p) => p[1]) })));
+    const sampled = data.depth || {};
+    const names = new Set([...Object.keys(sampled), ...depthHistory.keys()]);
+    const shown = [...names].sort().slice(0, MAX_DEPTH_QUEUES);
+    lineChart(document.getElementById("chart-depth"), shown.map((name) => {
+      const samples = (sampled[name] || []).map((row) => [Date.parse(row[0]), row[1]]);
+      const after = samples.length ? samples[samples.length - 1][0] : -Infinity;
+      const live = (depthHistory.get(name) || []).filter((p) => p[0] > after);
+      return { name, points: samples.concat(live) };
+    }));
+    const chart = document.getElementById("chart-depth");
+    chart.dataset.samples = String(shown.reduce((n, name) => n + (sampled[name] || []).length, 0));
     const plain = (v) => String(v);
     fillTable("table-queues", data.queues, [
       ["name", plain], ["depth", plain, true], ["due", plain, true], ["running", plain, true],
