@@ -11,6 +11,7 @@ because the worker really does it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any, ParamSpec, TypeVar
@@ -122,20 +123,7 @@ class DatabaseBackend(BaseTaskBackend):
             except (InvalidArguments, PayloadTooLarge) as exc:
                 # The class enqueue raises, with the call's index in the message.
                 raise type(exc)(f"calls[{index}]: {exc}") from exc
-            rows.append(
-                NewTask(
-                    task_path=template.task_path,
-                    backend=template.backend,
-                    queue_name=template.queue_name,
-                    priority=template.priority,
-                    run_after=template.run_after,
-                    args_json=args_json,
-                    kwargs_json=kwargs_json,
-                    is_async=template.is_async,
-                    max_attempts=template.max_attempts,
-                    timeout=template.timeout,
-                )
-            )
+            rows.append(replace(template, args_json=args_json, kwargs_json=kwargs_json))
             checked.append((args, kwargs))
         stored = self.store.enqueue_many(rows, self.config.enqueue_batch_size)
         return [

@@ -2,11 +2,10 @@
 (or to FAILED once their attempts are spent).
 
 Every supervisor runs a ``Rescuer`` thread, but only the holder of the
-``rescuer`` lease sweeps, so the statements are not repeated by every host; if
-that host dies, its lease lapses and another supervisor takes the role at its
-next turn. The sweep itself is safe to run twice: each write is fenced by the
-task's attempt number and requires the lease to have expired by the database's
-clock, so a heartbeat that lands first always wins.
+``rescuer`` lease sweeps (an elected role, see ``roles``). The sweep itself is
+safe to run twice: each write is fenced by the task's attempt number and
+requires the lease to have expired by the database's clock, so a heartbeat that
+lands first always wins.
 
 A task process renews its leases every ``HEARTBEAT_SECONDS``; a lease lasts
 ``LEASE_SECONDS`` (at least two heartbeats). So a task is rescued at most
@@ -17,14 +16,12 @@ task whose process keeps heartbeating is never rescued, however long it runs.
 from __future__ import annotations
 
 import logging
-import threading
-
-from django.db import DatabaseError, connections
 
 from offload.conf import Options
 from offload.exceptions import WorkerLost
 from offload.failures import error_json
 from offload.store import TaskStore
+from offload.worker.roles import ElectedRole
 
 logger = logging.getLogger("offload.worker")
 
@@ -32,46 +29,26 @@ LEASE_NAME = "rescuer"
 SWEEP_BATCH = 500  # expired leases handled per statement round; more wait for the next turn
 
 
-class Rescuer:
+class Rescuer(ElectedRole):
+    lease_name = LEASE_NAME
+    label = "Rescue sweep"
+
     def __init__(self, alias: str, config: Options, owner: str) -> None:
-        self.alias = alias
+        super().__init__(alias, owner)
         self.config = config
-        self.owner = owner
         self.rescued = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="offload-rescuer", daemon=True)
-        self._holding = False
 
-    def start(self) -> None:
-        self._thread.start()
+    def lease_seconds(self) -> float:
+        return self.config.lease_seconds
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                try:
-                    self.sweep()
-                except DatabaseError:
-                    logger.warning("Rescue sweep failed; trying again later", exc_info=True)
-                    connections[self.alias].close()
-                self._stop.wait(self.config.heartbeat_seconds)
-            if self._holding:
-                try:
-                    TaskStore(self.alias).drop_lease(LEASE_NAME, self.owner)
-                except DatabaseError:
-                    logger.debug("Could not hand back the rescuer lease", exc_info=True)
-        finally:
-            connections[self.alias].close()
+    def pause_seconds(self) -> float:
+        return self.config.heartbeat_seconds
 
     def sweep(self) -> int:
         """If this supervisor holds the rescuer role, rescue expired leases; return how many."""
-        store = TaskStore(self.alias)
-        self._holding = store.hold_lease(LEASE_NAME, self.owner, self.config.lease_seconds)
-        if not self._holding:
-            return 0
+        return self.turn()
+
+    def work(self, store: TaskStore) -> int:
         rescued = 0
         for task_id, attempt, max_attempts, owner in store.expired_leases(SWEEP_BATCH):
             error = error_json(
