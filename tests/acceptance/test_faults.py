@@ -333,8 +333,12 @@ def test_when_a_whole_worker_dies_another_takes_over_the_rescue(backend, start_p
     # so nobody gives anything back.
     (child,) = children_of(first.pid)
     killed = time.monotonic()
-    os.kill(first.pid, signal.SIGKILL)
-    os.kill(child, signal.SIGKILL)
+    # Frozen first, then killed: a task process whose supervisor dies gives
+    # its tasks back at once, and must not get the chance between two kills.
+    for pid in (child, first.pid):
+        os.kill(pid, signal.SIGSTOP)
+    for pid in (child, first.pid):
+        os.kill(pid, signal.SIGKILL)
     wait_for(
         lambda: backend.get_result(result.id).status == TaskResultStatus.SUCCESSFUL,
         timeout=60,
