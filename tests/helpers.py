@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connections
+from django.test import override_settings
 
 from offload.models import TaskRecord
 from offload.worker import Worker, WorkerStats
@@ -15,6 +17,15 @@ from offload.worker import Worker, WorkerStats
 def drain(**kwargs: object) -> WorkerStats:
     """Run an in-process worker until no task is due."""
     return Worker("default", **kwargs).run(burst=True)  # type: ignore[arg-type]
+
+
+@contextmanager
+def override_options(**options: object) -> Iterator[None]:
+    """The default backend with these OPTIONS on top of the test settings' ones."""
+    default = {**settings.TASKS["default"]}
+    default["OPTIONS"] = {**default.get("OPTIONS", {}), **options}
+    with override_settings(TASKS={**settings.TASKS, "default": default}):
+        yield
 
 
 def row_count() -> int:

@@ -43,6 +43,12 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
         (int,),
         "most tasks a worker claims in one statement (fewer when its tasks are slow)",
     ),
+    "WRITE_BEHIND": (
+        20,
+        (int,),
+        "most successful outcomes a worker process holds unwritten while its threads "
+        "go on (0: each thread waits for its outcome's write)",
+    ),
     "ENQUEUE_BATCH_SIZE": (
         1000,
         (int,),
@@ -97,10 +103,14 @@ OPTION_BOUNDS: dict[str, tuple[float, float]] = {
     # Below a tenth of a second a task that reports in a loop would cost a
     # write per report again.
     "PROGRESS_INTERVAL": (0.1, 3600),
+    "WRITE_BEHIND": (0, 10_000),
     "ADMIN_COUNT_LIMIT": (100, 10_000_000),
     "DASHBOARD_REFRESH_SECONDS": (1, 3600),
     "DASHBOARD_SAMPLE_SIZE": (100, 1_000_000),
 }
+
+# Options for which 0 means "off" rather than a mistake.
+ZERO_ALLOWED = {"WRITE_BEHIND"}
 
 # OPTIONS["RETRY"] keys -> RetryPolicy fields.
 RETRY_KEYS = {
@@ -126,6 +136,7 @@ class Options:
     timeout: float | None = None
     cancel_grace_seconds: float = 10
     claim_batch_size: int = 10
+    write_behind: int = 20
     enqueue_batch_size: int = 1000
     poll_interval: float = 1.0
     progress_interval: float = 1.0
@@ -165,7 +176,8 @@ def parse_options(raw: object, queues: set[str]) -> Options:
                 f"OPTIONS[{name!r}] must be {expected}, got {type(value).__name__} {value!r}."
             )
             continue
-        _positive(name, value, problems)
+        if name not in ZERO_ALLOWED:
+            _positive(name, value, problems)
         if name in OPTION_BOUNDS:
             low, high = OPTION_BOUNDS[name]
             if isinstance(value, (int, float)) and not low <= value <= high:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from offload.exceptions import InvalidArguments, PayloadTooLarge
 from tests.app import tasks
 from tests.app.models import Run
-from tests.helpers import drain, row_count, running_worker, wait_for
+from tests.helpers import drain, override_options, row_count, running_worker, wait_for
 
 
 def test_enqueue_returns_a_ready_result(backend):
@@ -192,34 +192,63 @@ def test_signals_are_sent_and_finished_sees_the_stored_state(backend):
     seen = []
 
     def on_enqueued(sender, task_result, **kwargs):
-        seen.append(("enqueued", task_result.status))
+        seen.append((task_result.id, "enqueued", task_result.status))
 
     def on_started(sender, task_result, **kwargs):
-        seen.append(("started", task_result.status))
+        seen.append((task_result.id, "started", task_result.status))
 
     def on_finished(sender, task_result, **kwargs):
         stored = backend.get_result(task_result.id)
-        seen.append(("finished", task_result.status, stored.status))
+        seen.append((task_result.id, "finished", task_result.status, stored.status))
 
     task_enqueued.connect(on_enqueued)
     task_started.connect(on_started)
     task_finished.connect(on_finished)
     try:
-        tasks.add.enqueue(1, 1)
-        tasks.fail.enqueue("x")
+        added = tasks.add.enqueue(1, 1)
+        failed = tasks.fail.enqueue("x")
         drain()
     finally:
         task_enqueued.disconnect(on_enqueued)
         task_started.disconnect(on_started)
         task_finished.disconnect(on_finished)
-    assert seen == [
-        ("enqueued", TaskResultStatus.READY),
+    # Each task's signals in order, and task_finished only once the outcome is
+    # stored. Across tasks no order is promised: a success is written behind
+    # its thread (OPTIONS["WRITE_BEHIND"]), so the next task may start first.
+    assert [event[1:] for event in seen if event[0] == added.id] == [
         ("enqueued", TaskResultStatus.READY),
         ("started", TaskResultStatus.RUNNING),
         ("finished", TaskResultStatus.SUCCESSFUL, TaskResultStatus.SUCCESSFUL),
+    ]
+    assert [event[1:] for event in seen if event[0] == failed.id] == [
+        ("enqueued", TaskResultStatus.READY),
         ("started", TaskResultStatus.RUNNING),
         ("finished", TaskResultStatus.FAILED, TaskResultStatus.FAILED),
     ]
+    assert len(seen) == 6
+
+
+def test_without_write_behind_each_success_is_announced_before_the_next_task(backend):
+    """WRITE_BEHIND = 0: the thread waits for each write, so signals come task by task."""
+    seen = []
+
+    def on_started(sender, task_result, **kwargs):
+        seen.append(("started", task_result.id))
+
+    def on_finished(sender, task_result, **kwargs):
+        seen.append(("finished", task_result.id))
+
+    # Enough tiny tasks for the worker to claim them in batches.
+    results = [tasks.add.enqueue(n, n) for n in range(30)]
+    task_started.connect(on_started)
+    task_finished.connect(on_finished)
+    try:
+        with override_options(WRITE_BEHIND=0):
+            drain()
+    finally:
+        task_started.disconnect(on_started)
+        task_finished.disconnect(on_finished)
+    assert seen == [(event, r.id) for r in results for event in ("started", "finished")]
 
 
 # -- transactions ------------------------------------------------------------------

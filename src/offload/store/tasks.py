@@ -37,6 +37,7 @@ from offload.progress import Progress
 from offload.states import State
 from offload.store.connection import atomic_on
 from offload.store.vendor import Vendor, read_datetime, vendor_for
+from offload.store.wakeup import Waker, wake_key, waker_for
 
 TABLE = "offload_task"
 WORKER_TABLE = "offload_worker"
@@ -260,6 +261,7 @@ class TaskStore:
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             task_id, enqueued_at, *_ = cursor.fetchone()
+        self._wake_local((new.queue_name,))
         return int(task_id), _required(read_datetime(enqueued_at))
 
     def enqueue_many(self, rows: Sequence[NewTask], chunk_size: int) -> list[tuple[int, datetime]]:
@@ -302,7 +304,24 @@ class TaskStore:
             if self.vendor.name == "postgresql":
                 for queue in sorted({new.queue_name for new in rows}):
                     cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, queue])
+            self._wake_local({new.queue_name for new in rows})
         return found
+
+    def _wake_local(self, queues: Iterable[str]) -> None:
+        """Once the enqueue commits, wake this host's idle workers (see ``wakeup``).
+
+        PostgreSQL's NOTIFY already does that for every host.
+        """
+        if self.vendor.name == "postgresql":
+            return
+        waker = self._waker
+        # Runs at once outside a transaction; after the commit inside one, and
+        # never if it rolls back.
+        self.connection.on_commit(lambda: waker.wake(queues))
+
+    @cached_property
+    def _waker(self) -> Waker:
+        return waker_for(wake_key(self.connection.settings_dict, self.vendor.name))
 
     @cached_property
     def _row_values(self) -> str:
@@ -465,6 +484,59 @@ class TaskStore:
             task_id,
             attempt,
         )
+
+    def complete_many(self, done: Sequence[tuple[int, int, str]]) -> set[int]:
+        """Record the success of many attempts, ``(id, attempt, return_json)`` each,
+        in one statement; return the ids whose attempt is recorded as a success
+        (the others lost their claim).
+
+        One statement, so one commit, for a whole batch of outcomes: a worker
+        with tiny tasks otherwise pays a commit (a WAL flush on PostgreSQL) per
+        task, which is most of a drain's database time. Every row is fenced by
+        its own attempt and RUNNING, as :meth:`complete` fences one.
+        """
+        if not done:
+            return set()
+        vendor = self.vendor
+        assignments = (
+            f"status = %s, finished_at = {vendor.now}, lease_owner = NULL, lease_expires_at = NULL"
+        )
+        if vendor.name == "postgresql":
+            # Arrays, as in the bulk insert: three parameters whatever the batch.
+            sql = (
+                f"UPDATE {TABLE} AS t SET {assignments}, return_value = d.value::jsonb "
+                "FROM unnest(%s::bigint[], %s::integer[], %s::text[]) AS d(id, attempt, value) "
+                "WHERE t.id = d.id AND t.attempt = d.attempt AND t.status = %s RETURNING t.id"
+            )
+            ids, attempts, values = (list(column) for column in zip(*done, strict=True))
+            rows = self._fetch(sql, [State.SUCCESSFUL, ids, attempts, values, State.RUNNING])
+            return {row[0] for row in rows}
+        # SQLite and MariaDB: a CASE on the id picks each row's value, and the
+        # WHERE clause fences every row (the id list lets the primary key find them).
+        whens = " ".join(["WHEN %s THEN %s"] * len(done))
+        fences = " OR ".join(["(id = %s AND attempt = %s)"] * len(done))
+        where = f"status = %s AND id IN ({', '.join(['%s'] * len(done))}) AND ({fences})"
+        fence_params: list[Any] = [
+            State.RUNNING,
+            *(row[0] for row in done),
+            *(part for row in done for part in row[:2]),
+        ]
+        sql = f"UPDATE {TABLE} SET {assignments}, return_value = CASE id {whens} END WHERE {where}"
+        params = [State.SUCCESSFUL, *(part for row in done for part in (row[0], row[2]))]
+        if vendor.name == "sqlite":
+            return {row[0] for row in self._fetch(f"{sql} RETURNING id", params + fence_params)}
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params + fence_params)
+            if cursor.rowcount == len(done):
+                return {row[0] for row in done}
+        # MariaDB has no UPDATE ... RETURNING. Only when some row was not
+        # written (rare: its claim was lost) are the written ones read back: a
+        # row holds this attempt and SUCCESSFUL only if this worker wrote it
+        # (here, or in a try whose reply was lost), since the attempt number is
+        # this worker's fencing token.
+        fence_params[0] = State.SUCCESSFUL
+        rows = self._fetch(f"SELECT id FROM {TABLE} WHERE {where}", fence_params)
+        return {row[0] for row in rows}
 
     def fail(self, task_id: int, attempt: int, errors_json: str) -> bool:
         """Record final failure of ``attempt`` with the task's full error history."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -50,7 +51,9 @@ from offload.store import ALL_QUEUES, ClaimedTask, QueueFilter, TaskStore
 from offload.store.connection import open_private
 from offload.store.tasks import NOTIFY_CHANNEL
 from offload.store.vendor import is_lock_conflict
+from offload.store.wakeup import WakeSocket, wake_key
 from offload.worker import protocol, runner
+from offload.worker.announcer import Announcer
 from offload.worker.identity import make_worker_id
 from offload.worker.memory import resident_bytes
 from offload.worker.pools import AsyncPool, ThreadPool
@@ -79,6 +82,10 @@ FIRST_POLL_SECONDS = 0.02
 
 # How often the process title and the supervisor's figures are refreshed.
 REPORT_SECONDS = 0.25
+
+# The most successes written by one statement: past a few hundred the statement
+# (a CASE per row on SQLite and MariaDB) costs more to parse than a commit.
+COMPLETE_BATCH_SIZE = 200
 
 
 # An outcome on its way from a task to the dispatcher: the task, its outcome
@@ -175,7 +182,15 @@ class Worker:
         self._async = AsyncPool(async_concurrency, self._run_async, "offload-async", self._wake)
         self._outbox: queue.SimpleQueue[_Handed] = queue.SimpleQueue()
         self._unwritten: list[_Handed] = []
+        # Successful sync outcomes are written behind their thread (see
+        # worker.announcer), up to WRITE_BEHIND at once; 0: each thread waits.
+        self._announcer = (
+            Announcer(config.write_behind, "offload-announce")
+            if config.write_behind and threads
+            else None
+        )
         self._closed = False  # set when run() ends: late outcomes are refused
+        self._post_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -185,6 +200,8 @@ class Worker:
         self._stop_deadline: float | None = None  # None: wait for running tasks (recycling)
         self._notified = False
         self._listening_on: object = None  # the DB-API connection we LISTEN on
+        self._wake_socket: WakeSocket | None = None  # engines without LISTEN
+        self._wake_socket_failed = False
         self._mean_task_seconds: float | None = None  # moving average; None: none run yet
         self._finished = 0
         self._last_report = 0.0
@@ -258,6 +275,8 @@ class Worker:
         if self._control_fd is not None:
             self._selector.register(self._control_fd, selectors.EVENT_READ, "control")
         self._threads.start()
+        if self._announcer is not None:
+            self._announcer.start()
         set_title(f"worker {self.worker_id}: starting")
         try:
             self._dispatch(burst)
@@ -385,12 +404,19 @@ class Worker:
     def _busy(self) -> int:
         return self._threads.load + self._async.load
 
+    def _unrecorded(self) -> int:
+        """Outcomes handed over and not written yet (the dispatcher writes them next)."""
+        return self._outbox.qsize() + len(self._unwritten)
+
     def _room(self, drained: set[bool]) -> tuple[int, bool | None] | None:
         """How many tasks to claim now and of which kind (None: either), or None.
 
         ``drained`` holds the kinds not worth asking for until the next look.
         """
-        if self.max_tasks is not None and self._finished + self._busy() >= self.max_tasks:
+        # Outcomes on their way count as finished: a thread that handed one
+        # over is free before the dispatcher has written it.
+        done = self._finished + self._unrecorded()
+        if self.max_tasks is not None and done + self._busy() >= self.max_tasks:
             return None
         target, load = self._sync_target(), self._threads.load
         sync_room = 0 if False in drained else target - load
@@ -410,7 +436,7 @@ class Worker:
         else:
             return None
         if self.max_tasks is not None:
-            limit = min(limit, self.max_tasks - self._finished - self._busy())
+            limit = min(limit, self.max_tasks - done - self._busy())
         return min(limit, max(self.batch_size, self.threads)), kind
 
     def _sync_target(self) -> int:
@@ -446,9 +472,12 @@ class Worker:
     # -- waiting and waking ---------------------------------------------------------------
 
     def _ensure_listening(self) -> None:
-        """On PostgreSQL, LISTEN on the worker's connection (again after a reconnect)."""
+        """On PostgreSQL, LISTEN on the worker's connection (again after a reconnect);
+        elsewhere, open this process's local wake-up socket (see ``store.wakeup``)."""
         connection = self.store.connection
         if connection.vendor != "postgresql":
+            if self._wake_socket is None and not self._wake_socket_failed:
+                self._open_wake_socket()
             return
         connection.ensure_connection()
         raw = connection.connection
@@ -462,6 +491,17 @@ class Worker:
         self._stop_listening()
         self._selector.register(raw.fileno(), selectors.EVENT_READ, "listen")
         self._listening_on = raw
+
+    def _open_wake_socket(self) -> None:
+        connection = self.store.connection
+        try:
+            self._wake_socket = WakeSocket(wake_key(connection.settings_dict, connection.vendor))
+        except OSError as exc:
+            # Polling alone still finds every task, a little later.
+            self._wake_socket_failed = True
+            logger.warning("No local wake-up socket (%s); polling only", exc)
+            return
+        self._selector.register(self._wake_socket.fileno(), selectors.EVENT_READ, "local")
 
     def _stop_listening(self) -> None:
         # By the registered key, not raw.fileno(): a broken connection has none.
@@ -488,6 +528,10 @@ class Worker:
                 self._on_control(self._control_fd, os.read(self._control_fd, 64))
             elif key.data == "listen":
                 self._read_notifications()
+            elif key.data == "local" and self._wake_socket is not None:
+                queues = self._wake_socket.read()
+                if queues is None or any(map(self.queues.allows, queues)):
+                    self._notified = True
 
     def _read_notifications(self) -> None:
         raw: Any = self._listening_on
@@ -528,6 +572,7 @@ class Worker:
                 lambda o: self._hand_over(claimed, o, begun),
                 cancel,
                 self._progress_sink(claimed),
+                record_behind=None if self._announcer is None else self._behind(claimed, begun),
             )
         except (runner.WorkerInterrupted, KeyboardInterrupt):
             # Ctrl-C raised inside the task (an embedded worker with no signal
@@ -543,6 +588,9 @@ class Worker:
 
         async def record(outcome: runner.Outcome) -> bool:
             future = self._post(claimed, outcome, begun)
+            # The task is done with its slot: the next one can be claimed while
+            # this outcome is written (it is then announced from here).
+            self._async.settling(claimed)
             return await asyncio.wrap_future(future)
 
         # Each async task gets its own thread for the sync parts of Django it
@@ -583,15 +631,29 @@ class Worker:
     def _hand_over(self, claimed: ClaimedTask, outcome: runner.Outcome, begun: float) -> bool:
         return self._post(claimed, outcome, begun).result()
 
+    def _behind(self, claimed: ClaimedTask, begun: float) -> runner.BehindRecorder:
+        announcer = self._announcer
+        assert announcer is not None
+
+        def record_behind(outcome: runner.Outcome, announce: Callable[[], None]) -> None:
+            # Told before the outcome is posted, so before its "end": should
+            # the process die before the write, the supervisor gives the task
+            # back without blaming it for the death.
+            self._tell(protocol.TaskEvent("done", claimed.id, claimed.attempt))
+            announcer.hand(lambda: self._post(claimed, outcome, begun), announce)
+
+        return record_behind
+
     def _post(
         self, claimed: ClaimedTask, outcome: runner.Outcome | None, begun: float
     ) -> Future[bool]:
         """Hand an outcome to the dispatcher (None: give the task back unfinished)."""
         future: Future[bool] = Future()
-        if self._closed:
-            future.set_result(False)  # the task was given back; this outcome is stale
-            return future
-        self._outbox.put((claimed, outcome, time.monotonic() - begun, future))
+        with self._post_lock:
+            if self._closed:
+                future.set_result(False)  # the task was given back; this outcome is stale
+                return future
+            self._outbox.put((claimed, outcome, time.monotonic() - begun, future))
         self._wake()
         return future
 
@@ -625,40 +687,39 @@ class Worker:
             ending = [(claimed.id, claimed.attempt) for claimed, *_ in self._unwritten]
             self._put_progress(self._progress.take(ending))
         while self._unwritten:
-            claimed, outcome, elapsed, future = self._unwritten[0]
-            # A DatabaseError here leaves the outcome first in line for the next try.
+            # A DatabaseError here leaves the outcomes first in line for the next try.
+            successes = list(
+                itertools.takewhile(
+                    lambda handed: handed[1] is not None and handed[1].succeeded,
+                    itertools.islice(self._unwritten, COMPLETE_BATCH_SIZE),
+                )
+            )
+            if successes:
+                # Every success waiting is written by one statement: one commit
+                # for all the outcomes that piled up during the last write.
+                self.store.prepare()
+                written = self.store.complete_many(
+                    [(c.id, c.attempt, o.return_json or "null") for c, o, *_ in successes if o]
+                )
+                del self._unwritten[: len(successes)]
+                for handed in successes:
+                    self._settle(handed, handed[0].id in written)
+                continue
+            claimed, outcome, _, future = handed = self._unwritten[0]
             if outcome is None:
                 self._release([claimed], started=True)
                 self._unwritten.pop(0)
                 self._ended(claimed)
                 future.set_result(False)
                 continue
-            written = self._record(claimed, outcome)
+            written_one = self._record(claimed, outcome)
             self._unwritten.pop(0)
-            self._ended(claimed)
-            future.set_result(written)
-            self._finished += 1
-            if not claimed.is_async:
-                previous = self._mean_task_seconds
-                self._mean_task_seconds = (
-                    elapsed if previous is None else 0.7 * previous + 0.3 * elapsed
-                )
-            self._check_recycling()
+            self._settle(handed, written_one)
 
-    def _record(self, claimed: ClaimedTask, outcome: runner.Outcome) -> bool:
-        self.store.prepare()
-        if outcome.succeeded:
-            written = self.store.complete(
-                claimed.id, claimed.attempt, outcome.return_json or "null"
-            )
-        elif outcome.cancelled:
-            error = encode(outcome.errors[-1], "an error record")
-            written = self.store.cancelled(claimed.id, claimed.attempt, error)
-        elif outcome.retry_in is not None:
-            errors = encode(outcome.errors, "errors")
-            written = self.store.retry(claimed.id, claimed.attempt, errors, outcome.retry_in)
-        else:
-            written = self.store.fail(claimed.id, claimed.attempt, encode(outcome.errors, "errors"))
+    def _settle(self, handed: _Handed, written: bool) -> None:
+        """Account for an outcome the store took (``written``) or refused as stale."""
+        claimed, outcome, elapsed, future = handed
+        assert outcome is not None
         if not written:
             self.stats.stale += 1
             logger.warning(
@@ -673,7 +734,28 @@ class Worker:
             self.stats.retried += 1
         else:
             self.stats.failed += 1
-        return written
+        self._ended(claimed)
+        future.set_result(written)
+        self._finished += 1
+        if not claimed.is_async:
+            previous = self._mean_task_seconds
+            self._mean_task_seconds = (
+                elapsed if previous is None else 0.7 * previous + 0.3 * elapsed
+            )
+        self._check_recycling()
+
+    def _record(self, claimed: ClaimedTask, outcome: runner.Outcome) -> bool:
+        """Write one outcome that is not a success (those go in batches)."""
+        self.store.prepare()
+        if outcome.succeeded:
+            return self.store.complete(claimed.id, claimed.attempt, outcome.return_json or "null")
+        if outcome.cancelled:
+            error = encode(outcome.errors[-1], "an error record")
+            return self.store.cancelled(claimed.id, claimed.attempt, error)
+        if outcome.retry_in is not None:
+            errors = encode(outcome.errors, "errors")
+            return self.store.retry(claimed.id, claimed.attempt, errors, outcome.retry_in)
+        return self.store.fail(claimed.id, claimed.attempt, encode(outcome.errors, "errors"))
 
     def _check_recycling(self) -> None:
         if self._stopping.is_set():
@@ -808,11 +890,14 @@ class Worker:
     def _shutdown(self) -> None:
         """Write what finished, give back what did not, and close."""
         try:
+            with self._post_lock:
+                # Closed first: every outcome is then in the outbox (and written
+                # below) or refused at once; none can slip in unsettled.
+                self._closed = True
             try:
                 self._write_outcomes()
             except DatabaseError:
                 logger.exception("Could not record %d finished task(s)", len(self._unwritten))
-            self._closed = True
             unstarted = self._threads.take_unstarted()
             leftover = [*unstarted, *self._threads.running(), *self._async.running()]
             try:
@@ -828,6 +913,9 @@ class Worker:
                     future.set_result(False)
             self._async.cancel_all()
             self._threads.stop()
+            if self._announcer is not None:
+                # Every future is settled: this only sends the last signals.
+                self._announcer.stop(timeout=5.0)
             if self._registered:
                 with contextlib.suppress(DatabaseError):
                     self.store.forget_worker(self.worker_id)
@@ -845,6 +933,9 @@ class Worker:
         if self.store.connection is not connections[self.store.alias]:
             self.store.connection.close()
         self._listening_on = None
+        if self._wake_socket is not None:
+            self._wake_socket.close()
+            self._wake_socket = None
 
 
 def _label(outcome: runner.Outcome) -> str:

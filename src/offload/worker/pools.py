@@ -143,17 +143,27 @@ class AsyncPool:
         self._name = name
         self._lock = threading.Lock()
         self._running: dict[int, tuple[ClaimedTask, Future[None]]] = {}
+        # Tasks whose outcome is handed over (waiting for its write): they hold
+        # no slot, so the dispatcher can claim the next task meanwhile.
+        self._settling: set[int] = set()  # task ids
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def load(self) -> int:
         with self._lock:
-            return len(self._running)
+            return len(self._running) - len(self._settling)
 
     def running(self) -> list[ClaimedTask]:
+        """Tasks still running (not the ones whose outcome waits to be written)."""
         with self._lock:
-            return [claimed for claimed, _ in self._running.values()]
+            return [c for c, _ in self._running.values() if c.id not in self._settling]
+
+    def settling(self, claimed: ClaimedTask) -> None:
+        """``claimed`` has handed its outcome over: its slot is free (see ``load``)."""
+        with self._lock:
+            self._settling.add(claimed.id)
+        self._on_free()
 
     def submit(self, claimed: ClaimedTask) -> None:
         loop = self._ensure_loop()
@@ -178,7 +188,9 @@ class AsyncPool:
 
     def _forget(self, future: Future[None]) -> None:
         with self._lock:
-            self._running.pop(id(future), None)
+            entry = self._running.pop(id(future), None)
+            if entry is not None:
+                self._settling.discard(entry[0].id)
         self._on_free()
 
     async def _guarded(self, claimed: ClaimedTask) -> None:

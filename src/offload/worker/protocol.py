@@ -74,9 +74,10 @@ class Counts:
 
 @dataclass(frozen=True, slots=True)
 class TaskEvent:
-    """A task line: ``start``/``end`` of an attempt, or ``kill`` (stop it by force)."""
+    """A task line: ``start``/``end`` of an attempt, ``done`` (its code succeeded
+    and its outcome waits to be written), or ``kill`` (stop it by force)."""
 
-    kind: str  # "start", "end" or "kill"
+    kind: str  # "start", "done", "end" or "kill"
     task_id: int
     attempt: int
     # start: the attempt's timeout in seconds (None: none); kill: seconds of grace left.
@@ -89,7 +90,7 @@ class TaskEvent:
     @classmethod
     def parse(cls, line: bytes) -> TaskEvent | None:
         parts = line.split()
-        if len(parts) != 4 or parts[0] not in (b"start", b"end", b"kill"):
+        if len(parts) != 4 or parts[0] not in (b"start", b"done", b"end", b"kill"):
             return None
         try:
             seconds = None if parts[3] == b"-" else float(parts[3])

@@ -101,6 +101,8 @@ class OffloadTaskContext(TaskContext):  # type: ignore[misc,type-arg]  # stubs: 
 
 Recorder = Callable[[Outcome], bool]
 AsyncRecorder = Callable[[Outcome], Awaitable[bool]]
+# Hands a success over with the call that announces it once it is written.
+BehindRecorder = Callable[[Outcome, Callable[[], None]], None]
 
 
 def _error(exc: BaseException, claimed: ClaimedTask, worker_id: str) -> dict[str, Any]:
@@ -211,8 +213,14 @@ def run(
     record: Recorder,
     cancel: threading.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
+    *,
+    record_behind: BehindRecorder | None = None,
 ) -> Outcome:
-    """Run sync task ``claimed`` in this thread, record the outcome, and return it."""
+    """Run sync task ``claimed`` in this thread, record the outcome, and return it.
+
+    With ``record_behind``, a success is handed to it with its announcement
+    and this returns without waiting for the write (see ``worker.announcer``).
+    """
     try:
         attempt = _Attempt(claimed, worker_id, cancel, progress)
     except Exception as exc:
@@ -236,7 +244,9 @@ def run(
         if record(outcome):
             attempt.announce(outcome)
         return outcome
-    if record(outcome):
+    if record_behind is not None:
+        record_behind(outcome, lambda: attempt.announce(outcome))
+    elif record(outcome):
         attempt.announce(outcome)
     return outcome
 

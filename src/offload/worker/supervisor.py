@@ -85,6 +85,9 @@ class Child:
     buffer: bytes = b""
     counts: Counts = field(default_factory=Counts)  # as of its last status line
     running: dict[int, Running] = field(default_factory=dict)  # by task id
+    # Tasks whose code succeeded and whose outcome the process has not written
+    # yet (write-behind): task id -> attempt.
+    done: dict[int, int] = field(default_factory=dict)
     # Why this process is being killed on purpose: (task id, attempt, reason),
     # reason being "timeout" or "cancelled". None: not killed by us.
     culprit: tuple[int, int, str] | None = None
@@ -105,8 +108,12 @@ class Child:
                 self.ran_tasks = True
                 deadline = None if event.seconds is None else now + event.seconds
                 self.running[event.task_id] = Running(event.attempt, deadline)
+            elif event.kind == "done":
+                self.running.pop(event.task_id, None)
+                self.done[event.task_id] = event.attempt
             elif event.kind == "end":
                 self.running.pop(event.task_id, None)
+                self.done.pop(event.task_id, None)
             elif event.kind == "kill" and self.culprit is None:
                 self.culprit = (event.task_id, event.attempt, "cancelled")
 
@@ -396,12 +403,12 @@ class Supervisor:
             logger.warning("Process %s stopped on its own; starting it again", child.worker_id)
             delay = 0.0
         elif child.culprit is not None:
-            self._give_back(child.worker_id)
+            self._give_back(child)
             delay = 0.0  # killed on purpose: replace it at once
         else:
             how = _how(code)
             logger.error("Process %s died (%s)", child.worker_id, how)
-            self._give_back(child.worker_id)
+            self._give_back(child)
             # Only a process that died before running anything is crashing at
             # start-up (a broken deploy); one killed by a task it ran (a
             # segfault, the OOM killer) is replaced at once, and the task pays
@@ -479,8 +486,21 @@ class Supervisor:
             connections[alias].close()
         child.running.clear()
 
-    def _give_back(self, worker_id: str) -> None:
-        """Return the tasks a dead process had claimed but not started, untouched."""
+    def _give_back(self, child: Child) -> None:
+        """Return the tasks a dead process had claimed but not started, untouched.
+
+        So are the tasks whose code had succeeded but whose outcome the process
+        had not written yet (see ``worker.announcer``): they run again, as they
+        must since nothing recorded them, but they caused nothing, so they cost
+        no attempt. They are logged one by one, as each is a duplicate run.
+        """
+        worker_id = child.worker_id
+        for task_id, attempt in child.done.items():
+            logger.warning(
+                "Task %s attempt %d succeeded but its outcome was lost with process %s; "
+                "it runs again (no attempt spent)", task_id, attempt, worker_id,
+            )  # fmt: skip
+        child.done.clear()
         alias = self.backend.config.database
         try:
             released = TaskStore(alias).release_owner(worker_id, unclaim=True)

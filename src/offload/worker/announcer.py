@@ -1,0 +1,91 @@
+"""Write-behind for successful sync tasks: the thread goes on, a helper announces.
+
+A task thread that waits for its outcome's write spends most of a tiny task's
+time waiting (a claim and a commit per task on the dispatcher's side), and the
+dispatcher writes one outcome per commit because no other is pending. With
+write-behind the thread hands a successful outcome over and takes its next
+task at once, so outcomes pile up while a write is in progress and the next
+write takes them all in one statement (``TaskStore.complete_many``).
+
+``task_finished`` must still mean "written": this thread waits for each write,
+in order, and sends the signal once it landed (and not at all if the attempt
+lost its claim meanwhile). Receivers therefore run here, not in the task's
+thread; Django's own backends promise nothing about that thread either.
+
+What it costs: a process killed before the dispatcher writes loses the
+outcomes in flight, and those tasks run again (they are counted as started,
+so the attempt is spent as for any crash). The limit bounds how many: at most
+``limit`` outcomes per process wait to be written, and a task thread that
+would exceed it waits, which also holds back threads when receivers are slow.
+Failures are never written behind: their signal is sent in the task's thread
+inside the ``except`` block, where receivers can read ``sys.exc_info()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from django.db import close_old_connections, connections
+
+logger = logging.getLogger("offload.worker")
+
+Post = Callable[[], Future[bool]]
+Announce = Callable[[], None]
+
+
+class Announcer:
+    """One thread that sends ``task_finished`` for outcomes written behind their task."""
+
+    def __init__(self, limit: int, name: str) -> None:
+        if limit < 1:
+            raise ValueError("an announcer needs room for at least one outcome")
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+        self._inbox: queue.SimpleQueue[tuple[Future[bool], Announce] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def hand(self, post: Post, announce: Announce) -> None:
+        """Post an outcome (``post`` puts it in the dispatcher's outbox) and
+        return; ``announce`` runs here once the write succeeded.
+
+        Blocks while ``limit`` outcomes are already waiting to be written.
+        """
+        self._slots.acquire()
+        try:
+            future = post()
+        except BaseException:
+            self._slots.release()
+            raise
+        self._inbox.put((future, announce))
+
+    def stop(self, timeout: float) -> None:
+        """Announce what was written, then end the thread (within ``timeout``)."""
+        if self._thread.ident is None:
+            return
+        self._inbox.put(None)
+        self._thread.join(timeout)
+
+    def _serve(self) -> None:
+        try:
+            while (item := self._inbox.get()) is not None:
+                future, announce = item
+                try:
+                    # The dispatcher settles every future: written, refused as
+                    # stale, or False when the worker gave the task back.
+                    if future.result():
+                        announce()
+                except Exception:
+                    logger.exception("A task_finished receiver raised")
+                finally:
+                    # Receivers may use the ORM: the same hygiene as a task thread.
+                    close_old_connections()
+                    self._slots.release()
+        finally:
+            connections.close_all()
