@@ -90,7 +90,7 @@ MEASURE_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--peer-tasks", "positive_int", 500,
      "No-op tasks per django-tasks-db drain (W2, W3): it is slower, rates are per second."),
     ("--bulk-tasks", "positive_int", 10000, "Tasks in the bulk enqueue."),
-    ("--w3-offload", "concurrencies", "2x4,2x1",
+    ("--w3-offload", "concurrencies", "2x4,2x1,1x4",
      "offload worker PROCESSESxTHREADS tried for W3; the best counts."),
     ("--w3-peer", "concurrencies", "2,4", "django-tasks-db worker processes tried for W3."),
     ("--latency-tasks", "positive_int", 60, "Tasks enqueued to an idle worker (W4)."),
