@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connections
@@ -48,13 +49,13 @@ class RunningWorker:
 
 
 @contextmanager
-def running_worker(*, burst: bool = False) -> Iterator[RunningWorker]:
+def running_worker(*, burst: bool = False, **options: Any) -> Iterator[RunningWorker]:
     """A worker running in a thread for the block; stopped and joined after it.
 
     Whatever the worker raised is raised again here, so a worker that died
     cannot pass for one that finished.
     """
-    running = RunningWorker(Worker("default"), threading.Thread())
+    running = RunningWorker(Worker("default", **options), threading.Thread())
 
     def work() -> None:
         try:

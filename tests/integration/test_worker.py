@@ -13,7 +13,7 @@ from offload.models import TaskRecord
 from offload.states import State
 from offload.worker import Worker
 from tests.app import tasks
-from tests.helpers import drain, running_worker
+from tests.helpers import drain, running_worker, wait_for
 
 
 def test_a_worker_refuses_queues_the_backend_does_not_have():
@@ -103,3 +103,25 @@ def test_a_kind_with_no_tasks_backs_off_while_the_other_drains(backend):
     async_only = kinds.count(True)
     # The steps double from 20 ms up to POLL_INTERVAL: a handful over the drain.
     assert async_only <= 8, (async_only, len(kinds))
+
+
+def test_short_async_tasks_are_prefetched_and_a_stop_gives_the_waiting_ones_back():
+    # Short async tasks first, so the worker knows its async tasks are short
+    # and claims a few more than its slots, to start one the moment one frees.
+    for n in range(20):
+        tasks.async_add.enqueue(n, n)
+    with running_worker(threads=1, async_concurrency=2) as running:
+        wait_for(lambda: TaskRecord.objects.filter(status=State.SUCCESSFUL).count() == 20)
+        slow = [tasks.async_sleep.enqueue(0.5, n) for n in range(8)]
+        wait_for(lambda: running.worker._async.occupancy() == (2, 2), what="two waiting")
+        running.worker.stop()
+        running.thread.join(timeout=30)
+    rows = {row.pk: row for row in TaskRecord.objects.filter(pk__in=[r.id for r in slow])}
+    finished = [row for row in rows.values() if row.status == State.SUCCESSFUL]
+    # The two running finished; the waiting ones went back as never claimed
+    # (no attempt spent), like the rest that were never claimed at all.
+    assert len(finished) == 2
+    back = [row for row in rows.values() if row.status == State.READY]
+    assert len(back) == 6
+    assert {row.attempt for row in back} == {0}
+    assert {len(row.worker_ids) for row in back} == {0}

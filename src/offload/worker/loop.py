@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
 from django.db import DatabaseError, close_old_connections, connections
 from django.tasks import task_backends
 
@@ -203,6 +203,7 @@ class Worker:
         self._wake_socket: WakeSocket | None = None  # engines without LISTEN
         self._wake_socket_failed = False
         self._mean_task_seconds: float | None = None  # moving average; None: none run yet
+        self._mean_async_seconds: float | None = None  # the same for async tasks
         self._finished = 0
         self._last_report = 0.0
         self._supervisor_pid = supervisor_pid or os.getpid()
@@ -308,7 +309,8 @@ class Worker:
                 self._write_progress()
                 if self._stopping.is_set():
                     if not gave_back_unstarted:
-                        self._release(self._threads.take_unstarted(), started=False)
+                        unstarted = self._threads.take_unstarted() + self._async.take_unstarted()
+                        self._release(unstarted, started=False)
                         gave_back_unstarted = True
                     if not self._busy():
                         return
@@ -425,7 +427,7 @@ class Worker:
             # still waiting: topping up one at a time would cost a claim per
             # task. Refill in one statement once half of them have started.
             sync_room = 0
-        async_room = 0 if True in drained else self._async.limit - self._async.load
+        async_room = 0 if True in drained else self._async_target() - self._async.load
         if sync_room > 0 and async_room > 0:
             # Either kind may come back, so ask for no more than both can take.
             limit, kind = min(sync_room, async_room), None
@@ -445,6 +447,17 @@ class Worker:
             return self.threads  # nothing known yet: the first tasks could be slow
         fits = int(CLAIM_HORIZON_SECONDS / max(self._mean_task_seconds, 1e-6))
         return self.threads * max(1, min(self.batch_size, fits))
+
+    def _async_target(self) -> int:
+        """Async tasks to hold at once: the limit, plus up to a claim's worth
+        waiting for a slot when recent async tasks were short, so a slot that
+        frees starts one at once (a wave of short tasks ending together would
+        otherwise wait for a claim each)."""
+        limit = self._async.limit
+        mean = self._mean_async_seconds
+        if mean is None or mean * min(limit, self.batch_size) > CLAIM_HORIZON_SECONDS * limit:
+            return limit  # what waits must start within the claim horizon
+        return limit + min(limit, self.batch_size)
 
     def claim_limit(self) -> int:
         """How many sync tasks one thread holds now (what fits in the claim horizon)."""
@@ -595,14 +608,19 @@ class Worker:
 
         # Each async task gets its own thread for the sync parts of Django it
         # calls (the ORM), as each request does under ASGI, and that thread's
-        # connections are cleaned up after it the same way.
-        async with ThreadSensitiveContext():
+        # connections are cleaned up after it the same way. asgiref starts the
+        # thread on the first such call only; a task that makes none (pure
+        # async I/O) must not pay for one just to clean up after it: two
+        # thread starts per task on the event loop cost a quarter of a drain
+        # of 20 ms async sleeps.
+        async with ThreadSensitiveContext() as context:
             try:
                 outcome = await runner.arun(
                     claimed, self.worker_id, record, cancel, self._progress_sink(claimed)
                 )
             finally:
-                await sync_to_async(close_old_connections)()
+                if _has_sync_thread(context):
+                    await sync_to_async(close_old_connections)()
         self._log(claimed, outcome, time.monotonic() - begun)
 
     def _started(self, claimed: ClaimedTask) -> threading.Event:
@@ -737,7 +755,12 @@ class Worker:
         self._ended(claimed)
         future.set_result(written)
         self._finished += 1
-        if not claimed.is_async:
+        if claimed.is_async:
+            previous = self._mean_async_seconds
+            self._mean_async_seconds = (
+                elapsed if previous is None else 0.7 * previous + 0.3 * elapsed
+            )
+        else:
             previous = self._mean_task_seconds
             self._mean_task_seconds = (
                 elapsed if previous is None else 0.7 * previous + 0.3 * elapsed
@@ -878,10 +901,12 @@ class Worker:
         state = "stopping" if self._stopping.is_set() else "idle" if not self._busy() else "busy"
         # Running and prefetched apart: "busy, 7/4 threads" would read as a bug.
         running, queued = self._threads.occupancy()
+        running_async, queued_async = self._async.occupancy()
         set_title(
             f"worker {self.worker_id}: {state}, {running}/{self.threads} threads"
             f"{f' (+{queued} queued)' if queued else ''}, "
-            f"{self._async.load} async, {self.stats.processed} done"
+            f"{running_async} async{f' (+{queued_async} queued)' if queued_async else ''}, "
+            f"{self.stats.processed} done"
         )
         if self._status_fd is not None:
             with contextlib.suppress(OSError):  # the supervisor is gone: the control pipe says so
@@ -898,7 +923,7 @@ class Worker:
                 self._write_outcomes()
             except DatabaseError:
                 logger.exception("Could not record %d finished task(s)", len(self._unwritten))
-            unstarted = self._threads.take_unstarted()
+            unstarted = self._threads.take_unstarted() + self._async.take_unstarted()
             leftover = [*unstarted, *self._threads.running(), *self._async.running()]
             try:
                 self._release(unstarted, started=False)
@@ -936,6 +961,14 @@ class Worker:
         if self._wake_socket is not None:
             self._wake_socket.close()
             self._wake_socket = None
+
+
+def _has_sync_thread(context: ThreadSensitiveContext) -> bool:
+    """Whether sync code ran in ``context``'s own thread (it then has connections to close)."""
+    executors = getattr(SyncToAsync, "context_to_thread_executor", None)
+    if executors is None:
+        return True  # an asgiref that keeps this elsewhere: always clean up
+    return context in executors
 
 
 def _label(outcome: runner.Outcome) -> str:

@@ -126,6 +126,11 @@ class ThreadPool:
 class AsyncPool:
     """One event loop, in its own thread, running up to ``limit`` async tasks at once.
 
+    More may be handed over than that: the extra ones wait on the loop for a
+    slot (prefetched, as sync tasks wait in the thread pool's inbox), so a slot
+    that frees starts the next task at once instead of after a claim's round
+    trip. A task that waits has not started: ``take_unstarted`` returns it.
+
     The loop starts with the first async task, so a worker that never sees one
     pays for no extra thread.
     """
@@ -143,34 +148,88 @@ class AsyncPool:
         self._name = name
         self._lock = threading.Lock()
         self._running: dict[int, tuple[ClaimedTask, Future[None]]] = {}
+        # Task ids handed over that do not hold a slot yet.
+        self._waiting: set[int] = set()
         # Tasks whose outcome is handed over (waiting for its write): they hold
-        # no slot, so the dispatcher can claim the next task meanwhile.
-        self._settling: set[int] = set()  # task ids
+        # no slot, so the next task can start and be claimed meanwhile.
+        self._settling: set[int] = set()
+        # Slot releases of the tasks holding one, by task id (loop thread only).
+        self._releases: dict[int, Callable[[], None]] = {}
+        self._slots: asyncio.Semaphore | None = None  # made on the loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def load(self) -> int:
+        """Tasks handed over and not settled: waiting for a slot plus running."""
         with self._lock:
             return len(self._running) - len(self._settling)
 
-    def running(self) -> list[ClaimedTask]:
-        """Tasks still running (not the ones whose outcome waits to be written)."""
+    def occupancy(self) -> tuple[int, int]:
+        """(tasks holding a slot, tasks waiting for one), read together."""
         with self._lock:
-            return [c for c, _ in self._running.values() if c.id not in self._settling]
+            waiting = len(self._waiting)
+            return len(self._running) - len(self._settling) - waiting, waiting
+
+    def running(self) -> list[ClaimedTask]:
+        """Tasks that started and are still running (not waiting, not settling)."""
+        with self._lock:
+            return [
+                c
+                for c, _ in self._running.values()
+                if c.id not in self._settling and c.id not in self._waiting
+            ]
 
     def settling(self, claimed: ClaimedTask) -> None:
-        """``claimed`` has handed its outcome over: its slot is free (see ``load``)."""
+        """``claimed`` has handed its outcome over: its slot is free.
+
+        Called on the loop, from the task itself.
+        """
         with self._lock:
             self._settling.add(claimed.id)
+        release = self._releases.pop(claimed.id, None)
+        if release is not None:
+            release()
         self._on_free()
 
     def submit(self, claimed: ClaimedTask) -> None:
         loop = self._ensure_loop()
         with self._lock:
+            self._waiting.add(claimed.id)
             future = asyncio.run_coroutine_threadsafe(self._guarded(claimed), loop)
             self._running[id(future)] = (claimed, future)
         future.add_done_callback(self._forget)
+
+    def take_unstarted(self) -> list[ClaimedTask]:
+        """Withdraw and return the tasks still waiting for a slot (never started)."""
+        with self._lock:
+            taken = [
+                (claimed, future)
+                for claimed, future in self._running.values()
+                if claimed.id in self._waiting
+            ]
+        # A task that takes its slot meanwhile is not cancelled (it started).
+        return [claimed for claimed, future in taken if self._withdraw(claimed, future)]
+
+    def _withdraw(self, claimed: ClaimedTask, future: Future[None]) -> bool:
+        loop = self._loop
+        if loop is None:
+            return False
+        done: Future[bool] = Future()
+
+        def withdraw() -> None:
+            # On the loop: no task can take a slot between the check and the cancel.
+            with self._lock:
+                waiting = claimed.id in self._waiting
+            if waiting:
+                future.cancel()
+            done.set_result(waiting)
+
+        loop.call_soon_threadsafe(withdraw)
+        try:
+            return done.result(timeout=5.0)
+        except TimeoutError:
+            return False
 
     def cancel_all(self) -> None:
         with self._lock:
@@ -191,15 +250,28 @@ class AsyncPool:
             entry = self._running.pop(id(future), None)
             if entry is not None:
                 self._settling.discard(entry[0].id)
+                self._waiting.discard(entry[0].id)
         self._on_free()
 
     async def _guarded(self, claimed: ClaimedTask) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.limit)
+        slots = self._slots
+        await slots.acquire()
+        with self._lock:
+            self._waiting.discard(claimed.id)
+        self._releases[claimed.id] = slots.release
         try:
             await self._work(claimed)
         except asyncio.CancelledError:
             raise
         except BaseException:
             logger.exception("Task %s: unexpected error on the event loop", claimed.id)
+        finally:
+            # Released here unless the task settled (and released it) first.
+            release = self._releases.pop(claimed.id, None)
+            if release is not None:
+                release()
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is not None:
