@@ -83,6 +83,17 @@ class TaskRecord(models.Model):
             ),
             # Rescue finds expired leases of RUNNING tasks.
             models.Index(fields=["status", "lease_expires_at"], name="offload_task_lease_idx"),
+            # Serves the claim of async tasks only (a worker whose threads are
+            # full): the indexes above do not hold the kind, so with a sync
+            # backlog that claim read every ready row and sorted what matched
+            # (15 ms at 100,000 ready rows on PostgreSQL). Partial, so it holds
+            # only ready async tasks and sync enqueues never touch it.
+            # PostgreSQL and SQLite build it; MariaDB has no partial indexes.
+            models.Index(
+                fields=["-priority", "available_at", "id"],
+                condition=models.Q(status=State.READY, is_async=True),
+                name="offload_task_async_claim_idx",
+            ),
         ]
 
     def __str__(self) -> str:

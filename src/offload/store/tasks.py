@@ -76,6 +76,10 @@ _INSERT_FROM_ARRAYS = (
     "ORDER BY r.n RETURNING id, enqueued_at"
 )
 
+# The partial index of ready async tasks (migration 0008), for claims of async
+# tasks alone.
+ASYNC_CLAIM_INDEX = "offload_task_async_claim_idx"
+
 # The claim order, used by every engine (the claim index serves it).
 _CLAIM_ORDER = "priority DESC, available_at, id"
 
@@ -443,18 +447,28 @@ class TaskStore:
         queue_sql, queue_params = queues.sql()
         # The kind is a filter after the claim index, not part of it: adding it
         # to the index would split every queue's order in two and force a sort.
+        # Async tasks alone have a partial index of their own (where the
+        # engine has them), which the planner uses only when the query states
+        # its condition in the same terms, so they are written as constants
+        # (from this module: nothing from outside goes into the SQL).
+        status_sql, status_params, table = "status = %s", [State.READY], TABLE
         kind_sql = "" if is_async is None else " AND is_async = %s"
         kind_params: list[Any] = [] if is_async is None else [is_async]
+        if is_async and self.vendor.async_only is not None:
+            status_sql, status_params = f"status = '{State.READY.value}'", []
+            kind_sql, kind_params = f" AND {self.vendor.async_only}", []
+            hint = self.vendor.use_index.format(index=ASYNC_CLAIM_INDEX)
+            table = f"{TABLE} {hint}" if hint else TABLE
         # A queue an operator paused (a row of offload_queue with paused_at set)
         # is skipped here, in the claim itself, so a pause takes effect for
         # every worker at its next claim with no message to deliver. The
         # subquery reads a handful of rows and takes no locks.
         sql = (
-            f"SELECT id FROM {TABLE} WHERE status = %s{queue_sql}{kind_sql} "
+            f"SELECT id FROM {table} WHERE {status_sql}{queue_sql}{kind_sql} "
             f"AND available_at <= {self.vendor.now}{_NOT_PAUSED} "
             f"ORDER BY {_CLAIM_ORDER} LIMIT %s"
         )
-        return sql, [State.READY, *queue_params, *kind_params, limit]
+        return sql, [*status_params, *queue_params, *kind_params, limit]
 
     def explain_claim(
         self, queues: QueueFilter = ALL_QUEUES, *, is_async: bool | None = False, limit: int = 10

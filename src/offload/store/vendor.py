@@ -42,6 +42,17 @@ class Vendor:
     float_type: str
     # An INSERT that skips rows whose unique key exists: {table}, {columns}, {rows}.
     insert_or_skip: str
+    # The condition of the partial index offload_task_async_claim_idx on
+    # is_async, written as Django wrote it there: a planner uses a partial
+    # index only when it can match the query's terms to the index's. None
+    # where there are no partial indexes (MariaDB).
+    async_only: str | None
+    # What follows the table name to make the planner use index {index}
+    # ("" where its cost model picks the right one by itself). SQLite keeps no
+    # statistics for an empty partial index and prefers a wider one that
+    # reads the whole backlog; INDEXED BY settles it (and fails loudly if the
+    # index were missing, rather than quietly slowing every claim).
+    use_index: str
     # True where one UPDATE ... RETURNING can claim (PostgreSQL, SQLite);
     # MariaDB has no UPDATE ... RETURNING and no LIMIT in an IN subquery.
     claims_in_one_statement: bool
@@ -60,6 +71,8 @@ _POSTGRESQL = Vendor(
     lock_rows=" FOR UPDATE",
     float_type="double precision",
     insert_or_skip="INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT DO NOTHING",
+    async_only="is_async",
+    use_index="",
     claims_in_one_statement=True,
 )
 _SQLITE = Vendor(
@@ -76,6 +89,8 @@ _SQLITE = Vendor(
     lock_rows="",
     float_type="REAL",
     insert_or_skip="INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT DO NOTHING",
+    async_only="is_async = 1",
+    use_index="INDEXED BY {index}",
     claims_in_one_statement=True,
 )
 _MYSQL = Vendor(
@@ -93,6 +108,8 @@ _MYSQL = Vendor(
     # MariaDB has no ON CONFLICT. INSERT IGNORE also turns other errors into
     # warnings; the rows written with it hold nothing but counts.
     insert_or_skip="INSERT IGNORE INTO {table} ({columns}) VALUES {rows}",
+    async_only=None,
+    use_index="",
     claims_in_one_statement=False,
 )
 
