@@ -89,7 +89,10 @@ _SQLITE = Vendor(
     lock_rows="",
     float_type="REAL",
     insert_or_skip="INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT DO NOTHING",
-    async_only="is_async = 1",
+    # Django 6.0 writes the index's condition as "is_async", 6.1 as
+    # "is_async" = 1, and SQLite matches a partial index's terms literally:
+    # both terms, so the index serves whichever version migrated it.
+    async_only="is_async AND is_async = 1",
     use_index="INDEXED BY {index}",
     claims_in_one_statement=True,
 )
