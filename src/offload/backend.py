@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from asgiref.sync import iscoroutinefunction
 from django.apps import apps
@@ -41,6 +41,11 @@ from offload.retries import RetryPolicy
 from offload.store import NewTask, TaskStore
 from offload.store.vendor import engine_problem
 from offload.task import OffloadTask
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from offload.models import TaskRecord
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -183,7 +188,9 @@ class DatabaseBackend(BaseTaskBackend):
         own = task.timeout if isinstance(task, OffloadTask) else None
         return own if own is not None else self.config.timeout
 
-    def get_result(self, result_id: str) -> TaskResult[..., Any]:
+    def _rows(self, result_id: str) -> QuerySet[TaskRecord]:
+        """This backend's row of ``result_id`` (a query); raises
+        ``TaskResultDoesNotExist`` for an id that cannot be one."""
         # Imported here: the backend may be built while apps are still loading.
         from offload.models import TaskRecord
 
@@ -192,9 +199,10 @@ class DatabaseBackend(BaseTaskBackend):
             pk = int(result_id)
         except (TypeError, ValueError):
             raise TaskResultDoesNotExist(result_id) from None
-        row = (
-            TaskRecord.objects.using(self.config.database).filter(pk=pk, backend=self.alias).first()
-        )
+        return TaskRecord.objects.using(self.config.database).filter(pk=pk, backend=self.alias)
+
+    def get_result(self, result_id: str) -> TaskResult[..., Any]:
+        row = self._rows(result_id).first()
         if row is None:
             raise TaskResultDoesNotExist(result_id)
         return build_result(
@@ -219,16 +227,8 @@ class DatabaseBackend(BaseTaskBackend):
         Django's ``TaskResult`` has no place for it, hence a method of its own:
         one query of four columns. Raises ``TaskResultDoesNotExist``.
         """
-        from offload.models import TaskRecord
-
-        self.ensure_usable()
-        try:
-            pk = int(result_id)
-        except (TypeError, ValueError):
-            raise TaskResultDoesNotExist(result_id) from None
         row = (
-            TaskRecord.objects.using(self.config.database)
-            .filter(pk=pk, backend=self.alias)
+            self._rows(result_id)
             .values_list("progress_current", "progress_total", "progress_message", "progress_at")
             .first()
         )
@@ -244,20 +244,10 @@ class DatabaseBackend(BaseTaskBackend):
         "requested" if it is RUNNING (the worker stops it; see docs/reliability.md),
         "finished" if it had already ended. Raises ``TaskResultDoesNotExist``.
         """
-        from offload.models import TaskRecord
-
-        self.ensure_usable()
-        try:
-            pk = int(result_id)
-        except (TypeError, ValueError):
-            raise TaskResultDoesNotExist(result_id) from None
-        if (
-            not TaskRecord.objects.using(self.config.database)
-            .filter(pk=pk, backend=self.alias)
-            .exists()
-        ):
+        rows = self._rows(result_id)
+        if not rows.exists():
             raise TaskResultDoesNotExist(result_id)
-        cancelled, requested = self.store.cancel([pk], cancel_error_json())
+        cancelled, requested = self.store.cancel([int(result_id)], cancel_error_json())
         if cancelled:
             return "cancelled"
         return "requested" if requested else "finished"

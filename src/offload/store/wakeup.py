@@ -88,20 +88,16 @@ class WakeSocket:
     def read(self) -> set[str] | None:
         """The queues named since the last read; None means any queue."""
         queues: set[str] = set()
-        while True:
+        anything = False
+        while True:  # one read empties the socket
             try:
                 data = self._socket.recv(MAX_PAYLOAD + 1)
             except (BlockingIOError, InterruptedError):
-                return queues
+                return None if anything else queues
             if data == ALL:
-                everything = None
-                # Keep draining: one read empties the socket.
-                while True:
-                    try:
-                        self._socket.recv(MAX_PAYLOAD + 1)
-                    except (BlockingIOError, InterruptedError):
-                        return everything
-            queues.update(data.decode(errors="replace").split("\n"))
+                anything = True
+            else:
+                queues.update(data.decode(errors="replace").split("\n"))
 
     def close(self) -> None:
         self._socket.close()

@@ -769,9 +769,8 @@ class Worker:
 
     def _record(self, claimed: ClaimedTask, outcome: runner.Outcome) -> bool:
         """Write one outcome that is not a success (those go in batches)."""
+        assert not outcome.succeeded, "successes are written by complete_many"
         self.store.prepare()
-        if outcome.succeeded:
-            return self.store.complete(claimed.id, claimed.attempt, outcome.return_json or "null")
         if outcome.cancelled:
             error = encode(outcome.errors[-1], "an error record")
             return self.store.cancelled(claimed.id, claimed.attempt, error)

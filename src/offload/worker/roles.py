@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from abc import ABC, abstractmethod
 
 from django.db import DatabaseError, connections
 
@@ -22,7 +23,7 @@ from offload.store import TaskStore
 logger = logging.getLogger("offload.worker")
 
 
-class ElectedRole:
+class ElectedRole(ABC):
     """Subclasses name the role and say how long its lease lasts, how long to
     wait between turns, and what a turn does (``work``)."""
 
@@ -41,16 +42,17 @@ class ElectedRole:
         )
         self._holding = False
 
+    @abstractmethod
     def lease_seconds(self) -> float:
-        raise NotImplementedError
+        """How long the role's lease lasts without a renewal."""
 
+    @abstractmethod
     def pause_seconds(self) -> float:
         """Seconds to wait after a turn."""
-        raise NotImplementedError
 
+    @abstractmethod
     def work(self, store: TaskStore) -> int:
         """Do one turn's work as the role's holder; return how many things it did."""
-        raise NotImplementedError
 
     def start(self) -> None:
         self._thread.start()
