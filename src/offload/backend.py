@@ -148,7 +148,7 @@ class DatabaseBackend(BaseTaskBackend):
             args_json=args_json,
             kwargs_json=kwargs_json,
             is_async=iscoroutinefunction(task.func),
-            max_attempts=self.policy_for(task).max_attempts,
+            max_attempts=self.max_attempts_for(task),
             timeout=self.timeout_for(task),
         )
 
@@ -182,6 +182,11 @@ class DatabaseBackend(BaseTaskBackend):
         if isinstance(task, OffloadTask):
             return task.policy(self.config.retry)
         return self.config.retry
+
+    def max_attempts_for(self, task: Task[..., Any]) -> int:
+        """``policy_for(task).max_attempts``, without building the policy (once per enqueue)."""
+        own = task.max_attempts if isinstance(task, OffloadTask) else None
+        return own if own is not None else self.config.retry.max_attempts
 
     def timeout_for(self, task: Task[..., Any]) -> float | None:
         """Seconds one attempt of ``task`` may run, or None for no limit."""

@@ -81,8 +81,17 @@ class TaskRecord(models.Model):
                 fields=["status", "-priority", "available_at", "id"],
                 name="offload_task_claim_all_idx",
             ),
-            # Rescue finds expired leases of RUNNING tasks.
-            models.Index(fields=["status", "lease_expires_at"], name="offload_task_lease_idx"),
+            # Rescue finds expired leases of RUNNING tasks. Partial, so it holds
+            # only running tasks: an enqueue never writes to it, and a claim and
+            # an outcome add and remove one entry, where an index on (status,
+            # lease_expires_at) took a write at every change of state (a tenth
+            # of an enqueue on SQLite). MariaDB has no partial indexes; there the
+            # rescue reads the running tasks through the claim index's status.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=models.Q(status=State.RUNNING),
+                name="offload_task_running_lease_idx",
+            ),
             # Serves the claim of async tasks only (a worker whose threads are
             # full): the indexes above do not hold the kind, so with a sync
             # backlog that claim read every ready row and sorted what matched

@@ -74,3 +74,35 @@ def test_a_claim_of_async_tasks_alone_reads_their_own_index():
     plan = TaskStore("default").explain_claim(is_async=True)
     assert "offload_task_async_claim_idx" in "\n".join(plan), plan
     assert not _sorts(plan), plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_rescue_reads_only_running_tasks():
+    """The search for expired leases reads the running tasks, not the backlog
+    or the history: through the partial index of running leases, in lease
+    order, where the engine has partial indexes; on MariaDB through the claim
+    indexes, whose first column is the status."""
+    _fill()
+    with connection.cursor() as cursor:
+        # Some running tasks, as a busy cluster has, with leases a second apart.
+        expiry = {
+            "postgresql": "now() + id * interval '1 second'",
+            "sqlite": "datetime('now', '+' || id || ' seconds')",
+            "mysql": "NOW(6) + INTERVAL id SECOND",
+        }[connection.vendor]
+        cursor.execute(
+            f"UPDATE {TABLE} SET status = 'RUNNING', lease_owner = 'w', "
+            f"lease_expires_at = {expiry} WHERE status = 'READY' AND id %% 10 = 0",
+            [],
+        )
+        cursor.execute({"postgresql": f"ANALYZE {TABLE}", "sqlite": "ANALYZE",
+                        "mysql": f"ANALYZE TABLE {TABLE}"}[connection.vendor])  # fmt: skip
+        if connection.vendor == "mysql":
+            cursor.fetchall()
+    plan = TaskStore("default").explain_rescue()
+    text = "\n".join(plan)
+    if connection.vendor == "mysql":
+        assert "offload_task_claim" in text, plan
+        return
+    assert "offload_task_running_lease_idx" in text, plan
+    assert not _sorts(plan), plan

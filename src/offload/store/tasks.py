@@ -249,6 +249,17 @@ class TaskStore:
     def enqueue(self, new: NewTask) -> tuple[int, datetime]:
         """Insert one READY task; return its id and enqueue time (database clock)."""
         params = self._row_params(new)
+        if self.vendor.name == "postgresql":
+            params += [NOTIFY_CHANNEL, new.queue_name]
+        with self.connection.cursor() as cursor:
+            cursor.execute(self._insert_one, params)
+            task_id, enqueued_at, *_ = cursor.fetchone()
+        self._wake_local((new.queue_name,))
+        return int(task_id), _required(read_datetime(enqueued_at))
+
+    @cached_property
+    def _insert_one(self) -> str:
+        """The statement of ``enqueue``, built once: it is the same for every task."""
         insert = (
             f"INSERT INTO {TABLE} {_INSERT_COLUMNS} VALUES {self._row_values} "
             "RETURNING id, enqueued_at"
@@ -256,17 +267,10 @@ class TaskStore:
         if self.vendor.name == "postgresql":
             # Delayed tasks notify too: a sleeping worker re-reads when the next
             # task is due, so one enqueued for sooner than that is not missed.
-            sql = (
+            return (
                 f"WITH new AS ({insert}) SELECT new.id, new.enqueued_at, pg_notify(%s, %s) FROM new"
             )
-            params += [NOTIFY_CHANNEL, new.queue_name]
-        else:
-            sql = insert
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            task_id, enqueued_at, *_ = cursor.fetchone()
-        self._wake_local((new.queue_name,))
-        return int(task_id), _required(read_datetime(enqueued_at))
+        return insert
 
     def enqueue_many(self, rows: Sequence[NewTask], chunk_size: int) -> list[tuple[int, datetime]]:
         """Insert READY tasks, ``chunk_size`` rows per INSERT, all in one transaction.
@@ -479,11 +483,13 @@ class TaskStore:
         scan that stops after ``limit`` rows, however many tasks wait or have
         finished. A sort here would cost time in proportion to the backlog.
         """
-        pick, params = self._pick(queues, is_async, limit)
+        return self._explain(*self._pick(queues, is_async, limit))
+
+    def _explain(self, sql: str, params: list[Any]) -> list[str]:
         prefix = {"sqlite": "EXPLAIN QUERY PLAN", "mysql": "EXPLAIN"}.get(
             self.connection.vendor, "EXPLAIN"
         )
-        rows = self._fetch(f"{prefix} {pick}", params)
+        rows = self._fetch(f"{prefix} {sql}", params)
         return [" | ".join("" if value is None else str(value) for value in row) for row in rows]
 
     # -- finish -----------------------------------------------------------------
@@ -714,14 +720,22 @@ class TaskStore:
 
     def expired_leases(self, limit: int) -> list[tuple[int, int, int, str | None]]:
         """RUNNING tasks whose lease has expired: (id, attempt, max_attempts, owner)."""
-        vendor = self.vendor
-        rows = self._fetch(
-            f"SELECT id, attempt, max_attempts, lease_owner FROM {TABLE} "
-            f"WHERE status = %s AND lease_expires_at < {vendor.now} "
-            "ORDER BY lease_expires_at LIMIT %s",
-            [State.RUNNING, limit],
-        )
+        rows = self._fetch(self._expired_select(), [limit])
         return [(int(a), int(b), int(c), d) for a, b, c, d in rows]
+
+    def _expired_select(self) -> str:
+        # The status is a constant in the SQL, as the partial index of running
+        # leases states it: SQLite uses a partial index only for a query whose
+        # terms imply the index's condition, which a bound parameter cannot.
+        return (
+            f"SELECT id, attempt, max_attempts, lease_owner FROM {TABLE} "
+            f"WHERE status = '{State.RUNNING.value}' AND lease_expires_at < {self.vendor.now} "
+            "ORDER BY lease_expires_at LIMIT %s"
+        )
+
+    def explain_rescue(self, limit: int = 100) -> list[str]:
+        """The plan of the rescue's search for expired leases (see ``explain_claim``)."""
+        return self._explain(self._expired_select(), [limit])
 
     # -- heartbeats and workers --------------------------------------------------------
 
