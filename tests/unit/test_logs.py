@@ -72,3 +72,28 @@ def test_verbosity_three_shows_the_sql(offload_logger):
         assert "DEBUG   [p1] (0.001) SELECT 1" in stream.getvalue()
     finally:
         sql.handlers, sql.level, sql.propagate = saved
+
+
+@pytest.fixture
+def django_tasks_logger():
+    logger = logging.getLogger("django.tasks")
+    saved = (logger.handlers[:], logger.level)
+    logger.handlers, logger.level = [], logging.NOTSET
+    yield logger
+    logger.handlers, logger.level = saved
+
+
+def test_verbosity_zero_stops_djangos_task_records_too(offload_logger, django_tasks_logger):
+    """Django logs each task's start and finish at INFO; a worker asked for
+    warnings only must not build those records (a quarter of a tiny task)."""
+    logs.configure(1, "text", "p1", io.StringIO())
+    assert django_tasks_logger.isEnabledFor(logging.INFO)
+    logs.configure(0, "text", "p1", io.StringIO())
+    assert not django_tasks_logger.isEnabledFor(logging.INFO)
+    assert django_tasks_logger.isEnabledFor(logging.WARNING)
+
+
+def test_a_project_level_for_djangos_task_lines_is_kept(offload_logger, django_tasks_logger):
+    django_tasks_logger.setLevel(logging.DEBUG)
+    logs.configure(0, "text", "p1", io.StringIO())
+    assert django_tasks_logger.level == logging.DEBUG

@@ -74,7 +74,7 @@ class Announcer:
 
     def _serve(self) -> None:
         try:
-            while (item := self._inbox.get()) is not None:
+            while (item := self._next()) is not None:
                 future, announce = item
                 try:
                     # The dispatcher settles every future: written, refused as
@@ -84,8 +84,15 @@ class Announcer:
                 except Exception:
                     logger.exception("A task_finished receiver raised")
                 finally:
-                    # Receivers may use the ORM: the same hygiene as a task thread.
-                    close_old_connections()
                     self._slots.release()
         finally:
             connections.close_all()
+
+    def _next(self) -> tuple[Future[bool], Announce] | None:
+        try:
+            return self._inbox.get_nowait()
+        except queue.Empty:
+            # Receivers may use the ORM: the same hygiene as a task thread,
+            # once per run of announcements rather than after each one.
+            close_old_connections()
+            return self._inbox.get()

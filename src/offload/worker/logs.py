@@ -60,10 +60,28 @@ def configure(
     handler.setFormatter(
         JSONFormatter(process_label) if log_format == "json" else TextFormatter(process_label)
     )
-    _attach(logging.getLogger("offload"), handler, _LEVELS.get(verbosity, logging.DEBUG))
+    level = _LEVELS.get(verbosity, logging.DEBUG)
+    _attach(logging.getLogger("offload"), handler, level)
+    _quiet_django_tasks(level)
     if verbosity >= 3:
         # Django's default LOGGING shows SQL only when DEBUG is on.
         _attach(logging.getLogger("django.db.backends"), handler, logging.DEBUG)
+
+
+def _quiet_django_tasks(level: int) -> None:
+    """Let ``-v 0`` silence Django's own per-task lines too, where the project
+    left their logger alone.
+
+    Django logs every task's start and finish on ``django.tasks`` at INFO, and
+    its default ``LOGGING`` keeps the ``django`` logger at INFO whatever it
+    then shows: each line becomes a log record, with a walk of the stack, even
+    when no handler prints it. That was a quarter of a no-op task's cost in a
+    worker asked for warnings only. A project that set a level or handlers
+    for ``django.tasks`` keeps them.
+    """
+    logger = logging.getLogger("django.tasks")
+    if logger.level == logging.NOTSET and not logger.handlers and level > logging.INFO:
+        logger.setLevel(level)
 
 
 def _attach(logger: logging.Logger, handler: logging.Handler, level: int) -> None:

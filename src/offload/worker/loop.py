@@ -191,6 +191,10 @@ class Worker:
         )
         self._closed = False  # set when run() ends: late outcomes are refused
         self._post_lock = threading.Lock()
+        # Whether the dispatcher sleeps (or is about to), and whether anything
+        # changed since its loop last looked (see _wake).
+        self._asleep = False
+        self._nudged = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -258,9 +262,20 @@ class Worker:
         signal.signal(signal.SIGINT, handle)
 
     def _wake(self) -> None:
-        # A full pipe means a wake-up is pending anyway; a closed one, that run() ended.
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"w")
+        """Tell the dispatcher something changed: an outcome, a free slot, a stop.
+
+        Only a dispatcher that sleeps (or is about to) needs the pipe; a busy
+        one sees the change when its loop looks again. The pipe write is a
+        system call per outcome and per free slot, and a thread that makes one
+        gives up the interpreter lock and must win it back. The flags are read
+        and written under the lock, in opposite orders on the two sides (see
+        ``_wait``), so a change is never missed.
+        """
+        self._nudged = True
+        if self._asleep:
+            # A full pipe means a wake-up is pending anyway; a closed one, that run() ended.
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"w")
 
     # -- running ----------------------------------------------------------------------
 
@@ -301,6 +316,7 @@ class Worker:
         polls = {False: FIRST_POLL_SECONDS, True: FIRST_POLL_SECONDS}
         gave_back_unstarted = False
         while True:
+            self._nudged = False  # what changes from here on wakes _wait (see _wake)
             try:
                 self._write_outcomes()
                 if self._forced.is_set():
@@ -530,6 +546,15 @@ class Worker:
     def _wait(self, timeout: float | None) -> None:
         if self._notified:
             return
+        self._asleep = True
+        try:
+            # A change since this round of the loop began may have skipped the
+            # pipe (the dispatcher was not asleep yet): look again at once.
+            self._select(0 if self._nudged else timeout)
+        finally:
+            self._asleep = False
+
+    def _select(self, timeout: float | None) -> None:
         for key, _ in self._selector.select(timeout):
             if key.data == "wake":
                 try:

@@ -103,14 +103,20 @@ class ThreadPool:
     def _serve(self) -> None:
         me = threading.get_ident()
         try:
-            while (claimed := self._inbox.get()) is not None:
+            while True:
+                waited, claimed = self._next()
+                if claimed is None:
+                    break
                 with self._lock:
                     self._queued -= 1
                     self._running[me] = claimed
                 try:
                     # The hygiene Django applies around a request: task code
                     # starts with usable connections and leaves none broken.
-                    close_old_connections()
+                    # Straight after the previous task's cleanup (no wait in
+                    # between) nothing can have aged, so that check is skipped.
+                    if waited:
+                        close_old_connections()
                     self._work(claimed)
                 except BaseException:
                     logger.exception("Task %s: unexpected error in the worker thread", claimed.id)
@@ -121,6 +127,13 @@ class ThreadPool:
                     self._on_free()
         finally:
             connections.close_all()  # this thread's connections die with it
+
+    def _next(self) -> tuple[bool, ClaimedTask | None]:
+        """The next task (None: stop), and whether the thread waited for it."""
+        try:
+            return False, self._inbox.get_nowait()
+        except queue.Empty:
+            return True, self._inbox.get()
 
 
 class AsyncPool:

@@ -133,6 +133,8 @@ class _Attempt:
         if claimed.problem:
             raise CorruptTask(claimed.problem)
         self.task: Task[..., Any] = task_of(claimed)
+        # Looked up once: the signals' sender and the retry policy need it.
+        self.backend = self.task.get_backend()
         self.running = self._result(State.RUNNING)
 
     def _result(
@@ -159,7 +161,7 @@ class _Attempt:
         )
 
     def start(self) -> tuple[list[Any], dict[str, Any]]:
-        task_started.send(type(self.task.get_backend()), task_result=self.running)
+        task_started.send(type(self.backend), task_result=self.running)
         args = list(self.claimed.args)
         if self.task.takes_context:
             context = OffloadTaskContext(
@@ -182,8 +184,7 @@ class _Attempt:
             finished = self._result(TaskResultStatus.FAILED, datetime.now(UTC), errors)
             return Outcome(False, None, errors, finished, cancelled=True)
         retry_in = None
-        backend = self.task.get_backend()
-        policy_for = getattr(backend, "policy_for", None)
+        policy_for = getattr(self.backend, "policy_for", None)
         if policy_for is not None:
             policy = policy_for(self.task)
             if policy.retries_exception(exc, self.claimed.attempt):
@@ -197,7 +198,7 @@ class _Attempt:
     def announce(self, outcome: Outcome) -> None:
         # task_finished means finished: an attempt that will be retried is not.
         if outcome.final:
-            task_finished.send(type(self.task.get_backend()), task_result=outcome.result)
+            task_finished.send(type(self.backend), task_result=outcome.result)
 
 
 def _unresolvable(claimed: ClaimedTask, worker_id: str, exc: Exception) -> Outcome:
