@@ -88,7 +88,14 @@ def test_a_server_restart_during_a_drain_loses_nothing(child_env, start_process,
             gaps.append((down - begun, back - down, time.monotonic() - back))
         deadline = time.monotonic() + 300
         while done() < TOTAL:
-            assert time.monotonic() < deadline, "the drain did not finish"
+            if time.monotonic() >= deadline:
+                where = server.query(
+                    "SELECT status, lease_owner, COUNT(*) FROM offload_task "
+                    "WHERE status <> 'SUCCESSFUL' GROUP BY status, lease_owner"
+                )
+                raise AssertionError(
+                    f"the drain did not finish: {where} (gaps {gaps})\n" + "".join(lines[-60:])
+                )
             assert proc.poll() is None, "".join(lines)
             time.sleep(0.1)
         statuses = dict(server.query("SELECT status, COUNT(*) FROM offload_task GROUP BY status"))

@@ -106,11 +106,16 @@ def test_heartbeat_renews_leases_and_reports_cancel_requests(backend):
     claimed = store.claim("w-a", limit=2, lease_seconds=-1)
     assert len(claimed) == 2
     assert len(store.expired_leases(10)) == 2
-    assert store.heartbeat("w-a", 60) == []
+    beat = store.heartbeat("w-a", 60)
+    assert beat is not None
+    assert beat.cancels == []
+    assert beat.held == {task.id: task.attempt for task in claimed}
     assert store.expired_leases(10) == []
 
     assert backend.cancel(first.id) == "requested"
-    assert store.heartbeat("w-a", 60) == [int(first.id)]
+    beat = store.heartbeat("w-a", 60)
+    assert beat is not None
+    assert beat.cancels == [int(first.id)]
     assert WorkerRecord.objects.get(pk="w-a").heartbeat_at is not None
     # Another owner's heartbeat renews nothing of this one's.
     assert store.heartbeat("w-other", 60) is None  # no such worker row

@@ -1,19 +1,21 @@
 """The worker's own rules, in process."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db.models import Count
+from django.db.models import Count, F
 from django.test import override_settings
+from django.utils import timezone
 
 from offload.exceptions import BackendMisconfigured
 from offload.models import TaskRecord
 from offload.states import State
 from offload.worker import Worker
 from tests.app import tasks
-from tests.helpers import drain, running_worker, wait_for
+from tests.helpers import drain, override_options, running_worker, wait_for
 
 
 def test_a_worker_refuses_queues_the_backend_does_not_have():
@@ -125,3 +127,30 @@ def test_short_async_tasks_are_prefetched_and_a_stop_gives_the_waiting_ones_back
     assert len(back) == 6
     assert {row.attempt for row in back} == {0}
     assert {len(row.worker_ids) for row in back} == {0}
+
+
+def test_a_claim_whose_reply_was_lost_is_given_back_at_the_next_heartbeat():
+    """A claim can commit while its reply is lost (a server restart mid-claim):
+    the rows are RUNNING under the worker's name, but the worker never heard of
+    them. Its heartbeat renews every lease it owns, so they would stay claimed
+    and never run; the heartbeat gives them back, as never claimed."""
+    with override_options(HEARTBEAT_SECONDS=0.2), running_worker(threads=1) as running:
+        wait_for(lambda: running.worker._registered, what="the worker's first heartbeat")
+        # Not due, so the worker cannot claim them itself first.
+        later = tasks.add.using(run_after=timezone.now() + timedelta(hours=1))
+        lost = [later.enqueue(n, n) for n in range(3)]
+        # What the lost claim did on the server: the worker's name on the rows.
+        TaskRecord.objects.filter(pk__in=[r.id for r in lost]).update(
+            status=State.RUNNING, lease_owner=running.worker.worker_id, attempt=F("attempt") + 1,
+            worker_ids=[running.worker.worker_id], lease_expires_at=timezone.now(),
+        )  # fmt: skip
+        wait_for(
+            lambda: TaskRecord.objects.filter(
+                pk__in=[r.id for r in lost], status=State.SUCCESSFUL
+            ).count() == 3,
+            what="the orphaned tasks to run",
+        )  # fmt: skip
+    rows = TaskRecord.objects.filter(pk__in=[r.id for r in lost])
+    # Given back as never claimed: the one attempt that ran is their first.
+    assert {row.attempt for row in rows} == {1}
+    assert running.worker.stats.released == 3

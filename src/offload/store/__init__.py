@@ -1,5 +1,5 @@
 """Storage: the only code that writes task state. See ``tasks`` for why it is SQL."""
 
-from offload.store.tasks import ALL_QUEUES, ClaimedTask, NewTask, QueueFilter, TaskStore
+from offload.store.tasks import ALL_QUEUES, ClaimedTask, Heartbeat, NewTask, QueueFilter, TaskStore
 
-__all__ = ["ALL_QUEUES", "ClaimedTask", "NewTask", "QueueFilter", "TaskStore"]
+__all__ = ["ALL_QUEUES", "ClaimedTask", "Heartbeat", "NewTask", "QueueFilter", "TaskStore"]

@@ -161,6 +161,14 @@ def _required(value: datetime | None) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What a heartbeat found: the tasks the worker holds, by the database."""
+
+    held: dict[int, int]  # task id -> attempt, every RUNNING row leased to the worker
+    cancels: list[int]  # the ids among them whose cancellation was requested
+
+
+@dataclass(frozen=True, slots=True)
 class NewTask:
     """A row to insert; arguments already validated and encoded as JSON."""
 
@@ -739,11 +747,13 @@ class TaskStore:
 
     # -- heartbeats and workers --------------------------------------------------------
 
-    def heartbeat(self, worker_id: str, lease_seconds: float) -> list[int] | None:
+    def heartbeat(self, worker_id: str, lease_seconds: float) -> Heartbeat | None:
         """Renew the leases of ``worker_id``'s tasks and its worker row.
 
-        Returns the ids of its tasks whose cancellation was requested, or None
-        if its worker row is gone (forgotten after a long silence): register again.
+        Returns every task the database says ``worker_id`` holds (for the worker
+        to compare with what it knows it holds) and those whose cancellation
+        was requested, or None if its worker row is gone (forgotten after a
+        long silence): register again.
         """
         vendor = self.vendor
         with atomic_on(self.connection), self.connection.cursor() as cursor:
@@ -758,11 +768,15 @@ class TaskStore:
             if cursor.rowcount != 1:
                 return None
             cursor.execute(
-                f"SELECT id FROM {TABLE} WHERE status = %s AND lease_owner = %s "
-                "AND cancel_requested_at IS NOT NULL",
+                f"SELECT id, attempt, cancel_requested_at FROM {TABLE} "
+                "WHERE status = %s AND lease_owner = %s",
                 [State.RUNNING, worker_id],
             )
-            return [int(row[0]) for row in cursor.fetchall()]
+            rows = cursor.fetchall()
+        return Heartbeat(
+            held={int(id_): int(attempt) for id_, attempt, _ in rows},
+            cancels=[int(id_) for id_, _, cancel in rows if cancel is not None],
+        )
 
     def register_worker(
         self, *, worker_id: str, name: str, hostname: str, pid: int, supervisor_pid: int,

@@ -182,6 +182,9 @@ class Worker:
         self._async = AsyncPool(async_concurrency, self._run_async, "offload-async", self._wake)
         self._outbox: queue.SimpleQueue[_Handed] = queue.SimpleQueue()
         self._unwritten: list[_Handed] = []
+        # Dispatcher only: every task claimed and not yet settled or given
+        # back, id -> attempt (see _give_back_orphans).
+        self._held: dict[int, int] = {}
         # Successful sync outcomes are written behind their thread (see
         # worker.announcer), up to WRITE_BEHIND at once; 0: each thread waits.
         self._announcer = (
@@ -495,6 +498,7 @@ class Worker:
         # coroutine with async_to_sync, Task.acall a plain function with
         # sync_to_async.
         for claimed in batch:
+            self._held[claimed.id] = claimed.attempt
             (self._async if claimed.is_async else self._threads).submit(claimed)
         return batch
 
@@ -763,6 +767,7 @@ class Worker:
         """Account for an outcome the store took (``written``) or refused as stale."""
         claimed, outcome, elapsed, future = handed
         assert outcome is not None
+        self._held.pop(claimed.id, None)
         if not written:
             self.stats.stale += 1
             logger.warning(
@@ -826,6 +831,8 @@ class Worker:
         """Give tasks back; ones that never ``started`` cost them no attempt."""
         if not claimed:
             return
+        for task in claimed:
+            self._held.pop(task.id, None)
         self.store.prepare()
         released = sum(
             self.store.release(task.id, task.attempt, started=started) for task in claimed
@@ -881,12 +888,13 @@ class Worker:
                     threads=self.threads,
                 )  # fmt: skip
                 self._registered = True
-            cancels = self.store.heartbeat(self.worker_id, config.lease_seconds)
-            if cancels is None:
+            beat = self.store.heartbeat(self.worker_id, config.lease_seconds)
+            if beat is None:
                 self._registered = False  # forgotten during a long silence: say so again
-                cancels = []
-            for task_id in cancels:
-                self._cancel_requested(task_id, now + config.cancel_grace_seconds)
+            else:
+                for task_id in beat.cancels:
+                    self._cancel_requested(task_id, now + config.cancel_grace_seconds)
+                self._give_back_orphans(beat.held)
             self._next_heartbeat = now + config.heartbeat_seconds
         for task_id, (at, claimed) in list(self._cancel_deadlines.items()):
             if now >= at:
@@ -898,6 +906,29 @@ class Worker:
                 )  # fmt: skip
                 self._tell(protocol.TaskEvent("kill", claimed.id, claimed.attempt, 0.0))
                 self._cancel_deadlines[task_id] = (float("inf"), claimed)
+
+    def _give_back_orphans(self, leased: dict[int, int]) -> None:
+        """Give back tasks leased to this worker that it does not know it holds.
+
+        A claim can commit on the server while its reply is lost (the server
+        restarted, the connection broke): the claim raised here, yet its rows
+        are RUNNING under this worker's name. The heartbeat renews every lease
+        of the worker, so without this they would stay claimed, and never run,
+        for as long as the worker lives. They never started, so they go back
+        as never claimed.
+        """
+        orphans = [
+            (task_id, attempt)
+            for task_id, attempt in leased.items()
+            if self._held.get(task_id) != attempt
+        ]
+        for task_id, attempt in orphans:
+            if self.store.release(task_id, attempt, started=False):
+                self.stats.released += 1
+                logger.warning(
+                    "task id=%s: claimed for this worker by a claim whose reply was lost; "
+                    "giving it back", task_id,
+                )  # fmt: skip
 
     def _cancel_requested(self, task_id: int, kill_at: float) -> None:
         if task_id in self._cancel_deadlines:
