@@ -27,14 +27,42 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 
 from django.db import close_old_connections, connections
 
 logger = logging.getLogger("offload.worker")
 
-Post = Callable[[], Future[bool]]
 Announce = Callable[[], None]
+
+
+class Pending:
+    """Where the dispatcher says whether a success written behind landed.
+
+    It stands in for the Future an outcome waited on: the thread that handed
+    the outcome over does not wait, so a Future (a lock and a condition per
+    task, and a wake-up of this thread per outcome to wait on the next one)
+    bought nothing. The dispatcher's answer goes straight to the announcer's
+    inbox, in the order the outcomes were settled.
+    """
+
+    __slots__ = ("_announce", "_announcer", "_done")
+
+    def __init__(self, announcer: Announcer, announce: Announce) -> None:
+        self._announcer = announcer
+        self._announce = announce
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, written: bool) -> None:
+        # Settled once: by the dispatcher, or as given back when it closes.
+        if not self._done:
+            self._done = True
+            self._announcer._inbox.put((written, self._announce))
+
+
+Post = Callable[[Pending], object]
 
 
 class Announcer:
@@ -45,25 +73,25 @@ class Announcer:
             raise ValueError("an announcer needs room for at least one outcome")
         self.limit = limit
         self._slots = threading.BoundedSemaphore(limit)
-        self._inbox: queue.SimpleQueue[tuple[Future[bool], Announce] | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[tuple[bool, Announce] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def hand(self, post: Post, announce: Announce) -> None:
-        """Post an outcome (``post`` puts it in the dispatcher's outbox) and
-        return; ``announce`` runs here once the write succeeded.
+        """Post an outcome (``post`` puts it in the dispatcher's outbox, with
+        the ``Pending`` to settle once written) and return; ``announce`` runs
+        here once the write succeeded.
 
         Blocks while ``limit`` outcomes are already waiting to be written.
         """
         self._slots.acquire()
         try:
-            future = post()
+            post(Pending(self, announce))
         except BaseException:
             self._slots.release()
             raise
-        self._inbox.put((future, announce))
 
     def stop(self, timeout: float) -> None:
         """Announce what was written, then end the thread (within ``timeout``)."""
@@ -75,11 +103,11 @@ class Announcer:
     def _serve(self) -> None:
         try:
             while (item := self._next()) is not None:
-                future, announce = item
+                written, announce = item
                 try:
-                    # The dispatcher settles every future: written, refused as
+                    # The dispatcher settles every outcome: written, refused as
                     # stale, or False when the worker gave the task back.
-                    if future.result():
+                    if written:
                         announce()
                 except Exception:
                     logger.exception("A task_finished receiver raised")
@@ -88,7 +116,7 @@ class Announcer:
         finally:
             connections.close_all()
 
-    def _next(self) -> tuple[Future[bool], Announce] | None:
+    def _next(self) -> tuple[bool, Announce] | None:
         try:
             return self._inbox.get_nowait()
         except queue.Empty:

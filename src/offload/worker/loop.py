@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol, overload
 
 from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
 from django.db import DatabaseError, close_old_connections, connections
@@ -53,7 +53,7 @@ from offload.store.tasks import NOTIFY_CHANNEL
 from offload.store.vendor import is_lock_conflict
 from offload.store.wakeup import WakeSocket, wake_key
 from offload.worker import protocol, runner
-from offload.worker.announcer import Announcer
+from offload.worker.announcer import Announcer, Pending
 from offload.worker.identity import make_worker_id
 from offload.worker.memory import resident_bytes
 from offload.worker.pools import AsyncPool, ThreadPool
@@ -90,7 +90,14 @@ COMPLETE_BATCH_SIZE = 200
 
 # An outcome on its way from a task to the dispatcher: the task, its outcome
 # (None: give it back), how long it ran, and where to say whether it was written.
-_Handed = tuple[ClaimedTask, runner.Outcome | None, float, Future[bool]]
+class Settles(Protocol):
+    """Told whether an outcome was written: a Future, or a success's Pending."""
+
+    def done(self) -> bool: ...
+    def set_result(self, result: bool) -> None: ...
+
+
+_Handed = tuple[ClaimedTask, runner.Outcome | None, float, Settles]
 
 
 @dataclass
@@ -687,15 +694,30 @@ class Worker:
             # the process die before the write, the supervisor gives the task
             # back without blaming it for the death.
             self._tell(protocol.TaskEvent("done", claimed.id, claimed.attempt))
-            announcer.hand(lambda: self._post(claimed, outcome, begun), announce)
+            announcer.hand(lambda pending: self._post(claimed, outcome, begun, pending), announce)
 
         return record_behind
 
+    @overload
     def _post(
         self, claimed: ClaimedTask, outcome: runner.Outcome | None, begun: float
-    ) -> Future[bool]:
-        """Hand an outcome to the dispatcher (None: give the task back unfinished)."""
-        future: Future[bool] = Future()
+    ) -> Future[bool]: ...
+    @overload
+    def _post(
+        self, claimed: ClaimedTask, outcome: runner.Outcome | None, begun: float, future: Pending
+    ) -> Pending: ...
+    def _post(
+        self,
+        claimed: ClaimedTask,
+        outcome: runner.Outcome | None,
+        begun: float,
+        future: Settles | None = None,
+    ) -> Settles:
+        """Hand an outcome to the dispatcher (None: give the task back
+        unfinished); ``future`` (a new Future if not given) learns whether it
+        was written."""
+        if future is None:
+            future = Future()
         with self._post_lock:
             if self._closed:
                 future.set_result(False)  # the task was given back; this outcome is stale
