@@ -39,7 +39,7 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
         "seconds a running task has, once cancelled, to stop on its own before it is killed",
     ),
     "CLAIM_BATCH_SIZE": (
-        10,
+        20,
         (int,),
         "most tasks a worker claims in one statement (fewer when its tasks are slow)",
     ),
@@ -135,7 +135,7 @@ class Options:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float | None = None
     cancel_grace_seconds: float = 10
-    claim_batch_size: int = 10
+    claim_batch_size: int = 20
     write_behind: int = 20
     enqueue_batch_size: int = 1000
     poll_interval: float = 1.0
