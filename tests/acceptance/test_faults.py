@@ -321,9 +321,10 @@ def test_a_leaking_task_is_contained_by_recycling(backend, start_process):
          f"{recycled} recycles, at most {most_held} leaks held by one process")  # fmt: skip
     assert [(r.status, r.attempts) for r in done] == [(TaskResultStatus.SUCCESSFUL, 1)] * 12
     assert recycled >= 2
-    # Memory is checked after each task, so a process holds the limit plus one
-    # task's leak at most: never the whole 480 MB.
-    assert most_held <= 6
+    # Memory is checked after each task, in its thread before it takes the
+    # next, so a process holds the limit plus one task's leak at most: five
+    # leaks whatever the interpreter's own size, never the whole 480 MB.
+    assert most_held <= 5
 
 
 def test_when_a_whole_worker_dies_another_takes_over_the_rescue(backend, start_process):

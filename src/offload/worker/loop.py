@@ -630,6 +630,30 @@ class Worker:
             self.stop()
             return
         self._log(claimed, outcome, time.monotonic() - begun)
+        if self.max_memory is not None:
+            self._check_memory_between_tasks()
+
+    def _check_memory_between_tasks(self) -> None:
+        """In the task's thread, before it takes another: recycle past
+        ``--max-memory-per-child``.
+
+        The dispatcher checks too, as it settles outcomes; but a success
+        written behind lets this thread start its next task before that, and
+        a task that leaks would then leak again in a process already over
+        its limit.
+        """
+        limit, used = self.max_memory, resident_bytes()
+        if limit is None or used is None or used <= limit or self._stopping.is_set():
+            return
+        logger.info(
+            "Worker %s uses %d MiB (max memory per child: %d MiB): finishing running tasks, "
+            "then recycling", self.worker_id, used >> 20, limit >> 20,
+        )  # fmt: skip
+        self.stats.reason = "recycled"
+        self._stop_deadline = None  # never cut a task short to recycle
+        self._threads.close()  # before this thread takes its next task
+        self._stopping.set()
+        self._wake()
 
     async def _run_async(self, claimed: ClaimedTask) -> None:
         begun = time.monotonic()

@@ -46,6 +46,7 @@ class ThreadPool:
         self._queued = 0
         self._running: dict[int, ClaimedTask] = {}  # thread ident -> its task
         self._threads: list[threading.Thread] = []
+        self._closing = False  # set by close(): threads take no further task
 
     def start(self) -> None:
         for index in range(self.size):
@@ -128,8 +129,16 @@ class ThreadPool:
         finally:
             connections.close_all()  # this thread's connections die with it
 
+    def close(self) -> None:
+        """Let each thread end once its current task is done, leaving the
+        tasks not started in the inbox (for ``take_unstarted``). Unlike
+        ``stop``, it takes effect before a thread takes its next task."""
+        self._closing = True
+
     def _next(self) -> tuple[bool, ClaimedTask | None]:
         """The next task (None: stop), and whether the thread waited for it."""
+        if self._closing:
+            return False, None
         try:
             return False, self._inbox.get_nowait()
         except queue.Empty:
