@@ -36,10 +36,15 @@ def _fill() -> None:
             " FROM seq",
             [READY + FINISHED, FINISHED, False],
         )
-        cursor.execute({"postgresql": f"ANALYZE {TABLE}", "sqlite": "ANALYZE",
-                        "mysql": f"ANALYZE TABLE {TABLE}"}[connection.vendor])  # fmt: skip
-        if connection.vendor == "mysql":
-            cursor.fetchall()
+        _analyze(cursor)
+
+
+def _analyze(cursor) -> None:
+    """Fresh statistics, so the planner sees the table as filled."""
+    cursor.execute({"postgresql": f"ANALYZE {TABLE}", "sqlite": "ANALYZE",
+                    "mysql": f"ANALYZE TABLE {TABLE}"}[connection.vendor])  # fmt: skip
+    if connection.vendor == "mysql":
+        cursor.fetchall()
 
 
 def _sorts(plan: list[str]) -> bool:
@@ -95,10 +100,7 @@ def test_the_rescue_reads_only_running_tasks():
             f"lease_expires_at = {expiry} WHERE status = 'READY' AND id %% 10 = 0",
             [],
         )
-        cursor.execute({"postgresql": f"ANALYZE {TABLE}", "sqlite": "ANALYZE",
-                        "mysql": f"ANALYZE TABLE {TABLE}"}[connection.vendor])  # fmt: skip
-        if connection.vendor == "mysql":
-            cursor.fetchall()
+        _analyze(cursor)
     plan = TaskStore("default").explain_rescue()
     text = "\n".join(plan)
     if connection.vendor == "mysql":

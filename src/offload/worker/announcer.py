@@ -59,7 +59,7 @@ class Pending:
         # Settled once: by the dispatcher, or as given back when it closes.
         if not self._done:
             self._done = True
-            self._announcer._inbox.put((written, self._announce))
+            self._announcer.settled(written, self._announce)
 
 
 Post = Callable[[Pending], object]
@@ -92,6 +92,10 @@ class Announcer:
         except BaseException:
             self._slots.release()
             raise
+
+    def settled(self, written: bool, announce: Announce) -> None:
+        """The dispatcher's answer for one outcome: ``announce`` runs here if written."""
+        self._inbox.put((written, announce))
 
     def stop(self, timeout: float) -> None:
         """Announce what was written, then end the thread (within ``timeout``)."""
