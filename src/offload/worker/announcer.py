@@ -62,7 +62,7 @@ class Pending:
             self._announcer.settled(written, self._announce)
 
 
-Post = Callable[[Pending], object]
+Post = Callable[[Pending], None]
 
 
 class Announcer:

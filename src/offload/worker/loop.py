@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Protocol, overload
+from typing import Any, Protocol
 
 from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
 from django.db import DatabaseError, close_old_connections, connections
@@ -53,7 +53,7 @@ from offload.store.tasks import NOTIFY_CHANNEL
 from offload.store.vendor import is_lock_conflict
 from offload.store.wakeup import WakeSocket, wake_key
 from offload.worker import protocol, runner
-from offload.worker.announcer import Announcer, Pending
+from offload.worker.announcer import Announcer
 from offload.worker.identity import make_worker_id
 from offload.worker.memory import resident_bytes
 from offload.worker.pools import AsyncPool, ThreadPool
@@ -630,30 +630,14 @@ class Worker:
             self.stop()
             return
         self._log(claimed, outcome, time.monotonic() - begun)
-        if self.max_memory is not None:
-            self._check_memory_between_tasks()
-
-    def _check_memory_between_tasks(self) -> None:
-        """In the task's thread, before it takes another: recycle past
-        ``--max-memory-per-child``.
-
-        The dispatcher checks too, as it settles outcomes; but a success
-        written behind lets this thread start its next task before that, and
-        a task that leaks would then leak again in a process already over
-        its limit.
-        """
-        limit, used = self.max_memory, resident_bytes()
-        if limit is None or used is None or used <= limit or self._stopping.is_set():
-            return
-        logger.info(
-            "Worker %s uses %d MiB (max memory per child: %d MiB): finishing running tasks, "
-            "then recycling", self.worker_id, used >> 20, limit >> 20,
-        )  # fmt: skip
-        self.stats.reason = "recycled"
-        self._stop_deadline = None  # never cut a task short to recycle
-        self._threads.close()  # before this thread takes its next task
-        self._stopping.set()
-        self._wake()
+        # Memory is checked here, in the task's thread before it takes another:
+        # a success written behind lets the thread start its next task before
+        # the dispatcher settles this one, and a task that leaks would then
+        # leak again in a process already over its limit.
+        if not self._stopping.is_set() and (why := self._memory_over()):
+            self._threads.close()  # before this thread takes its next task
+            self._recycle(why)
+            self._wake()
 
     async def _run_async(self, claimed: ClaimedTask) -> None:
         begun = time.monotonic()
@@ -718,37 +702,33 @@ class Worker:
             # the process die before the write, the supervisor gives the task
             # back without blaming it for the death.
             self._tell(protocol.TaskEvent("done", claimed.id, claimed.attempt))
-            announcer.hand(lambda pending: self._post(claimed, outcome, begun, pending), announce)
+            announcer.hand(lambda pending: self._put(claimed, outcome, begun, pending), announce)
 
         return record_behind
 
-    @overload
     def _post(
         self, claimed: ClaimedTask, outcome: runner.Outcome | None, begun: float
-    ) -> Future[bool]: ...
-    @overload
-    def _post(
-        self, claimed: ClaimedTask, outcome: runner.Outcome | None, begun: float, future: Pending
-    ) -> Pending: ...
-    def _post(
+    ) -> Future[bool]:
+        """Hand an outcome to the dispatcher (None: give the task back
+        unfinished); the Future says whether it was written."""
+        future: Future[bool] = Future()
+        self._put(claimed, outcome, begun, future)
+        return future
+
+    def _put(
         self,
         claimed: ClaimedTask,
         outcome: runner.Outcome | None,
         begun: float,
-        future: Settles | None = None,
-    ) -> Settles:
-        """Hand an outcome to the dispatcher (None: give the task back
-        unfinished); ``future`` (a new Future if not given) learns whether it
-        was written."""
-        if future is None:
-            future = Future()
+        settles: Settles,
+    ) -> None:
+        """Put an outcome in the dispatcher's outbox; ``settles`` learns whether it was written."""
         with self._post_lock:
             if self._closed:
-                future.set_result(False)  # the task was given back; this outcome is stale
-                return future
-            self._outbox.put((claimed, outcome, time.monotonic() - begun, future))
+                settles.set_result(False)  # the task was given back; this outcome is stale
+                return
+            self._outbox.put((claimed, outcome, time.monotonic() - begun, settles))
         self._wake()
-        return future
 
     def _log(self, claimed: ClaimedTask, outcome: runner.Outcome, elapsed: float) -> None:
         if not logger.isEnabledFor(logging.INFO):
@@ -841,7 +821,7 @@ class Worker:
             self._mean_task_seconds = (
                 elapsed if previous is None else 0.7 * previous + 0.3 * elapsed
             )
-        self._check_recycling()
+        self._check_recycling(claimed)
 
     def _record(self, claimed: ClaimedTask, outcome: runner.Outcome) -> bool:
         """Write one outcome that is not a success (those go in batches)."""
@@ -855,23 +835,31 @@ class Worker:
             return self.store.retry(claimed.id, claimed.attempt, errors, outcome.retry_in)
         return self.store.fail(claimed.id, claimed.attempt, encode(outcome.errors, "errors"))
 
-    def _check_recycling(self) -> None:
+    def _check_recycling(self, settled: ClaimedTask) -> None:
+        """After an outcome is settled: recycle past ``--max-tasks-per-child``,
+        or past ``--max-memory-per-child`` after an async task (a sync task's
+        own thread checks memory before it takes its next one)."""
         if self._stopping.is_set():
             return
-        why = None
         if self.max_tasks is not None and self._finished >= self.max_tasks:
-            why = f"ran {self._finished} tasks (max tasks per child: {self.max_tasks})"
-        elif self.max_memory is not None:
-            used = resident_bytes()
-            if used is not None and used > self.max_memory:
-                why = f"uses {used >> 20} MiB (max memory per child: {self.max_memory >> 20} MiB)"
-        if why:
-            logger.info(
-                "Worker %s %s: finishing running tasks, then recycling", self.worker_id, why
-            )
-            self.stats.reason = "recycled"
-            self._stop_deadline = None  # never cut a task short to recycle
-            self._stopping.set()
+            self._recycle(f"ran {self._finished} tasks (max tasks per child: {self.max_tasks})")
+        elif settled.is_async and (why := self._memory_over()):
+            self._recycle(why)
+
+    def _memory_over(self) -> str | None:
+        """Why this process is over ``--max-memory-per-child``, or None if it is not."""
+        if self.max_memory is None:
+            return None
+        used = resident_bytes()
+        if used is None or used <= self.max_memory:
+            return None
+        return f"uses {used >> 20} MiB (max memory per child: {self.max_memory >> 20} MiB)"
+
+    def _recycle(self, why: str) -> None:
+        logger.info("Worker %s %s: finishing running tasks, then recycling", self.worker_id, why)
+        self.stats.reason = "recycled"
+        self._stop_deadline = None  # never cut a task short to recycle
+        self._stopping.set()
 
     def _release(self, claimed: Sequence[ClaimedTask], *, started: bool) -> None:
         """Give tasks back; ones that never ``started`` cost them no attempt."""
