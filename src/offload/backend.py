@@ -10,14 +10,12 @@ because the worker really does it.
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from asgiref.sync import iscoroutinefunction
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
@@ -39,9 +37,10 @@ from offload.payload import encode_arguments
 from offload.progress import Progress
 from offload.results import build_result, task_of
 from offload.retries import RetryPolicy
+from offload.signals import send_task_signal
 from offload.store import NewTask, TaskStore
 from offload.store.vendor import engine_problem
-from offload.task import OffloadTask
+from offload.task import OffloadTask, is_async
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -53,21 +52,6 @@ _R = TypeVar("_R")
 
 TASK_PATH_MAX_LENGTH = 255  # the width of offload_task.task_path
 APP_MISSING = "offload is not in INSTALLED_APPS, so its tables do not exist."
-
-
-# Whether a task's function is ``async def``, asked once per function rather
-# than once per enqueue (inspect's check was a twentieth of an enqueue).
-_async_functions: weakref.WeakKeyDictionary[Callable[..., Any], bool] = weakref.WeakKeyDictionary()
-
-
-def _is_async(func: Callable[..., Any]) -> bool:
-    try:
-        return _async_functions[func]
-    except KeyError:
-        found = _async_functions[func] = iscoroutinefunction(func)
-        return found
-    except TypeError:  # not weakly referenceable: ask every time
-        return iscoroutinefunction(func)
 
 
 class DatabaseBackend(BaseTaskBackend):
@@ -163,7 +147,7 @@ class DatabaseBackend(BaseTaskBackend):
             run_after=task.run_after,
             args_json=args_json,
             kwargs_json=kwargs_json,
-            is_async=_is_async(task.func),
+            is_async=is_async(task.func),
             max_attempts=self.max_attempts_for(task),
             timeout=self.timeout_for(task),
         )
@@ -190,7 +174,7 @@ class DatabaseBackend(BaseTaskBackend):
             errors=[],
             worker_ids=[],
         )
-        task_enqueued.send(type(self), task_result=result)
+        send_task_signal(task_enqueued, type(self), result)
         return result
 
     def policy_for(self, task: Task[..., Any]) -> RetryPolicy:

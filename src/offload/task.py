@@ -13,10 +13,12 @@ and 6.1 alike. Options left as None take the backend's ``OPTIONS["RETRY"]`` and
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME, Task, task_backends
 from django.tasks.base import DEFAULT_TASK_PRIORITY
 
@@ -112,3 +114,26 @@ def task(
     if function is not None:
         return wrapper(function)
     return wrapper
+
+
+# Whether a task's function is ``async def``, asked once per function: inspect's
+# check was a twentieth of an enqueue, and Django's ``Task.call`` asks it again
+# for every task a worker runs.
+_async_functions: weakref.WeakKeyDictionary[Callable[..., Any], bool] = weakref.WeakKeyDictionary()
+
+
+def is_async(func: Callable[..., Any]) -> bool:
+    try:
+        return _async_functions[func]
+    except KeyError:
+        found = _async_functions[func] = iscoroutinefunction(func)
+        return found
+    except TypeError:  # not weakly referenceable: ask every time
+        return iscoroutinefunction(func)
+
+
+def call(task: Task[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """``task.call(*args, **kwargs)``, with the async check cached (see ``is_async``)."""
+    if is_async(task.func):
+        return async_to_sync(task.func)(*args, **kwargs)
+    return task.func(*args, **kwargs)

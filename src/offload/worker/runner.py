@@ -28,9 +28,11 @@ from django.tasks.signals import task_finished, task_started
 from offload.exceptions import CorruptTask, OffloadError, TaskCancelled
 from offload.payload import encode
 from offload.progress import Progress, make_progress
-from offload.results import build_result, task_of
+from offload.results import build_result, finish_result, task_of
+from offload.signals import send_task_signal
 from offload.states import State
 from offload.store import ClaimedTask
+from offload.task import call
 
 logger = logging.getLogger("offload.worker")
 
@@ -161,7 +163,7 @@ class _Attempt:
         )
 
     def start(self) -> tuple[list[Any], dict[str, Any]]:
-        task_started.send(type(self.backend), task_result=self.running)
+        send_task_signal(task_started, type(self.backend), self.running)
         args = list(self.claimed.args)
         if self.task.takes_context:
             context = OffloadTaskContext(
@@ -175,8 +177,10 @@ class _Attempt:
             return_json = encode(value, "the return value")
         except TypeError as exc:
             raise ReturnValueNotJSON(str(exc)) from exc
-        finished = self._result(TaskResultStatus.SUCCESSFUL, datetime.now(UTC), value=value)
-        return Outcome(True, return_json, self.claimed.errors, finished)
+        # The running result becomes the finished one, as in Django's own
+        # backends, rather than a second TaskResult built per task.
+        finish_result(self.running, State.SUCCESSFUL, datetime.now(UTC), value)
+        return Outcome(True, return_json, self.claimed.errors, self.running)
 
     def failed(self, exc: BaseException) -> Outcome:
         errors = [*self.claimed.errors, _error(exc, self.claimed, self.worker_id)]
@@ -198,7 +202,7 @@ class _Attempt:
     def announce(self, outcome: Outcome) -> None:
         # task_finished means finished: an attempt that will be retried is not.
         if outcome.final:
-            task_finished.send(type(self.backend), task_result=outcome.result)
+            send_task_signal(task_finished, type(self.backend), outcome.result)
 
 
 def _unresolvable(claimed: ClaimedTask, worker_id: str, exc: Exception) -> Outcome:
@@ -237,7 +241,7 @@ def run(
     try:
         # Task.call runs an async function too (through async_to_sync), for a
         # row enqueued before its function became async; see loop._claim.
-        outcome = attempt.succeeded(attempt.task.call(*args, **kwargs))
+        outcome = attempt.succeeded(call(attempt.task, args, kwargs))
     except (WorkerInterrupted, KeyboardInterrupt):
         raise  # the worker is being stopped; this is not the task's failure
     except BaseException as exc:
