@@ -40,17 +40,21 @@ _LOG_LINES: dict[int, tuple[object, int | None]] = {
 }
 
 
-def send_task_signal(
-    signal: Signal, sender: type, task_result: TaskResult[..., Any] | None
-) -> None:
+def send_task_signal(signal: Signal, sender: type, task_result: TaskResult[..., Any]) -> None:
     """``signal.send(sender, task_result=task_result)``, unless no one would hear it."""
-    if _heard(signal, task_result):
+    if heard(signal, failed=task_result.status == TaskResultStatus.FAILED):
         signal.send(sender, task_result=task_result)
 
 
-def _heard(signal: Signal, task_result: TaskResult[..., Any] | None) -> bool:
+def heard(signal: Signal, *, failed: bool = False) -> bool:
+    """Whether a send of task signal ``signal`` (about a ``failed`` task, for
+    ``task_finished``) would reach anything: a receiver other than Django's
+    log line, or that line at a level the logger keeps.
+
+    A caller that must build the TaskResult to send asks this first.
+    """
     log_line, level = _LOG_LINES.get(id(signal), (None, None))
-    if log_line is None or task_result is None:
+    if log_line is None:
         return True
     try:
         for entry in signal.receivers:
@@ -62,6 +66,5 @@ def _heard(signal: Signal, task_result: TaskResult[..., Any] | None) -> bool:
     except (TypeError, IndexError):
         return True
     if level is None:
-        failed = task_result.status == TaskResultStatus.FAILED
         level = logging.ERROR if failed else logging.INFO
     return _logger.isEnabledFor(level)

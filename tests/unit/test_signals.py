@@ -9,7 +9,7 @@ from django.tasks import TaskResult
 from django.tasks.signals import task_enqueued, task_finished, task_started
 
 from offload.results import build_result
-from offload.signals import _heard, send_task_signal
+from offload.signals import heard, send_task_signal
 from offload.states import State
 from tests.app import tasks
 
@@ -32,14 +32,14 @@ def django_tasks_logger() -> Iterator[logging.Logger]:
 
 def test_only_djangos_log_line_at_a_dropped_level_is_skipped(django_tasks_logger):
     django_tasks_logger.setLevel(logging.WARNING)
-    assert not _heard(task_started, _result(State.RUNNING))
-    assert not _heard(task_finished, _result(State.SUCCESSFUL))
-    assert not _heard(task_enqueued, _result(State.READY))
+    assert not heard(task_started)
+    assert not heard(task_finished)
+    assert not heard(task_enqueued)
     # A failure's line is an ERROR, which WARNING keeps.
-    assert _heard(task_finished, _result(State.FAILED))
+    assert heard(task_finished, failed=True)
     django_tasks_logger.setLevel(logging.INFO)
-    assert _heard(task_started, _result(State.RUNNING))
-    assert not _heard(task_enqueued, _result(State.READY))  # Django logs it at DEBUG
+    assert heard(task_started)
+    assert not heard(task_enqueued)  # Django logs it at DEBUG
 
 
 def test_a_logger_that_keeps_the_line_gets_it(django_tasks_logger, caplog):
@@ -52,16 +52,16 @@ def test_a_logger_that_keeps_the_line_gets_it(django_tasks_logger, caplog):
 
 def test_any_other_receiver_gets_every_send(django_tasks_logger):
     django_tasks_logger.setLevel(logging.WARNING)
-    heard = []
+    got = []
 
     def receiver(sender, task_result, **kwargs):
-        heard.append(task_result.status)
+        got.append(task_result.status)
 
     task_started.connect(receiver)
     try:
         send_task_signal(task_started, object, _result(State.RUNNING))
     finally:
         task_started.disconnect(receiver)
-    assert heard == ["RUNNING"]
+    assert got == ["RUNNING"]
     # Disconnected again: back to Django's receiver alone, and skipped.
-    assert not _heard(task_started, _result(State.RUNNING))
+    assert not heard(task_started)

@@ -622,6 +622,7 @@ class Worker:
                 cancel,
                 self._progress_sink(claimed),
                 record_behind=None if self._announcer is None else self._behind(claimed, begun),
+                backend=self.backend,
             )
         except (runner.WorkerInterrupted, KeyboardInterrupt):
             # Ctrl-C raised inside the task (an embedded worker with no signal
@@ -660,7 +661,12 @@ class Worker:
         async with ThreadSensitiveContext() as context:
             try:
                 outcome = await runner.arun(
-                    claimed, self.worker_id, record, cancel, self._progress_sink(claimed)
+                    claimed,
+                    self.worker_id,
+                    record,
+                    cancel,
+                    self._progress_sink(claimed),
+                    backend=self.backend,
                 )
             finally:
                 if _has_sync_thread(context):
@@ -671,7 +677,7 @@ class Worker:
         """Note that ``claimed`` starts now (before its code runs); return its cancel event."""
         with self._events_lock:
             cancel = self._cancel_events.setdefault(claimed.id, threading.Event())
-        self._tell(protocol.TaskEvent("start", claimed.id, claimed.attempt, claimed.timeout))
+        self._tell(protocol.task_line("start", claimed.id, claimed.attempt, claimed.timeout))
         return cancel
 
     def _progress_sink(self, claimed: ClaimedTask) -> Callable[[Progress], None]:
@@ -679,16 +685,23 @@ class Worker:
         key = (claimed.id, claimed.attempt)
         return lambda progress: self._progress.report(key, progress)
 
-    def _tell(self, event: protocol.TaskEvent) -> None:
-        if self._status_fd is not None:
+    def _tell(self, lines: bytes) -> None:
+        """Send task lines (``protocol.task_line``) to the supervisor."""
+        if self._status_fd is not None and lines:
             with contextlib.suppress(OSError):  # the supervisor is gone: the control pipe says so
-                os.write(self._status_fd, event.line())
+                os.write(self._status_fd, lines)
 
-    def _ended(self, claimed: ClaimedTask) -> None:
+    def _ended(self, claimed: ClaimedTask, ends: list[bytes] | None = None) -> None:
+        """Forget ``claimed``'s attempt; its ``end`` line is sent now, or put in
+        ``ends`` for the caller to send with the others of its batch."""
         with self._events_lock:
             self._cancel_events.pop(claimed.id, None)
         self._cancel_deadlines.pop(claimed.id, None)
-        self._tell(protocol.TaskEvent("end", claimed.id, claimed.attempt))
+        line = protocol.task_line("end", claimed.id, claimed.attempt)
+        if ends is None:
+            self._tell(line)
+        else:
+            ends.append(line)
 
     def _hand_over(self, claimed: ClaimedTask, outcome: runner.Outcome, begun: float) -> bool:
         return self._post(claimed, outcome, begun).result()
@@ -701,7 +714,7 @@ class Worker:
             # Told before the outcome is posted, so before its "end": should
             # the process die before the write, the supervisor gives the task
             # back without blaming it for the death.
-            self._tell(protocol.TaskEvent("done", claimed.id, claimed.attempt))
+            self._tell(protocol.task_line("done", claimed.id, claimed.attempt))
             announcer.hand(lambda pending: self._put(claimed, outcome, begun, pending), announce)
 
         return record_behind
@@ -775,8 +788,12 @@ class Worker:
                     [(c.id, c.attempt, o.return_json or "null") for c, o, *_ in successes if o]
                 )
                 del self._unwritten[: len(successes)]
+                ends: list[bytes] = []
                 for handed in successes:
-                    self._settle(handed, handed[0].id in written)
+                    self._settle(handed, handed[0].id in written, ends)
+                # The batch's "end" lines in as few writes as fit, not one per task.
+                for lines in protocol.writes(ends):
+                    self._tell(lines)
                 continue
             claimed, outcome, _, future = handed = self._unwritten[0]
             if outcome is None:
@@ -789,8 +806,9 @@ class Worker:
             self._unwritten.pop(0)
             self._settle(handed, written_one)
 
-    def _settle(self, handed: _Handed, written: bool) -> None:
-        """Account for an outcome the store took (``written``) or refused as stale."""
+    def _settle(self, handed: _Handed, written: bool, ends: list[bytes] | None = None) -> None:
+        """Account for an outcome the store took (``written``) or refused as stale
+        (its ``end`` line goes in ``ends`` if given, see ``_ended``)."""
         claimed, outcome, elapsed, future = handed
         assert outcome is not None
         self._held.pop(claimed.id, None)
@@ -808,7 +826,7 @@ class Worker:
             self.stats.retried += 1
         else:
             self.stats.failed += 1
-        self._ended(claimed)
+        self._ended(claimed, ends)
         future.set_result(written)
         self._finished += 1
         if claimed.is_async:
@@ -938,7 +956,7 @@ class Worker:
                     "task id=%s did not stop within %gs of its cancellation: stopping it by force",
                     task_id, config.cancel_grace_seconds,
                 )  # fmt: skip
-                self._tell(protocol.TaskEvent("kill", claimed.id, claimed.attempt, 0.0))
+                self._tell(protocol.task_line("kill", claimed.id, claimed.attempt, 0.0))
                 self._cancel_deadlines[task_id] = (float("inf"), claimed)
 
     def _give_back_orphans(self, leased: dict[int, int]) -> None:

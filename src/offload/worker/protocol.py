@@ -12,12 +12,15 @@ when a task outruns its timeout, and, when it dies, tell the tasks it had
 started (an attempt is spent, the crash is recorded) from the ones it had only
 claimed (given back untouched). A task's ``start`` line is written by the
 thread that runs it, before the task's code runs, so a task that kills its
-process at once is still known to have started. Lines are shorter than
-PIPE_BUF, so writes from several threads never interleave.
+process at once is still known to have started. Every write is at most
+PIPE_BUF bytes of whole lines (``writes``), so the kernel writes each at once
+and writes from several threads never interleave.
 """
 
 from __future__ import annotations
 
+import select
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 # Control bytes, supervisor -> task process.
@@ -72,6 +75,24 @@ class Counts:
             return None
 
 
+def task_line(kind: str, task_id: int, attempt: int, seconds: float | None = None) -> bytes:
+    """The line of a ``TaskEvent``, made without one: a worker sends three per task."""
+    tail = b"-" if seconds is None else repr(float(seconds)).encode()
+    return b"%s %d %d %s\n" % (kind.encode(), task_id, attempt, tail)
+
+
+def writes(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """``lines`` joined into as few writes as fit in PIPE_BUF each."""
+    chunk = b""
+    for line in lines:
+        if chunk and len(chunk) + len(line) > select.PIPE_BUF:
+            yield chunk
+            chunk = b""
+        chunk += line
+    if chunk:
+        yield chunk
+
+
 @dataclass(frozen=True, slots=True)
 class TaskEvent:
     """A task line: ``start``/``end`` of an attempt, ``done`` (its code succeeded
@@ -84,8 +105,7 @@ class TaskEvent:
     seconds: float | None = None
 
     def line(self) -> bytes:
-        seconds = "-" if self.seconds is None else repr(float(self.seconds))
-        return f"{self.kind} {self.task_id} {self.attempt} {seconds}\n".encode()
+        return task_line(self.kind, self.task_id, self.attempt, self.seconds)
 
     @classmethod
     def parse(cls, line: bytes) -> TaskEvent | None:

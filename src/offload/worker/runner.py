@@ -19,9 +19,11 @@ import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from django.tasks import Task, TaskResult, TaskResultStatus
+from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import TaskContext
 from django.tasks.signals import task_finished, task_started
 
@@ -29,7 +31,7 @@ from offload.exceptions import CorruptTask, OffloadError, TaskCancelled
 from offload.payload import encode
 from offload.progress import Progress, make_progress
 from offload.results import build_result, finish_result, task_of
-from offload.signals import send_task_signal
+from offload.signals import heard
 from offload.states import State
 from offload.store import ClaimedTask
 from offload.task import call
@@ -53,7 +55,9 @@ class Outcome:
     succeeded: bool
     return_json: str | None
     errors: list[dict[str, Any]]  # the task's whole error history, this attempt's last
-    result: TaskResult[..., Any] | None  # None when the task could not even be resolved
+    # None when the task could not even be resolved, and for a success, whose
+    # TaskResult its attempt makes when it announces it.
+    result: TaskResult[..., Any] | None
     # Seconds until the next attempt, when the failure earns one; None: final.
     retry_in: float | None = None
     cancelled: bool = False  # the task stopped itself on a cancel request
@@ -127,6 +131,7 @@ class _Attempt:
         worker_id: str,
         cancel: threading.Event | None = None,
         progress: Callable[[Progress], None] | None = None,
+        backend: BaseTaskBackend | None = None,
     ) -> None:
         self.claimed = claimed
         self.worker_id = worker_id
@@ -135,9 +140,18 @@ class _Attempt:
         if claimed.problem:
             raise CorruptTask(claimed.problem)
         self.task: Task[..., Any] = task_of(claimed)
-        # Looked up once: the signals' sender and the retry policy need it.
-        self.backend = self.task.get_backend()
-        self.running = self._result(State.RUNNING)
+        # The signals' sender and the retry policy need the task's backend:
+        # the worker's own, unless the row names another.
+        if backend is None or backend.alias != self.task.backend:
+            backend = self.task.get_backend()
+        self.backend = backend
+        self._finished: tuple[datetime, Any] | None = None
+
+    @cached_property
+    def running(self) -> TaskResult[..., Any]:
+        """The attempt's TaskResult, built on first use: a task that takes no
+        context, run where no one hears its signals, never needs one."""
+        return self._result(State.RUNNING)
 
     def _result(
         self,
@@ -163,7 +177,8 @@ class _Attempt:
         )
 
     def start(self) -> tuple[list[Any], dict[str, Any]]:
-        send_task_signal(task_started, type(self.backend), self.running)
+        if heard(task_started):
+            task_started.send(type(self.backend), task_result=self.running)
         args = list(self.claimed.args)
         if self.task.takes_context:
             context = OffloadTaskContext(
@@ -177,10 +192,9 @@ class _Attempt:
             return_json = encode(value, "the return value")
         except TypeError as exc:
             raise ReturnValueNotJSON(str(exc)) from exc
-        # The running result becomes the finished one, as in Django's own
-        # backends, rather than a second TaskResult built per task.
-        finish_result(self.running, State.SUCCESSFUL, datetime.now(UTC), value)
-        return Outcome(True, return_json, self.claimed.errors, self.running)
+        # The finished TaskResult is made when announced, if anyone hears it.
+        self._finished = (datetime.now(UTC), value)
+        return Outcome(True, return_json, self.claimed.errors, None)
 
     def failed(self, exc: BaseException) -> Outcome:
         errors = [*self.claimed.errors, _error(exc, self.claimed, self.worker_id)]
@@ -201,8 +215,15 @@ class _Attempt:
 
     def announce(self, outcome: Outcome) -> None:
         # task_finished means finished: an attempt that will be retried is not.
-        if outcome.final:
-            send_task_signal(task_finished, type(self.backend), outcome.result)
+        if not outcome.final or not heard(task_finished, failed=not outcome.succeeded):
+            return
+        result = outcome.result
+        if result is None and self._finished is not None:
+            # The running result becomes the finished one, as in Django's own
+            # backends, rather than a second TaskResult built per task.
+            result = self.running
+            finish_result(result, State.SUCCESSFUL, *self._finished)
+        task_finished.send(type(self.backend), task_result=result)
 
 
 def _unresolvable(claimed: ClaimedTask, worker_id: str, exc: Exception) -> Outcome:
@@ -220,6 +241,7 @@ def run(
     progress: Callable[[Progress], None] | None = None,
     *,
     record_behind: BehindRecorder | None = None,
+    backend: BaseTaskBackend | None = None,
 ) -> Outcome:
     """Run sync task ``claimed`` in this thread, record the outcome, and return it.
 
@@ -227,7 +249,7 @@ def run(
     and this returns without waiting for the write (see ``worker.announcer``).
     """
     try:
-        attempt = _Attempt(claimed, worker_id, cancel, progress)
+        attempt = _Attempt(claimed, worker_id, cancel, progress, backend)
     except Exception as exc:
         outcome = _unresolvable(claimed, worker_id, exc)
         record(outcome)
@@ -262,10 +284,11 @@ async def arun(
     record: AsyncRecorder,
     cancel: threading.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
+    backend: BaseTaskBackend | None = None,
 ) -> Outcome:
     """Run ``claimed`` on the running event loop, record the outcome, and return it."""
     try:
-        attempt = _Attempt(claimed, worker_id, cancel, progress)
+        attempt = _Attempt(claimed, worker_id, cancel, progress, backend)
     except Exception as exc:
         outcome = _unresolvable(claimed, worker_id, exc)
         await record(outcome)
