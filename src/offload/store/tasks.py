@@ -35,7 +35,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from offload.payload import decode
 from offload.progress import Progress
 from offload.states import State
-from offload.store.connection import atomic_on
+from offload.store.connection import atomic_on, fetch_one
 from offload.store.vendor import Vendor, read_datetime, vendor_for
 from offload.store.wakeup import Waker, wake_key, waker_for
 
@@ -279,9 +279,7 @@ class TaskStore:
         params = self._row_params(new)
         if self.vendor.name == "postgresql":
             params += [NOTIFY_CHANNEL, new.queue_name]
-        with self.connection.cursor() as cursor:
-            cursor.execute(self._insert_one, params)
-            task_id, enqueued_at, *_ = cursor.fetchone()
+        task_id, enqueued_at, *_ = fetch_one(self.connection, self._insert_one, params)
         self._wake_local((new.queue_name,))
         return int(task_id), _required(read_datetime(enqueued_at))
 
