@@ -21,7 +21,7 @@ from offload.store.tasks import ClaimedTask
 from tests.app import tasks
 
 mariadb_only = pytest.mark.skipif(
-    connection.vendor != "mysql", reason="the optimistic claim is MariaDB's and MySQL's"
+    connection.vendor != "mysql", reason="the optimistic claim is MariaDB's"
 )
 
 

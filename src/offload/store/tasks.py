@@ -463,7 +463,7 @@ class TaskStore:
         limit: int,
         lease_seconds: float,
     ) -> list[ClaimedTask]:
-        """The claim on MariaDB and MySQL, which have no ``UPDATE ... RETURNING``.
+        """The claim on MariaDB, which has no ``UPDATE ... RETURNING``.
 
         A locking read (``FOR UPDATE SKIP LOCKED``) of the claim index is slow
         there: InnoDB keeps every claimed row's old entry in the index, marked
