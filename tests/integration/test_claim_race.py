@@ -8,7 +8,8 @@ tests that put another claim between its read and its write run there.
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -83,6 +84,24 @@ def test_concurrent_claimers_never_share_a_task(backend):
         _assert_as_written(mine, name)
 
 
+def _race_after_first_read(store: TaskStore, race: Callable[[], object]) -> list[int]:
+    """Make ``race`` run between ``store``'s first claim read and its UPDATE;
+    return the list that gets the row count of each claim read."""
+    read = store._fetch
+    rounds: list[int] = []
+
+    def read_then_race(sql: str, params: Iterable[Any]) -> list[tuple[Any, ...]]:
+        rows = read(sql, params)
+        if sql.startswith("SELECT id, task_path"):  # the claim's read of due rows
+            rounds.append(len(rows))
+            if len(rounds) == 1:
+                race()
+        return rows
+
+    store._fetch = read_then_race  # type: ignore[method-assign]
+    return rounds
+
+
 @mariadb_only
 def test_a_claim_takes_the_rest_when_another_won_part_of_what_it_read(backend, stores):
     """Another worker claims 3 of the 10 rows this claim read before its UPDATE:
@@ -90,16 +109,11 @@ def test_a_claim_takes_the_rest_when_another_won_part_of_what_it_read(backend, s
     ours, theirs = stores
     ids = [int(tasks.noop.enqueue().id) for _ in range(20)]
     raced: list[ClaimedTask] = []
-    read = ours._fetch
-
-    def read_then_race(sql: str, params: object) -> list[tuple[object, ...]]:
-        rows = read(sql, params)  # type: ignore[arg-type]
-        if not raced and sql.startswith("SELECT id, task_path"):
-            raced.extend(theirs.claim("them", limit=3, lease_seconds=60))
-        return rows
-
-    ours._fetch = read_then_race  # type: ignore[method-assign]
+    rounds = _race_after_first_read(
+        ours, lambda: raced.extend(theirs.claim("them", limit=3, lease_seconds=60))
+    )
     claimed = ours.claim("us", limit=10, lease_seconds=60)
+    assert rounds == [10, 3]
     assert [task.id for task in raced] == ids[:3]
     assert [task.id for task in claimed] == ids[3:13]
     _assert_as_written(claimed, "us")
@@ -110,18 +124,7 @@ def test_a_claim_takes_the_rest_when_another_won_part_of_what_it_read(backend, s
 def test_a_claim_that_lost_every_row_it_read_reads_again(backend, stores):
     ours, theirs = stores
     ids = [int(tasks.noop.enqueue().id) for _ in range(8)]
-    read = ours._fetch
-    rounds = []
-
-    def read_then_race(sql: str, params: object) -> list[tuple[object, ...]]:
-        rows = read(sql, params)  # type: ignore[arg-type]
-        if sql.startswith("SELECT id, task_path"):
-            rounds.append(len(rows))
-            if len(rounds) == 1:
-                theirs.claim("them", limit=5, lease_seconds=60)
-        return rows
-
-    ours._fetch = read_then_race  # type: ignore[method-assign]
+    rounds = _race_after_first_read(ours, lambda: theirs.claim("them", limit=5, lease_seconds=60))
     claimed = ours.claim("us", limit=5, lease_seconds=60)
     assert rounds == [5, 3]  # the second read finds what the other left
     assert [task.id for task in claimed] == ids[5:]
@@ -135,19 +138,12 @@ def test_a_row_that_changed_between_read_and_write_is_not_claimed_as_read(backen
     alone rather than return stale values, and the next read takes it."""
     ours, theirs = stores
     first = int(tasks.noop.enqueue().id)
-    read = ours._fetch
-    rounds = []
 
-    def read_then_race(sql: str, params: object) -> list[tuple[object, ...]]:
-        rows = read(sql, params)  # type: ignore[arg-type]
-        if sql.startswith("SELECT id, task_path"):
-            rounds.append(len(rows))
-            if len(rounds) == 1:
-                (other,) = theirs.claim("them", limit=1, lease_seconds=60)
-                assert theirs.release(other.id, other.attempt)
-        return rows
+    def claim_and_give_back() -> None:
+        (other,) = theirs.claim("them", limit=1, lease_seconds=60)
+        assert theirs.release(other.id, other.attempt)
 
-    ours._fetch = read_then_race  # type: ignore[method-assign]
+    rounds = _race_after_first_read(ours, claim_and_give_back)
     claimed = ours.claim("us", limit=1, lease_seconds=60)
     # The first read fills the limit, so the claim reads again after losing it.
     assert rounds == [1, 1]

@@ -261,8 +261,9 @@ def run(
         return outcome
     args, kwargs = attempt.start()
     try:
-        # Task.call runs an async function too (through async_to_sync), for a
-        # row enqueued before its function became async; see loop._claim.
+        # call() runs an async function too (through async_to_sync), as
+        # Django's Task.call does, for a row enqueued before its function
+        # became async; see loop._claim.
         outcome = attempt.succeeded(call(attempt.task, args, kwargs))
     except (WorkerInterrupted, KeyboardInterrupt):
         raise  # the worker is being stopped; this is not the task's failure
