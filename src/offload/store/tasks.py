@@ -180,6 +180,18 @@ def _as_claimed(row: Sequence[Any], worker_id: str, now: Any) -> list[Any]:
     return values
 
 
+def _by_attempt(pairs: Sequence[tuple[int, int]]) -> tuple[str, list[Any]]:
+    """``id IN (...) AND ((id = %s AND attempt = %s) OR ...)`` for ``(id, attempt)``
+    pairs, and its parameters: each row fenced by its own attempt, the id list
+    there so the primary key finds the rows."""
+    marks = ", ".join(["%s"] * len(pairs))
+    fences = " OR ".join(["(id = %s AND attempt = %s)"] * len(pairs))
+    params: list[Any] = [pair[0] for pair in pairs]
+    for task_id, attempt in pairs:
+        params += [task_id, attempt]
+    return f"id IN ({marks}) AND ({fences})", params
+
+
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
     """What a heartbeat found: the tasks the worker holds, by the database."""
@@ -422,13 +434,7 @@ class TaskStore:
         if not vendor.claims_in_one_statement:
             return self._claim_without_returning(worker_id, queues, is_async, limit, lease_seconds)
         pick, pick_params = self._pick(queues, is_async, limit)
-        assignments = (
-            "status = %s, attempt = attempt + 1, lease_owner = %s, "
-            f"lease_expires_at = {vendor.now_plus_seconds}, "
-            f"started_at = COALESCE(started_at, {vendor.now}), last_attempted_at = {vendor.now}, "
-            f"worker_ids = {vendor.append_string.format(col='worker_ids')}"
-        )
-        assign_params: list[Any] = [State.RUNNING, worker_id, lease_seconds, worker_id]
+        assignments, assign_params = self._claim_assignments(worker_id, lease_seconds)
 
         if vendor.name == "postgresql":
             # The CTE is MATERIALIZED so the LIMIT is applied once: inlined as a
@@ -502,38 +508,48 @@ class TaskStore:
             if not rows:
                 break
             now = rows[0][-1]
-            marks = ", ".join(["%s"] * len(rows))
-            fences = " OR ".join(["(id = %s AND attempt = %s)"] * len(rows))
-            ids = [row[0] for row in rows]
-            read = [part for row in rows for part in (row[0], row[_AT["attempt"]])]
+            found = len(rows)
+            assignments, assign_params = self._claim_assignments(worker_id, lease_seconds, now)
+            read, read_params = _by_attempt([(row[0], row[_AT["attempt"]]) for row in rows])
             with self.connection.cursor() as cursor:
                 cursor.execute(
-                    f"UPDATE {TABLE} SET status = %s, attempt = attempt + 1, lease_owner = %s, "
-                    f"lease_expires_at = {vendor.now_plus_seconds}, "
-                    "started_at = COALESCE(started_at, %s), last_attempted_at = %s, "
-                    f"worker_ids = {vendor.append_string.format(col='worker_ids')} "
-                    f"WHERE status = %s AND id IN ({marks}) AND ({fences})",
-                    [State.RUNNING, worker_id, lease_seconds, now, now, worker_id,
-                     State.READY, *ids, *read],
-                )  # fmt: skip
+                    f"UPDATE {TABLE} SET {assignments} WHERE status = %s AND {read}",
+                    [*assign_params, State.READY, *read_params],
+                )
                 won = cursor.rowcount
             if 0 < won < len(rows):
-                claimed = [part for row in rows for part in (row[0], row[_AT["attempt"]] + 1)]
+                took, took_params = _by_attempt([(row[0], row[_AT["attempt"]] + 1) for row in rows])
                 mine = {
                     row[0]
                     for row in self._fetch(
-                        f"SELECT id FROM {TABLE} WHERE status = %s AND lease_owner = %s "
-                        f"AND id IN ({marks}) AND ({fences})",
-                        [State.RUNNING, worker_id, *ids, *claimed],
+                        f"SELECT id FROM {TABLE} WHERE status = %s AND lease_owner = %s AND {took}",
+                        [State.RUNNING, worker_id, *took_params],
                     )
                 }
                 rows = [row for row in rows if row[0] in mine]
             elif won == 0:
                 rows = []
             taken += [ClaimedTask.from_row(_as_claimed(row, worker_id, now)) for row in rows]
-            if len(ids) < wanted:
+            if found < wanted:
                 break  # every due task was read: there is no more to try for
         return taken
+
+    def _claim_assignments(
+        self, worker_id: str, lease_seconds: float, now: Any = None
+    ) -> tuple[str, list[Any]]:
+        """The SET clause that claims a row, and its parameters. ``now`` is a
+        time already read from the database's clock (the claim without
+        RETURNING writes the one it read); None: the clock at the write."""
+        vendor = self.vendor
+        at, at_params = (vendor.now, []) if now is None else ("%s", [now])
+        assignments = (
+            "status = %s, attempt = attempt + 1, lease_owner = %s, "
+            f"lease_expires_at = {vendor.now_plus_seconds}, "
+            f"started_at = COALESCE(started_at, {at}), last_attempted_at = {at}, "
+            f"worker_ids = {vendor.append_string.format(col='worker_ids')}"
+        )
+        return assignments, [State.RUNNING, worker_id, lease_seconds, *at_params, *at_params,
+                             worker_id]  # fmt: skip
 
     def _pick(
         self, queues: QueueFilter, is_async: bool | None, limit: int, columns: str = "id"
@@ -624,15 +640,11 @@ class TaskStore:
             rows = self._fetch(sql, [State.SUCCESSFUL, ids, attempts, values, State.RUNNING])
             return {row[0] for row in rows}
         # SQLite and MariaDB: a CASE on the id picks each row's value, and the
-        # WHERE clause fences every row (the id list lets the primary key find them).
+        # WHERE clause fences every row by its attempt.
         whens = " ".join(["WHEN %s THEN %s"] * len(done))
-        fences = " OR ".join(["(id = %s AND attempt = %s)"] * len(done))
-        where = f"status = %s AND id IN ({', '.join(['%s'] * len(done))}) AND ({fences})"
-        fence_params: list[Any] = [
-            State.RUNNING,
-            *(row[0] for row in done),
-            *(part for row in done for part in row[:2]),
-        ]
+        fenced, fenced_params = _by_attempt([(row[0], row[1]) for row in done])
+        where = f"status = %s AND {fenced}"
+        fence_params: list[Any] = [State.RUNNING, *fenced_params]
         sql = f"UPDATE {TABLE} SET {assignments}, return_value = CASE id {whens} END WHERE {where}"
         params = [State.SUCCESSFUL, *(part for row in done for part in (row[0], row[2]))]
         if vendor.name == "sqlite":
@@ -718,14 +730,13 @@ class TaskStore:
         if not reports:
             return 0
         vendor = self.vendor
-        ids = [task_id for task_id, _ in reports]
         values: dict[str, list[Any]] = {"current": [], "total": [], "message": []}
         for (task_id, _), progress in reports.items():
             values["current"] += [task_id, progress.current]
             values["total"] += [task_id, progress.total]
             values["message"] += [task_id, progress.message]
         whens = " ".join(["WHEN %s THEN %s"] * len(reports))
-        fences = " OR ".join(["(id = %s AND attempt = %s)"] * len(reports))
+        fenced, fenced_params = _by_attempt(list(reports))
         # The CASE values are cast so every engine types the column the same
         # way whatever the parameters (NULL totals, integers in a float column).
         sql = (
@@ -734,11 +745,11 @@ class TaskStore:
             f"progress_total = CAST(CASE id {whens} END AS {vendor.float_type}), "
             f"progress_message = CASE id {whens} END, "
             f"progress_at = {vendor.now} "
-            f"WHERE status = %s AND id IN ({', '.join(['%s'] * len(ids))}) AND ({fences})"
+            f"WHERE status = %s AND {fenced}"
         )
         params: list[Any] = [
-            *values["current"], *values["total"], *values["message"], State.RUNNING, *ids,
-            *(part for key in reports for part in key),
+            *values["current"], *values["total"], *values["message"], State.RUNNING,
+            *fenced_params,
         ]  # fmt: skip
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
