@@ -197,13 +197,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def measure(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    from offload.store.connection import open_private
     from offload.store.tasks import TaskStore
 
     # Django's shared connection, in autocommit: each statement commits.
     store = TaskStore("default")
     filler = Filler.start(store)
     report["fill"] = fill(store, filler, args.finished, args.ready)
-    report["plans"] = {kind: plan(store, is_async) for kind, is_async in CLAIM_KINDS.items()}
+    # The plans a worker gets: on a connection of its own, with its session
+    # settings (on PostgreSQL, sorts priced out; see store.vendor).
+    worker_store = TaskStore("default", connection=open_private("default"))
+    try:
+        report["plans"] = {
+            kind: plan(worker_store, is_async) for kind, is_async in CLAIM_KINDS.items()
+        }
+    finally:
+        worker_store.connection.close()
     for kind, found in report["plans"].items():
         if not found["sorts"]:
             continue

@@ -13,13 +13,20 @@ transaction cannot break the worker's next claim.
 import copy
 import functools
 import re
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
 from django.db.utils import load_backend
+
+from offload.store.vendor import worker_session
+
+# The connections open_private made, to tell them apart in connection_created.
+_private: "weakref.WeakSet[BaseDatabaseWrapper]" = weakref.WeakSet()
 
 
 def open_private(alias: str) -> BaseDatabaseWrapper:
@@ -37,10 +44,33 @@ def open_private(alias: str) -> BaseDatabaseWrapper:
     # after which the worker loop closes it and reconnects (see worker.loop).
     settings_dict["CONN_MAX_AGE"] = None
     settings_dict["CONN_HEALTH_CHECKS"] = False
+    # Never from Django's connection pool (OPTIONS["pool"], PostgreSQL): a pool
+    # refuses persistent connections, and a pooled one held for the worker's
+    # life would take a slot from the web processes for good and hand its
+    # session (LISTEN, worker_session's settings) to whoever drew it next.
+    settings_dict["OPTIONS"].pop("pool", None)
     wrapper: BaseDatabaseWrapper = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(
         settings_dict, alias
     )
+    # Django sends connection_created on every (re)connect, so the session
+    # settings come back after a reconnect too. Connected here, on first use.
+    connection_created.connect(_set_up_session, dispatch_uid="offload.worker_session")
+    _private.add(wrapper)
     return wrapper
+
+
+def _set_up_session(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    """Run the vendor's ``worker_session`` statements on a private connection just opened."""
+    if connection not in _private:
+        return
+    statements = worker_session(connection.vendor)
+    if statements:
+        with connection.connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+        if not connection.get_autocommit():
+            # A session setting made in a transaction ends with it if that rolls back.
+            connection.connection.commit()
 
 
 @contextmanager
