@@ -100,6 +100,10 @@ MEASURE_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--peer-sleep-tasks", "positive_int", 100, "Tasks sleeping 20 ms for django-tasks-db (W5)."),
     ("--sleep-threads", "positive_int", 10,
      "offload threads (and async slots) for W5: the ideal is this x 50/s."),
+    ("--async-slots", "positive_int", 100,
+     "Async slots for W5's wide async run (the worker's default --async-concurrency)."),
+    ("--async-tasks", "positive_int", 10000,
+     "Tasks sleeping 20 ms for offload in W5's wide async run."),
     ("--cpu-tasks", "positive_int", 200, "CPU-bound tasks of about 50 ms (W6), per run."),
 )  # fmt: skip
 
@@ -361,6 +365,7 @@ def measure(args: argparse.Namespace, result: dict[str, Any], name: str) -> None
         latency_tasks=args.latency_tasks, latency_rate=args.latency_rate,
         idle_seconds=args.idle_seconds, sleep_tasks=args.sleep_tasks,
         peer_sleep_tasks=args.peer_sleep_tasks, sleep_threads=args.sleep_threads,
+        async_slots=args.async_slots, async_tasks=args.async_tasks,
         cpu_tasks=args.cpu_tasks, problems=result["problems"],
     )  # fmt: skip
     ctx.cpu_rounds = calibrate_cpu_rounds()

@@ -48,6 +48,8 @@ class Context:
     sleep_tasks: int
     peer_sleep_tasks: int
     sleep_threads: int
+    async_slots: int
+    async_tasks: int
     cpu_tasks: int
     problems: list[str] = field(default_factory=list)
     cpu_rounds: int = 0
@@ -173,18 +175,30 @@ def best_drain(ctx: Context, system: System) -> dict[str, Any]:
     return {**best, "tried": {run["concurrency"]: run["per_second"] for run in tried}}
 
 
-def sleepers(ctx: Context, system: System, *, is_async: bool) -> dict[str, Any]:
-    """W5: tasks sleeping 20 ms; the rate and its share of the ideal (slots x 50/s)."""
+def sleepers(ctx: Context, system: System, *, is_async: bool, wide: bool = False) -> dict[str, Any]:
+    """W5: tasks sleeping 20 ms; the rate and its share of the ideal (slots x 50/s).
+
+    ``wide``: async tasks with ``ctx.async_slots`` slots (the worker's default
+    100) rather than as many as there are threads, which shows what async
+    tasks are for: the rate is also given as a multiple of what the threads
+    could do at best (``x_threads_ideal``).
+    """
     from bench.tasks import async_sleep_ms, sleep_ms
 
     threads = ctx.sleep_threads
-    concurrency = Concurrency(1, threads, async_slots=threads if is_async else None)
-    count = ctx.count(system, ctx.sleep_tasks, ctx.peer_sleep_tasks)
+    slots = (ctx.async_slots if wide else threads) if is_async else None
+    concurrency = Concurrency(1, threads, async_slots=slots)
+    if wide:
+        count = ctx.count(system, ctx.async_tasks, ctx.peer_sleep_tasks)
+    else:
+        count = ctx.count(system, ctx.sleep_tasks, ctx.peer_sleep_tasks)
     task = async_sleep_ms if is_async else sleep_ms
     run = drain(ctx, system, concurrency, task, [SLEEP_MS], count)
     ideal = system.ideal_slots(concurrency, is_async=is_async) * 1000 / SLEEP_MS
     run["ideal_per_second"] = ideal
     run["pct_of_ideal"] = 100 * run["per_second"] / ideal if run["per_second"] else None
+    threads_ideal = threads * 1000 / SLEEP_MS
+    run["x_threads_ideal"] = run["per_second"] / threads_ideal if run["per_second"] else None
     return run
 
 
@@ -303,6 +317,7 @@ def measure(ctx: Context, system: System, log: Callable[[str], None]) -> dict[st
     log(f"{system.label}: latency p50 {raw['w4']['p50_ms']:.1f} ms; sleeping tasks")
     raw["w5_sync"] = sleepers(ctx, system, is_async=False)
     raw["w5_async"] = sleepers(ctx, system, is_async=True)
+    raw["w5_async_wide"] = sleepers(ctx, system, is_async=True, wide=True)
     log(f"{system.label}: CPU-bound tasks")
     raw["w6"] = cpu_scaling(ctx, system)
     system.empty()
@@ -316,6 +331,7 @@ def measure(ctx: Context, system: System, log: Callable[[str], None]) -> dict[st
         "idle_cpu_pct": raw["w4"]["idle_cpu_pct"],
         "w5_sync_pct": raw["w5_sync"]["pct_of_ideal"],
         "w5_async_pct": raw["w5_async"]["pct_of_ideal"],
+        "w5_async_wide_x": raw["w5_async_wide"]["x_threads_ideal"],
         "w6_ratio": raw["w6"]["ratio"],
         # The largest worker process during the single-process drain.
         "rss_mb": max(raw["w2"]["peak_rss_mb"], default=None),
