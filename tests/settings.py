@@ -43,6 +43,9 @@ def _database(suffix: str = "") -> dict[str, object]:
             "PASSWORD": env("OFFLOAD_PG_PASSWORD", ""),
             "NAME": CHILD_DB_NAME or env("OFFLOAD_PG_NAME", "test"),
             "TEST": {"NAME": f"test_offload_{os.getpid()}{suffix}"},
+            # A worker started with OFFLOAD_TEST_PG_POOL=1 runs in a project
+            # that uses Django's connection pool (psycopg_pool).
+            "OPTIONS": {"pool": True} if env("OFFLOAD_TEST_PG_POOL") else {},
         }
     if DB == "mariadb":
         env = os.environ.get

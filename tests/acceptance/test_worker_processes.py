@@ -7,6 +7,7 @@ import statistics
 import time
 from datetime import timedelta
 
+import pytest
 from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.tasks import TaskResultStatus
@@ -229,3 +230,19 @@ def test_process_titles_count_running_threads_apart_from_queued_claims(backend, 
     assert all(running <= 2 for running, _ in readings), readings
     assert any(queued > 0 for _, queued in readings), readings
     _stop(proc)
+
+
+def test_a_worker_runs_tasks_in_a_project_that_pools_its_connections(backend, start_process):
+    """Django's pool (OPTIONS["pool"], PostgreSQL) refuses persistent
+    connections; the worker's own connection must not come from it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("Django pools connections on PostgreSQL only")
+    ids = _enqueue_bulk(50, lambda i: tasks.add.enqueue(i, i))
+    output = _finish(
+        start_process(*BURST, "--processes", "1", "--threads", "2", "-v", "0",
+                      env={"OFFLOAD_TEST_PG_POOL": "1"}),
+        timeout=120,
+    )  # fmt: skip
+    assert "Traceback" not in output, output
+    statuses = TaskRecord.objects.filter(pk__in=ids).values_list("status", flat=True)
+    assert list(statuses) == [State.SUCCESSFUL] * len(ids)
