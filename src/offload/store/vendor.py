@@ -81,9 +81,9 @@ _POSTGRESQL = Vendor(
     async_only="is_async",
     use_index="",
     claims_in_one_statement=True,
-    # Every statement of the worker's reads through an index in the order it
-    # needs (the claim and the rescue take rows in index order, with a LIMIT),
-    # so a sort there is always the wrong plan. The planner would still pick
+    # Every statement the worker sends on its own connection reads through an
+    # index in the order it needs (the claim takes rows in index order, with a
+    # LIMIT), so a sort there is always the wrong plan. The planner would still pick
     # one whenever its statistics are older than the backlog: after a burst
     # of enqueues into a table analyzed while its READY rows were few, it
     # expects a handful of them, reads every READY row with a bitmap scan
