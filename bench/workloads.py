@@ -188,10 +188,7 @@ def sleepers(ctx: Context, system: System, *, is_async: bool, wide: bool = False
     threads = ctx.sleep_threads
     slots = (ctx.async_slots if wide else threads) if is_async else None
     concurrency = Concurrency(1, threads, async_slots=slots)
-    if wide:
-        count = ctx.count(system, ctx.async_tasks, ctx.peer_sleep_tasks)
-    else:
-        count = ctx.count(system, ctx.sleep_tasks, ctx.peer_sleep_tasks)
+    count = ctx.count(system, ctx.async_tasks if wide else ctx.sleep_tasks, ctx.peer_sleep_tasks)
     task = async_sleep_ms if is_async else sleep_ms
     run = drain(ctx, system, concurrency, task, [SLEEP_MS], count)
     ideal = system.ideal_slots(concurrency, is_async=is_async) * 1000 / SLEEP_MS

@@ -17,8 +17,6 @@ READY, FINISHED = 20_000, 20_000
 def _fill() -> None:
     """READY rows over two queues and two priorities, as many SUCCESSFUL ones."""
     with connection.cursor() as cursor:
-        if connection.vendor == "mysql":  # MariaDB stops a recursive CTE at 1,000 rows
-            cursor.execute("SET SESSION max_recursive_iterations = %s", [READY + FINISHED])
         _insert(
             cursor,
             READY + FINISHED,
@@ -34,6 +32,8 @@ def _insert(cursor, rows: int, status: str) -> None:
     ]
     json_list = "'[]'" if connection.vendor != "postgresql" else "'[]'::jsonb"
     json_dict = "'{}'" if connection.vendor != "postgresql" else "'{}'::jsonb"
+    if connection.vendor == "mysql":  # MariaDB stops a recursive CTE at 1,000 rows
+        cursor.execute("SET SESSION max_recursive_iterations = %s", [rows])
     cursor.execute(
         "INSERT INTO " + TABLE + " (task_path, backend, queue_name, priority, status,"
         " available_at, enqueued_at, attempt, worker_ids, args, kwargs, errors, is_async,"
@@ -88,8 +88,6 @@ def test_the_workers_claim_reads_the_index_with_statistics_older_than_the_backlo
     claim. The claim a worker makes on its own connection must still read
     the index in claim order."""
     with connection.cursor() as cursor:
-        if connection.vendor == "mysql":
-            cursor.execute("SET SESSION max_recursive_iterations = %s", [READY + FINISHED])
         _insert(cursor, READY + FINISHED, "CASE WHEN n %% 2 = 0 THEN 'SUCCESSFUL' "
                 "WHEN n %% 1001 = 0 THEN 'READY' ELSE 'FAILED' END")  # fmt: skip
         _analyze(cursor)
