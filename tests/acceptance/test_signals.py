@@ -7,6 +7,7 @@ import time
 from django.db import connection
 from django.tasks import TaskResultStatus
 
+import offload
 from offload.models import TaskRecord
 from offload.states import State
 from tests.acceptance.processes import alive, children_of
@@ -137,5 +138,5 @@ def test_reload_restarts_on_a_code_change_and_sigterm_leaves_nothing(backend, st
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=30)
     wait_for(lambda: not any(alive(pid) for pid in descendants), timeout=15, what="no orphans")
-    assert output.count("offload 0.1.0 worker") == 2, output  # a banner per start
+    assert output.count(f"offload {offload.__version__} worker") == 2, output  # a banner per start
     assert _running() == 0
