@@ -33,6 +33,7 @@ from offload.exceptions import (
     TaskCancelled,
 )
 from offload.failures import error_json
+from offload.limits import MAX_TASK_PATH_LENGTH
 from offload.payload import encode_arguments
 from offload.progress import Progress
 from offload.results import build_result, task_of
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-TASK_PATH_MAX_LENGTH = 255  # the width of offload_task.task_path
 APP_MISSING = "offload is not in INSTALLED_APPS, so its tables do not exist."
 
 
@@ -87,9 +87,9 @@ class DatabaseBackend(BaseTaskBackend):
 
     def validate_task(self, task: Task[..., Any]) -> None:
         super().validate_task(task)
-        if len(task.module_path) > TASK_PATH_MAX_LENGTH:
+        if len(task.module_path) > MAX_TASK_PATH_LENGTH:
             raise InvalidTask(
-                f"Task path {task.module_path!r} is longer than {TASK_PATH_MAX_LENGTH} characters."
+                f"Task path {task.module_path!r} is longer than {MAX_TASK_PATH_LENGTH} characters."
             )
 
     def enqueue(

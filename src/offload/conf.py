@@ -5,112 +5,17 @@ of them at once; using a misconfigured backend raises ``BackendMisconfigured``.
 """
 
 import difflib
-from dataclasses import dataclass, field
+import typing
+from dataclasses import MISSING, Field, dataclass, field, fields
+from types import UnionType
 from typing import Any
 
 from django.conf import settings
 
+from offload.limits import MAX_NAME_LENGTH
 from offload.retries import RetryPolicy, check_policy_values, import_exceptions
-
-# Name -> (default, allowed types, description). Every option is documented here
-# and in docs/configuration.md.
-KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
-    "DATABASE": ("default", (str,), "database alias that holds the tasks tables"),
-    "MAX_PAYLOAD_BYTES": (1024 * 1024, (int,), "largest args + kwargs accepted, as JSON bytes"),
-    "LEASE_SECONDS": (
-        30,
-        (int, float),
-        "how long a claim lasts without a heartbeat before the task may be rescued",
-    ),
-    "HEARTBEAT_SECONDS": (
-        5,
-        (int, float),
-        "how often a worker process renews its leases (less than LEASE_SECONDS / 2)",
-    ),
-    "RETRY": ({}, (dict,), "default retry policy of every task (see RETRY_KEYS)"),
-    "TIMEOUT": (
-        None,
-        (int, float, type(None)),
-        "default seconds one attempt may run before it is killed (None: no limit)",
-    ),
-    "CANCEL_GRACE_SECONDS": (
-        10,
-        (int, float),
-        "seconds a running task has, once cancelled, to stop on its own before it is killed",
-    ),
-    "CLAIM_BATCH_SIZE": (
-        20,
-        (int,),
-        "most tasks a worker claims in one statement (fewer when its tasks are slow)",
-    ),
-    "WRITE_BEHIND": (
-        20,
-        (int,),
-        "most successful outcomes a worker process holds unwritten while its threads "
-        "go on (0: each thread waits for its outcome's write)",
-    ),
-    "ENQUEUE_BATCH_SIZE": (
-        1000,
-        (int,),
-        "most tasks enqueue_many inserts with one INSERT statement",
-    ),
-    "POLL_INTERVAL": (
-        1.0,
-        (int, float),
-        "most seconds an idle worker waits before looking for due tasks again",
-    ),
-    "PROGRESS_INTERVAL": (
-        1.0,
-        (int, float),
-        "most often, in seconds, a worker writes the progress its running tasks report",
-    ),
-    "WORKER": ({}, (dict,), "worker settings (see offload.worker_options), like its flags"),
-    "SCHEDULES": (
-        {},
-        (dict,),
-        "schedules defined in settings: name -> schedule (docs/schedules.md)",
-    ),
-    "SCHEDULE_GRACE_SECONDS": (
-        60,
-        (int, float),
-        "how late a tick may fire under the 'skip' catch-up policy",
-    ),
-    "SCHEDULE_CATCH_UP_LIMIT": (
-        100,
-        (int,),
-        "most missed ticks fired at once under the 'all' catch-up policy",
-    ),
-    "SCHEDULER_INTERVAL": (1.0, (int, float), "seconds between two passes of a scheduler"),
-    "ADMIN_COUNT_LIMIT": (
-        10_000,
-        (int,),
-        "most rows the admin counts for a task list; past it the list says 'more than'",
-    ),
-    "DASHBOARD_REFRESH_SECONDS": (
-        5,
-        (int, float),
-        "how often the dashboard refreshes itself (1 to 3600 seconds)",
-    ),
-    "DASHBOARD_SAMPLE_SIZE": (
-        5_000,
-        (int,),
-        "most finished tasks the dashboard reads to compute wait and run time percentiles",
-    ),
-}
-
-# Inclusive bounds of options whose useful range is narrower than "positive".
-OPTION_BOUNDS: dict[str, tuple[float, float]] = {
-    # Below a tenth of a second a task that reports in a loop would cost a
-    # write per report again.
-    "PROGRESS_INTERVAL": (0.1, 3600),
-    "WRITE_BEHIND": (0, 10_000),
-    "ADMIN_COUNT_LIMIT": (100, 10_000_000),
-    "DASHBOARD_REFRESH_SECONDS": (1, 3600),
-    "DASHBOARD_SAMPLE_SIZE": (100, 1_000_000),
-}
-
-# Options for which 0 means "off" rather than a mistake.
-ZERO_ALLOWED = {"WRITE_BEHIND"}
+from offload.schedules.spec import spec_problems
+from offload.worker_options import check_options
 
 # OPTIONS["RETRY"] keys -> RetryPolicy fields.
 RETRY_KEYS = {
@@ -123,32 +28,143 @@ RETRY_KEYS = {
     "DONT_RETRY_ON": "dont_retry_on",
 }
 
-MAX_NAME_LENGTH = 100  # queue names and worker names: the width of their columns
+
+def option(
+    default: Any,
+    doc: str,
+    *,
+    bounds: tuple[float, float] | None = None,
+    zero_allowed: bool = False,
+    accepts: tuple[type, ...] | None = None,
+) -> Any:
+    """One field of :class:`Options`: its default, description and checks, in one place.
+
+    ``bounds`` is the inclusive useful range, where it is narrower than "positive";
+    ``zero_allowed`` makes 0 mean "off" rather than a mistake; ``accepts`` gives
+    the types the raw setting may have when they are not the field's own.
+    A dict default is copied for each ``Options``.
+    """
+    metadata = {"doc": doc, "bounds": bounds, "zero_allowed": zero_allowed, "accepts": accepts}
+    if isinstance(default, dict):
+        return field(default_factory=default.copy, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class Options:
-    database: str = "default"
-    max_payload_bytes: int = 1024 * 1024
-    lease_seconds: float = 30
-    heartbeat_seconds: float = 5
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timeout: float | None = None
-    cancel_grace_seconds: float = 10
-    claim_batch_size: int = 20
-    write_behind: int = 20
-    enqueue_batch_size: int = 1000
-    poll_interval: float = 1.0
-    progress_interval: float = 1.0
-    worker: dict[str, Any] = field(default_factory=dict)
-    schedules: dict[str, Any] = field(default_factory=dict)
-    schedule_grace_seconds: float = 60
-    schedule_catch_up_limit: int = 100
-    scheduler_interval: float = 1.0
-    admin_count_limit: int = 10_000
-    dashboard_refresh_seconds: float = 5
-    dashboard_sample_size: int = 5_000
+    """The backend's settings. Each field is the option of its name in upper case
+    (``lease_seconds``: ``OPTIONS["LEASE_SECONDS"]``); its default and description
+    are written here only, and docs/configuration.md documents each."""
+
+    database: str = option("default", "database alias that holds the tasks tables")
+    max_payload_bytes: int = option(1024 * 1024, "largest args + kwargs accepted, as JSON bytes")
+    lease_seconds: float = option(
+        30, "how long a claim lasts without a heartbeat before the task may be rescued"
+    )
+    heartbeat_seconds: float = option(
+        5, "how often a worker process renews its leases (less than LEASE_SECONDS / 2)"
+    )
+    retry: RetryPolicy = option(  # noqa: RUF009 (option() returns a field)
+        RetryPolicy(), "default retry policy of every task (see RETRY_KEYS)", accepts=(dict,)
+    )
+    timeout: float | None = option(
+        None, "default seconds one attempt may run before it is killed (None: no limit)"
+    )
+    cancel_grace_seconds: float = option(
+        10, "seconds a running task has, once cancelled, to stop on its own before it is killed"
+    )
+    claim_batch_size: int = option(
+        20, "most tasks a worker claims in one statement (fewer when its tasks are slow)"
+    )
+    write_behind: int = option(
+        20,
+        "most successful outcomes a worker process holds unwritten while its threads "
+        "go on (0: each thread waits for its outcome's write)",
+        bounds=(0, 10_000),
+        zero_allowed=True,
+    )
+    enqueue_batch_size: int = option(
+        1000, "most tasks enqueue_many inserts with one INSERT statement"
+    )
+    poll_interval: float = option(
+        1.0, "most seconds an idle worker waits before looking for due tasks again"
+    )
+    progress_interval: float = option(
+        1.0,
+        "most often, in seconds, a worker writes the progress its running tasks report",
+        # Below a tenth of a second a task that reports in a loop would cost a
+        # write per report again.
+        bounds=(0.1, 3600),
+    )
+    worker: dict[str, Any] = option(  # noqa: RUF009 (option() returns a field)
+        {}, "worker settings (see offload.worker_options), like its flags"
+    )
+    schedules: dict[str, Any] = option(  # noqa: RUF009 (option() returns a field)
+        {}, "schedules defined in settings: name -> schedule (docs/schedules.md)"
+    )
+    schedule_grace_seconds: float = option(
+        60, "how late a tick may fire under the 'skip' catch-up policy"
+    )
+    schedule_catch_up_limit: int = option(
+        100, "most missed ticks fired at once under the 'all' catch-up policy"
+    )
+    scheduler_interval: float = option(1.0, "seconds between two passes of a scheduler")
+    admin_count_limit: int = option(
+        10_000,
+        "most rows the admin counts for a task list; past it the list says 'more than'",
+        bounds=(100, 10_000_000),
+    )
+    dashboard_refresh_seconds: float = option(
+        5, "how often the dashboard refreshes itself (1 to 3600 seconds)", bounds=(1, 3600)
+    )
+    dashboard_sample_size: int = option(
+        5_000,
+        "most finished tasks the dashboard reads to compute wait and run time percentiles",
+        bounds=(100, 1_000_000),
+    )
+    # Not an option: what parse_options found wrong.
     problems: list[str] = field(default_factory=list)
+
+
+def _accepted(annotation: object) -> tuple[type, ...]:
+    """The types a raw setting may have for a field annotated ``annotation``:
+    a ``float`` option also takes an ``int``, ``float | None`` also takes None."""
+    found: list[type] = []
+    for part in typing.get_args(annotation) if isinstance(annotation, UnionType) else (annotation,):
+        origin = typing.get_origin(part) or part
+        if origin is float:
+            found.extend((int, float))
+        elif isinstance(origin, type):
+            found.append(origin)
+    return tuple(found)
+
+
+def _default_of(item: Field[Any]) -> object:
+    if item.default_factory is not MISSING:
+        return item.default_factory()
+    return item.default
+
+
+_OPTION_FIELDS = [f for f in fields(Options) if "doc" in f.metadata]
+
+# Name -> (default, allowed types, description), derived from Options. Every
+# option is documented there and in docs/configuration.md.
+KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
+    f.name.upper(): (
+        _default_of(f),
+        f.metadata["accepts"] or _accepted(f.type),
+        f.metadata["doc"],
+    )
+    for f in _OPTION_FIELDS
+}
+
+# Inclusive bounds of options whose useful range is narrower than "positive".
+OPTION_BOUNDS: dict[str, tuple[float, float]] = {
+    f.name.upper(): f.metadata["bounds"] for f in _OPTION_FIELDS if f.metadata["bounds"]
+}
+
+# Options for which 0 means "off" rather than a mistake.
+ZERO_ALLOWED = {f.name.upper() for f in _OPTION_FIELDS if f.metadata["zero_allowed"]}
 
 
 def _positive(name: str, value: object, problems: list[str]) -> None:
@@ -199,17 +215,11 @@ def parse_options(raw: object, queues: set[str]) -> Options:
         )
 
     if "worker" in values:
-        # Imported here: worker_options builds on this module.
-        from offload.worker_options import check_options
-
         problems.extend(check_options(values["worker"]))
     if "schedules" in values:
-        # Imported here: the schedules package builds on this module.
-        from offload.schedules.spec import spec_problems
-
         problems.extend(spec_problems(values["schedules"], settings.TIME_ZONE or "UTC"))
 
-    database = values.get("database", "default")
+    database = values.get("database", Options.database)
     if database not in settings.DATABASES:
         problems.append(
             f"OPTIONS['DATABASE'] names {database!r}, which is not in DATABASES "

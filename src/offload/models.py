@@ -1,9 +1,11 @@
 """The tables. Every write of task state goes through ``offload.store``; the models
 describe the schema (and serve the admin), they are not the hot path."""
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from offload.conf import MAX_NAME_LENGTH
+from offload.limits import MAX_NAME_LENGTH, MAX_PROGRESS_MESSAGE_LENGTH, MAX_TASK_PATH_LENGTH
+from offload.schedules.spec import check_row
 from offload.states import State
 
 
@@ -11,7 +13,9 @@ class TaskRecord(models.Model):
     """One enqueued task and everything that happened to it."""
 
     id = models.BigAutoField(primary_key=True)
-    task_path = models.CharField(max_length=255, help_text="Import path of the django.tasks Task.")
+    task_path = models.CharField(
+        max_length=MAX_TASK_PATH_LENGTH, help_text="Import path of the django.tasks Task."
+    )
     backend = models.CharField(max_length=MAX_NAME_LENGTH, help_text="TASKS alias it was sent to.")
     queue_name = models.CharField(max_length=MAX_NAME_LENGTH, default="default")
     priority = models.SmallIntegerField(default=0)
@@ -52,7 +56,9 @@ class TaskRecord(models.Model):
     # retried task keeps its last attempt's progress until the next report.
     progress_current = models.FloatField(null=True, blank=True)
     progress_total = models.FloatField(null=True, blank=True)
-    progress_message = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    progress_message = models.CharField(  # noqa: DJ001
+        max_length=MAX_PROGRESS_MESSAGE_LENGTH, null=True, blank=True
+    )
     progress_at = models.DateTimeField(null=True, blank=True)
 
     args = models.JSONField(default=list, blank=True)
@@ -153,7 +159,9 @@ class Schedule(models.Model):
     name = models.CharField(max_length=MAX_NAME_LENGTH)
     backend = models.CharField(max_length=MAX_NAME_LENGTH, default="default")
     # Exactly one of task_path and command is set.
-    task_path = models.CharField(max_length=255, blank=True, help_text="Import path of a Task.")
+    task_path = models.CharField(
+        max_length=MAX_TASK_PATH_LENGTH, blank=True, help_text="Import path of a Task."
+    )
     command = models.CharField(
         max_length=MAX_NAME_LENGTH, blank=True, help_text="A management command name."
     )
@@ -199,10 +207,6 @@ class Schedule(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from offload.schedules.spec import check_row
-
         problems = check_row(self)
         if problems:
             raise ValidationError(problems)

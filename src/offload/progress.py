@@ -20,9 +20,10 @@ from datetime import datetime
 from typing import Any
 
 from offload.exceptions import InvalidProgress
+from offload.limits import MAX_PROGRESS_MESSAGE_LENGTH
 
-# The width of offload_task.progress_message; longer messages are cut to it.
-MAX_MESSAGE_LENGTH = 255
+# Longer messages are cut to the width of their column.
+MAX_MESSAGE_LENGTH = MAX_PROGRESS_MESSAGE_LENGTH
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from offload.conf import MAX_NAME_LENGTH
 from offload.exceptions import BackendMisconfigured
+from offload.limits import MAX_NAME_LENGTH, MAX_WORKER_NAME_LENGTH
 
 
 def _int(low: int, high: int | None = None) -> Callable[[object], int]:
@@ -115,8 +115,8 @@ def _choice(*choices: str) -> Callable[[object], str]:
 def _name(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("expected a non-empty name")
-    if len(value) > MAX_NAME_LENGTH - 30:
-        raise ValueError(f"must be at most {MAX_NAME_LENGTH - 30} characters")
+    if len(value) > MAX_WORKER_NAME_LENGTH:
+        raise ValueError(f"must be at most {MAX_WORKER_NAME_LENGTH} characters")
     return value.strip()
 
 

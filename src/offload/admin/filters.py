@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from offload.admin.options import configured_queues
-from offload.conf import MAX_NAME_LENGTH
+from offload.limits import MAX_NAME_LENGTH
 from offload.models import Queue, WorkerRecord
 from offload.states import State
 

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 from offload.admin.display import human_seconds
 from offload.admin.options import admin_store, configured_queues
 from offload.admin.security import csp_view, require_perm
-from offload.conf import MAX_NAME_LENGTH
+from offload.limits import MAX_NAME_LENGTH
 from offload.models import Queue, TaskRecord
 from offload.states import State
 from offload.store import operations

@@ -12,12 +12,11 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.core import checks
-from django.tasks import Task
-from django.utils.module_loading import import_string
 
 from offload.commands import command_exists
-from offload.exceptions import InvalidArguments, PayloadTooLarge
+from offload.exceptions import InvalidArguments, PayloadTooLarge, TaskNotImportable
 from offload.payload import encode_arguments
+from offload.results import resolve_task
 from offload.schedules.spec import ScheduleSpec
 
 
@@ -28,11 +27,9 @@ def spec_problem(spec: ScheduleSpec, queues: set[str], max_payload_bytes: int) -
             return f"command {spec.command!r} is not a management command of this project"
     else:
         try:
-            found = import_string(spec.task_path)
-        except ImportError as exc:
-            return f"task {spec.task_path!r} cannot be imported ({exc})"
-        if not isinstance(found, Task):
-            return f"{spec.task_path!r} is not a django.tasks Task (decorate it with @task)"
+            resolve_task(spec.task_path)
+        except TaskNotImportable as exc:
+            return str(exc).rstrip(".")
     if spec.queue_name and spec.queue_name not in queues:
         allowed = ", ".join(sorted(queues))
         return f"queue {spec.queue_name!r} is not in the backend's QUEUES ({allowed})"

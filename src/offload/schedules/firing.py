@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
-from django.tasks import Task
-from django.utils.module_loading import import_string
 
+from offload.results import resolve_task
 from offload.schedules.spec import COMMAND_TASK_PATH, InvalidSchedule, Timing, parse_timing
 from offload.states import State
 from offload.store.vendor import is_lock_conflict
@@ -54,20 +53,12 @@ def timing_of(row: Schedule) -> Timing:
     return parse_timing(row.cron or None, row.interval, row.timezone, settings.TIME_ZONE or "UTC")
 
 
-def resolve_task(row: Schedule) -> Task[..., Any]:
-    path = COMMAND_TASK_PATH if row.command else row.task_path
-    try:
-        found = import_string(path)
-    except ImportError as exc:
-        raise InvalidSchedule(f"task {path!r} cannot be imported: {exc}") from None
-    if not isinstance(found, Task):
-        raise InvalidSchedule(f"{path!r} is not a django.tasks Task")
-    return found
-
-
 def enqueue_for(row: Schedule, backend: DatabaseBackend) -> int:
-    """Enqueue the row's task on ``backend`` now; return the new task's id."""
-    task = resolve_task(row)
+    """Enqueue the row's task on ``backend`` now; return the new task's id.
+
+    Raises ``TaskNotImportable`` if the row names something that is not a Task.
+    """
+    task = resolve_task(COMMAND_TASK_PATH if row.command else row.task_path)
     changes: dict[str, Any] = {"backend": backend.alias}
     if row.queue_name:
         changes["queue_name"] = row.queue_name

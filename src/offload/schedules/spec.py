@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from offload.conf import MAX_NAME_LENGTH
+from offload.limits import MAX_NAME_LENGTH
 
 COMMAND_TASK_PATH = "offload.commands.run_command"
 

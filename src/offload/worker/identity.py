@@ -5,7 +5,7 @@ import socket
 
 from django.utils.crypto import get_random_string
 
-from offload.conf import MAX_NAME_LENGTH
+from offload.limits import MAX_NAME_LENGTH
 
 
 def make_worker_id(name: str | None = None) -> str:
