@@ -200,7 +200,7 @@ def imports_of(name: str, source: str, known: set[str], is_package: bool) -> lis
                 for alias in node.names
             ]
         for target in targets:
-            if not target.startswith("offload"):
+            if target != "offload" and not target.startswith("offload."):
                 continue
             parts = target.split(".")
             for depth in range(2, len(parts) + 1):  # the packages it runs, then itself
