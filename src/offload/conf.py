@@ -81,6 +81,21 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
         "most missed ticks fired at once under the 'all' catch-up policy",
     ),
     "SCHEDULER_INTERVAL": (1.0, (int, float), "seconds between two passes of a scheduler"),
+    "SCHEDULE_ADMIN_COMMANDS": (
+        [],
+        (list, tuple),
+        "management commands a schedule made in the admin may run (default: none)",
+    ),
+    "SCHEDULE_ADMIN_TASKS": (
+        [],
+        (list, tuple),
+        "task paths, or modules of tasks, a schedule made in the admin may run (default: none)",
+    ),
+    "SCHEDULE_ADMIN_ACTION_LIMIT": (
+        100,
+        (int,),
+        "most schedules one admin action (run now, pause, resume) acts on",
+    ),
     "ADMIN_COUNT_LIMIT": (
         10_000,
         (int,),
@@ -107,6 +122,7 @@ OPTION_BOUNDS: dict[str, tuple[float, float]] = {
     "ADMIN_COUNT_LIMIT": (100, 10_000_000),
     "DASHBOARD_REFRESH_SECONDS": (1, 3600),
     "DASHBOARD_SAMPLE_SIZE": (100, 1_000_000),
+    "SCHEDULE_ADMIN_ACTION_LIMIT": (1, 10_000),
 }
 
 # Options for which 0 means "off" rather than a mistake.
@@ -145,6 +161,9 @@ class Options:
     schedule_grace_seconds: float = 60
     schedule_catch_up_limit: int = 100
     scheduler_interval: float = 1.0
+    schedule_admin_commands: tuple[str, ...] = ()
+    schedule_admin_tasks: tuple[str, ...] = ()
+    schedule_admin_action_limit: int = 100
     admin_count_limit: int = 10_000
     dashboard_refresh_seconds: float = 5
     dashboard_sample_size: int = 5_000
@@ -203,6 +222,9 @@ def parse_options(raw: object, queues: set[str]) -> Options:
         from offload.worker_options import check_options
 
         problems.extend(check_options(values["worker"]))
+    for name in ("schedule_admin_commands", "schedule_admin_tasks"):
+        if name in values:
+            values[name] = _parse_names(name.upper(), values[name], problems)
     if "schedules" in values:
         # Imported here: the schedules package builds on this module.
         from offload.schedules.spec import spec_problems
@@ -226,6 +248,20 @@ def parse_options(raw: object, queues: set[str]) -> Options:
             "offload needs USE_TZ = True: task times are compared with the database's clock in UTC."
         )
     return Options(**values, problems=problems)
+
+
+def _parse_names(
+    name: str, raw: list[Any] | tuple[Any, ...], problems: list[str]
+) -> tuple[str, ...]:
+    """An allow-list of names (non-empty strings, no surrounding spaces), as a tuple."""
+    bad = [item for item in raw if not isinstance(item, str) or not item or item != item.strip()]
+    if bad:
+        problems.append(
+            f"OPTIONS[{name!r}] must be a list of names (non-empty strings, no surrounding "
+            f"spaces), got {bad[0]!r}."
+        )
+        return ()
+    return tuple(raw)
 
 
 def _parse_retry(raw: dict[str, Any], problems: list[str]) -> RetryPolicy:

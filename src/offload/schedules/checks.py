@@ -4,18 +4,21 @@ Malformed entries of ``OPTIONS["SCHEDULES"]`` are already reported with the
 backend's other settings (``offload.E002``). This check adds what needs the
 project loaded: ``@schedule`` declarations, task paths that do not import,
 unknown commands, queues the backend does not allow, arguments that are not
-plain JSON (``offload.E004``).
+plain JSON (``offload.E004``); and, where the database is checked, stored
+schedules that cannot fire (``offload.W004``).
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from django.apps import AppConfig
 from django.core import checks
+from django.db import DatabaseError
 from django.tasks import Task
 from django.utils.module_loading import import_string
 
-from offload.commands import command_exists
+from offload.command_tasks import command_exists
 from offload.exceptions import InvalidArguments, PayloadTooLarge
 from offload.payload import encode_arguments
 from offload.schedules.spec import ScheduleSpec
@@ -67,6 +70,67 @@ def check_schedules(
                         f"Schedule {name!r}: {reason}.",
                         obj=f"TASKS[{backend.alias!r}]",
                         id="offload.E004",
+                    )
+                )
+    return messages
+
+
+# Most stored schedules the database check reads (per backend).
+STORED_CHECK_LIMIT = 1000
+
+
+def stored_problem(row: Any) -> str | None:
+    """Why a stored schedule cannot fire, or None; imports nothing."""
+    from offload.schedules.firing import timing_of
+    from offload.schedules.targets import permission_problem
+
+    if row.last_error:
+        return f"its last pass failed ({row.last_error})"
+    try:
+        timing_of(row).next_after(datetime.now(UTC))
+    except Exception as exc:
+        return str(exc)
+    return permission_problem(row)
+
+
+@checks.register(checks.Tags.database)
+def check_stored_schedules(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[checks.CheckMessage]:
+    """Stored schedules (made in the admin, or from code) that cannot fire: a warning
+    each. Reads the database, so it runs with ``check --database ALIAS`` (and
+    before ``migrate``), as Django's own database checks do."""
+    from django.tasks import task_backends
+
+    from offload.backend import DatabaseBackend
+    from offload.models import Schedule
+
+    messages: list[checks.CheckMessage] = []
+    for backend in task_backends.all():
+        if not isinstance(backend, DatabaseBackend) or backend.config.problems:
+            continue
+        database = backend.config.database
+        if not databases or database not in databases:
+            continue
+        try:
+            rows = list(
+                Schedule.objects.using(database)
+                .filter(backend=backend.alias, enabled=True)
+                .order_by("pk")[:STORED_CHECK_LIMIT]
+            )
+        except DatabaseError:
+            continue  # not migrated yet: nothing stored to check
+        for row in rows:
+            reason = stored_problem(row)
+            if reason:
+                messages.append(
+                    checks.Warning(
+                        f"Schedule {row.name!r} cannot fire: {reason}.",
+                        hint="Fix or pause it in the admin (or in code, for a schedule from code).",
+                        obj=f"TASKS[{backend.alias!r}]",
+                        id="offload.W004",
                     )
                 )
     return messages
