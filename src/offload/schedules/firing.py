@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Q
 
 from offload.schedules.errors import clear_error, note_error
@@ -78,13 +78,19 @@ class Scheduler:
             try:
                 fired.extend(self._handle(row, now))
             except DatabaseError as exc:
-                if not is_lock_conflict(exc):
-                    raise
-                # Two schedulers' transactions met on the same locks and the
-                # database chose this one to lose: nothing was written, and the
-                # tick is tried again on the next pass (where it is found fired,
-                # or fires).
-                logger.info("Schedule %r met a lock conflict; trying again next pass", row.name)
+                if is_lock_conflict(exc):
+                    # Two schedulers' transactions met on the same locks and the
+                    # database chose this one to lose: nothing was written, and
+                    # the tick is tried again on the next pass (where it is found
+                    # fired, or fires).
+                    logger.info("Schedule %r met a lock conflict; trying again next pass",
+                                row.name)  # fmt: skip
+                elif connections[self.database].is_usable():
+                    # The database refused this row's values (its transaction
+                    # rolled back); the connection serves the other schedules.
+                    note_error(row, self.database, now, exc)
+                else:
+                    raise  # the connection is gone: the whole pass is tried again
             except Exception as exc:
                 # One schedule's fault (a malformed row, a task that no longer
                 # imports, anything) is its own: noted on its row, and the other
