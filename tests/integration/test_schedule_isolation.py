@@ -156,4 +156,3 @@ def test_an_error_is_written_at_most_once_a_minute_while_it_lasts(backend):
     assert Schedule.objects.get(pk=never.pk).last_error_at == first
     scheduler.tick(start + timedelta(seconds=61))
     assert Schedule.objects.get(pk=never.pk).last_error_at == start + timedelta(seconds=61)
-

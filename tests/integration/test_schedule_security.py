@@ -255,3 +255,27 @@ def test_a_stored_task_naming_the_old_path_is_restricted_too(tmp_path, monkeypat
     stored.refresh_from_db()
     assert stored.status == "FAILED"
     assert not (tmp_path / "owned").exists()
+
+
+def test_a_code_schedule_on_the_old_command_path_is_a_check_error():
+    from django.conf import settings
+    from django.test import override_settings
+
+    from offload.schedules.checks import check_schedules
+
+    default = {**settings.TASKS["default"]}
+    default["OPTIONS"] = {
+        **default["OPTIONS"],
+        "SCHEDULES": {
+            "old": {"task": "offload.commands.run_command", "args": ["clearsessions"],
+                    "cron": "@daily"},
+            "allowed": {"task": "offload.commands.run_command", "args": ["greet"],
+                        "cron": "@daily"},
+        },
+    }  # fmt: skip
+    with override_settings(TASKS={**settings.TASKS, "default": default}):
+        messages = check_schedules()
+    assert [m.msg for m in messages] == [
+        "Schedule 'old': task 'offload.commands.run_command' runs only the commands in "
+        "OPTIONS['SCHEDULE_ADMIN_COMMANDS']; give the command with 'command' instead."
+    ]

@@ -18,13 +18,18 @@ from django.db import DatabaseError
 from django.tasks import Task
 from django.utils.module_loading import import_string
 
-from offload.command_tasks import command_exists
+from offload.command_tasks import command_exists, run_allowed_command
 from offload.exceptions import InvalidArguments, PayloadTooLarge
 from offload.payload import encode_arguments
 from offload.schedules.spec import ScheduleSpec
 
 
-def spec_problem(spec: ScheduleSpec, queues: set[str], max_payload_bytes: int) -> str | None:
+def spec_problem(
+    spec: ScheduleSpec,
+    queues: set[str],
+    max_payload_bytes: int,
+    admin_commands: tuple[str, ...] = (),
+) -> str | None:
     """Why ``spec`` cannot fire, or None."""
     if spec.command:
         if not command_exists(spec.command):
@@ -36,6 +41,14 @@ def spec_problem(spec: ScheduleSpec, queues: set[str], max_payload_bytes: int) -
             return f"task {spec.task_path!r} cannot be imported ({exc})"
         if not isinstance(found, Task):
             return f"{spec.task_path!r} is not a django.tasks Task (decorate it with @task)"
+        if found.func is run_allowed_command.func and (
+            not spec.args or spec.args[0] not in admin_commands
+        ):
+            # The old path of the command task now runs only the admin's commands.
+            return (
+                f"task {spec.task_path!r} runs only the commands in "
+                "OPTIONS['SCHEDULE_ADMIN_COMMANDS']; give the command with 'command' instead"
+            )
     if spec.queue_name and spec.queue_name not in queues:
         allowed = ", ".join(sorted(queues))
         return f"queue {spec.queue_name!r} is not in the backend's QUEUES ({allowed})"
@@ -63,7 +76,12 @@ def check_schedules(
         obj = f"TASKS[{backend.alias!r}]"
         messages.extend(checks.Error(problem, obj=obj, id="offload.E004") for problem in problems)
         for name, spec in specs.items():
-            reason = spec_problem(spec, backend.queues, backend.config.max_payload_bytes)
+            reason = spec_problem(
+                spec,
+                backend.queues,
+                backend.config.max_payload_bytes,
+                backend.config.schedule_admin_commands,
+            )
             if reason:
                 messages.append(
                     checks.Error(
