@@ -279,3 +279,17 @@ def test_a_code_schedule_on_the_old_command_path_is_a_check_error():
         "Schedule 'old': task 'offload.commands.run_command' runs only the commands in "
         "OPTIONS['SCHEDULE_ADMIN_COMMANDS']; give the command with 'command' instead."
     ]
+
+
+def test_an_allowed_name_must_still_exist():
+    client = client_with("add")
+    with override_options(
+        SCHEDULE_ADMIN_COMMANDS=["ghost"], SCHEDULE_ADMIN_TASKS=["tests.app.tasks.ghost"]
+    ):
+        command = client.post(reverse("admin:offload_schedule_add"),
+                              form(task_path="", command="ghost"))  # fmt: skip
+        task = client.post(reverse("admin:offload_schedule_add"),
+                           form(task_path="tests.app.tasks.ghost"))  # fmt: skip
+    assert "is not a management command of this project" in command.content.decode()
+    assert "cannot be imported" in task.content.decode()
+    assert not Schedule.objects.exists()
