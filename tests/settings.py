@@ -107,7 +107,13 @@ TASKS = {
     "default": {
         "BACKEND": "offload.backend.DatabaseBackend",
         "QUEUES": ["default", "emails", "reports"],
-        "OPTIONS": {"POLL_INTERVAL": 0.05, **EXTRA_OPTIONS},
+        "OPTIONS": {
+            "POLL_INTERVAL": 0.05,
+            # What the tests' schedules made in the admin (or through the ORM) run.
+            "SCHEDULE_ADMIN_COMMANDS": ["greet"],
+            "SCHEDULE_ADMIN_TASKS": ["tests.app.tasks"],
+            **EXTRA_OPTIONS,
+        },
     },
     "separate": {
         "BACKEND": "offload.backend.DatabaseBackend",

@@ -12,4 +12,4 @@ class OffloadConfig(AppConfig):
         from offload.schedules import checks as schedule_checks  # noqa: F401
 
         if apps.is_installed("django.contrib.admin"):
-            from offload.schedules import admin  # noqa: F401  (registers the Schedule admin)
+            from offload.admin import schedules  # noqa: F401  (registers the Schedule admin)

@@ -109,6 +109,21 @@ class Options:
         100, "most missed ticks fired at once under the 'all' catch-up policy"
     )
     scheduler_interval: float = option(1.0, "seconds between two passes of a scheduler")
+    schedule_admin_commands: tuple[str, ...] = option(
+        (),
+        "management commands a schedule made in the admin may run (default: none)",
+        accepts=(list, tuple),
+    )
+    schedule_admin_tasks: tuple[str, ...] = option(
+        (),
+        "task paths, or modules of tasks, a schedule made in the admin may run (default: none)",
+        accepts=(list, tuple),
+    )
+    schedule_admin_action_limit: int = option(
+        100,
+        "most schedules one admin action (run now, pause, resume) acts on",
+        bounds=(1, 10_000),
+    )
     admin_count_limit: int = option(
         10_000,
         "most rows the admin counts for a task list; past it the list says 'more than'",
@@ -216,6 +231,9 @@ def parse_options(raw: object, queues: set[str]) -> Options:
 
     if "worker" in values:
         problems.extend(check_options(values["worker"]))
+    for name in ("schedule_admin_commands", "schedule_admin_tasks"):
+        if name in values:
+            values[name] = _parse_names(name.upper(), values[name], problems)
     if "schedules" in values:
         problems.extend(spec_problems(values["schedules"], settings.TIME_ZONE or "UTC"))
 
@@ -236,6 +254,20 @@ def parse_options(raw: object, queues: set[str]) -> Options:
             "offload needs USE_TZ = True: task times are compared with the database's clock in UTC."
         )
     return Options(**values, problems=problems)
+
+
+def _parse_names(
+    name: str, raw: list[Any] | tuple[Any, ...], problems: list[str]
+) -> tuple[str, ...]:
+    """An allow-list of names (non-empty strings, no surrounding spaces), as a tuple."""
+    bad = [item for item in raw if not isinstance(item, str) or not item or item != item.strip()]
+    if bad:
+        problems.append(
+            f"OPTIONS[{name!r}] must be a list of names (non-empty strings, no surrounding "
+            f"spaces), got {bad[0]!r}."
+        )
+        return ()
+    return tuple(raw)
 
 
 def _parse_retry(raw: dict[str, Any], problems: list[str]) -> RetryPolicy:

@@ -72,3 +72,8 @@ class CommandFailed(OffloadError):
 class InvalidProgress(OffloadError, ValueError):
     """A running task reported progress that makes no sense (a negative number,
     ``current`` above ``total``, or something that is not a number)."""
+
+
+class ScheduleNotAllowed(OffloadError, PermissionError):
+    """A schedule made in the admin names a command or task that the backend's
+    ``OPTIONS["SCHEDULE_ADMIN_COMMANDS"]`` / ``["SCHEDULE_ADMIN_TASKS"]`` do not list."""

@@ -186,6 +186,9 @@ class Schedule(models.Model):
     # pass (a new, edited or resumed schedule starts from then, no catch-up).
     next_fire_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_fired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Why the scheduler could not fire it (blank once it fires again).
+    last_error = models.TextField(blank=True, default="", editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,6 +1,6 @@
 """Management commands run as tasks by a real worker: output and exit status are stored."""
 
-from offload.commands import run_command
+from offload.command_tasks import run_command
 from offload.models import TaskRecord
 from tests.helpers import drain
 

@@ -37,7 +37,7 @@ def test_kwargs_queue_and_priority():
 
 def test_a_management_command_with_its_arguments():
     _, record = enqueue("greet", "Ada", "--kwargs", '{"shout": true}')
-    assert record.task_path == "offload.commands.run_command"
+    assert record.task_path == "offload.command_tasks.run_command"
     assert record.args == ["greet", "Ada"]
     drain()
     record.refresh_from_db()

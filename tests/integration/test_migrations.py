@@ -47,3 +47,19 @@ def test_the_partial_index_migration_reverses_and_reapplies():
         assert partial <= after
     else:
         assert not partial & after
+    call_command("migrate", "offload", verbosity=0)  # back to the newest, for the tests after
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_schedule_error_migration_reverses_and_reapplies():
+    from django.db import connection
+
+    def columns() -> set[str]:
+        with connection.cursor() as cursor:
+            found = connection.introspection.get_table_description(cursor, "offload_schedule")
+        return {column.name for column in found}
+
+    call_command("migrate", "offload", "0009", verbosity=0)
+    assert not {"last_error", "last_error_at"} & columns()
+    call_command("migrate", "offload", verbosity=0)
+    assert {"last_error", "last_error_at"} <= columns()

@@ -210,7 +210,7 @@ def test_a_command_on_a_schedule_stores_its_output(backend):
     drain()
     record = TaskRecord.objects.get(pk=fired.task_id)
     assert record.status == "SUCCESSFUL"
-    assert record.task_path == "offload.commands.run_command"
+    assert record.task_path == "offload.command_tasks.run_allowed_command"
     assert record.return_value == {
         "command": "greet", "exit_status": 0, "stdout": "HELLO, ADA!\n", "stderr": "greeted\n"
     }  # fmt: skip

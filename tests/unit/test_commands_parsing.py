@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import override_settings
 
-from offload.commands import parse_delay, parse_json, parse_when
+from offload.command_tasks import parse_delay, parse_json, parse_when
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 

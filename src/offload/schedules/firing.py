@@ -20,14 +20,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Q
 
-from offload.results import resolve_task
-from offload.schedules.spec import COMMAND_TASK_PATH, InvalidSchedule, Timing, parse_timing
+from offload.schedules.errors import clear_error, note_error
+from offload.schedules.spec import Timing, parse_timing
+from offload.schedules.targets import enqueue_for
 from offload.states import State
 from offload.store.vendor import is_lock_conflict
 
@@ -53,22 +54,6 @@ def timing_of(row: Schedule) -> Timing:
     return parse_timing(row.cron or None, row.interval, row.timezone, settings.TIME_ZONE or "UTC")
 
 
-def enqueue_for(row: Schedule, backend: DatabaseBackend) -> int:
-    """Enqueue the row's task on ``backend`` now; return the new task's id.
-
-    Raises ``TaskNotImportable`` if the row names something that is not a Task.
-    """
-    task = resolve_task(COMMAND_TASK_PATH if row.command else row.task_path)
-    changes: dict[str, Any] = {"backend": backend.alias}
-    if row.queue_name:
-        changes["queue_name"] = row.queue_name
-    if row.priority is not None:
-        changes["priority"] = row.priority
-    args = [row.command, *row.args] if row.command else list(row.args)
-    result = task.using(**changes).enqueue(*args, **row.kwargs)
-    return int(result.id)
-
-
 class Scheduler:
     """Fires the schedules of one backend. Cheap to build; holds no connection."""
 
@@ -91,26 +76,46 @@ class Scheduler:
         fired: list[Fired] = []
         for row in list(rows):  # read them all before this connection writes
             try:
-                timing = timing_of(row)
-            except InvalidSchedule as exc:
-                logger.error("Schedule %r cannot fire: %s", row.name, exc)
-                continue
-            try:
-                if row.next_fire_at is not None:
-                    for fire_at in self.due(row, timing, now):
-                        result = self.fire(row, fire_at, now)
-                        if result is not None:
-                            fired.append(result)
-                self._advance(row, timing.next_after(now))
+                fired.extend(self._handle(row, now))
             except DatabaseError as exc:
-                if not is_lock_conflict(exc):
-                    raise
-                # Two schedulers' transactions met on the same locks and the
-                # database chose this one to lose: nothing was written, and the
-                # tick is tried again on the next pass (where it is found fired,
-                # or fires).
-                logger.info("Schedule %r met a lock conflict; trying again next pass", row.name)
+                if is_lock_conflict(exc):
+                    # Two schedulers' transactions met on the same locks and the
+                    # database chose this one to lose: nothing was written, and
+                    # the tick is tried again on the next pass (where it is found
+                    # fired, or fires).
+                    logger.info("Schedule %r met a lock conflict; trying again next pass",
+                                row.name)  # fmt: skip
+                elif connections[self.database].is_usable():
+                    # The database refused this row's values (its transaction
+                    # rolled back); the connection serves the other schedules.
+                    note_error(row, self.database, now, exc)
+                else:
+                    raise  # the connection is gone: the whole pass is tried again
+            except Exception as exc:
+                # One schedule's fault (a malformed row, a task that no longer
+                # imports, anything) is its own: noted on its row, and the other
+                # schedules fire.
+                note_error(row, self.database, now, exc)
         self._note_last_fired(fired)
+        return fired
+
+    def _handle(self, row: Schedule, now: datetime) -> list[Fired]:
+        """Fire the row's due ticks and advance it; raise what went wrong with it."""
+        timing = timing_of(row)
+        fired: list[Fired] = []
+        failure: BaseException | None = None
+        if row.next_fire_at is not None:
+            for fire_at in self.due(row, timing, now):
+                result = self.fire(row, fire_at, now)
+                if isinstance(result, Fired):
+                    fired.append(result)
+                elif result is not None:
+                    failure = result
+        self._advance(row, timing.next_after(now))
+        if failure is not None:
+            raise failure
+        if row.last_error:
+            clear_error(row, self.database)
         return fired
 
     def due(self, row: Schedule, timing: Timing, now: datetime) -> list[datetime]:
@@ -139,8 +144,8 @@ class Scheduler:
             latest_first = [t for t in latest_first if now - t <= self.grace]
         return latest_first[::-1]
 
-    def fire(self, row: Schedule, fire_at: datetime, now: datetime) -> Fired | None:
-        """Fire one tick; None if another scheduler already did (or it failed)."""
+    def fire(self, row: Schedule, fire_at: datetime, now: datetime) -> Fired | Exception | None:
+        """Fire one tick; None if another scheduler already did, the exception if it failed."""
         from offload.models import ScheduleFire
 
         outcome = ScheduleFire.Outcome.ENQUEUED
@@ -159,11 +164,12 @@ class Scheduler:
             return None  # fired by another scheduler: this transaction rolled back
         except DatabaseError:
             raise
-        except Exception:
-            # A task that no longer imports, or arguments it refuses: this tick
-            # is lost (and said so), the next ones are tried again.
+        except Exception as exc:
+            # A task that no longer imports, one not allowed, or arguments it
+            # refuses: this tick is lost (and said so on the row), the next ones
+            # are tried again.
             logger.exception("Schedule %r could not fire its tick of %s", row.name, fire_at)
-            return None
+            return exc
         logger.info("Schedule %r fired its tick of %s: %s", row.name, fire_at, outcome)
         return Fired(row.name, fire_at, str(outcome), task_id)
 

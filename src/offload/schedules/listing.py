@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from offload.schedules.firing import timing_of
-from offload.schedules.spec import InvalidSchedule
 
 if TYPE_CHECKING:
     from offload.models import Schedule
@@ -30,8 +29,17 @@ def upcoming(row: Schedule, now: datetime, count: int) -> list[datetime]:
 def describe(row: Schedule) -> str:
     try:
         return timing_of(row).describe()
-    except InvalidSchedule as exc:
+    except Exception as exc:  # a malformed row is described, never raised
         return f"invalid: {exc}"
+
+
+def next_fires(row: Schedule, now: datetime, count: int) -> list[datetime] | str:
+    """``upcoming``, or why there is none: a broken row is shown, never raised."""
+    try:
+        fires = upcoming(row, now, count)
+    except Exception as exc:  # whatever a malformed row raises, the listing goes on
+        return f"cannot fire: {exc}"
+    return fires or "cannot fire: no fire time ahead"
 
 
 def lines(rows: list[Schedule], now: datetime, count: int) -> list[str]:
@@ -47,11 +55,14 @@ def lines(rows: list[Schedule], now: datetime, count: int) -> list[str]:
         out.append(f"  when      {describe(row)}, catch-up {row.catch_up}{overlap}")
         if row.last_fired_at:
             out.append(f"  last tick {row.last_fired_at.isoformat()}")
+        if row.last_error:
+            at = row.last_error_at.isoformat() if row.last_error_at else "?"
+            out.append(f"  error     {row.last_error} (at {at})")
         if not row.enabled:
             continue
-        try:
-            fires = upcoming(row, now, count)
-        except InvalidSchedule:
-            continue
-        out.append("  next      " + ", ".join(fire.isoformat() for fire in fires))
+        fires = next_fires(row, now, count)
+        if isinstance(fires, str):
+            out.append(f"  next      {fires}")
+        else:
+            out.append("  next      " + ", ".join(fire.isoformat() for fire in fires))
     return out

@@ -23,10 +23,14 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
+from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 
 from offload.limits import MAX_NAME_LENGTH
 
-COMMAND_TASK_PATH = "offload.commands.run_command"
+# The task that runs a schedule's command: any command for schedules from code,
+# only the allowed ones for schedules made in the admin.
+COMMAND_TASK_PATH = "offload.command_tasks.run_command"
+ALLOWED_COMMAND_TASK_PATH = "offload.command_tasks.run_allowed_command"
 
 # cronsim reads five or six fields; the usual aliases are spelled out here.
 ALIASES = {
@@ -72,10 +76,16 @@ def normalize_cron(expression: str) -> str:
             f"or be one of {known}"
         )
     try:
-        CronSim(text, datetime(2000, 1, 1, tzinfo=UTC))
+        fires = CronSim(text, datetime.now(UTC))
     except CronSimError as exc:
         raise InvalidSchedule(f"cron {expression!r} is not valid: {exc}") from None
+    if next(fires, None) is None:
+        raise InvalidSchedule(f"cron {expression!r} {NEVER_FIRES}")
     return text
+
+
+# cronsim gives up after 50 years without a match.
+NEVER_FIRES = "never fires (no fire time in the next 50 years)"
 
 
 def load_zone(name: str) -> ZoneInfo:
@@ -123,11 +133,16 @@ class Timing:
                 yield fire.astimezone(UTC)
 
     def next_after(self, moment: datetime) -> datetime:
-        return next(self.after(moment))
+        """The first fire time after ``moment``; ``InvalidSchedule`` if there is none."""
+        found = next(self.after(moment), None)
+        if found is None:
+            raise InvalidSchedule(f"cron {self.cron!r} {NEVER_FIRES}")
+        return found
 
     def upcoming(self, moment: datetime, count: int) -> list[datetime]:
+        """Up to ``count`` fire times after ``moment`` (fewer if it stops firing)."""
         fires = self.after(moment)
-        return [next(fires) for _ in range(count)]
+        return [fire for _, fire in zip(range(count), fires, strict=False)]
 
     def describe(self) -> str:
         if self.interval:
@@ -271,6 +286,8 @@ def check_row(row: Any) -> dict[str, str]:
             load_zone(row.timezone)
         except InvalidSchedule as exc:
             problems["timezone"] = f"The {exc}."
+    if row.priority is not None and not TASK_MIN_PRIORITY <= row.priority <= TASK_MAX_PRIORITY:
+        problems["priority"] = f"A whole number from {TASK_MIN_PRIORITY} to {TASK_MAX_PRIORITY}."
     if not isinstance(row.args, list):
         problems["args"] = "A JSON list."
     if not isinstance(row.kwargs, dict):

@@ -86,7 +86,7 @@ class Command(BaseCommand):
             self.schedules(options)
 
     def enqueue(self, options: dict[str, Any]) -> None:
-        from offload.commands import EnqueueRequest, enqueue_by_name
+        from offload.command_tasks import EnqueueRequest, enqueue_by_name
 
         # Flags after NAME are read here: argparse gives everything after NAME
         # to ARGS, so that a command's own options pass through.
