@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from django.tasks.base import TaskContext
 from django.tasks.signals import task_finished, task_started
 
 from offload.exceptions import CorruptTask, OffloadError, TaskCancelled
+from offload.failures import exception_record
 from offload.payload import encode
 from offload.progress import Progress, make_progress
 from offload.results import build_result, finish_result, task_of
@@ -111,17 +111,6 @@ AsyncRecorder = Callable[[Outcome], Awaitable[bool]]
 BehindRecorder = Callable[[Outcome, Callable[[], None]], None]
 
 
-def _error(exc: BaseException, claimed: ClaimedTask, worker_id: str) -> dict[str, Any]:
-    kind = type(exc)
-    return {
-        "exception_class_path": f"{kind.__module__}.{kind.__qualname__}",
-        "traceback": "".join(traceback.format_exception(exc)),
-        "attempt": claimed.attempt,
-        "worker_id": worker_id,
-        "at": datetime.now(UTC).isoformat(),
-    }
-
-
 class _Attempt:
     """One attempt at one task: the results it reports and the outcomes it records."""
 
@@ -197,7 +186,10 @@ class _Attempt:
         return Outcome(True, return_json, self.claimed.errors, None)
 
     def failed(self, exc: BaseException) -> Outcome:
-        errors = [*self.claimed.errors, _error(exc, self.claimed, self.worker_id)]
+        errors = [
+            *self.claimed.errors,
+            exception_record(exc, attempt=self.claimed.attempt, worker_id=self.worker_id),
+        ]
         if isinstance(exc, TaskCancelled):
             finished = self._result(TaskResultStatus.FAILED, datetime.now(UTC), errors)
             return Outcome(False, None, errors, finished, cancelled=True)
@@ -230,7 +222,12 @@ def _unresolvable(claimed: ClaimedTask, worker_id: str, exc: Exception) -> Outco
     # A row that no longer resolves to a Task fails at once with a clear error;
     # it must never block the tasks behind it.
     logger.error("Task %s cannot run: %s", claimed.id, exc)
-    return Outcome(False, None, [*claimed.errors, _error(exc, claimed, worker_id)], None)
+    return Outcome(
+        False,
+        None,
+        [*claimed.errors, exception_record(exc, attempt=claimed.attempt, worker_id=worker_id)],
+        None,
+    )
 
 
 def run(
