@@ -12,6 +12,8 @@ def test_each_written_outcome_is_counted_once_under_its_kind():
         stats.count(outcome)
     assert (stats.succeeded, stats.failed, stats.retried, stats.cancelled) == (1, 1, 1, 1)
     assert stats.processed == 3  # a retry is not done yet
+    stats.count(success(), written=False)
+    assert (stats.stale, stats.succeeded) == (1, 1)
 
 
 def test_outcomes_are_labelled_as_their_final_state():

@@ -55,21 +55,19 @@ class Execution:
     def run_sync(self, claimed: ClaimedTask) -> None:
         begun = time.monotonic()
         cancel = self._started(claimed)
-        outbox = self.outbox
         try:
             outcome = runner.run(
                 claimed,
                 self.worker_id,
-                lambda o: outbox.post_for_reply(claimed, o, begun).result(),
+                self._recorder(claimed, begun),
                 cancel,
                 self._progress_sink(claimed),
-                record_behind=None if self.announcer is None else self._behind(claimed, begun),
                 backend=self.backend,
             )
         except (runner.WorkerInterrupted, KeyboardInterrupt):
             # Ctrl-C raised inside the task (an embedded worker with no signal
             # handlers): not the task's failure. Give it back and stop.
-            outbox.post_for_reply(claimed, None, begun)
+            self.outbox.post_for_reply(claimed, None, begun)
             self.interrupted()
             return
         log_outcome(claimed, outcome, time.monotonic() - begun, self.worker_id)
@@ -119,20 +117,22 @@ class Execution:
         key = (claimed.id, claimed.attempt)
         return lambda progress: self.progress.report(key, progress)
 
-    def _behind(self, claimed: ClaimedTask, begun: float) -> runner.BehindRecorder:
-        announcer = self.announcer
-        assert announcer is not None
+    def _recorder(self, claimed: ClaimedTask, begun: float) -> runner.Recorder:
+        """How a sync task's outcome is recorded: posted, then waited for; a
+        success, with write-behind, handed to the announcer instead."""
+        outbox, announcer = self.outbox, self.announcer
 
-        def record_behind(outcome: runner.Outcome, announce: Callable[[], None]) -> None:
+        def record(outcome: runner.Outcome, announce: runner.Announce) -> bool:
+            if announcer is None or not outcome.succeeded:
+                return outbox.post_for_reply(claimed, outcome, begun).result()
             # Told before the outcome is posted, so before its "end": should
             # the process die before the write, the supervisor gives the task
             # back without blaming it for the death.
             self.tell(protocol.task_line("done", claimed.id, claimed.attempt))
-            announcer.hand(
-                lambda pending: self.outbox.post(claimed, outcome, begun, pending), announce
-            )
+            announcer.hand(lambda pending: outbox.post(claimed, outcome, begun, pending), announce)
+            return False  # announced by the announcer once written
 
-        return record_behind
+        return record
 
 
 def _has_sync_thread(context: ThreadSensitiveContext) -> bool:

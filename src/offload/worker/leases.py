@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from offload.conf import Options
@@ -66,6 +66,18 @@ class Leases:
 
     def drop(self, task_id: int) -> None:
         self.held.pop(task_id, None)
+
+    def give_back(self, store: TaskStore, claimed: Sequence[ClaimedTask], *, started: bool) -> int:
+        """Give tasks back (ones that never ``started`` cost them no attempt); return how many."""
+        if not claimed:
+            return 0
+        for task in claimed:
+            self.held.pop(task.id, None)
+        store.prepare()
+        released = sum(store.release(task.id, task.attempt, started=started) for task in claimed)
+        if released:
+            logger.info("Gave back %d claimed task(s) that had not finished", released)
+        return released
 
     def started(self, claimed: ClaimedTask) -> threading.Event:
         """``claimed`` starts now (task thread): its cancel event."""

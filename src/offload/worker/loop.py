@@ -23,11 +23,11 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
 from types import FrameType
 
 from django.db import DatabaseError, connections
 
+from offload.conf import Options
 from offload.progress import ProgressBoard
 from offload.store import ClaimedTask, TaskStore
 from offload.store.connection import open_private
@@ -101,6 +101,15 @@ class Worker:
             self.reporter.tell,
             lambda: [*self.sync_pool.running(), *self.async_pool.running()],
         )  # fmt: skip
+        self._stopping = threading.Event()
+        self._forced = threading.Event()
+        self._stop_deadline: float | None = None  # None: wait for running tasks (recycling)
+        self._finished = 0  # outcomes settled
+        self._checkpointed_at = 0  # self._finished at the last idle checkpoint
+        self._compose_task_side(config, options)
+
+    def _compose_task_side(self, config: WorkerConfig, options: Options) -> None:
+        """The pools that run tasks, and what they report to."""
         # Successful sync outcomes are written behind their thread (see
         # worker.announcer), up to WRITE_BEHIND at once; 0: each thread waits.
         self._announcer = (
@@ -123,11 +132,6 @@ class Worker:
         self.async_pool = AsyncPool(config.async_concurrency, run.run_async, "offload-async", nudge)
         run.interrupted, run.after_sync = self.stop, self._after_sync_task
         run.settling = self.async_pool.settling
-        self._stopping = threading.Event()
-        self._forced = threading.Event()
-        self._stop_deadline: float | None = None  # None: wait for running tasks (recycling)
-        self._finished = 0  # outcomes settled
-        self._checkpointed_at = 0  # self._finished at the last idle checkpoint
 
     # -- stopping -------------------------------------------------------------------
 
@@ -273,7 +277,7 @@ class Worker:
         """A round while stopping: True once nothing runs or the deadline passed."""
         if not self._gave_back_unstarted:
             unstarted = self.sync_pool.take_unstarted() + self.async_pool.take_unstarted()
-            self._release(unstarted, started=False)
+            self.stats.released += self.leases.give_back(self.store, unstarted, started=False)
             self._gave_back_unstarted = True
         if not self._busy():
             return True
@@ -394,7 +398,8 @@ class Worker:
                 continue
             posted = unwritten[0]
             if posted.outcome is None:
-                self._release([posted.claimed], started=True)
+                given = self.leases.give_back(self.store, [posted.claimed], started=True)
+                self.stats.released += given
                 unwritten.pop(0)
                 self._ended(posted.claimed)
                 posted.reply.set_result(False)
@@ -409,14 +414,12 @@ class Worker:
         claimed, outcome = posted.claimed, posted.outcome
         assert outcome is not None
         self.leases.drop(claimed.id)
+        self.stats.count(outcome, written)
         if not written:
-            self.stats.stale += 1
             logger.warning(
                 "task id=%s attempt=%s: outcome dropped, a newer attempt holds the task",
                 claimed.id, claimed.attempt,
             )  # fmt: skip
-        else:
-            self.stats.count(outcome)
         self._ended(claimed, ends)
         posted.reply.set_result(written)
         self._finished += 1
@@ -435,20 +438,6 @@ class Worker:
             self.reporter.tell(line)
         else:
             ends.append(line)
-
-    def _release(self, claimed: Sequence[ClaimedTask], *, started: bool) -> None:
-        """Give tasks back; ones that never ``started`` cost them no attempt."""
-        if not claimed:
-            return
-        for task in claimed:
-            self.leases.drop(task.id)
-        self.store.prepare()
-        released = sum(
-            self.store.release(task.id, task.attempt, started=started) for task in claimed
-        )
-        self.stats.released += released
-        if released:
-            logger.info("Gave back %d claimed task(s) that had not finished", released)
 
     # -- reporting and shutting down ----------------------------------------------------------
 
@@ -473,8 +462,10 @@ class Worker:
             unstarted = self.sync_pool.take_unstarted() + self.async_pool.take_unstarted()
             leftover = [*unstarted, *self.sync_pool.running(), *self.async_pool.running()]
             try:
-                self._release(unstarted, started=False)
-                self._release(leftover[len(unstarted) :], started=True)
+                self.stats.released += self.leases.give_back(self.store, unstarted, started=False)
+                self.stats.released += self.leases.give_back(
+                    self.store, leftover[len(unstarted) :], started=True
+                )
             except DatabaseError:
                 logger.exception(
                     "Could not give back %d task(s); they return when their lease expires",

@@ -25,9 +25,11 @@ class WorkerStats(protocol.Counts):
     # Why run() returned: drained (burst), stopped, forced, recycled.
     reason: str = ""
 
-    def count(self, outcome: Outcome) -> None:
-        """Count an outcome that was written."""
-        if outcome.succeeded:
+    def count(self, outcome: Outcome, written: bool = True) -> None:
+        """Count an outcome the store took (``written``) or refused as stale."""
+        if not written:
+            self.stale += 1
+        elif outcome.succeeded:
             self.succeeded += 1
         elif outcome.cancelled:
             self.cancelled += 1

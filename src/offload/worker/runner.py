@@ -105,10 +105,17 @@ class OffloadTaskContext(TaskContext):  # type: ignore[misc,type-arg]  # stubs: 
             raise TaskCancelled("Cancelled while running.")
 
 
-Recorder = Callable[[Outcome], bool]
+Announce = Callable[[], None]
+# Writes an outcome (through the worker) and says whether it was written, so
+# the caller announces it. A success may instead be written behind its thread
+# (see ``worker.announcer``): the recorder then returns False at once and runs
+# ``announce`` itself once the write landed. Failures are never written behind.
+Recorder = Callable[[Outcome, Announce], bool]
 AsyncRecorder = Callable[[Outcome], Awaitable[bool]]
-# Hands a success over with the call that announces it once it is written.
-BehindRecorder = Callable[[Outcome, Callable[[], None]], None]
+
+
+def _nothing() -> None:
+    """The announcement handed with a failure: the caller announces those itself."""
 
 
 class _Attempt:
@@ -237,23 +244,22 @@ def run(
     cancel: threading.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
     *,
-    record_behind: BehindRecorder | None = None,
     backend: BaseTaskBackend | None = None,
 ) -> Outcome:
     """Run sync task ``claimed`` in this thread, record the outcome, and return it.
 
-    With ``record_behind``, a success is handed to it with its announcement
-    and this returns without waiting for the write (see ``worker.announcer``).
+    A success handed to ``record`` with its announcement may be written behind:
+    this then returns without waiting for the write (see ``worker.announcer``).
     """
     try:
         attempt = _Attempt(claimed, worker_id, cancel, progress, backend)
     except Exception as exc:
         outcome = _unresolvable(claimed, worker_id, exc)
-        record(outcome)
+        record(outcome, _nothing)
         return outcome
     if attempt.cancel.is_set():
         outcome = attempt.failed(TaskCancelled("Cancelled before it started."))
-        if record(outcome):
+        if record(outcome, _nothing):
             attempt.announce(outcome)
         return outcome
     args, kwargs = attempt.start()
@@ -266,12 +272,10 @@ def run(
         raise  # the worker is being stopped; this is not the task's failure
     except BaseException as exc:
         outcome = attempt.failed(exc)
-        if record(outcome):
+        if record(outcome, _nothing):
             attempt.announce(outcome)
         return outcome
-    if record_behind is not None:
-        record_behind(outcome, lambda: attempt.announce(outcome))
-    elif record(outcome):
+    if record(outcome, lambda: attempt.announce(outcome)):
         attempt.announce(outcome)
     return outcome
 
