@@ -12,8 +12,7 @@ from django.db import connections
 from django.test import override_settings
 
 from offload.models import TaskRecord
-from offload.worker import Worker, WorkerStats
-from offload.worker.config import WorkerConfig
+from offload.worker import Worker, WorkerConfig, WorkerStats
 
 
 def drain(**kwargs: object) -> WorkerStats:

@@ -28,8 +28,7 @@ def test_a_backend_on_another_database():
 
 
 def drain_separate():
-    from offload.worker import Worker
-    from offload.worker.config import WorkerConfig
+    from offload.worker import Worker, WorkerConfig
 
     return Worker(WorkerConfig("separate")).run(burst=True)
 

@@ -13,8 +13,7 @@ from django.utils import timezone
 from offload.exceptions import BackendMisconfigured
 from offload.models import TaskRecord
 from offload.states import State
-from offload.worker import Worker
-from offload.worker.config import WorkerConfig
+from offload.worker import Worker, WorkerConfig
 from tests.app import tasks
 from tests.helpers import drain, override_options, running_worker, wait_for
 

@@ -29,7 +29,7 @@ FIRST_POLL_SECONDS = 0.02
 Kind = bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Load:
     """What a worker holds right now, as the sizing needs it."""
 
