@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 
 from django.conf import settings
@@ -78,6 +78,13 @@ class Supervisor:
         self.backend = get_backend(s.backend)
         self.queues = queue_filter(self.backend, s.queues, s.exclude_queues)
         self.worker_id = make_worker_id(s.name)
+        # What every task process runs with (see _start for what differs).
+        self.worker_config = WorkerConfig(
+            s.backend, queues=s.queues, exclude_queues=s.exclude_queues, threads=s.threads,
+            async_concurrency=s.async_concurrency, max_tasks=s.max_tasks_per_child,
+            max_memory=s.max_memory_per_child, shutdown_timeout=s.shutdown_timeout,
+            log_sql=s.verbosity >= 3, supervisor_pid=os.getpid(),
+        )  # fmt: skip
         self.totals = Counts()  # of processes that have ended
         self.restarts = 0
         self.children: dict[int, Child] = {}  # by slot
@@ -246,15 +253,11 @@ class Supervisor:
         worker_id = f"{self.worker_id}/p{slot}"
         if self.restarts:
             worker_id += f".{self.restarts}"  # a restarted process is a new lease owner
-        worker = WorkerConfig(
-            s.backend, queues=s.queues, exclude_queues=s.exclude_queues, worker_id=worker_id,
-            threads=s.threads, async_concurrency=s.async_concurrency,
-            max_tasks=s.max_tasks_per_child, max_memory=s.max_memory_per_child,
-            shutdown_timeout=s.shutdown_timeout, control_fd=control_r, status_fd=status_w,
-            log_sql=s.verbosity >= 3, supervisor_pid=os.getpid(),
-        )  # fmt: skip
         spec = ProcessSpec(
-            worker,
+            # Each process's own: its lease owner name and its ends of the pipes.
+            replace(
+                self.worker_config, worker_id=worker_id, control_fd=control_r, status_fd=status_w
+            ),
             sys_path=sys.path,
             database_names={
                 # NAME is often a pathlib.Path (BASE_DIR / "db.sqlite3").
