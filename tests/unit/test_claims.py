@@ -11,8 +11,8 @@ from offload.worker.claims import (
 )
 
 
-def _load(*, sync: int = 0, async_: int = 0, finished: int = 0, unrecorded: int = 0) -> Load:
-    return Load(finished=finished, unrecorded=unrecorded, sync=sync, async_=async_)
+def _load(*, sync: int = 0, async_: int = 0, finished: int = 0, unwritten: int = 0) -> Load:
+    return Load(finished=finished, unwritten=unwritten, sync=sync, async_=async_)
 
 
 def test_an_idle_worker_asks_for_either_kind_as_much_as_both_can_take():
@@ -37,8 +37,8 @@ def test_busy_threads_with_half_their_prefetch_waiting_are_not_topped_up():
 
 def test_max_tasks_counts_finished_unwritten_and_held_tasks():
     sizer = ClaimSizer(threads=4, async_limit=0, batch_size=20, max_tasks=10)
-    assert sizer.room(_load(finished=5, unrecorded=2, sync=1), set()) == (2, False)
-    assert sizer.room(_load(finished=5, unrecorded=2, sync=3), set()) is None
+    assert sizer.room(_load(finished=5, unwritten=2, sync=1), set()) == (2, False)
+    assert sizer.room(_load(finished=5, unwritten=2, sync=3), set()) is None
 
 
 def test_short_async_tasks_are_prefetched_beyond_the_limit():

@@ -34,7 +34,7 @@ class Load:
     """What a worker holds right now, as the sizing needs it."""
 
     finished: int  # outcomes written (settled) so far
-    unrecorded: int  # outcomes handed over, not written yet: they count as finished
+    unwritten: int  # outcomes posted, not written yet: they count as finished
     sync: int  # sync tasks held: running plus waiting for a thread
     async_: int  # async tasks held
 
@@ -73,7 +73,7 @@ class ClaimSizer:
 
         ``drained`` holds the kinds not worth asking for until the next look.
         """
-        done = load.finished + load.unrecorded
+        done = load.finished + load.unwritten
         if self.max_tasks is not None and done + load.busy >= self.max_tasks:
             return None
         target = self.sync_target()

@@ -4,7 +4,7 @@ Each task is run by ``runner`` and its outcome posted to the dispatcher's
 outbox; a sync task's thread waits for the write, or, with write-behind, hands
 a success to the announcer and takes its next task at once (see
 ``announcer``). The supervisor hears of each start (for timeouts) and of each
-success handed over behind (see ``protocol``).
+success posted behind its thread (see ``protocol``).
 """
 
 from __future__ import annotations
