@@ -106,6 +106,8 @@ class Worker:
         self._stop_deadline: float | None = None  # None: wait for running tasks (recycling)
         self._finished = 0  # outcomes settled
         self._checkpointed_at = 0  # self._finished at the last idle checkpoint
+        self._failures = self._conflicts = 0  # database errors, lock conflicts in a row
+        self._gave_back_unstarted = False  # once stopping, the unstarted tasks went back
         self._compose_task_side(config, options)
 
     def _compose_task_side(self, config: WorkerConfig, options: Options) -> None:
@@ -208,8 +210,6 @@ class Worker:
 
     def _dispatch(self, burst: bool) -> None:
         looks = Looks(self.backend.config.poll_interval)
-        self._failures = self._conflicts = 0
-        self._gave_back_unstarted = False
         while True:
             self.wakeups.new_round()  # what changes from here on ends the next wait
             try:
