@@ -12,12 +12,12 @@ from django.db import connections
 from django.test import override_settings
 
 from offload.models import TaskRecord
-from offload.worker import Worker, WorkerStats
+from offload.worker import Worker, WorkerConfig, WorkerStats
 
 
 def drain(**kwargs: object) -> WorkerStats:
     """Run an in-process worker until no task is due."""
-    return Worker("default", **kwargs).run(burst=True)  # type: ignore[arg-type]
+    return Worker(WorkerConfig("default", **kwargs)).run(burst=True)  # type: ignore[arg-type]
 
 
 @contextmanager
@@ -55,7 +55,7 @@ def running_worker(*, burst: bool = False, **options: Any) -> Iterator[RunningWo
     Whatever the worker raised is raised again here, so a worker that died
     cannot pass for one that finished.
     """
-    running = RunningWorker(Worker("default", **options), threading.Thread())
+    running = RunningWorker(Worker(WorkerConfig("default", **options)), threading.Thread())
 
     def work() -> None:
         try:

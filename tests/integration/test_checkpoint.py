@@ -29,7 +29,7 @@ def test_an_idle_worker_checkpoints_the_log_after_its_tasks(backend):
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the tables into the file, to start
     assert _successful_in_the_database_file() == 0
     with running_worker() as running:
-        wait_for(lambda: running.worker._wake_socket is not None, what="the first claim")
+        wait_for(lambda: running.worker.wakeups.has_socket, what="the first claim")
         ids = [tasks.add.enqueue(i, 1).id for i in range(loop.CHECKPOINT_TASKS)]
         wait_for(
             lambda: (

@@ -28,9 +28,9 @@ def test_a_backend_on_another_database():
 
 
 def drain_separate():
-    from offload.worker import Worker
+    from offload.worker import Worker, WorkerConfig
 
-    return Worker("separate").run(burst=True)
+    return Worker(WorkerConfig("separate")).run(burst=True)
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "queue"])

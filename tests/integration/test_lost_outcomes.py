@@ -5,8 +5,8 @@ import time
 
 from offload.models import TaskRecord
 from offload.states import State
-from offload.worker.supervisor import Child, Supervisor
-from offload.worker_options import WorkerSettings
+from offload.worker.children import Child
+from offload.worker.losses import give_back, how_it_ended, record_lost_attempts
 from tests.app import tasks
 
 
@@ -30,9 +30,8 @@ def test_a_dead_process_s_unwritten_successes_go_back_without_spending_an_attemp
     assert set(child.running) == {running}
     assert child.done == {unwritten: 1}
 
-    supervisor = Supervisor(WorkerSettings(processes=1))
-    supervisor._settle(child, -signal.SIGKILL)
-    supervisor._give_back(child)
+    record_lost_attempts(backend.config, child, how_it_ended(-signal.SIGKILL))
+    give_back(backend.config.database, child)
 
     # The task that was running may have caused the death: it spent its attempt.
     blamed = TaskRecord.objects.get(pk=running)

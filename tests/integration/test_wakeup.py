@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from offload.models import TaskRecord
 from offload.states import State
 from offload.store import wakeup
-from offload.worker import loop
+from offload.worker import claims
 from tests.app import tasks
 from tests.helpers import override_options, running_worker, wait_for
 
@@ -22,7 +22,7 @@ def key(tmp_path):
 
 def test_an_idle_worker_wakes_at_enqueue_not_at_its_next_poll(backend, monkeypatch):
     # Polls 30 s apart: a task that starts within seconds was woken for.
-    monkeypatch.setattr(loop, "FIRST_POLL_SECONDS", 30.0)
+    monkeypatch.setattr(claims, "FIRST_POLL_SECONDS", 30.0)
     with override_options(POLL_INTERVAL=30.0), running_worker() as running:
         wait_for(lambda: _idle(running), what="the first claim")
         for round_ in range(3):
@@ -40,7 +40,7 @@ def test_an_idle_worker_wakes_at_enqueue_not_at_its_next_poll(backend, monkeypat
 def _idle(running) -> bool:
     # The worker has made its first (empty) claim, so its wake-up source exists.
     worker = running.worker
-    return worker._listening_on is not None or worker._wake_socket is not None
+    return worker.wakeups.listening or worker.wakeups.has_socket
 
 
 def test_a_rolled_back_enqueue_sends_nothing(key):

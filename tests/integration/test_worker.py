@@ -13,14 +13,14 @@ from django.utils import timezone
 from offload.exceptions import BackendMisconfigured
 from offload.models import TaskRecord
 from offload.states import State
-from offload.worker import Worker
+from offload.worker import Worker, WorkerConfig
 from tests.app import tasks
 from tests.helpers import drain, override_options, running_worker, wait_for
 
 
 def test_a_worker_refuses_queues_the_backend_does_not_have():
     with pytest.raises(BackendMisconfigured, match="'emial'"):
-        Worker("default", queues=["default", "emial"])
+        Worker(WorkerConfig("default", queues=["default", "emial"]))
 
 
 def test_the_command_reports_bad_flags_clearly():
@@ -115,7 +115,7 @@ def test_short_async_tasks_are_prefetched_and_a_stop_gives_the_waiting_ones_back
     with running_worker(threads=1, async_concurrency=2) as running:
         wait_for(lambda: TaskRecord.objects.filter(status=State.SUCCESSFUL).count() == 20)
         slow = [tasks.async_sleep.enqueue(0.5, n) for n in range(8)]
-        wait_for(lambda: running.worker._async.occupancy() == (2, 2), what="two waiting")
+        wait_for(lambda: running.worker.async_pool.occupancy() == (2, 2), what="two waiting")
         running.worker.stop()
         running.thread.join(timeout=30)
     rows = {row.pk: row for row in TaskRecord.objects.filter(pk__in=[r.id for r in slow])}
@@ -135,7 +135,7 @@ def test_a_claim_whose_reply_was_lost_is_given_back_at_the_next_heartbeat():
     them. Its heartbeat renews every lease it owns, so they would stay claimed
     and never run; the heartbeat gives them back, as never claimed."""
     with override_options(HEARTBEAT_SECONDS=0.2), running_worker(threads=1) as running:
-        wait_for(lambda: running.worker._registered, what="the worker's first heartbeat")
+        wait_for(lambda: running.worker.leases.registered, what="the worker's first heartbeat")
         # Not due, so the worker cannot claim them itself first.
         later = tasks.add.using(run_after=timezone.now() + timedelta(hours=1))
         lost = [later.enqueue(n, n) for n in range(3)]

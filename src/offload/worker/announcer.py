@@ -30,13 +30,14 @@ from collections.abc import Callable
 
 from django.db import close_old_connections, connections
 
-logger = logging.getLogger("offload.worker")
+from offload.worker.runner import Announce
 
-Announce = Callable[[], None]
+logger = logging.getLogger("offload.worker")
 
 
 class Pending:
-    """Where the dispatcher says whether a success written behind landed.
+    """Where the dispatcher says whether a success written behind landed: the
+    ``outbox.Reply`` of an outcome handed to the announcer.
 
     It stands in for the Future an outcome waited on: the thread that handed
     the outcome over does not wait, so a Future (a lock and a condition per

@@ -8,14 +8,17 @@ imports exactly what ``manage.py`` did.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import sys
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 from offload.worker import protocol
+from offload.worker.config import WorkerConfig
 
 # Run by ``python -c``: restores the supervisor's import path before anything
 # of the project is imported, then hands over to main().
@@ -25,42 +28,52 @@ BOOTSTRAP = (
 )
 
 
-def command(spec: dict[str, Any]) -> list[str]:
-    return [sys.executable, "-c", BOOTSTRAP, json.dumps(spec)]
+@dataclass(frozen=True)
+class ProcessSpec:
+    """What a task process is started with: its worker's settings, and what
+    it needs to become the same Django project as its supervisor."""
+
+    worker: WorkerConfig
+    sys_path: list[str]
+    # The databases exactly as the supervisor sees them: under a test runner
+    # their names were changed after settings were loaded.
+    database_names: dict[str, Any]
+    label: str  # for the logs: "p1", "p2"
+    verbosity: int
+    log_format: str
+    burst: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> ProcessSpec:
+        return cls(**{**fields, "worker": WorkerConfig.from_dict(fields["worker"])})
 
 
-def main(spec: dict[str, Any]) -> None:
+def command(spec: ProcessSpec) -> list[str]:
+    return [sys.executable, "-c", BOOTSTRAP, json.dumps(spec.to_dict())]
+
+
+def main(fields: dict[str, Any]) -> None:
     """Set up Django, run the worker, and exit with a code the supervisor understands."""
     try:
+        spec = ProcessSpec.from_dict(fields)
         import django
 
         django.setup()
         from django.conf import settings
 
-        for alias, name in spec["database_names"].items():
+        for alias, name in spec.database_names.items():
             if alias in settings.DATABASES:
                 settings.DATABASES[alias]["NAME"] = name
         from offload.worker import logs
         from offload.worker.loop import Worker
         from offload.worker.titles import set_title
 
-        set_title(f"worker {spec['worker_id']}: starting")
-        logs.configure(spec["verbosity"], spec["log_format"], spec["label"])
-        worker = Worker(
-            spec["backend"],
-            queues=spec["queues"],
-            exclude_queues=spec["exclude_queues"],
-            worker_id=spec["worker_id"],
-            threads=spec["threads"],
-            async_concurrency=spec["async_concurrency"],
-            max_tasks=spec["max_tasks"],
-            max_memory=spec["max_memory"],
-            shutdown_timeout=spec["shutdown_timeout"],
-            control_fd=spec["control_fd"],
-            status_fd=spec["status_fd"],
-            log_sql=spec["verbosity"] >= 3,
-            supervisor_pid=spec.get("supervisor_pid"),
-        )
+        set_title(f"worker {spec.worker.worker_id}: starting")
+        logs.configure(spec.verbosity, spec.log_format, spec.label)
+        worker = Worker(spec.worker)
         worker.install_signal_handlers()
     except Exception:
         # Settings or code that cannot even start: restarting would fail the
@@ -68,7 +81,7 @@ def main(spec: dict[str, Any]) -> None:
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(protocol.EXIT_SETUP_FAILED)
-    stats = worker.run(burst=spec["burst"])
+    stats = worker.run(burst=spec.burst)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -44,10 +44,6 @@ class Rescuer(ElectedRole):
     def pause_seconds(self) -> float:
         return self.config.heartbeat_seconds
 
-    def sweep(self) -> int:
-        """If this supervisor holds the rescuer role, rescue expired leases; return how many."""
-        return self.turn()
-
     def work(self, store: TaskStore) -> int:
         rescued = 0
         for task_id, attempt, max_attempts, owner in store.expired_leases(SWEEP_BATCH):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from django.tasks.base import TaskContext
 from django.tasks.signals import task_finished, task_started
 
 from offload.exceptions import CorruptTask, OffloadError, TaskCancelled
+from offload.failures import exception_record
 from offload.payload import encode
 from offload.progress import Progress, make_progress
 from offload.results import build_result, finish_result, task_of
@@ -105,21 +105,17 @@ class OffloadTaskContext(TaskContext):  # type: ignore[misc,type-arg]  # stubs: 
             raise TaskCancelled("Cancelled while running.")
 
 
-Recorder = Callable[[Outcome], bool]
+Announce = Callable[[], None]
+# Writes an outcome (through the worker) and says whether it was written, so
+# the caller announces it. A success may instead be written behind its thread
+# (see ``worker.announcer``): the recorder then returns False at once and runs
+# ``announce`` itself once the write landed. Failures are never written behind.
+Recorder = Callable[[Outcome, Announce], bool]
 AsyncRecorder = Callable[[Outcome], Awaitable[bool]]
-# Hands a success over with the call that announces it once it is written.
-BehindRecorder = Callable[[Outcome, Callable[[], None]], None]
 
 
-def _error(exc: BaseException, claimed: ClaimedTask, worker_id: str) -> dict[str, Any]:
-    kind = type(exc)
-    return {
-        "exception_class_path": f"{kind.__module__}.{kind.__qualname__}",
-        "traceback": "".join(traceback.format_exception(exc)),
-        "attempt": claimed.attempt,
-        "worker_id": worker_id,
-        "at": datetime.now(UTC).isoformat(),
-    }
+def _nothing() -> None:
+    """The announcement handed with a failure: the caller announces those itself."""
 
 
 class _Attempt:
@@ -197,7 +193,10 @@ class _Attempt:
         return Outcome(True, return_json, self.claimed.errors, None)
 
     def failed(self, exc: BaseException) -> Outcome:
-        errors = [*self.claimed.errors, _error(exc, self.claimed, self.worker_id)]
+        errors = [
+            *self.claimed.errors,
+            exception_record(exc, attempt=self.claimed.attempt, worker_id=self.worker_id),
+        ]
         if isinstance(exc, TaskCancelled):
             finished = self._result(TaskResultStatus.FAILED, datetime.now(UTC), errors)
             return Outcome(False, None, errors, finished, cancelled=True)
@@ -230,7 +229,12 @@ def _unresolvable(claimed: ClaimedTask, worker_id: str, exc: Exception) -> Outco
     # A row that no longer resolves to a Task fails at once with a clear error;
     # it must never block the tasks behind it.
     logger.error("Task %s cannot run: %s", claimed.id, exc)
-    return Outcome(False, None, [*claimed.errors, _error(exc, claimed, worker_id)], None)
+    return Outcome(
+        False,
+        None,
+        [*claimed.errors, exception_record(exc, attempt=claimed.attempt, worker_id=worker_id)],
+        None,
+    )
 
 
 def run(
@@ -240,23 +244,22 @@ def run(
     cancel: threading.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
     *,
-    record_behind: BehindRecorder | None = None,
     backend: BaseTaskBackend | None = None,
 ) -> Outcome:
     """Run sync task ``claimed`` in this thread, record the outcome, and return it.
 
-    With ``record_behind``, a success is handed to it with its announcement
-    and this returns without waiting for the write (see ``worker.announcer``).
+    A success handed to ``record`` with its announcement may be written behind:
+    this then returns without waiting for the write (see ``worker.announcer``).
     """
     try:
         attempt = _Attempt(claimed, worker_id, cancel, progress, backend)
     except Exception as exc:
         outcome = _unresolvable(claimed, worker_id, exc)
-        record(outcome)
+        record(outcome, _nothing)
         return outcome
     if attempt.cancel.is_set():
         outcome = attempt.failed(TaskCancelled("Cancelled before it started."))
-        if record(outcome):
+        if record(outcome, _nothing):
             attempt.announce(outcome)
         return outcome
     args, kwargs = attempt.start()
@@ -269,12 +272,10 @@ def run(
         raise  # the worker is being stopped; this is not the task's failure
     except BaseException as exc:
         outcome = attempt.failed(exc)
-        if record(outcome):
+        if record(outcome, _nothing):
             attempt.announce(outcome)
         return outcome
-    if record_behind is not None:
-        record_behind(outcome, lambda: attempt.announce(outcome))
-    elif record(outcome):
+    if record(outcome, lambda: attempt.announce(outcome)):
         attempt.announce(outcome)
     return outcome
 

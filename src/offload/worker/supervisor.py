@@ -24,21 +24,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import connections
 
 from offload import __version__
-from offload.exceptions import BackendMisconfigured, TaskCancelled, TaskTimedOut, WorkerCrashed
-from offload.failures import error_json
-from offload.store import TaskStore
+from offload.exceptions import BackendMisconfigured
 from offload.worker import protocol
+from offload.worker.children import Child
+from offload.worker.config import WorkerConfig, get_backend, queue_filter
 from offload.worker.identity import make_worker_id
-from offload.worker.loop import get_backend, queue_filter
-from offload.worker.process import command
-from offload.worker.protocol import Counts, TaskEvent
+from offload.worker.losses import give_back, how_it_ended, record_lost_attempts
+from offload.worker.process import ProcessSpec, command
+from offload.worker.protocol import Counts
 from offload.worker.rescue import Rescuer
 from offload.worker.sampler import DepthSampler
 from offload.worker.titles import set_title
@@ -67,65 +67,6 @@ def _plain(value: object) -> object:
 
 
 @dataclass
-class Running:
-    """A task a process said it started and has not said it ended."""
-
-    attempt: int
-    deadline: float | None  # monotonic time past which it is killed (its timeout)
-
-
-@dataclass
-class Child:
-    slot: int
-    worker_id: str
-    proc: subprocess.Popen[bytes]
-    control: int
-    status: int
-    started: float
-    buffer: bytes = b""
-    counts: Counts = field(default_factory=Counts)  # as of its last status line
-    running: dict[int, Running] = field(default_factory=dict)  # by task id
-    # Tasks whose code succeeded and whose outcome the process has not written
-    # yet (write-behind): task id -> attempt.
-    done: dict[int, int] = field(default_factory=dict)
-    # Why this process is being killed on purpose: (task id, attempt, reason),
-    # reason being "timeout" or "cancelled". None: not killed by us.
-    culprit: tuple[int, int, str] | None = None
-    ran_tasks: bool = False  # it got far enough to start a task
-
-    def take(self, data: bytes) -> None:
-        """Read status lines out of ``data``; keep an unfinished line for later."""
-        *lines, self.buffer = (self.buffer + data).split(b"\n")
-        now = time.monotonic()
-        for line in lines:
-            if line.startswith(b"stats"):
-                self.counts = Counts.parse(line) or self.counts
-                continue
-            event = TaskEvent.parse(line)
-            if event is None:
-                continue
-            if event.kind == "start":
-                self.ran_tasks = True
-                deadline = None if event.seconds is None else now + event.seconds
-                self.running[event.task_id] = Running(event.attempt, deadline)
-            elif event.kind == "done":
-                self.running.pop(event.task_id, None)
-                self.done[event.task_id] = event.attempt
-            elif event.kind == "end":
-                self.running.pop(event.task_id, None)
-                self.done.pop(event.task_id, None)
-            elif event.kind == "kill" and self.culprit is None:
-                self.culprit = (event.task_id, event.attempt, "cancelled")
-
-    def overdue(self, now: float) -> tuple[int, int] | None:
-        """A task that has run past its timeout, if any."""
-        for task_id, task in self.running.items():
-            if task.deadline is not None and now >= task.deadline:
-                return task_id, task.attempt
-        return None
-
-
-@dataclass
 class Supervisor:
     settings: WorkerSettings
     write: Callable[[str], None] = print
@@ -137,6 +78,13 @@ class Supervisor:
         self.backend = get_backend(s.backend)
         self.queues = queue_filter(self.backend, s.queues, s.exclude_queues)
         self.worker_id = make_worker_id(s.name)
+        # What every task process runs with (see _start for what differs).
+        self.worker_config = WorkerConfig(
+            s.backend, queues=s.queues, exclude_queues=s.exclude_queues, threads=s.threads,
+            async_concurrency=s.async_concurrency, max_tasks=s.max_tasks_per_child,
+            max_memory=s.max_memory_per_child, shutdown_timeout=s.shutdown_timeout,
+            log_sql=s.verbosity >= 3, supervisor_pid=os.getpid(),
+        )  # fmt: skip
         self.totals = Counts()  # of processes that have ended
         self.restarts = 0
         self.children: dict[int, Child] = {}  # by slot
@@ -305,32 +253,22 @@ class Supervisor:
         worker_id = f"{self.worker_id}/p{slot}"
         if self.restarts:
             worker_id += f".{self.restarts}"  # a restarted process is a new lease owner
-        spec = {
-            "sys_path": sys.path,
-            # The databases exactly as this process sees them: under a test
-            # runner their names were changed after settings were loaded.
-            "database_names": {
+        spec = ProcessSpec(
+            # Each process's own: its lease owner name and its ends of the pipes.
+            replace(
+                self.worker_config, worker_id=worker_id, control_fd=control_r, status_fd=status_w
+            ),
+            sys_path=sys.path,
+            database_names={
                 # NAME is often a pathlib.Path (BASE_DIR / "db.sqlite3").
                 alias: _plain(connections[alias].settings_dict["NAME"])
                 for alias in settings.DATABASES
             },
-            "backend": s.backend,
-            "queues": list(s.queues) if s.queues is not None else None,
-            "exclude_queues": list(s.exclude_queues),
-            "worker_id": worker_id,
-            "label": f"p{slot}",
-            "threads": s.threads,
-            "async_concurrency": s.async_concurrency,
-            "max_tasks": s.max_tasks_per_child,
-            "max_memory": s.max_memory_per_child,
-            "shutdown_timeout": s.shutdown_timeout,
-            "burst": s.burst,
-            "verbosity": s.verbosity,
-            "log_format": s.log_format,
-            "control_fd": control_r,
-            "status_fd": status_w,
-            "supervisor_pid": os.getpid(),
-        }
+            label=f"p{slot}",
+            verbosity=s.verbosity,
+            log_format=s.log_format,
+            burst=s.burst,
+        )
         try:
             # Its own session: a Ctrl-C on the terminal reaches the supervisor
             # only, which stops the processes in order.
@@ -392,7 +330,7 @@ class Supervisor:
         if child.running or child.culprit:
             # Tasks it said it started and never ended (normally none: a process
             # that stops gives its tasks back itself).
-            self._settle(child, code)
+            self._record_lost_attempts(child, code)
         if code == protocol.EXIT_OK and (self.stopping or self.settings.burst):
             self.finished_slots.add(slot)
             return
@@ -406,7 +344,7 @@ class Supervisor:
             self._give_back(child)
             delay = 0.0  # killed on purpose: replace it at once
         else:
-            how = _how(code)
+            how = how_it_ended(code)
             logger.error("Process %s died (%s)", child.worker_id, how)
             self._give_back(child)
             # Only a process that died before running anything is crashing at
@@ -430,87 +368,13 @@ class Supervisor:
         self.restarts += 1
         self.restart_at[slot] = time.monotonic() + delay
 
-    def _settle(self, child: Child, code: int) -> None:
-        """Record what happened to the tasks a dead process had started.
-
-        The task it was killed for gets its verdict (a timeout is a lost attempt,
-        tried again while attempts remain; a cancellation is final). On a crash,
-        every started task spent an attempt: any of them may be the cause, and a
-        task that keeps crashing its process must run out of attempts. Tasks
-        that were running beside the one killed on purpose are given back with
-        the attempt they used but no error.
-        """
-        alias = self.backend.config.database
-        store = TaskStore(alias)
-        retry = self.backend.config.retry
-        culprit = child.culprit
-        try:
-            for task_id, task in child.running.items():
-                attempt = task.attempt
-                if culprit is not None and task_id == culprit[0]:
-                    if culprit[2] == "cancelled":
-                        error = error_json(
-                            TaskCancelled, "Stopped by force: it did not stop within the "
-                            f"{self.backend.config.cancel_grace_seconds:g}s grace period.",
-                            attempt=attempt, worker_id=child.worker_id,
-                        )  # fmt: skip
-                        store.cancelled(task_id, attempt, error)
-                        continue
-                    timeout = self.backend.config.timeout
-                    error = error_json(
-                        TaskTimedOut, f"attempt {attempt} ran past its timeout and was killed"
-                        + (f" (default timeout {timeout:g}s)" if timeout else ""),
-                        attempt=attempt, worker_id=child.worker_id,
-                    )  # fmt: skip
-                    store.attempt_lost(task_id, attempt, error, retry.delay_after(attempt))
-                elif culprit is not None:
-                    store.release(task_id, attempt, started=True)
-                else:
-                    error = error_json(
-                        WorkerCrashed,
-                        f"process {child.worker_id} died ({_how(code)}) during attempt {attempt}",
-                        attempt=attempt, worker_id=child.worker_id,
-                    )  # fmt: skip
-                    delay = retry.delay_after(attempt)
-                    if store.attempt_lost(task_id, attempt, error, delay):
-                        logger.warning(
-                            "Task %s lost attempt %d with its process; it is tried again in "
-                            "%.1fs if attempts remain, else FAILED", task_id, attempt, delay,
-                        )  # fmt: skip
-        except DatabaseError:
-            logger.exception(
-                "Could not record the tasks of %s; they return when their lease expires",
-                child.worker_id,
-            )
-        finally:
-            connections[alias].close()
-        child.running.clear()
+    def _record_lost_attempts(self, child: Child, code: int) -> None:
+        record_lost_attempts(self.backend.config, child, how_it_ended(code))
 
     def _give_back(self, child: Child) -> None:
-        """Return the tasks a dead process had claimed but not started, untouched.
-
-        So are the tasks whose code had succeeded but whose outcome the process
-        had not written yet (see ``worker.announcer``): they run again, as they
-        must since nothing recorded them, but they caused nothing, so they cost
-        no attempt. They are logged one by one, as each is a duplicate run.
-        """
-        worker_id = child.worker_id
-        for task_id, attempt in child.done.items():
-            logger.warning(
-                "Task %s attempt %d succeeded but its outcome was lost with process %s; "
-                "it runs again (no attempt spent)", task_id, attempt, worker_id,
-            )  # fmt: skip
-        child.done.clear()
-        alias = self.backend.config.database
-        try:
-            released = TaskStore(alias).release_owner(worker_id, unclaim=True)
-        except DatabaseError:
-            logger.exception("Could not give back the tasks of %s", worker_id)
-            return
-        finally:
-            connections[alias].close()
+        released = give_back(self.backend.config.database, child)
         if released:
-            logger.warning("Gave back %d task(s) that %s was running", released, worker_id)
+            logger.warning("Gave back %d task(s) that %s was running", released, child.worker_id)
             self.totals.released += released
 
     # -- stopping ------------------------------------------------------------------------
@@ -567,9 +431,3 @@ class Supervisor:
     def summary(self) -> Counts:
         """What every process did so far, ended or still running."""
         return sum((c.counts for c in self.children.values()), self.totals)
-
-
-def _how(code: int) -> str:
-    if code < 0:
-        return f"signal {signal.Signals(-code).name}"
-    return f"exit code {code}"

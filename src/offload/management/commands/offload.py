@@ -121,7 +121,7 @@ class Command(BaseCommand):
         from offload.schedules.listing import lines
         from offload.schedules.sync import sync
         from offload.schedules.thread import database_now
-        from offload.worker.loop import get_backend
+        from offload.worker.config import get_backend
 
         if options["count"] < 0:
             raise CommandError("--count must be 0 or more.")
