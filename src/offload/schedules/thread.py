@@ -17,7 +17,7 @@ from django.db import DatabaseError, connections
 
 from offload.schedules.firing import Scheduler
 from offload.schedules.sync import sync
-from offload.store.vendor import read_datetime, vendor_for
+from offload.store.base import database_now as store_database_now
 
 if TYPE_CHECKING:
     from offload.backend import DatabaseBackend
@@ -27,12 +27,7 @@ logger = logging.getLogger("offload.scheduler")
 
 def database_now(alias: str) -> datetime:
     """The database server's current time, aware, in UTC."""
-    connection = connections[alias]
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {vendor_for(connection).now}", [])
-        value = read_datetime(cursor.fetchone()[0])
-    assert value is not None
-    return value
+    return store_database_now(connections[alias])
 
 
 class SchedulerThread(threading.Thread):

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from offload.states import State
-from offload.store.tasks import TABLE, TaskStore
+from offload.store.base import TABLE
+from offload.store.tasks import TaskStore
 from offload.store.vendor import read_datetime
 
 DEPTH_TABLE = "offload_depth_sample"
@@ -24,12 +25,7 @@ KEPT_FOR = timedelta(days=1)
 
 def database_now(store: TaskStore) -> datetime:
     """The database server's current time, aware, in UTC."""
-    with store.connection.cursor() as cursor:
-        cursor.execute(f"SELECT {store.vendor.now}", [])
-        value = read_datetime(cursor.fetchone()[0])
-    if value is None:
-        raise ValueError("The database returned no time.")
-    return value
+    return store.database_now()
 
 
 def read_depth(store: TaskStore, now: datetime) -> dict[str, tuple[int, int, float | None]]:
