@@ -2,6 +2,7 @@
 cancellation, and its progress on the way. Every write here is fenced by the
 attempt (see ``base.Fence``)."""
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +31,7 @@ def complete_many_statement(
     assignments = f"status = %s, finished_at = {vendor.now}, {_DROP_LEASE}"
     if vendor.complete_from_arrays is not None:
         fence, fence_params = Fence.joined()
-        sql = vendor.complete_from_arrays.format(table=TABLE, assignments=assignments, fence=fence)
+        sql = _fill_arrays(vendor.complete_from_arrays, assignments, fence)
         ids, attempts, values = (list(column) for column in zip(*done, strict=True))
         return sql, [State.SUCCESSFUL, ids, attempts, values, *fence_params]
     # A CASE on the id picks each row's value, and the fence takes every
@@ -42,6 +43,12 @@ def complete_many_statement(
         sql += " RETURNING id"
     params = [State.SUCCESSFUL, *(part for row in done for part in (row[0], row[2]))]
     return sql, [*params, *fence_params]
+
+
+@functools.lru_cache(maxsize=8)
+def _fill_arrays(template: str, assignments: str, fence: str) -> str:
+    # The same statement for every batch: formatted once.
+    return template.format(table=TABLE, assignments=assignments, fence=fence)
 
 
 def _unclaim_sql(vendor: Vendor) -> str:
