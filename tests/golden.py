@@ -39,41 +39,63 @@ ONLY = QueueFilter(only=("default", "emails"))
 WHY: dict[str, str] = {
     "claim": """\
 The claim: a worker takes up to LIMIT due READY tasks, in claim order
-(priority DESC, available_at, id, which the claim index serves so the read
-stops after LIMIT rows), and each becomes RUNNING with attempt + 1 (its
-fencing token), a lease on the database's clock and the worker appended to
-worker_ids. Paused queues are left out in the statement itself, so a pause
-needs no message. PostgreSQL: a MATERIALIZED CTE (the LIMIT applies once)
-picks FOR UPDATE SKIP LOCKED (concurrent claimers take disjoint rows, never
-wait) and one UPDATE ... FROM returns the rows. SQLite: one UPDATE ...
-RETURNING takes the write lock before it reads, so it is its own
-transaction; async claims name the partial index (INDEXED BY) because SQLite
-keeps no statistics for it. MariaDB has no UPDATE ... RETURNING: a plain
-read (cheap past InnoDB's not yet purged entries), then one UPDATE of exactly
-those rows, each fenced by the attempt it was read with and READY, writing
-the clock that was read.""",
+(priority DESC, available_at, id, which the claim index serves, so the read
+stops after LIMIT rows however long the backlog), and each becomes RUNNING
+with attempt + 1 (its fencing token), a lease on the database's clock and
+the worker appended to worker_ids. Paused queues are left out in the
+statement itself, so a pause reaches every worker with no message.""",
     "complete": """\
 The success write, fenced: a row is written only while it holds the
 worker's attempt and is RUNNING, so a worker presumed dead (its task
 rescued and claimed again) writes nothing over the newer attempt. The batch
-form records many outcomes in one statement (one commit per batch, not per
-task): arrays on PostgreSQL (three parameters whatever the batch), a CASE on
-the id elsewhere, each row fenced by its own attempt; RETURNING says which
-rows were written (MariaDB reads them back only when some were not).""",
+form records many outcomes in one statement: one commit per batch, not per
+task, each row fenced by its own attempt.""",
     "rescue": """\
 The rescue: RUNNING rows whose lease expired on the database's clock,
-oldest first (the status is a constant so SQLite can use the partial index
-of running leases), then each attempt is ended in one fenced write that
-also requires the lease to have expired, so a heartbeat that renewed it
-just now wins. The row's own max_attempts decides, in SQL, between READY
-(due after the delay) and FAILED.""",
+oldest first; the status is a constant, as the partial index of running
+leases states it. Each attempt is then ended in one fenced write that also
+requires the lease to have expired, so a heartbeat that renewed it just now
+wins. The row's own max_attempts decides, in SQL, between READY (due after
+the delay) and FAILED.""",
     "fire": """\
 A schedule's tick: this row is inserted in the same transaction as the
-task's enqueue. The unique (schedule_id, fire_at) key makes a second
-scheduler's insert fail, and its transaction, task included, rolls back:
-each tick fires once however many schedulers run. A plain INSERT (no skip
-on conflict) for that reason; quoted and returning the id as Django's ORM
-writes it.""",
+task's enqueue (which announces the task at commit). The unique
+(schedule_id, fire_at) key makes a second scheduler's insert fail, and its
+transaction, task included, rolls back: each tick fires once however many
+schedulers run. So a plain INSERT, no skip on conflict; quoted and returning
+the id as Django's ORM writes it.""",
+}
+
+# What is particular to one engine's shape of the statement.
+ENGINE_WHY: dict[tuple[str, str], str] = {
+    ("claim", "postgresql"): """\
+PostgreSQL: a MATERIALIZED CTE, so the LIMIT is applied once (inlined as a
+semi-join the planner may re-run it and claim more rows), picks FOR UPDATE
+SKIP LOCKED (concurrent claimers take disjoint rows and never wait); one
+UPDATE ... FROM claims them and RETURNING gives the worker its rows.""",
+    ("claim", "sqlite"): """\
+SQLite: one UPDATE ... WHERE id IN (pick) RETURNING. It takes the
+database's write lock before it reads, so it is its own immediate
+transaction: no other writer claims in between, no BUSY on an upgrade.
+Async claims name the partial index (INDEXED BY): SQLite keeps no
+statistics for it and would read the whole backlog through a wider one.""",
+    ("claim", "mysql"): """\
+MariaDB has no UPDATE ... RETURNING and no LIMIT in an IN subquery, and a
+locking read is slow past InnoDB's not yet purged index entries. So: a plain
+read of the rows and the clock, then one UPDATE of exactly those rows, each
+fenced by the attempt it was read with and READY (a row another worker took
+in between is left alone), writing the clock that was read.""",
+    ("complete", "postgresql"): """\
+PostgreSQL: the batch comes as three arrays (three parameters whatever its
+size), joined to the table and fenced row by row; RETURNING says which rows
+were written.""",
+    ("complete", "sqlite"): """\
+SQLite: a CASE on the id picks each row's value; RETURNING says which rows
+were written.""",
+    ("complete", "mysql"): """\
+MariaDB: a CASE on the id picks each row's value. No RETURNING: only when
+fewer rows were written than sent are the written ones read back (a row
+holds this attempt and SUCCESSFUL only if this worker wrote it).""",
 }
 
 
@@ -197,7 +219,9 @@ def path(statement: str, engine: str) -> Path:
 def render_file(statement: str, engine: str) -> str:
     """The whole golden file of ``statement`` on ``engine``."""
     lines = [f"-- {statement}.{engine}.sql: rendered by tests/golden.py; do not edit by hand."]
-    lines += ["--", *(f"-- {line}".rstrip() for line in WHY[statement].splitlines())]
+    why = [WHY[statement], ENGINE_WHY.get((statement, engine), "")]
+    for paragraph in filter(None, why):
+        lines += ["--", *(f"-- {line}".rstrip() for line in paragraph.splitlines())]
     lines += [
         "--",
         "-- As passed to Django's cursor: %s is a parameter, %% a literal %. Laid out on",

@@ -1,19 +1,16 @@
 -- claim.postgresql.sql: rendered by tests/golden.py; do not edit by hand.
 --
 -- The claim: a worker takes up to LIMIT due READY tasks, in claim order
--- (priority DESC, available_at, id, which the claim index serves so the read
--- stops after LIMIT rows), and each becomes RUNNING with attempt + 1 (its
--- fencing token), a lease on the database's clock and the worker appended to
--- worker_ids. Paused queues are left out in the statement itself, so a pause
--- needs no message. PostgreSQL: a MATERIALIZED CTE (the LIMIT applies once)
--- picks FOR UPDATE SKIP LOCKED (concurrent claimers take disjoint rows, never
--- wait) and one UPDATE ... FROM returns the rows. SQLite: one UPDATE ...
--- RETURNING takes the write lock before it reads, so it is its own
--- transaction; async claims name the partial index (INDEXED BY) because SQLite
--- keeps no statistics for it. MariaDB has no UPDATE ... RETURNING: a plain
--- read (cheap past InnoDB's not yet purged entries), then one UPDATE of exactly
--- those rows, each fenced by the attempt it was read with and READY, writing
--- the clock that was read.
+-- (priority DESC, available_at, id, which the claim index serves, so the read
+-- stops after LIMIT rows however long the backlog), and each becomes RUNNING
+-- with attempt + 1 (its fencing token), a lease on the database's clock and
+-- the worker appended to worker_ids. Paused queues are left out in the
+-- statement itself, so a pause reaches every worker with no message.
+--
+-- PostgreSQL: a MATERIALIZED CTE, so the LIMIT is applied once (inlined as a
+-- semi-join the planner may re-run it and claim more rows), picks FOR UPDATE
+-- SKIP LOCKED (concurrent claimers take disjoint rows and never wait); one
+-- UPDATE ... FROM claims them and RETURNING gives the worker its rows.
 --
 -- As passed to Django's cursor: %s is a parameter, %% a literal %. Laid out on
 -- lines for reading; each line break stands for one space of the real text.

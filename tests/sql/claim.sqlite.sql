@@ -1,19 +1,17 @@
 -- claim.sqlite.sql: rendered by tests/golden.py; do not edit by hand.
 --
 -- The claim: a worker takes up to LIMIT due READY tasks, in claim order
--- (priority DESC, available_at, id, which the claim index serves so the read
--- stops after LIMIT rows), and each becomes RUNNING with attempt + 1 (its
--- fencing token), a lease on the database's clock and the worker appended to
--- worker_ids. Paused queues are left out in the statement itself, so a pause
--- needs no message. PostgreSQL: a MATERIALIZED CTE (the LIMIT applies once)
--- picks FOR UPDATE SKIP LOCKED (concurrent claimers take disjoint rows, never
--- wait) and one UPDATE ... FROM returns the rows. SQLite: one UPDATE ...
--- RETURNING takes the write lock before it reads, so it is its own
--- transaction; async claims name the partial index (INDEXED BY) because SQLite
--- keeps no statistics for it. MariaDB has no UPDATE ... RETURNING: a plain
--- read (cheap past InnoDB's not yet purged entries), then one UPDATE of exactly
--- those rows, each fenced by the attempt it was read with and READY, writing
--- the clock that was read.
+-- (priority DESC, available_at, id, which the claim index serves, so the read
+-- stops after LIMIT rows however long the backlog), and each becomes RUNNING
+-- with attempt + 1 (its fencing token), a lease on the database's clock and
+-- the worker appended to worker_ids. Paused queues are left out in the
+-- statement itself, so a pause reaches every worker with no message.
+--
+-- SQLite: one UPDATE ... WHERE id IN (pick) RETURNING. It takes the
+-- database's write lock before it reads, so it is its own immediate
+-- transaction: no other writer claims in between, no BUSY on an upgrade.
+-- Async claims name the partial index (INDEXED BY): SQLite keeps no
+-- statistics for it and would read the whole backlog through a wider one.
 --
 -- As passed to Django's cursor: %s is a parameter, %% a literal %. Laid out on
 -- lines for reading; each line break stands for one space of the real text.

@@ -3,10 +3,12 @@
 -- The success write, fenced: a row is written only while it holds the
 -- worker's attempt and is RUNNING, so a worker presumed dead (its task
 -- rescued and claimed again) writes nothing over the newer attempt. The batch
--- form records many outcomes in one statement (one commit per batch, not per
--- task): arrays on PostgreSQL (three parameters whatever the batch), a CASE on
--- the id elsewhere, each row fenced by its own attempt; RETURNING says which
--- rows were written (MariaDB reads them back only when some were not).
+-- form records many outcomes in one statement: one commit per batch, not per
+-- task, each row fenced by its own attempt.
+--
+-- MariaDB: a CASE on the id picks each row's value. No RETURNING: only when
+-- fewer rows were written than sent are the written ones read back (a row
+-- holds this attempt and SUCCESSFUL only if this worker wrote it).
 --
 -- As passed to Django's cursor: %s is a parameter, %% a literal %. Laid out on
 -- lines for reading; each line break stands for one space of the real text.

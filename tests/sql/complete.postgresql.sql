@@ -3,10 +3,12 @@
 -- The success write, fenced: a row is written only while it holds the
 -- worker's attempt and is RUNNING, so a worker presumed dead (its task
 -- rescued and claimed again) writes nothing over the newer attempt. The batch
--- form records many outcomes in one statement (one commit per batch, not per
--- task): arrays on PostgreSQL (three parameters whatever the batch), a CASE on
--- the id elsewhere, each row fenced by its own attempt; RETURNING says which
--- rows were written (MariaDB reads them back only when some were not).
+-- form records many outcomes in one statement: one commit per batch, not per
+-- task, each row fenced by its own attempt.
+--
+-- PostgreSQL: the batch comes as three arrays (three parameters whatever its
+-- size), joined to the table and fenced row by row; RETURNING says which rows
+-- were written.
 --
 -- As passed to Django's cursor: %s is a parameter, %% a literal %. Laid out on
 -- lines for reading; each line break stands for one space of the real text.

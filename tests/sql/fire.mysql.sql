@@ -1,11 +1,11 @@
 -- fire.mysql.sql: rendered by tests/golden.py; do not edit by hand.
 --
 -- A schedule's tick: this row is inserted in the same transaction as the
--- task's enqueue. The unique (schedule_id, fire_at) key makes a second
--- scheduler's insert fail, and its transaction, task included, rolls back:
--- each tick fires once however many schedulers run. A plain INSERT (no skip
--- on conflict) for that reason; quoted and returning the id as Django's ORM
--- writes it.
+-- task's enqueue (which announces the task at commit). The unique
+-- (schedule_id, fire_at) key makes a second scheduler's insert fail, and its
+-- transaction, task included, rolls back: each tick fires once however many
+-- schedulers run. So a plain INSERT, no skip on conflict; quoted and returning
+-- the id as Django's ORM writes it.
 --
 -- As passed to Django's cursor: %s is a parameter, %% a literal %. Laid out on
 -- lines for reading; each line break stands for one space of the real text.

@@ -1,11 +1,11 @@
 -- rescue.postgresql.sql: rendered by tests/golden.py; do not edit by hand.
 --
 -- The rescue: RUNNING rows whose lease expired on the database's clock,
--- oldest first (the status is a constant so SQLite can use the partial index
--- of running leases), then each attempt is ended in one fenced write that
--- also requires the lease to have expired, so a heartbeat that renewed it
--- just now wins. The row's own max_attempts decides, in SQL, between READY
--- (due after the delay) and FAILED.
+-- oldest first; the status is a constant, as the partial index of running
+-- leases states it. Each attempt is then ended in one fenced write that also
+-- requires the lease to have expired, so a heartbeat that renewed it just now
+-- wins. The row's own max_attempts decides, in SQL, between READY (due after
+-- the delay) and FAILED.
 --
 -- As passed to Django's cursor: %s is a parameter, %% a literal %. Laid out on
 -- lines for reading; each line break stands for one space of the real text.
