@@ -23,11 +23,6 @@ DEPTH_TABLE = "offload_depth_sample"
 KEPT_FOR = timedelta(days=1)
 
 
-def database_now(store: TaskStore) -> datetime:
-    """The database server's current time, aware, in UTC."""
-    return store.database_now()
-
-
 def read_depth(store: TaskStore, now: datetime) -> dict[str, tuple[int, int, float | None]]:
     """Per queue with READY or RUNNING tasks: (ready, running, age of the oldest due
     READY task in seconds at ``now``, or None when none is due)."""
@@ -58,7 +53,7 @@ def sample(store: TaskStore, queues: Iterable[str] = ()) -> tuple[datetime, int]
     """Write this minute's depth of every busy queue and of ``queues`` (the
     configured ones, so an idle queue shows zeros); return the minute and the
     rows written (0 when the minute was already sampled)."""
-    now = database_now(store)
+    now = store.database_now()
     minute = now.replace(second=0, microsecond=0)
     depth = read_depth(store, now)
     for name in queues:
