@@ -45,10 +45,12 @@ class Fence:
     again writes nothing. Each method returns the terms and their parameters.
     """
 
+    ONE = "id = %s AND attempt = %s AND status = %s"
+
     @staticmethod
     def one(task_id: int, attempt: int, status: State = State.RUNNING) -> tuple[str, list[Any]]:
         """One row: ``id = %s AND attempt = %s AND status = %s``."""
-        return "id = %s AND attempt = %s AND status = %s", [task_id, attempt, status]
+        return Fence.ONE, [task_id, attempt, status]
 
     @staticmethod
     def each(
@@ -73,7 +75,7 @@ class Fence:
 
 def fenced_update(assignments: str) -> str:
     """``UPDATE`` of one task row, fenced by its attempt and status (:meth:`Fence.one`)."""
-    return f"UPDATE {TABLE} SET {assignments} WHERE {Fence.one(0, 0)[0]}"
+    return f"UPDATE {TABLE} SET {assignments} WHERE {Fence.ONE}"
 
 
 def required(value: datetime | None) -> datetime:

@@ -105,14 +105,14 @@ def claim_statement(
         raise ValueError(f"{vendor.name} claims in two statements (see claim_read, claim_write).")
     picked, pick_params = pick(vendor, queues, is_async, limit)
     assignments, assign_params = claim_assignments(vendor, worker_id, lease_seconds)
-    sql, pick_first = _fill_claim(vendor.name, vendor.claim, picked, assignments)
+    sql, pick_first = _fill_claim(vendor.claim, picked, assignments)
     if pick_first:
         return sql, [*pick_params, *assign_params]
     return sql, [*assign_params, *pick_params]
 
 
 @functools.lru_cache(maxsize=64)
-def _fill_claim(name: str, template: str, picked: str, assignments: str) -> tuple[str, bool]:
+def _fill_claim(template: str, picked: str, assignments: str) -> tuple[str, bool]:
     """``vendor.claim`` filled in, and whether its pick's parameters come first.
 
     Cached: a worker sends the same few claims all its life, and the
