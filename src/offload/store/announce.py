@@ -56,8 +56,10 @@ class Announcer:
                     for queue in sorted(set(queues)):
                         cursor.execute(notify, [NOTIFY_CHANNEL, queue])
             return
-        waker = self._waker
         names = tuple(queues)
+        if not names:
+            return
+        waker = self._waker
         # Runs at once outside a transaction; after the commit inside one, and
         # never if it rolls back.
         connection.on_commit(lambda: waker.wake(names))
