@@ -2,13 +2,14 @@
 
 import os
 import stat
+import time
 
 import pytest
 from django.db import connection, transaction
 
 from offload.models import TaskRecord
 from offload.states import State
-from offload.store import wakeup
+from offload.store import operations, wakeup
 from offload.worker import claims
 from tests.app import tasks
 from tests.helpers import override_options, running_worker, wait_for
@@ -35,6 +36,46 @@ def test_an_idle_worker_wakes_at_enqueue_not_at_its_next_poll(backend, monkeypat
                 timeout=10,
                 what=f"task {round_} to run",
             )
+
+
+@pytest.mark.parametrize("action", ["retry", "run_again", "resume"])
+def test_an_operator_making_tasks_ready_wakes_a_worker_as_an_enqueue_does(
+    backend, monkeypatch, action
+):
+    # The same 30 s polls: an admin retry, run-again or queue resume must wake
+    # the idle worker at once, as an enqueue does, on every engine.
+    monkeypatch.setattr(claims, "FIRST_POLL_SECONDS", 30.0)
+    store = backend.store
+    with override_options(POLL_INTERVAL=30.0), running_worker() as running:
+        wait_for(lambda: _idle(running), what="the first claim")
+        started = time.monotonic()
+        failed = tasks.fail.enqueue("once")
+        wait_for(lambda: _status(failed.id) == State.FAILED, timeout=10, what="the enqueue")
+        enqueue_seconds = time.monotonic() - started
+        if action == "resume":
+            operations.pause_queue(store, "default")
+            held = tasks.noop.enqueue()
+        # Let the worker finish its claim and fall asleep until its next poll.
+        time.sleep(1.0)
+        started = time.monotonic()
+        if action == "retry":
+            assert operations.retry(store, [failed.id]) == 1
+            wait_for(
+                lambda: TaskRecord.objects.get(pk=failed.id).attempt == 2,
+                timeout=10,
+                what="the retried task to run",
+            )
+        elif action == "run_again":
+            (copy,) = operations.run_again(store, [failed.id])
+            wait_for(lambda: _status(copy) == State.FAILED, timeout=10, what="the copy to run")
+        else:
+            operations.resume_queue(store, "default")
+            wait_for(lambda: _status(held.id) == State.SUCCESSFUL, timeout=10, what="the held task")
+        assert time.monotonic() - started < max(5.0, 5 * enqueue_seconds)
+
+
+def _status(task_id: int) -> str:
+    return TaskRecord.objects.get(pk=task_id).status
 
 
 def _idle(running) -> bool:

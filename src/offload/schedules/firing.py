@@ -13,6 +13,12 @@ same keys; ``now`` is passed in, so tests drive the clock.
 yet, advanced with a compare-and-set so a stale scheduler cannot move it back.
 A scheduler that dies between firing and advancing leaves the tick to be tried
 again by another, which finds it already fired.
+
+The fire row is written with :func:`fire_insert`, the statement Django's ORM
+would send, spelled out so it can be read and compared per engine
+(``tests/sql/fire.*.sql``). The task's wake-up is the enqueue's (see
+``store.announce``): NOTIFY on PostgreSQL, the local sockets elsewhere, both
+at the fire's commit.
 """
 
 from __future__ import annotations
@@ -30,13 +36,49 @@ from offload.schedules.errors import clear_error, note_error
 from offload.schedules.spec import Timing, parse_timing
 from offload.schedules.targets import enqueue_for
 from offload.states import State
-from offload.store.vendor import is_lock_conflict
+from offload.store.vendor import Vendor, is_lock_conflict, vendor_for
 
 logger = logging.getLogger("offload.scheduler")
 
 if TYPE_CHECKING:
     from offload.backend import DatabaseBackend
     from offload.models import Schedule
+
+
+FIRE_TABLE = "offload_schedule_fire"
+FIRE_COLUMNS = ("schedule_id", "fire_at", "fired_at", "outcome", "fired_by", "task_id")
+
+
+def fire_insert(vendor: Vendor) -> str:
+    """The INSERT of one fire row (parameters in ``FIRE_COLUMNS`` order).
+
+    A plain INSERT, no "skip if present": the unique (schedule, fire_at) key
+    must raise, so that a second scheduler's whole transaction, its task
+    included, rolls back. Quoted and returning the id as the ORM writes it.
+    """
+    q = vendor.quote
+    table = f"{q}{FIRE_TABLE}{q}"
+    columns = ", ".join(f"{q}{column}{q}" for column in FIRE_COLUMNS)
+    marks = ", ".join(["%s"] * len(FIRE_COLUMNS))
+    return f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING {table}.{q}id{q}"
+
+
+def record_fire(
+    database: str,
+    schedule_id: int,
+    fire_at: datetime,
+    fired_at: datetime,
+    outcome: str,
+    task_id: int | None,
+    fired_by: str = "",
+) -> None:
+    """Insert the fire row of one tick; ``IntegrityError`` if it was fired already."""
+    connection = connections[database]
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [schedule_id, adapt(fire_at), adapt(fired_at), outcome, fired_by, task_id]
+    with connection.cursor() as cursor:
+        cursor.execute(fire_insert(vendor_for(connection)), params)
+        cursor.fetchone()
 
 
 @dataclass(frozen=True)
@@ -156,10 +198,7 @@ class Scheduler:
                     outcome = ScheduleFire.Outcome.SKIPPED
                 else:
                     task_id = enqueue_for(row, self.backend)
-                ScheduleFire.objects.using(self.database).create(
-                    schedule_id=row.pk, fire_at=fire_at, fired_at=now, outcome=outcome,
-                    task_id=task_id, fired_by=self.owner,
-                )  # fmt: skip
+                record_fire(self.database, row.pk, fire_at, now, outcome, task_id, self.owner)
         except IntegrityError:
             return None  # fired by another scheduler: this transaction rolled back
         except DatabaseError:
@@ -225,8 +264,5 @@ def run_now(row: Schedule, backend: DatabaseBackend, now: datetime) -> int:
     database = backend.config.database
     with transaction.atomic(using=database):
         task_id = enqueue_for(row, backend)
-        ScheduleFire.objects.using(database).create(
-            schedule_id=row.pk, fire_at=now, fired_at=now, outcome=ScheduleFire.Outcome.MANUAL,
-            task_id=task_id,
-        )  # fmt: skip
+        record_fire(database, row.pk, now, now, ScheduleFire.Outcome.MANUAL, task_id)
     return task_id

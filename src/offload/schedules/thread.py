@@ -10,29 +10,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db import DatabaseError, connections
 
 from offload.schedules.firing import Scheduler
 from offload.schedules.sync import sync
-from offload.store.vendor import read_datetime, vendor_for
+from offload.store.base import database_now
 
 if TYPE_CHECKING:
     from offload.backend import DatabaseBackend
 
 logger = logging.getLogger("offload.scheduler")
-
-
-def database_now(alias: str) -> datetime:
-    """The database server's current time, aware, in UTC."""
-    connection = connections[alias]
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {vendor_for(connection).now}", [])
-        value = read_datetime(cursor.fetchone()[0])
-    assert value is not None
-    return value
 
 
 class SchedulerThread(threading.Thread):
@@ -51,7 +40,7 @@ class SchedulerThread(threading.Thread):
                     if not self.synced:
                         sync(self.backend)
                         self.synced = True
-                    self.scheduler.tick(database_now(alias))
+                    self.scheduler.tick(database_now(connections[alias]))
                 except DatabaseError:
                     logger.exception("Scheduler pass failed; trying again")
                     connections[alias].close()

@@ -1,5 +1,6 @@
-"""Storage: the only code that writes task state. See ``tasks`` for why it is SQL."""
+"""Storage: the only code that writes task state. See ``base`` for why it is SQL."""
 
-from offload.store.tasks import ALL_QUEUES, ClaimedTask, Heartbeat, NewTask, QueueFilter, TaskStore
+from offload.store.rows import ALL_QUEUES, ClaimedTask, Heartbeat, NewTask, QueueFilter
+from offload.store.tasks import TaskStore
 
 __all__ = ["ALL_QUEUES", "ClaimedTask", "Heartbeat", "NewTask", "QueueFilter", "TaskStore"]

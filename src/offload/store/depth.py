@@ -14,22 +14,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from offload.states import State
-from offload.store.tasks import TABLE, TaskStore
+from offload.store.base import TABLE
+from offload.store.tasks import TaskStore
 from offload.store.vendor import read_datetime
 
 DEPTH_TABLE = "offload_depth_sample"
 # How long samples are kept: the dashboard's longest window.
 KEPT_FOR = timedelta(days=1)
-
-
-def database_now(store: TaskStore) -> datetime:
-    """The database server's current time, aware, in UTC."""
-    with store.connection.cursor() as cursor:
-        cursor.execute(f"SELECT {store.vendor.now}", [])
-        value = read_datetime(cursor.fetchone()[0])
-    if value is None:
-        raise ValueError("The database returned no time.")
-    return value
 
 
 def read_depth(store: TaskStore, now: datetime) -> dict[str, tuple[int, int, float | None]]:
@@ -62,7 +53,7 @@ def sample(store: TaskStore, queues: Iterable[str] = ()) -> tuple[datetime, int]
     """Write this minute's depth of every busy queue and of ``queues`` (the
     configured ones, so an idle queue shows zeros); return the minute and the
     rows written (0 when the minute was already sampled)."""
-    now = database_now(store)
+    now = store.database_now()
     minute = now.replace(second=0, microsecond=0)
     depth = read_depth(store, now)
     for name in queues:

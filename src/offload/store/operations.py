@@ -13,8 +13,9 @@ from itertools import islice
 from typing import Any
 
 from offload.states import State
+from offload.store.base import TABLE
 from offload.store.connection import atomic_on
-from offload.store.tasks import NOTIFY_CHANNEL, TABLE, TaskStore
+from offload.store.tasks import TaskStore
 from offload.store.vendor import read_datetime
 
 QUEUE_TABLE = "offload_queue"
@@ -35,14 +36,9 @@ def _marks(values: Sequence[Any]) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def _notify(store: TaskStore, queues: Iterable[str]) -> None:
-    # Idle PostgreSQL workers sleep until NOTIFY; tasks made READY by hand
-    # must wake them as an enqueue does (delivered at commit).
-    if store.vendor.name != "postgresql":
-        return
-    with store.connection.cursor() as cursor:
-        for queue in sorted(set(queues)):
-            cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, queue])
+def _announce(store: TaskStore, queues: Iterable[str]) -> None:
+    # Tasks made READY by hand wake idle workers as an enqueue does (at commit).
+    store.announcer.announce(store.connection, queues)
 
 
 def _queues_of(store: TaskStore, ids: Sequence[int]) -> list[str]:
@@ -76,7 +72,7 @@ def retry(store: TaskStore, task_ids: Sequence[int]) -> int:
             )
             count = int(cursor.rowcount)
         if count:
-            _notify(store, _queues_of(store, ids))
+            _announce(store, _queues_of(store, ids))
     return count
 
 
@@ -124,7 +120,7 @@ def run_again(store: TaskStore, task_ids: Sequence[int]) -> list[int]:
                     ],
                 )
                 new_ids.append(int(cursor.fetchone()[0]))
-        _notify(store, (str(row[3]) for row in originals))
+        _announce(store, (str(row[3]) for row in originals))
     return new_ids
 
 
@@ -166,7 +162,7 @@ def resume_queue(store: TaskStore, name: str) -> None:
     with atomic_on(store.connection):
         with store.connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {QUEUE_TABLE} WHERE name = %s", [name])
-        _notify(store, [name])
+        _announce(store, [name])
 
 
 def paused_queues(store: TaskStore) -> dict[str, datetime | None]:

@@ -53,9 +53,33 @@ class Vendor:
     # reads the whole backlog; INDEXED BY settles it (and fails loudly if the
     # index were missing, rather than quietly slowing every claim).
     use_index: str
-    # True where one UPDATE ... RETURNING can claim (PostgreSQL, SQLite);
-    # MariaDB has no UPDATE ... RETURNING and no LIMIT in an IN subquery.
-    claims_in_one_statement: bool
+    # The claim as one UPDATE ... RETURNING, from {pick} (the SELECT of the
+    # rows to take, see ``store.claim``), {assignments}, {table} and the
+    # returned {columns} (PostgreSQL: {t_columns}, qualified by the alias t).
+    # None on MariaDB, which has no UPDATE ... RETURNING and no LIMIT in an
+    # IN subquery: it claims with a read and a fenced update instead.
+    claim: str | None
+    # The bulk success write (``store.outcomes``) from arrays, one parameter
+    # per column whatever the batch: {table}, {assignments}, {fence}. None:
+    # a CASE on the id picks each row's value instead.
+    complete_from_arrays: str | None
+    # Whether an UPDATE can end in RETURNING (MariaDB's cannot).
+    update_returning: bool
+    # The multi-row INSERT of new tasks from arrays ({table}, {columns}), or
+    # None for a VALUES list. Arrays on PostgreSQL: a VALUES list would cost
+    # the driver a parse of thousands of placeholders per statement, longer
+    # than the insert itself.
+    insert_from_arrays: str | None
+    # How the one-task INSERT ({insert}, ending in RETURNING id, enqueued_at)
+    # also sends NOTIFY (channel and payload as parameters) in the same round
+    # trip, or None where the engine has no NOTIFY (see ``store.announce``).
+    insert_and_notify: str | None
+    # The statement that sends one NOTIFY (channel, payload), or None.
+    notify: str | None
+    # What precedes a statement to get its plan.
+    explain: str
+    # The character that quotes an identifier, as Django's ORM writes it.
+    quote: str
     # Statements run once on each new connection of a worker's own (see
     # store.connection.open_private), never on the connection task code or
     # the web process shares.
@@ -80,7 +104,39 @@ _POSTGRESQL = Vendor(
     insert_or_skip="INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT DO NOTHING",
     async_only="is_async",
     use_index="",
-    claims_in_one_statement=True,
+    # The CTE is MATERIALIZED so the LIMIT is applied once: inlined as a
+    # semi-join, PostgreSQL may re-run the subquery and claim more rows.
+    # SKIP LOCKED makes concurrent claimers take disjoint rows, not wait.
+    claim=(
+        "WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) "
+        "UPDATE {table} AS t SET {assignments} FROM picked WHERE t.id = picked.id "
+        "RETURNING {t_columns}"
+    ),
+    complete_from_arrays=(
+        "UPDATE {table} AS t SET {assignments}, return_value = d.value::jsonb "
+        "FROM unnest(%s::bigint[], %s::integer[], %s::text[]) AS d(id, attempt, value) "
+        "WHERE {fence} RETURNING t.id"
+    ),
+    update_returning=True,
+    insert_from_arrays=(
+        "INSERT INTO {table} {columns} "
+        "SELECT r.task_path, r.backend, r.queue_name, r.priority, %s, r.is_async, "
+        "r.max_attempts, r.timeout, r.run_after, COALESCE(r.run_after, statement_timestamp()), "
+        "statement_timestamp(), 0, '[]'::jsonb, r.args::jsonb, r.kwargs::jsonb, '[]'::jsonb "
+        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::smallint[], %s::boolean[], "
+        "%s::integer[], %s::double precision[], %s::timestamptz[], %s::text[], %s::text[]) "
+        "WITH ORDINALITY AS r(task_path, backend, queue_name, priority, is_async, max_attempts, "
+        "timeout, run_after, args, kwargs, n) "
+        "ORDER BY r.n RETURNING id, enqueued_at"
+    ),
+    # Delayed tasks notify too: a sleeping worker re-reads when the next task
+    # is due, so one enqueued for sooner than that is not missed.
+    insert_and_notify=(
+        "WITH new AS ({insert}) SELECT new.id, new.enqueued_at, pg_notify(%s, %s) FROM new"
+    ),
+    notify="SELECT pg_notify(%s, %s)",
+    explain="EXPLAIN",
+    quote='"',
     # Every statement the worker sends on its own connection reads through an
     # index in the order it needs (the claim takes rows in index order, with a
     # LIMIT), so a sort there is always the wrong plan. The planner would still pick
@@ -112,7 +168,18 @@ _SQLITE = Vendor(
     # both terms, so the index serves whichever version migrated it.
     async_only="is_async AND is_async = 1",
     use_index="INDEXED BY {index}",
-    claims_in_one_statement=True,
+    # One UPDATE statement on SQLite takes the database's write lock before it
+    # reads anything, so the statement is itself an immediate write
+    # transaction: no other writer can claim between the SELECT and the
+    # UPDATE, and there is no read-to-write upgrade to fail with BUSY.
+    claim="UPDATE {table} SET {assignments} WHERE id IN ({pick}) RETURNING {columns}",
+    complete_from_arrays=None,
+    update_returning=True,
+    insert_from_arrays=None,
+    insert_and_notify=None,
+    notify=None,
+    explain="EXPLAIN QUERY PLAN",
+    quote='"',
     # SQLite copies its log into the database file inside the COMMIT that
     # takes the log past wal_autocheckpoint (1,000 pages): copying and syncing
     # them held that commit 5 to 10 ms. When the commit is an enqueue's, the
@@ -137,10 +204,23 @@ _MYSQL = Vendor(
     insert_or_skip="INSERT IGNORE INTO {table} ({columns}) VALUES {rows}",
     async_only=None,
     use_index="",
-    claims_in_one_statement=False,
+    claim=None,
+    complete_from_arrays=None,
+    update_returning=False,
+    insert_from_arrays=None,
+    insert_and_notify=None,
+    notify=None,
+    explain="EXPLAIN",
+    quote="`",
 )
 
 _VENDORS = {"postgresql": _POSTGRESQL, "sqlite": _SQLITE, "mysql": _MYSQL}
+
+
+def vendor_named(name: str) -> Vendor:
+    """The vendor of Django's vendor name ``name``, without a connection (for
+    rendering statements, as the golden SQL tests do)."""
+    return _VENDORS[name]
 
 
 def worker_session(vendor: str) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from offload.store import QueueFilter, TaskStore
-from offload.store.tasks import NOTIFY_CHANNEL
+from offload.store.announce import NOTIFY_CHANNEL
 from offload.store.wakeup import WakeSocket, wake_key
 
 logger = logging.getLogger("offload.worker")

@@ -11,7 +11,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 from django.tasks import task_backends
 from django.utils import autoreload
 
@@ -120,7 +120,7 @@ class Command(BaseCommand):
         from offload.models import Schedule
         from offload.schedules.listing import lines
         from offload.schedules.sync import sync
-        from offload.schedules.thread import database_now
+        from offload.store.base import database_now
         from offload.worker.config import get_backend
 
         if options["count"] < 0:
@@ -131,7 +131,7 @@ class Command(BaseCommand):
                 sync(backend)
             database = backend.config.database
             rows = list(Schedule.objects.using(database).filter(backend=backend.alias))
-            now = database_now(database)
+            now = database_now(connections[database])
         except (OffloadError, ImproperlyConfigured, DatabaseError) as exc:
             raise CommandError(str(exc)) from exc
         if not rows:

@@ -1,0 +1,83 @@
+"""Attempts that never reached a verdict: a crash, a kill, a timeout, a lease that
+expired. The rescue finds RUNNING rows whose lease lapsed and ends each attempt
+with :meth:`RescueStore.attempt_lost`, fenced by its attempt like every
+outcome, and by the lease's expiry, so a heartbeat that renewed it just now
+wins. Rendered in ``tests/sql/rescue.*.sql``."""
+
+from typing import Any
+
+from offload.states import State
+from offload.store.base import TABLE, Fence, StoreBase
+from offload.store.vendor import Vendor
+
+
+def expired_select(vendor: Vendor) -> str:
+    """The rescue's search for expired leases, oldest first (one parameter: the limit)."""
+    # The status is a constant in the SQL, as the partial index of running
+    # leases states it: SQLite uses a partial index only for a query whose
+    # terms imply the index's condition, which a bound parameter cannot.
+    return (
+        f"SELECT id, attempt, max_attempts, lease_owner FROM {TABLE} "
+        f"WHERE status = '{State.RUNNING.value}' AND lease_expires_at < {vendor.now} "
+        "ORDER BY lease_expires_at LIMIT %s"
+    )
+
+
+def attempt_lost_statement(
+    vendor: Vendor,
+    task_id: int,
+    attempt: int,
+    error_json: str,
+    delay: float,
+    *,
+    expired_only: bool = False,
+) -> tuple[str, list[Any]]:
+    """The write of :meth:`RescueStore.attempt_lost`, and its parameters."""
+    spent = "attempt >= max_attempts"
+    fence, fence_params = Fence.one(task_id, attempt)
+    sql = (
+        f"UPDATE {TABLE} SET "
+        f"status = CASE WHEN {spent} THEN %s ELSE %s END, "
+        f"finished_at = CASE WHEN {spent} THEN {vendor.now} ELSE NULL END, "
+        f"available_at = CASE WHEN {spent} THEN available_at "
+        f"ELSE {vendor.now_plus_seconds} END, "
+        f"errors = {vendor.append_json.format(col='errors')}, "
+        "lease_owner = NULL, lease_expires_at = NULL "
+        f"WHERE {fence}"
+    )
+    if expired_only:
+        sql += f" AND lease_expires_at < {vendor.now}"
+    return sql, [State.FAILED, State.READY, delay, error_json, *fence_params]
+
+
+class RescueStore(StoreBase):
+    def attempt_lost(
+        self,
+        task_id: int,
+        attempt: int,
+        error_json: str,
+        delay: float,
+        *,
+        expired_only: bool = False,
+    ) -> bool:
+        """End an attempt that never reached a verdict (crash, kill, timeout, lost lease).
+
+        It is tried again in ``delay`` seconds while attempts remain, else it is
+        FAILED; ``error_json`` joins its history either way. The choice is made
+        in SQL from the row's own ``max_attempts``, so the caller need not import
+        the task. ``expired_only`` (the rescue) also requires the lease to have
+        expired, so a heartbeat that renewed it just now wins.
+        """
+        statement = attempt_lost_statement(
+            self.vendor, task_id, attempt, error_json, delay, expired_only=expired_only
+        )
+        return self._write(*statement) == 1
+
+    def expired_leases(self, limit: int) -> list[tuple[int, int, int, str | None]]:
+        """RUNNING tasks whose lease has expired: (id, attempt, max_attempts, owner)."""
+        rows = self._fetch(expired_select(self.vendor), [limit])
+        return [(int(a), int(b), int(c), d) for a, b, c, d in rows]
+
+    def explain_rescue(self, limit: int = 100) -> list[str]:
+        """The plan of the rescue's search for expired leases (see ``explain_claim``)."""
+        return self._explain(expired_select(self.vendor), [limit])

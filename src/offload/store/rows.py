@@ -1,0 +1,142 @@
+"""The rows the store reads and writes, as Python values."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from offload.payload import decode
+from offload.store.base import required
+from offload.store.vendor import read_datetime
+
+# What a worker needs to run a claimed task and rebuild its TaskResult.
+CLAIMED_COLUMNS = (
+    "id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, "
+    "started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, "
+    "max_attempts, timeout"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """A task this worker holds a lease on, as of the claim."""
+
+    id: int
+    task_path: str
+    backend: str
+    queue_name: str
+    priority: int
+    run_after: datetime | None
+    available_at: datetime
+    enqueued_at: datetime
+    started_at: datetime
+    last_attempted_at: datetime
+    attempt: int
+    worker_ids: list[str]
+    errors: list[dict[str, Any]]
+    args: list[Any]
+    kwargs: dict[str, Any]
+    is_async: bool = False
+    max_attempts: int = 1
+    timeout: float | None = None
+    # Why the row cannot run (its stored JSON is unreadable), or None.
+    problem: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> "ClaimedTask":
+        (id_, path, backend, queue, priority, run_after, available_at, enqueued_at, started_at,
+         attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts,
+         timeout) = row  # fmt: skip
+        # A row whose JSON does not decode (written by hand, or by another tool)
+        # must fail on its own, not break the claim of the tasks around it.
+        problem = None
+        try:
+            decoded = [decode(worker_ids), decode(errors), decode(args), decode(kwargs)]
+        except (TypeError, ValueError) as exc:
+            problem = f"Stored JSON of task {id_} is unreadable: {exc}"
+            decoded = [[], [], [], {}]
+        if not isinstance(decoded[0], list) or not isinstance(decoded[1], list):
+            decoded[0:2] = [[], []]
+        if not problem and (not isinstance(decoded[2], list) or not isinstance(decoded[3], dict)):
+            problem = f"Stored arguments of task {id_} are not a list and a dict."
+            decoded[2:4] = [[], {}]
+        return cls(
+            id=int(id_),
+            task_path=path,
+            backend=backend,
+            queue_name=queue,
+            priority=int(priority),
+            run_after=read_datetime(run_after),
+            available_at=required(read_datetime(available_at)),
+            enqueued_at=required(read_datetime(enqueued_at)),
+            started_at=required(read_datetime(started_at)),
+            last_attempted_at=required(read_datetime(attempted_at)),
+            attempt=int(attempt),
+            worker_ids=decoded[0],
+            errors=decoded[1],
+            args=decoded[2],
+            kwargs=decoded[3],
+            is_async=bool(is_async),
+            max_attempts=int(max_attempts),
+            timeout=None if timeout is None else float(timeout),
+            problem=problem,
+        )
+
+    @property
+    def claim_order(self) -> tuple[int, datetime, int]:
+        return (-self.priority, self.available_at, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What a heartbeat found: the tasks the worker holds, by the database."""
+
+    held: dict[int, int]  # task id -> attempt, every RUNNING row leased to the worker
+    cancels: list[int]  # the ids among them whose cancellation was requested
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A row to insert; arguments already validated and encoded as JSON."""
+
+    task_path: str
+    backend: str
+    queue_name: str
+    priority: int
+    run_after: datetime | None
+    args_json: str
+    kwargs_json: str
+    is_async: bool = False
+    max_attempts: int = 1
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """Which queues a worker takes tasks from: ``only`` these (None: all), minus ``excluded``."""
+
+    only: tuple[str, ...] | None = None
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self.only is not None and not self.only
+
+    def allows(self, queue: str) -> bool:
+        return (self.only is None or queue in self.only) and queue not in self.excluded
+
+    def sql(self) -> tuple[str, list[str]]:
+        """An ``AND ...`` clause on queue_name, and its parameters."""
+        # An explicit list leaves the exclusions already applied by the caller
+        # (see ``worker.config``), so the claim index gets equality on the queue.
+        if self.only is not None:
+            if len(self.only) == 1:
+                return " AND queue_name = %s", [self.only[0]]
+            return f" AND queue_name IN ({', '.join(['%s'] * len(self.only))})", list(self.only)
+        if self.excluded:
+            marks = ", ".join(["%s"] * len(self.excluded))
+            return f" AND queue_name NOT IN ({marks})", list(self.excluded)
+        return "", []
+
+
+ALL_QUEUES = QueueFilter()

@@ -1,0 +1,242 @@
+"""The golden SQL: the statements that matter most, as each engine gets them.
+
+``tests/sql/<statement>.<engine>.sql`` holds, under a header that says why the
+statement is written that way, each statement the store sends for a fixed set
+of arguments. ``tests/unit/test_sql_golden.py`` renders them without a server
+and compares; ``tests/integration/test_sql_golden.py`` compares them with what
+the store really executes. ``OFFLOAD_UPDATE_GOLDEN=1`` rewrites the files.
+
+In the files a statement is laid out on several lines for reading: a line break
+and indent stand where the statement has one space (:func:`layout`), and
+:func:`flatten` gives the exact text back.
+"""
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from offload.schedules.firing import fire_insert
+from offload.store.base import Fence, fenced_update
+from offload.store.claim import claim_read, claim_statement, claim_write
+from offload.store.outcomes import complete_assignments, complete_many_statement
+from offload.store.rescue import attempt_lost_statement, expired_select
+from offload.store.rows import ALL_QUEUES, QueueFilter
+from offload.store.vendor import Vendor, vendor_named
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+ENGINES = ("postgresql", "sqlite", "mysql")
+STATEMENTS = ("claim", "complete", "rescue", "fire")
+
+# The arguments every rendering uses; the integration test calls the store
+# with the same ones.
+WORKER = "worker-1"
+LIMIT = 10
+LEASE = 60.0
+DONE = ((1, 1, "1"), (2, 1, "2"))  # complete_many's (id, attempt, value)
+READ = ((1, 0), (2, 0))  # MariaDB's claim: rows read, (id, attempt)
+ONLY = QueueFilter(only=("default", "emails"))
+
+WHY: dict[str, str] = {
+    "claim": """\
+The claim: a worker takes up to LIMIT due READY tasks, in claim order
+(priority DESC, available_at, id, which the claim index serves, so the read
+stops after LIMIT rows however long the backlog), and each becomes RUNNING
+with attempt + 1 (its fencing token), a lease on the database's clock and
+the worker appended to worker_ids. Paused queues are left out in the
+statement itself, so a pause reaches every worker with no message.""",
+    "complete": """\
+The success write, fenced: a row is written only while it holds the
+worker's attempt and is RUNNING, so a worker presumed dead (its task
+rescued and claimed again) writes nothing over the newer attempt. The batch
+form records many outcomes in one statement: one commit per batch, not per
+task, each row fenced by its own attempt.""",
+    "rescue": """\
+The rescue: RUNNING rows whose lease expired on the database's clock,
+oldest first; the status is a constant, as the partial index of running
+leases states it. Each attempt is then ended in one fenced write that also
+requires the lease to have expired, so a heartbeat that renewed it just now
+wins. The row's own max_attempts decides, in SQL, between READY (due after
+the delay) and FAILED.""",
+    "fire": """\
+A schedule's tick: this row is inserted in the same transaction as the
+task's enqueue (which announces the task at commit). The unique
+(schedule_id, fire_at) key makes a second scheduler's insert fail, and its
+transaction, task included, rolls back: each tick fires once however many
+schedulers run. So a plain INSERT, no skip on conflict; quoted and returning
+the id as Django's ORM writes it.""",
+}
+
+# What is particular to one engine's shape of the statement.
+ENGINE_WHY: dict[tuple[str, str], str] = {
+    ("claim", "postgresql"): """\
+PostgreSQL: a MATERIALIZED CTE, so the LIMIT is applied once (inlined as a
+semi-join the planner may re-run it and claim more rows), picks FOR UPDATE
+SKIP LOCKED (concurrent claimers take disjoint rows and never wait); one
+UPDATE ... FROM claims them and RETURNING gives the worker its rows.""",
+    ("claim", "sqlite"): """\
+SQLite: one UPDATE ... WHERE id IN (pick) RETURNING. It takes the
+database's write lock before it reads, so it is its own immediate
+transaction: no other writer claims in between, no BUSY on an upgrade.
+Async claims name the partial index (INDEXED BY): SQLite keeps no
+statistics for it and would read the whole backlog through a wider one.""",
+    ("claim", "mysql"): """\
+MariaDB has no UPDATE ... RETURNING and no LIMIT in an IN subquery, and a
+locking read is slow past InnoDB's not yet purged index entries. So: a plain
+read of the rows and the clock, then one UPDATE of exactly those rows, each
+fenced by the attempt it was read with and READY (a row another worker took
+in between is left alone), writing the clock that was read.""",
+    ("complete", "postgresql"): """\
+PostgreSQL: the batch comes as three arrays (three parameters whatever its
+size), joined to the table and fenced row by row; RETURNING says which rows
+were written.""",
+    ("complete", "sqlite"): """\
+SQLite: a CASE on the id picks each row's value; RETURNING says which rows
+were written.""",
+    ("complete", "mysql"): """\
+MariaDB: a CASE on the id picks each row's value. No RETURNING: only when
+fewer rows were written than sent are the written ones read back (a row
+holds this attempt and SUCCESSFUL only if this worker wrote it).""",
+}
+
+
+def _claim(vendor: Vendor) -> list[tuple[str, str]]:
+    if vendor.claim is None:
+        return [
+            ("read (all queues, any kind)", claim_read(vendor, ALL_QUEUES, None, LIMIT)[0]),
+            ("read (two queues, sync)", claim_read(vendor, ONLY, False, LIMIT)[0]),
+            ("write (the two rows read)", claim_write(vendor, WORKER, LEASE, "now", READ)[0]),
+        ]
+    return [
+        (
+            "all queues, any kind",
+            claim_statement(vendor, WORKER, ALL_QUEUES, None, LIMIT, LEASE)[0],
+        ),
+        ("two queues, sync", claim_statement(vendor, WORKER, ONLY, False, LIMIT, LEASE)[0]),
+        ("async", claim_statement(vendor, WORKER, ALL_QUEUES, True, LIMIT, LEASE)[0]),
+    ]
+
+
+def _complete(vendor: Vendor) -> list[tuple[str, str]]:
+    found = [
+        ("one", fenced_update(complete_assignments(vendor))),
+        ("batch of two", complete_many_statement(vendor, DONE)[0]),
+    ]
+    if not vendor.update_returning:
+        fence, _ = Fence.each([(row[0], row[1]) for row in DONE])
+        found.append(("batch read-back", f"SELECT id FROM offload_task WHERE {fence}"))
+    return found
+
+
+def _rescue(vendor: Vendor) -> list[tuple[str, str]]:
+    return [
+        ("expired leases", expired_select(vendor)),
+        ("attempt lost", attempt_lost_statement(vendor, 1, 1, "{}", 1.0, expired_only=True)[0]),
+    ]
+
+
+def _fire(vendor: Vendor) -> list[tuple[str, str]]:
+    return [("fire row", fire_insert(vendor))]
+
+
+RENDER: dict[str, Callable[[Vendor], list[tuple[str, str]]]] = {
+    "claim": _claim,
+    "complete": _complete,
+    "rescue": _rescue,
+    "fire": _fire,
+}
+
+_CLAUSES = ("SELECT", "FROM", "WHERE", "ORDER BY", "LIMIT", "RETURNING", "UPDATE", "SET", "VALUES")
+# A parenthesised SELECT longer than this gets its clauses on lines of their own.
+_INLINE = 80
+
+
+def _groups(sql: str) -> dict[int, int]:
+    """Where each parenthesis outside quotes closes, by where it opens."""
+    ends: dict[int, int] = {}
+    opened: list[int] = []
+    quoted = False
+    for i, char in enumerate(sql):
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char == "(":
+            opened.append(i)
+        elif not quoted and char == ")":
+            ends[opened.pop()] = i
+    return ends
+
+
+def layout(sql: str) -> str:
+    """``sql`` on several lines for reading: each line break (and its indent)
+    stands where the statement has exactly one space, so :func:`flatten` gives
+    the exact statement back. Clauses start lines, as do the ANDs of a WHERE
+    and the assignments of a SET, at the top level and in long subqueries."""
+    if "\n" in sql or "  " in sql:
+        raise ValueError("A golden statement must be on one line with single spaces.")
+    ends = _groups(sql)
+    out: list[str] = []
+    stack: list[bool] = []  # per open parenthesis: whether its clauses are laid out
+    quoted, in_set = False, False
+    for i, char in enumerate(sql):
+        if char == "'":
+            quoted = not quoted
+        if quoted or char not in " (),":
+            out.append(char)
+            continue
+        if char == "(":
+            long_select = sql.startswith("SELECT", i + 1) and ends[i] - i > _INLINE
+            stack.append(long_select)
+        elif char == ")":
+            stack.pop()
+        laid_out = all(stack)
+        if char != " " or not laid_out:
+            out.append(char)
+            continue
+        rest, depth = sql[i + 1 :], "    " * len(stack)
+        clause = next((c for c in _CLAUSES if rest.startswith(c + " ")), None)
+        if clause == "UPDATE" and sql[:i].endswith(" FOR"):
+            clause = None
+        if clause is not None:
+            in_set = clause == "SET"
+            out.append("\n" + depth)
+        elif rest.startswith(("AND ", "OR ")):
+            out.append("\n" + depth + "  ")
+        elif in_set and sql[i - 1] == ",":
+            out.append("\n" + depth + "    ")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def flatten(text: str) -> str:
+    """The exact statement back from its :func:`layout`."""
+    return re.sub(r"\n *", " ", text)
+
+
+def path(statement: str, engine: str) -> Path:
+    return SQL_DIR / f"{statement}.{engine}.sql"
+
+
+def render_file(statement: str, engine: str) -> str:
+    """The whole golden file of ``statement`` on ``engine``."""
+    lines = [f"-- {statement}.{engine}.sql: rendered by tests/golden.py; do not edit by hand."]
+    why = [WHY[statement], ENGINE_WHY.get((statement, engine), "")]
+    for paragraph in filter(None, why):
+        lines += ["--", *(f"-- {line}".rstrip() for line in paragraph.splitlines())]
+    lines += [
+        "--",
+        "-- As passed to Django's cursor: %s is a parameter, %% a literal %. Laid out on",
+        "-- lines for reading; each line break stands for one space of the real text.",
+        "-- Rewrite with OFFLOAD_UPDATE_GOLDEN=1 (see tests/unit/test_sql_golden.py).",
+    ]
+    for label, sql in RENDER[statement](vendor_named(engine)):
+        lines += ["", f"-- {label}", layout(sql) + ";"]
+    return "\n".join(lines) + "\n"
+
+
+def read_statements(statement: str, engine: str) -> dict[str, str]:
+    """The statements of a golden file by label, each flattened to its exact text."""
+    found: dict[str, str] = {}
+    for block in path(statement, engine).read_text().split("\n\n")[1:]:
+        label, _, body = block.partition("\n")
+        found[label.removeprefix("-- ")] = flatten(body.rstrip().removesuffix(";"))
+    return found

@@ -1,0 +1,39 @@
+-- complete.postgresql.sql: rendered by tests/golden.py; do not edit by hand.
+--
+-- The success write, fenced: a row is written only while it holds the
+-- worker's attempt and is RUNNING, so a worker presumed dead (its task
+-- rescued and claimed again) writes nothing over the newer attempt. The batch
+-- form records many outcomes in one statement: one commit per batch, not per
+-- task, each row fenced by its own attempt.
+--
+-- PostgreSQL: the batch comes as three arrays (three parameters whatever its
+-- size), joined to the table and fenced row by row; RETURNING says which rows
+-- were written.
+--
+-- As passed to Django's cursor: %s is a parameter, %% a literal %. Laid out on
+-- lines for reading; each line break stands for one space of the real text.
+-- Rewrite with OFFLOAD_UPDATE_GOLDEN=1 (see tests/unit/test_sql_golden.py).
+
+-- one
+UPDATE offload_task
+SET status = %s,
+    finished_at = statement_timestamp(),
+    return_value = %s::jsonb,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE id = %s
+  AND attempt = %s
+  AND status = %s;
+
+-- batch of two
+UPDATE offload_task AS t
+SET status = %s,
+    finished_at = statement_timestamp(),
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    return_value = d.value::jsonb
+FROM unnest(%s::bigint[], %s::integer[], %s::text[]) AS d(id, attempt, value)
+WHERE t.id = d.id
+  AND t.attempt = d.attempt
+  AND t.status = %s
+RETURNING t.id;

@@ -1,0 +1,37 @@
+-- complete.sqlite.sql: rendered by tests/golden.py; do not edit by hand.
+--
+-- The success write, fenced: a row is written only while it holds the
+-- worker's attempt and is RUNNING, so a worker presumed dead (its task
+-- rescued and claimed again) writes nothing over the newer attempt. The batch
+-- form records many outcomes in one statement: one commit per batch, not per
+-- task, each row fenced by its own attempt.
+--
+-- SQLite: a CASE on the id picks each row's value; RETURNING says which rows
+-- were written.
+--
+-- As passed to Django's cursor: %s is a parameter, %% a literal %. Laid out on
+-- lines for reading; each line break stands for one space of the real text.
+-- Rewrite with OFFLOAD_UPDATE_GOLDEN=1 (see tests/unit/test_sql_golden.py).
+
+-- one
+UPDATE offload_task
+SET status = %s,
+    finished_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
+    return_value = %s,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE id = %s
+  AND attempt = %s
+  AND status = %s;
+
+-- batch of two
+UPDATE offload_task
+SET status = %s,
+    finished_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    return_value = CASE id WHEN %s THEN %s WHEN %s THEN %s END
+WHERE status = %s
+  AND id IN (%s, %s)
+  AND ((id = %s AND attempt = %s) OR (id = %s AND attempt = %s))
+RETURNING id;

@@ -1,0 +1,33 @@
+-- rescue.mysql.sql: rendered by tests/golden.py; do not edit by hand.
+--
+-- The rescue: RUNNING rows whose lease expired on the database's clock,
+-- oldest first; the status is a constant, as the partial index of running
+-- leases states it. Each attempt is then ended in one fenced write that also
+-- requires the lease to have expired, so a heartbeat that renewed it just now
+-- wins. The row's own max_attempts decides, in SQL, between READY (due after
+-- the delay) and FAILED.
+--
+-- As passed to Django's cursor: %s is a parameter, %% a literal %. Laid out on
+-- lines for reading; each line break stands for one space of the real text.
+-- Rewrite with OFFLOAD_UPDATE_GOLDEN=1 (see tests/unit/test_sql_golden.py).
+
+-- expired leases
+SELECT id, attempt, max_attempts, lease_owner
+FROM offload_task
+WHERE status = 'RUNNING'
+  AND lease_expires_at < UTC_TIMESTAMP(6)
+ORDER BY lease_expires_at
+LIMIT %s;
+
+-- attempt lost
+UPDATE offload_task
+SET status = CASE WHEN attempt >= max_attempts THEN %s ELSE %s END,
+    finished_at = CASE WHEN attempt >= max_attempts THEN UTC_TIMESTAMP(6) ELSE NULL END,
+    available_at = CASE WHEN attempt >= max_attempts THEN available_at ELSE TIMESTAMPADD(MICROSECOND, CAST(%s * 1000000 AS SIGNED), UTC_TIMESTAMP(6)) END,
+    errors = JSON_ARRAY_APPEND(errors, '$', JSON_EXTRACT(%s, '$')),
+    lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE id = %s
+  AND attempt = %s
+  AND status = %s
+  AND lease_expires_at < UTC_TIMESTAMP(6);
