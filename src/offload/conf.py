@@ -96,6 +96,16 @@ KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
         (int,),
         "most finished tasks the dashboard reads to compute wait and run time percentiles",
     ),
+    "ADMIN_ACTION_LIMIT": (
+        10_000,
+        (int,),
+        "most tasks one admin action (retry, cancel, copy, delete) may act on; past it, refused",
+    ),
+    "ADMIN_MASK_ARGUMENTS": (
+        (),
+        (list, tuple),
+        "task paths, prefixes ending in '*', or '*' for all, whose arguments the admin never shows",
+    ),
 }
 
 # Inclusive bounds of options whose useful range is narrower than "positive".
@@ -107,6 +117,7 @@ OPTION_BOUNDS: dict[str, tuple[float, float]] = {
     "ADMIN_COUNT_LIMIT": (100, 10_000_000),
     "DASHBOARD_REFRESH_SECONDS": (1, 3600),
     "DASHBOARD_SAMPLE_SIZE": (100, 1_000_000),
+    "ADMIN_ACTION_LIMIT": (1, 1_000_000),
 }
 
 # Options for which 0 means "off" rather than a mistake.
@@ -148,6 +159,8 @@ class Options:
     admin_count_limit: int = 10_000
     dashboard_refresh_seconds: float = 5
     dashboard_sample_size: int = 5_000
+    admin_action_limit: int = 10_000
+    admin_mask_arguments: tuple[str, ...] = ()
     problems: list[str] = field(default_factory=list)
 
 
@@ -198,6 +211,10 @@ def parse_options(raw: object, queues: set[str]) -> Options:
             "lose a lease."
         )
 
+    if "admin_mask_arguments" in values:
+        values["admin_mask_arguments"] = _parse_mask_arguments(
+            values["admin_mask_arguments"], problems
+        )
     if "worker" in values:
         # Imported here: worker_options builds on this module.
         from offload.worker_options import check_options
@@ -226,6 +243,16 @@ def parse_options(raw: object, queues: set[str]) -> Options:
             "offload needs USE_TZ = True: task times are compared with the database's clock in UTC."
         )
     return Options(**values, problems=problems)
+
+
+def _parse_mask_arguments(raw: list[Any] | tuple[Any, ...], problems: list[str]) -> tuple[str, ...]:
+    if all(isinstance(item, str) and item for item in raw):
+        return tuple(raw)
+    problems.append(
+        "OPTIONS['ADMIN_MASK_ARGUMENTS'] must list task paths, prefixes ending in '*' "
+        f"or '*', got {raw!r}."
+    )
+    return ()
 
 
 def _parse_retry(raw: dict[str, Any], problems: list[str]) -> RetryPolicy:

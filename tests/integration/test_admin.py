@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from offload.models import TaskRecord
 from offload.states import State
-from tests.admin_factory import make_failed, make_task, make_user, make_worker
+from tests.admin_factory import confirm, make_failed, make_task, make_user, make_worker
 
 
 @pytest.fixture
@@ -64,8 +64,9 @@ def test_cancel_copy_and_delete_from_the_detail_page(operator):
 def test_actions_apply_to_everything_the_filter_matches(operator):
     failed = [make_failed(queue_name="emails") for _ in range(3)]
     other = make_failed(queue_name="default")
-    response = operator.post(
-        reverse("admin:offload_taskrecord_changelist") + "?queue=emails",
+    url = reverse("admin:offload_taskrecord_changelist") + "?queue=emails"
+    page = operator.post(
+        url,
         {
             "action": "retry_tasks",
             "select_across": "1",
@@ -73,6 +74,7 @@ def test_actions_apply_to_everything_the_filter_matches(operator):
             "_selected_action": [failed[0].pk],
         },
     )
+    response = confirm(operator, url, page)  # "Select all" asks first
     assert response.status_code == 302
     statuses = dict(TaskRecord.objects.values_list("pk", "status"))
     assert all(statuses[t.pk] == State.READY for t in failed)
