@@ -273,3 +273,15 @@ def test_a_queue_name_with_a_nul_is_refused_not_an_error(operator):
         assert response.status_code == 302
     assert not Queue.objects.exists()
     assert not LogEntry.objects.exists()
+
+
+def test_a_selected_id_that_is_no_id_is_a_400(operator):
+    task = make_failed()
+    url = reverse("admin:offload_taskrecord_changelist")
+    for junk in ("abc", "1\x00", "9" * 30, "-1"):
+        response = operator.post(
+            url, {"action": "retry_tasks", "index": "0", "_selected_action": [str(task.pk), junk]}
+        )
+        assert response.status_code == 400, junk
+    task.refresh_from_db()
+    assert task.status == State.FAILED

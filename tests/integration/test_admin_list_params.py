@@ -114,3 +114,31 @@ def test_the_queue_page_takes_no_parameters(client):
     url = reverse("admin:offload_queue_changelist")
     assert client.get(url).status_code == 200
     assert client.get(url + "?queue=%00").status_code == 400
+
+
+def test_the_guard_serves_any_model_admin_with_field_filters():
+    """StrictListParams on a plain ModelAdmin (the schedules' list filters)."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from offload.admin.list_params import StrictListParams
+    from offload.models import Schedule
+
+    class Strict(StrictListParams, admin.ModelAdmin):  # type: ignore[type-arg]
+        list_filter = ("enabled", "from_code", "backend", "catch_up")
+        search_fields = ("name",)
+
+    model_admin = Strict(Schedule, admin.AdminSite())
+    user = make_user("root", superuser=True)
+
+    def status(query: str) -> int:
+        request = RequestFactory().get("/admin/offload/schedule/" + query)
+        request.user = user
+        return model_admin.changelist_view(request).status_code
+
+    for good in ("", "?enabled__exact=1", "?catch_up__exact=once", "?backend=default",
+                 "?q=nightly", "?o=1"):  # fmt: skip
+        assert status(good) == 200, good
+    for bad in ("?name__regex=[", "?args__contains=x", "?catch_up__exact=never",
+                "?enabled__exact=maybe", "?backend=%00", "?kwargs__a=1", "?id__gt=0"):  # fmt: skip
+        assert status(bad) == 400, bad

@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -42,7 +43,7 @@ from offload.admin.filters import (
     TaskPathFilter,
     WorkerFilter,
 )
-from offload.admin.list_params import StrictListParams
+from offload.admin.list_params import StrictListParams, bad_request
 from offload.admin.masking import MASK, arguments_hidden
 from offload.admin.options import admin_options
 from offload.admin.security import csp_urls, csp_view, require_perm
@@ -364,6 +365,9 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
             for name in request.POST.getlist("action"):
                 if name in BULK_ACTIONS:
                     require_perm(request, BULK_ACTIONS[name].permission)
+            for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                if not pk.isdecimal() or len(pk) > 19:
+                    return bad_request(f"A selected task id is not a task id: {pk[:30]!r}.")
         return super().changelist_view(request, extra_context)
 
     @csp_view
