@@ -115,7 +115,7 @@ def _confirmation(
     filters = [(k, v) for k, v in request.GET.items() if k not in ("p", "o")]
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": f"{action.title} {count:,} task(s)?",
+        "title": f"{action.title}: {count:,} task(s)?",
         "opts": model_admin.opts,
         "action": action,
         "count": count,

@@ -466,7 +466,7 @@ BULK_ACTIONS = {
     for action in (
         BulkAction("retry_tasks", "retry", "Retry"),
         BulkAction("cancel_tasks", "cancel", "Cancel"),
-        BulkAction("run_again", "copy", "Run again as copies"),
+        BulkAction("run_again", "copy", "Run again as a copy"),
         BulkAction("delete_tasks", "delete", "Delete", always_confirm=True),
     )
 }
