@@ -285,3 +285,14 @@ def test_a_selected_id_that_is_no_id_is_a_400(operator):
         assert response.status_code == 400, junk
     task.refresh_from_db()
     assert task.status == State.FAILED
+
+
+def test_a_status_views_history_is_the_tasks_history(operator):
+    task = make_failed()
+    operator.post(reverse("admin:offload_failedtask_operate", args=[task.pk, "retry"]))
+    response = operator.get(reverse("admin:offload_failedtask_history", args=[task.pk]))
+    assert response.status_code == 302
+    page = operator.get(response["Location"])
+    assert page.status_code == 200
+    assert "Retried." in page.text
+    assert page.headers["Content-Security-Policy"].startswith("default-src")

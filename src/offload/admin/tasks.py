@@ -11,14 +11,13 @@ Why the list stays fast:
   ``filters`` and migration 0004), and never loads the JSON columns.
 """
 
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
 from django.http import (
     HttpRequest,
@@ -46,6 +45,7 @@ from offload.admin.filters import (
 from offload.admin.list_params import StrictListParams, bad_request
 from offload.admin.masking import MASK, arguments_hidden
 from offload.admin.options import admin_options
+from offload.admin.paging import BoundedChangeList, CappedPaginator
 from offload.admin.security import csp_urls, csp_view, require_perm
 from offload.models import (
     FailedTask,
@@ -61,45 +61,12 @@ from offload.states import State
 # Django's ModelAdmin is generic only to the type checker.
 if TYPE_CHECKING:
     ModelAdminBase = admin.ModelAdmin[TaskRecord]
-    PaginatorBase = Paginator[Any]
 else:
     ModelAdminBase = admin.ModelAdmin
-    PaginatorBase = Paginator
 
 # Columns never loaded for the list: they can be large, and the list shows none of them.
 HEAVY_COLUMNS = ("args", "kwargs", "return_value", "errors", "worker_ids")
 BIGINT_MAX = 2**63 - 1
-
-
-class CappedPaginator(PaginatorBase):
-    """A paginator whose count stops at ``limit + 1`` rows."""
-
-    def __init__(self, *args: Any, limit: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.limit = limit
-
-    @cached_property
-    def count(self) -> int:
-        # Slicing first makes Django count over a LIMITed subquery.
-        queryset: QuerySet[Any] = self.object_list  # type: ignore[assignment]
-        return int(queryset[: self.limit + 1].count())
-
-    @property
-    def capped(self) -> bool:
-        return self.count > self.limit
-
-
-class BoundedChangeList(ChangeList):
-    """A changelist whose page query always has a LIMIT.
-
-    Django fetches an unsliced queryset when everything fits on one page (or
-    "show all" is on); rows added after the count must not make that unbounded.
-    """
-
-    def get_results(self, request: HttpRequest) -> None:
-        super().get_results(request)
-        if not self.result_list.query.is_sliced:
-            self.result_list = self.result_list[: self.list_max_show_all]
 
 
 class TaskAdmin(StrictListParams, ModelAdminBase):
@@ -374,6 +341,11 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        if self.model is not TaskRecord:
+            # Operations log under TaskRecord, whichever status view they came from.
+            return HttpResponseRedirect(
+                reverse("admin:offload_taskrecord_history", args=[quote(object_id)])
+            )
         return super().history_view(request, object_id, extra_context)
 
     @csp_view
