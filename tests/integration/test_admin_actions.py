@@ -200,6 +200,7 @@ def test_each_single_permission_may_do_only_what_it_grants(permission):
         before = _snapshot()
         response = getattr(client, method)(url, data)
         assert response.status_code == 403, (permission, operation, url, response.status_code)
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
         assert _snapshot() == before, (permission, operation, url)
     for operation in GRANTS[permission]:
         # What is granted works (each from a fresh task).
