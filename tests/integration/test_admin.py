@@ -211,3 +211,22 @@ def test_dashboard_minutes_from_the_cache_match_the_database(operator):
     assert max(operator.get(url).json()["series"]["failed"]) == 2
     cache.clear()
     assert max(operator.get(url).json()["series"]["failed"]) == 3
+
+
+def test_arguments_of_the_tasks_in_admin_mask_arguments_are_never_shown(operator, settings):
+    settings.TASKS = {
+        **settings.TASKS,
+        "default": {
+            **settings.TASKS["default"],
+            "OPTIONS": {"ADMIN_MASK_ARGUMENTS": ["tests.app.tasks.*"]},
+        },
+    }
+    hidden = make_task(args=["ann", "plain-words"], kwargs={"note": "visible?"})
+    shown = make_task(task_path="other.tasks.job", args=["ann", "postgres://u:hunter2@db/x"])
+    page = operator.get(reverse("admin:offload_taskrecord_change", args=[hidden.pk]))
+    assert "plain-words" not in page.text
+    assert "visible?" not in page.text
+    assert "********" in page.text
+    page = operator.get(reverse("admin:offload_taskrecord_change", args=[shown.pk]))
+    assert "ann" in page.text
+    assert "hunter2" not in page.text  # the URL's password, masked on its own
