@@ -25,23 +25,33 @@ SECRET_KEY_PATTERN = re.compile(
 )
 # Inside a string: a secret-looking name followed by "=" or ":" and its value
 # ("host=db password=x", "?token=abc&x=1", "Authorization: Bearer ...").
-_INLINE_NAME = r"[A-Za-z0-9_.-]*(?:pass(?:word|wd|phrase)?|pwd|token|secret|api[_-]?key|" \
-    r"access[_-]?key|private[_-]?key|credential|auth\w*|cookie|session[_-]?id|sid|jwt)" \
-    r"[A-Za-z0-9_.-]*"  # fmt: skip
+# Every pattern starts at something rare (the secret word, whitespace before a
+# flag, a boundary before a URL) and every repeat is bounded, so a megabyte of
+# text costs a linear scan, never a try of each start against the rest.
+_KEYWORD = (
+    r"(?:pass(?:word|wd|phrase)?|pwd|token|secret|api[_-]?key|access[_-]?key|"
+    r"private[_-]?key|credential|auth\w{0,20}|cookie|session[_-]?id|sid|jwt)"
+)
+_NAME_TAIL = r"[A-Za-z0-9_.-]{0,40}"
+_VALUE = r"\"[^\"]{0,500}\"|'[^']{0,500}'"
 INLINE_ASSIGNMENT = re.compile(
-    rf"(?P<name>{_INLINE_NAME})(?P<sep>\s*[=:]\s*)(?P<value>\"[^\"]*\"|'[^']*'|"
-    r"(?:Bearer|Basic|Token)\s+\S+|[^\s&;,]+)",
+    rf"(?P<name>{_KEYWORD}{_NAME_TAIL})(?P<sep>\s{{0,5}}[=:]\s{{0,5}})"
+    rf"(?P<value>{_VALUE}|(?:Bearer|Basic|Token)\s{{1,5}}\S{{1,2000}}|[^\s&;,]{{1,2000}})",
     re.IGNORECASE,
 )
-# A command line's secret flag and its value: "--password X", "--token=X", "-p X"
-# is not covered (one letter is too often something else).
+# A command line's secret flag and its value: "--password X", "--token=X" ("-p X"
+# is not covered: one letter is too often something else).
+_FLAG = rf"--?[A-Za-z0-9_.-]{{0,40}}?{_KEYWORD}{_NAME_TAIL}"
 FLAG_WITH_VALUE = re.compile(
-    rf"(?P<flag>--?{_INLINE_NAME})(?P<sep>=|\s+)(?P<value>\"[^\"]*\"|'[^']*'|\S+)",
+    rf"(?<!\S)(?P<flag>{_FLAG})(?P<sep>=|\s{{1,5}})(?P<value>{_VALUE}|\S{{1,2000}})",
     re.IGNORECASE,
 )
-SECRET_FLAG = re.compile(rf"--?{_INLINE_NAME}", re.IGNORECASE)
+SECRET_FLAG = re.compile(_FLAG, re.IGNORECASE)
 # A URL's password: scheme://user:PASSWORD@host.
-URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)(?P<value>[^\s@/]+)(?=@)")
+URL_PASSWORD = re.compile(
+    r"(?<![A-Za-z0-9+.-])(?P<head>[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s:/@]{0,200}:)"
+    r"(?P<value>[^\s@/]{1,500})(?=@)"
+)
 # Strings that are a credential on their own.
 CREDENTIAL_SHAPES = re.compile(
     r"^(?:Bearer|Basic|Token)\s+\S+$"  # an Authorization header's value
@@ -56,6 +66,8 @@ CREDENTIAL_SHAPES = re.compile(
 TOKEN_MIN_LENGTH = 24
 TOKEN_ALPHABET = re.compile(r"^[A-Za-z0-9_\-+/=~]+$")
 TOKEN_MIN_ENTROPY = 3.5
+# Longest text scanned (and shown) of one string value.
+MAX_SCANNED_CHARS = 20_000
 
 
 def secret_key(key: object) -> bool:
@@ -74,7 +86,13 @@ def looks_like_token(text: str) -> bool:
 
 
 def mask_text(text: str) -> str:
-    """``text`` with the credentials found inside it replaced by the mask."""
+    """``text`` with the credentials found inside it replaced by the mask.
+
+    Text past ``MAX_SCANNED_CHARS`` is cut first: no page shows that much of
+    one value, and the scan's cost stays bounded.
+    """
+    if len(text) > MAX_SCANNED_CHARS:
+        text = f"{text[:MAX_SCANNED_CHARS]}... ({len(text) - MAX_SCANNED_CHARS:,} more characters)"
     if CREDENTIAL_SHAPES.search(text) or looks_like_token(text):
         return MASK
     text = URL_PASSWORD.sub(lambda m: m["head"] + MASK, text)
@@ -90,7 +108,9 @@ def _mask_list(items: list[Any], out: list[Any], stack: list[tuple[Any, Any, Any
             out[i] = MASK
             hide_next = False
             continue
-        hide_next = isinstance(sub, str) and SECRET_FLAG.fullmatch(sub) is not None
+        hide_next = (
+            isinstance(sub, str) and len(sub) <= 100 and SECRET_FLAG.fullmatch(sub) is not None
+        )
         stack.append((sub, out, i))
 
 
