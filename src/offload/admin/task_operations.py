@@ -90,14 +90,13 @@ def copy(request: HttpRequest, ids: list[int]) -> int:
             # run_again copies the same rows, in the same (id) order.
             originals = _rows(store, batch, lock=True)
             copies = operations.run_again(store, [pk for pk, _ in originals])
+            if len(copies) != len(originals):  # cannot happen under the lock; stay correct
+                originals = [(0, "#0 (unknown)")] * len(copies)
+            pairs = list(zip(copies, originals, strict=True))
             logged = [
-                (copy_id, f"#{copy_id} {label.split(' ', 1)[1]}")
-                for copy_id, (_pk, label) in zip(copies, originals, strict=True)
+                (copy_id, f"#{copy_id} {label.split(' ', 1)[1]}") for copy_id, (_, label) in pairs
             ]
-            notes = {
-                copy_id: f"Run again as a copy of task #{pk}."
-                for copy_id, (pk, _label) in zip(copies, originals, strict=True)
-            }
+            notes = {copy_id: f"Run again as a copy of task #{pk}." for copy_id, (pk, _) in pairs}
             audit.log_rows(request, TaskRecord, logged, audit.ADDITION, notes)
             new += copies
     if new:
