@@ -79,3 +79,12 @@ def make_user(
             Permission.objects.get(content_type__app_label="offload", codename=codename)
         )
     return user
+
+
+def confirm(client: Any, url: str, page: Any) -> Any:
+    """Press "Yes" on an admin action's confirmation page: post back its hidden fields."""
+    assert page.status_code == 200, page.status_code
+    fields: dict[str, list[str]] = {}
+    for name, value in page.context["hidden"]:
+        fields.setdefault(name, []).append(str(value))
+    return client.post(url, fields)

@@ -137,6 +137,16 @@ class Options:
         "most finished tasks the dashboard reads to compute wait and run time percentiles",
         bounds=(100, 1_000_000),
     )
+    admin_action_limit: int = option(
+        10_000,
+        "most tasks one admin action (retry, cancel, copy, delete) may act on; past it, refused",
+        bounds=(1, 1_000_000),
+    )
+    admin_mask_arguments: tuple[str, ...] = option(
+        (),
+        "task paths, prefixes ending in '*', or '*' for all, whose arguments the admin never shows",
+        accepts=(list, tuple),
+    )
     # Not an option: what parse_options found wrong.
     problems: list[str] = field(default_factory=list)
 
@@ -231,6 +241,10 @@ def parse_options(raw: object, queues: set[str]) -> Options:
 
     if "worker" in values:
         problems.extend(check_options(values["worker"]))
+    if "admin_mask_arguments" in values:
+        values["admin_mask_arguments"] = _parse_mask_arguments(
+            values["admin_mask_arguments"], problems
+        )
     for name in ("schedule_admin_commands", "schedule_admin_tasks"):
         if name in values:
             values[name] = _parse_names(name.upper(), values[name], problems)
@@ -254,6 +268,16 @@ def parse_options(raw: object, queues: set[str]) -> Options:
             "offload needs USE_TZ = True: task times are compared with the database's clock in UTC."
         )
     return Options(**values, problems=problems)
+
+
+def _parse_mask_arguments(raw: list[Any] | tuple[Any, ...], problems: list[str]) -> tuple[str, ...]:
+    if all(isinstance(item, str) and item for item in raw):
+        return tuple(raw)
+    problems.append(
+        "OPTIONS['ADMIN_MASK_ARGUMENTS'] must list task paths, prefixes ending in '*' "
+        f"or '*', got {raw!r}."
+    )
+    return ()
 
 
 def _parse_names(

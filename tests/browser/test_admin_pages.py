@@ -166,3 +166,32 @@ def test_a_running_task_shows_its_progress(page):
     # The top of the page: the task and its progress (escaping is checked in
     # tests/integration/test_progress.py).
     page.screenshot(path=ARTIFACTS / "task-progress.png")
+
+
+def test_select_all_asks_for_confirmation_then_copies_each_task_once(page):
+    template = make_task(queue_name="emails")
+    TaskRecord.objects.bulk_create(
+        TaskRecord(
+            task_path=template.task_path,
+            backend="default",
+            queue_name="emails",
+            available_at=template.available_at,
+            enqueued_at=template.enqueued_at,
+        )
+        for _ in range(54)
+    )
+    make_task(queue_name="default")
+    page.goto(f"{page.base}/admin/offload/taskrecord/?queue=emails")
+    page.check("#action-toggle")
+    page.click(".actions .question a")  # "Select all 55 tasks"
+    page.select_option("select[name=action]", "run_again")
+    page.click("button[name=index]")
+    page.wait_for_selector("#offload-confirm-count")
+    assert page.text_content("#offload-confirm-count") == "55"
+    assert "queue = emails" in (page.text_content(".offload-confirm-filters") or "")
+    assert TaskRecord.objects.count() == 56  # nothing done yet
+    page.screenshot(path=ARTIFACTS / "action-confirmation.png", full_page=True)
+    page.click("#offload-confirm-yes")
+    page.wait_for_selector(".messagelist .success")
+    assert TaskRecord.objects.filter(queue_name="emails").count() == 110
+    assert TaskRecord.objects.filter(queue_name="default").count() == 1

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from offload.models import TaskRecord
 from offload.states import State
-from tests.admin_factory import make_failed, make_task, make_user, make_worker
+from tests.admin_factory import confirm, make_failed, make_task, make_user, make_worker
 
 
 @pytest.fixture
@@ -64,8 +64,9 @@ def test_cancel_copy_and_delete_from_the_detail_page(operator):
 def test_actions_apply_to_everything_the_filter_matches(operator):
     failed = [make_failed(queue_name="emails") for _ in range(3)]
     other = make_failed(queue_name="default")
-    response = operator.post(
-        reverse("admin:offload_taskrecord_changelist") + "?queue=emails",
+    url = reverse("admin:offload_taskrecord_changelist") + "?queue=emails"
+    page = operator.post(
+        url,
         {
             "action": "retry_tasks",
             "select_across": "1",
@@ -73,6 +74,7 @@ def test_actions_apply_to_everything_the_filter_matches(operator):
             "_selected_action": [failed[0].pk],
         },
     )
+    response = confirm(operator, url, page)  # "Select all" asks first
     assert response.status_code == 302
     statuses = dict(TaskRecord.objects.values_list("pk", "status"))
     assert all(statuses[t.pk] == State.READY for t in failed)
@@ -209,3 +211,22 @@ def test_dashboard_minutes_from_the_cache_match_the_database(operator):
     assert max(operator.get(url).json()["series"]["failed"]) == 2
     cache.clear()
     assert max(operator.get(url).json()["series"]["failed"]) == 3
+
+
+def test_arguments_of_the_tasks_in_admin_mask_arguments_are_never_shown(operator, settings):
+    settings.TASKS = {
+        **settings.TASKS,
+        "default": {
+            **settings.TASKS["default"],
+            "OPTIONS": {"ADMIN_MASK_ARGUMENTS": ["tests.app.tasks.*"]},
+        },
+    }
+    hidden = make_task(args=["ann", "plain-words"], kwargs={"note": "visible?"})
+    shown = make_task(task_path="other.tasks.job", args=["ann", "postgres://u:hunter2@db/x"])
+    page = operator.get(reverse("admin:offload_taskrecord_change", args=[hidden.pk]))
+    assert "plain-words" not in page.text
+    assert "visible?" not in page.text
+    assert "********" in page.text
+    page = operator.get(reverse("admin:offload_taskrecord_change", args=[shown.pk]))
+    assert "ann" in page.text
+    assert "hunter2" not in page.text  # the URL's password, masked on its own

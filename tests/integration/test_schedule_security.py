@@ -293,3 +293,30 @@ def test_an_allowed_name_must_still_exist():
     assert "is not a management command of this project" in command.content.decode()
     assert "does not import" in task.content.decode()
     assert not Schedule.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "name__regex=[",
+        "args__contains=x",
+        "catch_up__exact=never",
+        "backend=%00",
+        "enabled__exact=2",
+    ],
+)
+def test_the_schedule_list_refuses_what_its_filters_do_not_offer(query: str) -> None:
+    allowed_row()
+    page = client_with("view").get(f"{reverse('admin:offload_schedule_changelist')}?{query}")
+    assert page.status_code == 400, query
+    assert Schedule.objects.count() == 1
+
+
+def test_the_schedule_list_still_takes_its_own_filters_and_search() -> None:
+    allowed_row()
+    url = reverse("admin:offload_schedule_changelist")
+    client = client_with("view")
+    for query in ("enabled__exact=1", "from_code__exact=0", "q=exist"):
+        page = client.get(f"{url}?{query}")
+        assert page.status_code == 200, query
+        assert "existing" in page.content.decode(), query

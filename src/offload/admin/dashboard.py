@@ -12,7 +12,7 @@ from django.urls import URLPattern, path, reverse
 from django.views.decorators.cache import never_cache
 
 from offload.admin.options import admin_options
-from offload.admin.security import bounded_int, csp_view
+from offload.admin.security import bounded_int, csp_urls, csp_view
 from offload.admin.stats import WINDOWS, dashboard_data
 from offload.models import Dashboard
 
@@ -55,16 +55,20 @@ class DashboardAdmin(ModelAdminBase):
         return False
 
     def get_urls(self) -> list[URLPattern]:
-        return [
-            path(
-                "data/", self.admin_site.admin_view(self.data_view), name="offload_dashboard_data"
-            ),
-            path(
-                "",
-                self.admin_site.admin_view(self.changelist_view),
-                name="offload_dashboard_changelist",
-            ),
-        ]
+        return csp_urls(
+            [
+                path(
+                    "data/",
+                    self.admin_site.admin_view(self.data_view),
+                    name="offload_dashboard_data",
+                ),
+                path(
+                    "",
+                    self.admin_site.admin_view(self.changelist_view),
+                    name="offload_dashboard_changelist",
+                ),
+            ]
+        )
 
     def _params(self, request: HttpRequest) -> tuple[str, int]:
         window = request.GET.get("window", "hour")

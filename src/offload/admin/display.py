@@ -7,7 +7,7 @@ from typing import Any
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from offload.admin.security import mask_secrets
+from offload.admin.masking import mask_secrets, mask_text
 from offload.progress import Progress
 from offload.states import State
 
@@ -62,7 +62,8 @@ def errors_table(errors: Any) -> SafeString:
                 str(error.get("at", "-")),
                 str(error.get("worker_id") or "-"),
                 str(error.get("exception_class_path", "")),
-                str(error.get("traceback", ""))[:MAX_SHOWN_CHARS],
+                # A traceback may quote the arguments: credentials in it are masked.
+                mask_text(str(error.get("traceback", ""))[:MAX_SHOWN_CHARS]),
             )
         )
     body = format_html_join(

@@ -1,5 +1,6 @@
 """The task list's filters. Each one is a range or equality on an index, and none
-asks the database for its choices with a scan (no ``SELECT DISTINCT`` over the table)."""
+asks the database for its choices with a scan (no ``SELECT DISTINCT`` over the table).
+Each says which values it takes (``check_value``); ``list_params`` refuses others."""
 
 from collections.abc import Iterator
 from datetime import timedelta
@@ -10,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from offload.admin.list_params import choice_check, text_check
 from offload.admin.options import configured_queues
 from offload.limits import MAX_NAME_LENGTH
 from offload.models import Queue, WorkerRecord
@@ -28,6 +30,7 @@ WORKER_CHOICES = 50
 class StatusFilter(admin.SimpleListFilter):
     title = "status"
     parameter_name = "status"
+    check_value = staticmethod(choice_check(set(State.values)))
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [(str(value), str(label)) for value, label in State.choices]
@@ -44,6 +47,7 @@ class StatusFilter(admin.SimpleListFilter):
 class QueueNameFilter(admin.SimpleListFilter):
     title = "queue"
     parameter_name = "queue"
+    check_value = staticmethod(text_check(MAX_NAME_LENGTH, allow_empty=False))
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         names = set(configured_queues())
@@ -89,6 +93,7 @@ class TextFilter(admin.SimpleListFilter):
 class TaskPathFilter(TextFilter):
     title = "task path"
     parameter_name = "task"
+    check_value = staticmethod(text_check(TextFilter.max_length))
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
@@ -106,6 +111,7 @@ class TaskPathFilter(TextFilter):
 
 class PeriodFilter(admin.SimpleListFilter):
     field = ""
+    check_value = staticmethod(choice_check(PERIODS))
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [(key, label) for key, (label, _span) in PERIODS.items()]
@@ -137,6 +143,7 @@ class WorkerFilter(admin.SimpleListFilter):
 
     title = "running on worker"
     parameter_name = "worker"
+    check_value = staticmethod(text_check(MAX_NAME_LENGTH, allow_empty=False))
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         workers = WorkerRecord.objects.order_by("-heartbeat_at")[:WORKER_CHOICES]

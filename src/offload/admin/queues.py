@@ -18,9 +18,11 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from offload.admin import audit
 from offload.admin.display import human_seconds
+from offload.admin.list_params import bad_request, problem_with
 from offload.admin.options import admin_store, configured_queues
-from offload.admin.security import csp_view, require_perm
+from offload.admin.security import csp_urls, csp_view, require_perm
 from offload.limits import MAX_NAME_LENGTH
 from offload.models import Queue, TaskRecord
 from offload.states import State
@@ -100,23 +102,25 @@ class QueueAdmin(ModelAdminBase):
         return False  # resuming is the way to remove a pause
 
     def get_urls(self) -> list[URLPattern]:
-        return [
-            path(
-                "pause/",
-                self.admin_site.admin_view(self.pause_view),
-                name="offload_queue_pause",
-            ),
-            path(
-                "resume/",
-                self.admin_site.admin_view(self.resume_view),
-                name="offload_queue_resume",
-            ),
-            path(
-                "",
-                self.admin_site.admin_view(self.changelist_view),
-                name="offload_queue_changelist",
-            ),
-        ]
+        return csp_urls(
+            [
+                path(
+                    "pause/",
+                    self.admin_site.admin_view(self.pause_view),
+                    name="offload_queue_pause",
+                ),
+                path(
+                    "resume/",
+                    self.admin_site.admin_view(self.resume_view),
+                    name="offload_queue_resume",
+                ),
+                path(
+                    "",
+                    self.admin_site.admin_view(self.changelist_view),
+                    name="offload_queue_changelist",
+                ),
+            ]
+        )
 
     @csp_view
     def changelist_view(
@@ -124,6 +128,10 @@ class QueueAdmin(ModelAdminBase):
     ) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
+        # The page takes no parameters; refuse them as every offload list does.
+        problem = problem_with(request.GET, {})
+        if problem is not None:
+            return bad_request(problem)
         context = {
             **self.admin_site.each_context(request),
             "title": "Queues",
@@ -144,8 +152,11 @@ class QueueAdmin(ModelAdminBase):
         require_perm(request, "change_queue")
         name = request.POST.get("queue", "")
         back = HttpResponseRedirect(reverse("admin:offload_queue_changelist"))
-        if not name or len(name) > MAX_NAME_LENGTH:
-            messages.error(request, f"A queue name is 1 to {MAX_NAME_LENGTH} characters.")
+        if not valid_queue_name(name):
+            messages.error(
+                request,
+                f"A queue name is 1 to {MAX_NAME_LENGTH} characters, without control characters.",
+            )
             return back
         store = admin_store()
         if pause:
@@ -154,4 +165,12 @@ class QueueAdmin(ModelAdminBase):
         else:
             operations.resume_queue(store, name)
             messages.success(request, f"Resumed queue {name!r}.")
+        audit.log_rows(
+            request, Queue, [(name, name)], audit.CHANGE, "Paused." if pause else "Resumed."
+        )
         return back
+
+
+def valid_queue_name(name: str) -> bool:
+    """1 to MAX_NAME_LENGTH characters, none of them a control character (NUL ...)."""
+    return 0 < len(name) <= MAX_NAME_LENGTH and all(ch.isprintable() for ch in name)

@@ -27,7 +27,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from offload.admin.display import as_json
-from offload.admin.masking import mask_arguments, restore_masked
+from offload.admin.list_params import StrictListParams
+from offload.admin.masking import mask_secrets, restore_masked
 from offload.admin.options import admin_options
 from offload.admin.security import csp_view
 from offload.backend import DatabaseBackend
@@ -66,7 +67,7 @@ class ScheduleForm(_ModelForm):
         super().__init__(*args, **kwargs)
         for name in ("args", "kwargs"):
             if name in self.fields and self.instance.pk is not None:
-                self.initial[name] = mask_arguments(getattr(self.instance, name))
+                self.initial[name] = mask_secrets(getattr(self.instance, name))
 
     def _unmasked(self, name: str) -> Any:
         value = self.cleaned_data.get(name)
@@ -95,11 +96,11 @@ class ScheduleForm(_ModelForm):
 def _shown_target(row: Schedule) -> str:
     """What the schedule runs, as a person would type it, secrets masked."""
     if row.command:
-        return " ".join(["manage.py", row.command, *map(str, mask_arguments(row.args))])
+        return " ".join(["manage.py", row.command, *map(str, mask_secrets(row.args))])
     return row.task_path
 
 
-class ScheduleAdmin(_ModelAdmin):
+class ScheduleAdmin(StrictListParams, _ModelAdmin):
     form = ScheduleForm
     list_display = (
         "name", "runs", "when", "enabled", "from_code", "next_fire_at", "last_fired_at", "error",
@@ -179,7 +180,7 @@ class ScheduleAdmin(_ModelAdmin):
 
     @admin.display(description="args")
     def args_shown(self, obj: Schedule) -> str:
-        return as_json(mask_arguments(obj.args))
+        return as_json(mask_secrets(obj.args))
 
     @admin.display(description="kwargs")
     def kwargs_shown(self, obj: Schedule) -> str:

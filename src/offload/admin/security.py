@@ -1,23 +1,30 @@
-"""What keeps the operator pages safe: secret masking, a strict Content-Security-Policy,
-the permission check every view makes, and bounds on what a request may ask for.
+"""What keeps the operator pages safe: a strict Content-Security-Policy (on their
+error pages too), the permission check every view makes, and bounds on what a
+request may ask for. Masking is in ``masking``.
 
 Everything a task controls (its path, arguments, errors, queue name) is shown
 through Django's auto-escaping or ``format_html``; nothing here marks text safe.
 """
 
-import re
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
 
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.core.handlers.exception import response_for_exception
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern
 
-MASK = "********"
-# Keys whose values are not shown: a substring match, case insensitive, at any
-# depth ("api_key", "refreshToken", "DB_PASSWORD" ...). Better to hide a
-# harmless value now and then than to show a credential.
-SECRET_KEY_PATTERN = re.compile(r"pass(word|wd)?|token|secret|key|credential|auth", re.IGNORECASE)
+from offload.admin.masking import MASK, mask_secrets
+
+__all__ = [
+    "MASK",
+    "bounded_int",
+    "csp_urls",
+    "csp_view",
+    "mask_secrets",
+    "require_perm",
+    "with_csp",
+]
 
 # No inline script or event handler runs on our pages: scripts come only from
 # this site's static files. Django's admin templates need nothing more.
@@ -36,31 +43,6 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-def mask_secrets(value: Any) -> Any:
-    """A copy of ``value`` with the values of secret-looking keys replaced by a mask."""
-    # Iterative, not recursive: a deeply nested payload must not raise RecursionError.
-    root: list[Any] = [None]
-    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
-    while stack:
-        item, parent, slot = stack.pop()
-        if isinstance(item, dict):
-            copy: dict[Any, Any] = {}
-            parent[slot] = copy
-            for key, sub in item.items():
-                if isinstance(key, str) and SECRET_KEY_PATTERN.search(key):
-                    copy[key] = MASK
-                else:
-                    copy[key] = None
-                    stack.append((sub, copy, key))
-        elif isinstance(item, list):
-            items: list[Any] = [None] * len(item)
-            parent[slot] = items
-            stack.extend((sub, items, i) for i, sub in enumerate(item))
-        else:
-            parent[slot] = item
-    return root[0]
-
-
 def with_csp(response: HttpResponse) -> HttpResponse:
     """Set the Content-Security-Policy (and friends) on one of our responses."""
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
@@ -74,7 +56,12 @@ def csp_view[**P](view: Callable[P, HttpResponse]) -> Callable[P, HttpResponse]:
 
     @wraps(view)
     def wrapped(*args: P.args, **kwargs: P.kwargs) -> HttpResponse:
-        return with_csp(view(*args, **kwargs))
+        try:
+            return with_csp(view(*args, **kwargs))
+        except (PermissionDenied, SuspiciousOperation, Http404) as exc:
+            # Django's own 403, 400 and 404 pages, with our headers too.
+            request = next(a for a in (*args, *kwargs.values()) if isinstance(a, HttpRequest))
+            return with_csp(response_for_exception(request, exc))
 
     return wrapped
 
@@ -95,3 +82,11 @@ def bounded_int(raw: str | None, default: int, low: int, high: int) -> int:
     except ValueError:
         return default
     return max(low, min(high, value))
+
+
+def csp_urls(patterns: list[URLPattern]) -> list[URLPattern]:
+    """Give every view of ``patterns`` the CSP, the pages Django adds included
+    (history, autocomplete, the redirect to the login)."""
+    for pattern in patterns:
+        pattern.callback = csp_view(pattern.callback)
+    return patterns

@@ -11,13 +11,13 @@ Why the list stays fast:
   ``filters`` and migration 0004), and never loads the JSON columns.
 """
 
-from collections.abc import Callable, Iterator
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
-from django.core.paginator import Paginator
+from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import (
     HttpRequest,
@@ -32,7 +32,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from offload.admin import display
+from offload.admin import bulk, display, task_operations
+from offload.admin.bulk import BulkAction
 from offload.admin.filters import (
     EnqueuedFilter,
     FinishedFilter,
@@ -41,9 +42,11 @@ from offload.admin.filters import (
     TaskPathFilter,
     WorkerFilter,
 )
-from offload.admin.options import admin_options, admin_store
-from offload.admin.security import csp_view, require_perm
-from offload.backend import cancel_error_json
+from offload.admin.list_params import StrictListParams, bad_request
+from offload.admin.masking import MASK, arguments_hidden
+from offload.admin.options import admin_options
+from offload.admin.paging import BoundedChangeList, CappedPaginator
+from offload.admin.security import csp_urls, csp_view, require_perm
 from offload.models import (
     FailedTask,
     ReadyTask,
@@ -54,62 +57,19 @@ from offload.models import (
 )
 from offload.progress import Progress
 from offload.states import State
-from offload.store import operations
 
 # Django's ModelAdmin is generic only to the type checker.
 if TYPE_CHECKING:
     ModelAdminBase = admin.ModelAdmin[TaskRecord]
-    PaginatorBase = Paginator[Any]
 else:
     ModelAdminBase = admin.ModelAdmin
-    PaginatorBase = Paginator
 
 # Columns never loaded for the list: they can be large, and the list shows none of them.
 HEAVY_COLUMNS = ("args", "kwargs", "return_value", "errors", "worker_ids")
 BIGINT_MAX = 2**63 - 1
 
 
-class CappedPaginator(PaginatorBase):
-    """A paginator whose count stops at ``limit + 1`` rows."""
-
-    def __init__(self, *args: Any, limit: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.limit = limit
-
-    @cached_property
-    def count(self) -> int:
-        # Slicing first makes Django count over a LIMITed subquery.
-        queryset: QuerySet[Any] = self.object_list  # type: ignore[assignment]
-        return int(queryset[: self.limit + 1].count())
-
-    @property
-    def capped(self) -> bool:
-        return self.count > self.limit
-
-
-def _id_batches(queryset: QuerySet[Any]) -> Iterator[list[int]]:
-    """The ids of ``queryset`` in batches, each read by a bounded keyset query."""
-    last = 0
-    base = queryset.order_by("pk").values_list("pk", flat=True)
-    while batch := list(base.filter(pk__gt=last)[: operations.BATCH_SIZE]):
-        yield batch
-        last = batch[-1]
-
-
-class BoundedChangeList(ChangeList):
-    """A changelist whose page query always has a LIMIT.
-
-    Django fetches an unsliced queryset when everything fits on one page (or
-    "show all" is on); rows added after the count must not make that unbounded.
-    """
-
-    def get_results(self, request: HttpRequest) -> None:
-        super().get_results(request)
-        if not self.result_list.query.is_sliced:
-            self.result_list = self.result_list[: self.list_max_show_all]
-
-
-class TaskAdmin(ModelAdminBase):
+class TaskAdmin(StrictListParams, ModelAdminBase):
     list_display = (
         "id",
         "task_link",
@@ -219,11 +179,6 @@ class TaskAdmin(ModelAdminBase):
             return queryset.filter(status=self.status)
         return queryset
 
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
-        # Only the list's own filters: Django would otherwise accept any lookup
-        # on a local field from the URL (args__contains=...), a full scan.
-        return lookup in {f.parameter_name for f in self.list_filter}
-
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return BoundedChangeList
 
@@ -314,6 +269,9 @@ class TaskAdmin(ModelAdminBase):
 
     @admin.display(description="arguments")
     def arguments(self, obj: TaskRecord) -> SafeString:
+        if arguments_hidden(obj.task_path, admin_options().admin_mask_arguments):
+            # OPTIONS["ADMIN_MASK_ARGUMENTS"]: not even their shape is shown.
+            return display.as_json({"args": MASK, "kwargs": MASK})
         return display.as_json({"args": obj.args, "kwargs": obj.kwargs})
 
     @admin.display(description="return value")
@@ -368,12 +326,26 @@ class TaskAdmin(ModelAdminBase):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        if request.method == "POST":
+            # Django would only say "No action selected" for an action it did
+            # not offer this user: refuse it plainly.
+            for name in request.POST.getlist("action"):
+                if name in BULK_ACTIONS:
+                    require_perm(request, BULK_ACTIONS[name].permission)
+            for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                if not pk.isdecimal() or len(pk) > 19:
+                    return bad_request(f"A selected task id is not a task id: {pk[:30]!r}.")
         return super().changelist_view(request, extra_context)
 
     @csp_view
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        if self.model is not TaskRecord:
+            # Operations log under TaskRecord, whichever status view they came from.
+            return HttpResponseRedirect(
+                reverse("admin:offload_taskrecord_history", args=[quote(object_id)])
+            )
         return super().history_view(request, object_id, extra_context)
 
     @csp_view
@@ -383,12 +355,17 @@ class TaskAdmin(ModelAdminBase):
         return super().delete_view(request, object_id, extra_context)
 
     def delete_model(self, request: HttpRequest, obj: TaskRecord) -> None:
-        operations.delete(admin_store(), [obj.pk])
+        task_operations.delete(request, [obj.pk])  # logged there, running tasks kept
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> list[Any]:
+        return []  # task_operations.delete logs the rows it really deleted
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
-        store = admin_store()
-        for batch in _id_batches(queryset):
-            operations.delete(store, batch)
+        limit = admin_options().admin_action_limit
+        ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: limit + 1])
+        if len(ids) > limit:
+            raise PermissionDenied(f"More than {limit} tasks (OPTIONS['ADMIN_ACTION_LIMIT']).")
+        task_operations.delete(request, ids)
 
     # -- operations: one URL per operation on one task, POST only -------------------
 
@@ -400,26 +377,20 @@ class TaskAdmin(ModelAdminBase):
                 self.admin_site.admin_view(self.operate_view),
                 name="%s_%s_operate" % info,  # noqa: UP031  (Django's own naming)
             ),
-            *super().get_urls(),
+            *csp_urls(super().get_urls()),
         ]
 
     def operate_view(self, request: HttpRequest, object_id: str, operation: str) -> HttpResponse:
         return csp_view(require_POST(self._operate))(request, object_id, operation)
 
     def _operate(self, request: HttpRequest, object_id: str, operation: str) -> HttpResponse:
-        needed = {"retry": "change", "cancel": "change", "copy": "change", "delete": "delete"}
-        if operation not in needed:
+        if operation not in task_operations.OPERATIONS:
             return HttpResponseNotAllowed(["POST"])
-        require_perm(request, f"{needed[operation]}_taskrecord")
+        handler, permission = task_operations.OPERATIONS[operation]
+        require_perm(request, f"{permission}_taskrecord")
         if not object_id.isdecimal() or len(object_id) > 19:
             return HttpResponseRedirect(self._list_url())
         obj = get_object_or_404(self.get_queryset(request).only("pk"), pk=int(object_id))
-        handler: Callable[[HttpRequest, list[int]], int] = {
-            "retry": self._retry,
-            "cancel": self._cancel,
-            "copy": self._copy,
-            "delete": self._delete,
-        }[operation]
         handler(request, [obj.pk])
         if operation == "delete":
             return HttpResponseRedirect(self._list_url())
@@ -430,77 +401,27 @@ class TaskAdmin(ModelAdminBase):
     def _list_url(self) -> str:
         return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
 
-    # The four operations, each on a list of ids; they report what they did.
-
-    def _retry(self, request: HttpRequest, ids: list[int]) -> int:
-        done = operations.retry(admin_store(), ids)
-        self._report(request, done, len(ids), "retried", "was not failed or cancelled")
-        return done
-
-    def _cancel(self, request: HttpRequest, ids: list[int]) -> int:
-        who = getattr(request.user, "get_username", lambda: "")()
-        cancelled, requested = admin_store().cancel(
-            ids, cancel_error_json(f"Cancelled from the admin by {who}.")
-        )
-        if cancelled:
-            messages.success(request, f"Cancelled {len(cancelled)} ready task(s).")
-        if requested:
-            messages.info(
-                request, f"Asked {len(requested)} running task(s) to stop; their worker stops them."
-            )
-        skipped = len(ids) - len(cancelled) - len(requested)
-        if skipped:
-            messages.warning(request, f"{skipped} task(s) had already finished; left alone.")
-        return len(cancelled) + len(requested)
-
-    def _copy(self, request: HttpRequest, ids: list[int]) -> int:
-        new = operations.run_again(admin_store(), ids)
-        if new:
-            span = f"#{new[0]}" + (f" to #{new[-1]}" if len(new) > 1 else "")
-            messages.success(request, f"Enqueued {len(new)} new copy(ies): {span}.")
-        return len(new)
-
-    def _delete(self, request: HttpRequest, ids: list[int]) -> int:
-        done = operations.delete(admin_store(), ids)
-        self._report(request, done, len(ids), "deleted", "was running (cancel it first)")
-        return done
-
-    def _report(self, request: HttpRequest, done: int, asked: int, verb: str, why: str) -> None:
-        if done:
-            messages.success(request, f"{verb.capitalize()} {done} task(s).")
-        if asked - done:
-            messages.warning(request, f"{asked - done} task(s) not {verb}: it {why}.")
-
     # -- actions on the selection, or on everything the filter matches ---------------
-
-    def _on_queryset(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[TaskRecord],
-        handler: Callable[[HttpRequest, list[int]], int],
-    ) -> None:
-        for batch in _id_batches(queryset):
-            handler(request, batch)
 
     @admin.action(
         description="Retry the selected failed or cancelled tasks", permissions=["change"]
     )
-    def retry_tasks(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
-        self._on_queryset(request, queryset, self._retry)
+    def retry_tasks(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> Any:
+        return bulk.run(self, request, queryset, BULK_ACTIONS["retry_tasks"])
 
     @admin.action(description="Cancel the selected tasks", permissions=["change"])
-    def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
-        self._on_queryset(request, queryset, self._cancel)
+    def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> Any:
+        return bulk.run(self, request, queryset, BULK_ACTIONS["cancel_tasks"])
 
     @admin.action(description="Run the selected tasks again, as copies", permissions=["change"])
-    def run_again(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
-        self._on_queryset(request, queryset, self._copy)
+    def run_again(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> Any:
+        return bulk.run(self, request, queryset, BULK_ACTIONS["run_again"])
 
     @admin.action(
         description="Delete the selected tasks (not running ones)", permissions=["delete"]
     )
-    def delete_tasks(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
-        self._on_queryset(request, queryset, self._delete)
+    def delete_tasks(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> Any:
+        return bulk.run(self, request, queryset, BULK_ACTIONS["delete_tasks"])
 
     def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
         # action_location exists from Django 6.1 on; pass it only when given.
@@ -510,6 +431,17 @@ class TaskAdmin(ModelAdminBase):
         # delete_tasks deletes in bounded batches instead.
         found.pop("delete_selected", None)
         return found
+
+
+BULK_ACTIONS = {
+    action.name: action
+    for action in (
+        BulkAction("retry_tasks", "retry", "Retry"),
+        BulkAction("cancel_tasks", "cancel", "Cancel"),
+        BulkAction("run_again", "copy", "Run again as a copy"),
+        BulkAction("delete_tasks", "delete", "Delete", always_confirm=True),
+    )
+}
 
 
 def _progress_of(obj: TaskRecord) -> Progress | None:

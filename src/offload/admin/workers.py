@@ -6,15 +6,16 @@ from django.contrib import admin
 from django.db.models import Count, IntegerField, Model, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.urls import URLPattern, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 from offload.admin.display import human_seconds
+from offload.admin.list_params import StrictListParams
 from offload.admin.options import admin_options
-from offload.admin.security import csp_view
+from offload.admin.security import csp_urls, csp_view
 from offload.models import TaskRecord, WorkerRecord
 from offload.states import State
 
@@ -29,7 +30,7 @@ MAX_CURRENT_TASKS = 100
 
 
 @admin.register(WorkerRecord)
-class WorkerAdmin(ModelAdminBase):
+class WorkerAdmin(StrictListParams, ModelAdminBase):
     list_display = (
         "name", "hostname", "pid", "supervisor_pid", "queues", "threads", "heartbeat_age",
         "running_tasks", "started_at",
@@ -49,6 +50,9 @@ class WorkerAdmin(ModelAdminBase):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        return csp_urls(super().get_urls())
 
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False  # rows are the workers' own heartbeats
