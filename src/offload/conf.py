@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
+from offload.payload import MAX_ARGUMENT_DEPTH
 from offload.retries import RetryPolicy, check_policy_values, import_exceptions
 
 # Name -> (default, allowed types, description). Every option is documented here
@@ -17,6 +18,11 @@ from offload.retries import RetryPolicy, check_policy_values, import_exceptions
 KNOWN_OPTIONS: dict[str, tuple[object, tuple[type, ...], str]] = {
     "DATABASE": ("default", (str,), "database alias that holds the tasks tables"),
     "MAX_PAYLOAD_BYTES": (1024 * 1024, (int,), "largest args + kwargs accepted, as JSON bytes"),
+    "MAX_ARGUMENT_DEPTH": (
+        MAX_ARGUMENT_DEPTH,
+        (int,),
+        "most levels of lists and dicts nested in one task argument",
+    ),
     "LEASE_SECONDS": (
         30,
         (int, float),
@@ -103,6 +109,10 @@ OPTION_BOUNDS: dict[str, tuple[float, float]] = {
     # Below a tenth of a second a task that reports in a loop would cost a
     # write per report again.
     "PROGRESS_INTERVAL": (0.1, 3600),
+    # MariaDB's JSON check refuses columns nested 32 deep, and the stored list
+    # of args (or dict of kwargs) is one level: past 30, a task enqueued fine on
+    # one database would be refused on another.
+    "MAX_ARGUMENT_DEPTH": (1, MAX_ARGUMENT_DEPTH),
     "WRITE_BEHIND": (0, 10_000),
     "ADMIN_COUNT_LIMIT": (100, 10_000_000),
     "DASHBOARD_REFRESH_SECONDS": (1, 3600),
@@ -130,6 +140,7 @@ MAX_NAME_LENGTH = 100  # queue names and worker names: the width of their column
 class Options:
     database: str = "default"
     max_payload_bytes: int = 1024 * 1024
+    max_argument_depth: int = MAX_ARGUMENT_DEPTH
     lease_seconds: float = 30
     heartbeat_seconds: float = 5
     retry: RetryPolicy = field(default_factory=RetryPolicy)

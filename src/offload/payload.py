@@ -9,11 +9,30 @@ with the path of the offending value.
 
 import json
 import math
+import sys
 from typing import Any
 
-from offload.exceptions import InvalidArguments, PayloadTooLarge
+from offload.exceptions import (
+    ArgumentsTooDeep,
+    InvalidArguments,
+    PayloadTooLarge,
+    UnstorableArguments,
+)
 
 _SCALARS = (str, int, bool, type(None))
+
+# The most lists and dicts one argument may nest (OPTIONS["MAX_ARGUMENT_DEPTH"]).
+# MariaDB's JSON check refuses a column nested 32 deep; the list of args (or
+# the dict of kwargs) that holds the arguments adds one level.
+MAX_ARGUMENT_DEPTH = 30
+
+# Below this many bits an int has fewer digits than any str conversion limit
+# Python allows (640 at the least), so it is not converted to find out.
+_SHORT_INT_BITS = 2000
+
+# A path from the root: (the parent's trail, the key or index), None at the root.
+# Built as tuples while walking, turned into text only for an error.
+type _Trail = tuple[_Trail, str | int] | None
 
 
 def _describe(value: object) -> str:
@@ -23,36 +42,102 @@ def _describe(value: object) -> str:
     )
 
 
-def find_non_json(value: object, path: str) -> str | None:
-    """Return a message naming the first value under ``path`` that is not plain JSON."""
-    # An explicit stack instead of recursion: a deeply nested payload must give a
-    # clear error, not a RecursionError.
-    stack: list[tuple[object, str]] = [(value, path)]
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, _SCALARS):
-            continue
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return f"{where} is {item!r}, which JSON cannot represent"
-            continue
-        if isinstance(item, dict):
-            for key, sub in reversed(list(item.items())):
-                if not isinstance(key, str):
-                    return (
-                        f"{where} has the key {key!r} of type {_describe(key)}; "
-                        "JSON object keys must be strings"
-                    )
-                stack.append((sub, f"{where}[{json.dumps(key)}]"))
-            continue
-        if isinstance(item, (list, tuple)):
-            stack.extend((sub, f"{where}[{i}]") for i, sub in reversed(list(enumerate(item))))
-            continue
+def _path(root: str, trail: _Trail) -> str:
+    parts: list[str] = []
+    while trail is not None:
+        trail, key = trail
+        parts.append(f"[{json.dumps(key)}]" if isinstance(key, str) else f"[{key}]")
+    return root + "".join(reversed(parts))
+
+
+def _string_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "holds a NUL character (\\x00), which PostgreSQL cannot store in JSON"
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            return (
+                f"holds the lone surrogate {text[exc.start]!r}, which is not valid "
+                "Unicode and cannot be written as UTF-8"
+            )
+    return None
+
+
+def _int_problem(number: int) -> str | None:
+    if number.bit_length() < _SHORT_INT_BITS:
+        return None
+    try:
+        int.__repr__(number)
+    except ValueError:
         return (
-            f"Unsupported type: {where} is of type {_describe(item)}, which is not plain JSON "
-            "(use str, int, float, bool, None, list or dict)"
+            f"is an integer of about {int(number.bit_length() * math.log10(2)):,} digits, "
+            f"over Python's limit for writing one as text ({sys.get_int_max_str_digits():,})"
         )
     return None
+
+
+def _problem(value: object, root: str, max_depth: int | None = None) -> InvalidArguments | None:
+    """The error for the first value under ``root`` that is not plain JSON, or None.
+
+    With ``max_depth`` (arguments, not return values or error records), also
+    refuses containers nested deeper than that below ``value``, NUL characters,
+    lone surrogates and integers too long to write as text.
+    """
+    strict = max_depth is not None
+    # An explicit stack instead of recursion: a deeply nested payload must give a
+    # clear error, not a RecursionError.
+    stack: list[tuple[object, int, _Trail]] = [(value, 0, None)]
+    while stack:
+        item, depth, trail = stack.pop()
+        found: str | None = None
+        if isinstance(item, str):
+            found = _string_problem(item) if strict else None
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            found = _int_problem(item) if strict else None
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return InvalidArguments(
+                    f"{_path(root, trail)} is {item!r}, which JSON cannot represent"
+                )
+        elif isinstance(item, (dict, list, tuple)):
+            if max_depth is not None and depth > max_depth:
+                return ArgumentsTooDeep(
+                    f"{_path(root, trail)} nests lists and dicts more than {max_depth} "
+                    "levels deep (OPTIONS['MAX_ARGUMENT_DEPTH']): flatten the data or "
+                    "store it elsewhere and pass a reference to it"
+                )
+            if isinstance(item, dict):
+                for key in item:
+                    if not isinstance(key, str):
+                        return InvalidArguments(
+                            f"{_path(root, trail)} has the key {key!r} of type "
+                            f"{_describe(key)}; JSON object keys must be strings"
+                        )
+                    found = _string_problem(key) if strict else None
+                    if found:
+                        return UnstorableArguments(f"{_path(root, trail)} has a key that {found}")
+                pairs: Any = item.items()
+            else:
+                pairs = enumerate(item)
+            stack.extend((sub, depth + 1, (trail, key)) for key, sub in reversed(list(pairs)))
+            continue
+        else:
+            return InvalidArguments(
+                f"Unsupported type: {_path(root, trail)} is of type {_describe(item)}, which "
+                "is not plain JSON (use str, int, float, bool, None, list or dict)"
+            )
+        if found:
+            return UnstorableArguments(f"{_path(root, trail)} {found}")
+    return None
+
+
+def find_non_json(value: object, path: str) -> str | None:
+    """Return a message naming the first value under ``path`` that is not plain JSON."""
+    problem = _problem(value, path)
+    return None if problem is None else str(problem)
 
 
 # One encoder for every call: json.dumps with options builds a new one each time.
@@ -92,13 +177,52 @@ def encode(value: object, path: str) -> str:
     return _ENCODER.encode(value)
 
 
-def encode_arguments(args: Any, kwargs: Any, max_bytes: int) -> tuple[str, str]:
-    """Encode a task's arguments, enforcing the payload size cap."""
+def _encode_argument_list(value: list[Any] | dict[str, Any], root: str, max_depth: int) -> str:
+    """``encode`` for the args list or kwargs dict, with the checks only arguments get."""
+    flat = _flat(value)
+    if not flat:
+        problem = _problem(value, root, max_depth)
+        if problem is not None:
+            raise problem
+    try:
+        text = _ENCODER.encode(value)
+    except ValueError:  # an int over the str conversion limit in a flat list
+        text = None
+    # A flat value skipped the walk: the encoded text tells cheaply whether one
+    # of its strings or ints needs a look (NUL is written as the escape \u0000;
+    # a lone surrogate as itself, which UTF-8 cannot encode).
+    if flat and (text is None or "\\u0000" in text or not _utf8(text)):
+        problem = _problem(value, root, max_depth)
+        if problem is not None:
+            raise problem
+    if text is None:
+        raise UnstorableArguments(f"{root} cannot be written as JSON")
+    return text
+
+
+def _utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def encode_arguments(
+    args: Any, kwargs: Any, max_bytes: int, max_depth: int = MAX_ARGUMENT_DEPTH
+) -> tuple[str, str]:
+    """Encode a task's arguments, enforcing the payload size cap and nesting depth.
+
+    Refuses, before anything is written, whatever would not come back exactly or
+    that one of the supported databases would not store: see ``_problem``.
+    """
     if not args and not kwargs and max_bytes >= len(_NO_ARGUMENTS):
         return "[]", "{}"  # the common call with no arguments: nothing to check
-    encoded_args = encode(list(args), "args")
-    encoded_kwargs = encode(dict(kwargs), "kwargs")
-    size = len(encoded_args.encode()) + len(encoded_kwargs.encode())
+    encoded_args = _encode_argument_list(list(args), "args", max_depth)
+    encoded_kwargs = _encode_argument_list(dict(kwargs), "kwargs", max_depth)
+    size = _byte_length(encoded_args) + _byte_length(encoded_kwargs)
     if size > max_bytes:
         raise PayloadTooLarge(
             f"The task's arguments are {size:,} bytes as JSON, over the limit of "
@@ -106,6 +230,10 @@ def encode_arguments(args: Any, kwargs: Any, max_bytes: int) -> tuple[str, str]:
             "elsewhere and pass a reference to it."
         )
     return encoded_args, encoded_kwargs
+
+
+def _byte_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
 
 
 _NO_ARGUMENTS = "[]{}"
