@@ -4,7 +4,6 @@ before anything is written: through ``enqueue``, ``aenqueue``, ``enqueue_many`` 
 the caller's transaction usable (PostgreSQL aborts a transaction whose statement failed).
 """
 
-import asyncio
 import io
 import json
 import sys
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
@@ -62,7 +62,9 @@ def via_enqueue(args: list[object], kwargs: dict[str, object], task: Task = task
 
 
 def via_aenqueue(args: list[object], kwargs: dict[str, object], task: Task = tasks.echo) -> None:
-    asyncio.run(task.aenqueue(*args, **kwargs))
+    # Through async_to_sync, as a view would: the enqueue runs on this
+    # thread's connection, in the caller's transaction.
+    async_to_sync(task.aenqueue)(*args, **kwargs)
 
 
 def via_enqueue_many(
