@@ -77,6 +77,11 @@ def _int_problem(number: int) -> str | None:
     return None
 
 
+# Exact types the walk knows, and the base it treats a subclass of each as.
+_KNOWN = frozenset((str, int, bool, float, dict, list, tuple, type(None)))
+_BASES = (str, bool, int, float, dict, list, tuple)
+
+
 def _problem(value: object, root: str, max_depth: int | None = None) -> InvalidArguments | None:
     """The error for the first value under ``root`` that is not plain JSON, or None.
 
@@ -85,52 +90,65 @@ def _problem(value: object, root: str, max_depth: int | None = None) -> InvalidA
     lone surrogates and integers too long to write as text.
     """
     strict = max_depth is not None
+    # The depth at which a list or dict is one level too deep (never, without a limit).
+    too_deep = max_depth + 1 if max_depth is not None else -1
     # An explicit stack instead of recursion: a deeply nested payload must give a
-    # clear error, not a RecursionError.
-    stack: list[tuple[object, int, _Trail]] = [(value, 0, None)]
+    # clear error, not a RecursionError. Paths are kept as tuples and only
+    # written out for an error.
+    stack: list[tuple[Any, int, _Trail]] = [(value, 0, None)]
+    pop, push = stack.pop, stack.extend
     while stack:
-        item, depth, trail = stack.pop()
-        found: str | None = None
-        if isinstance(item, str):
-            found = _string_problem(item) if strict else None
-        elif isinstance(item, bool) or item is None:
+        item, depth, trail = pop()
+        kind: type = type(item)
+        if kind not in _KNOWN:
+            kind = next((base for base in _BASES if isinstance(item, base)), object)
+        if kind is str:
+            if strict and ("\x00" in item or not item.isascii()):
+                found = _string_problem(item)
+                if found:
+                    return UnstorableArguments(f"{_path(root, trail)} {found}")
+        elif kind is int:
+            if strict and item.bit_length() >= _SHORT_INT_BITS:
+                found = _int_problem(item)
+                if found:
+                    return UnstorableArguments(f"{_path(root, trail)} {found}")
+        elif kind is bool or item is None:
             continue
-        elif isinstance(item, int):
-            found = _int_problem(item) if strict else None
-        elif isinstance(item, float):
+        elif kind is float:
             if not math.isfinite(item):
                 return InvalidArguments(
                     f"{_path(root, trail)} is {item!r}, which JSON cannot represent"
                 )
-        elif isinstance(item, (dict, list, tuple)):
-            if max_depth is not None and depth > max_depth:
+        elif kind is dict or kind is list or kind is tuple:
+            if depth == too_deep:
                 return ArgumentsTooDeep(
                     f"{_path(root, trail)} nests lists and dicts more than {max_depth} "
                     "levels deep (OPTIONS['MAX_ARGUMENT_DEPTH']): flatten the data or "
                     "store it elsewhere and pass a reference to it"
                 )
-            if isinstance(item, dict):
+            depth += 1
+            if kind is dict:
                 for key in item:
-                    if not isinstance(key, str):
+                    if type(key) is not str and not isinstance(key, str):
                         return InvalidArguments(
                             f"{_path(root, trail)} has the key {key!r} of type "
                             f"{_describe(key)}; JSON object keys must be strings"
                         )
-                    found = _string_problem(key) if strict else None
-                    if found:
-                        return UnstorableArguments(f"{_path(root, trail)} has a key that {found}")
+                    if strict and ("\x00" in key or not key.isascii()):
+                        found = _string_problem(key)
+                        if found:
+                            return UnstorableArguments(
+                                f"{_path(root, trail)} has a key that {found}"
+                            )
                 pairs: Any = item.items()
             else:
                 pairs = enumerate(item)
-            stack.extend((sub, depth + 1, (trail, key)) for key, sub in reversed(list(pairs)))
-            continue
+            push([(sub, depth, (trail, key)) for key, sub in pairs][::-1])
         else:
             return InvalidArguments(
                 f"Unsupported type: {_path(root, trail)} is of type {_describe(item)}, which "
                 "is not plain JSON (use str, int, float, bool, None, list or dict)"
             )
-        if found:
-            return UnstorableArguments(f"{_path(root, trail)} {found}")
     return None
 
 
@@ -177,8 +195,11 @@ def encode(value: object, path: str) -> str:
     return _ENCODER.encode(value)
 
 
-def _encode_argument_list(value: list[Any] | dict[str, Any], root: str, max_depth: int) -> str:
-    """``encode`` for the args list or kwargs dict, with the checks only arguments get."""
+def _encode_argument_list(
+    value: list[Any] | dict[str, Any], root: str, max_depth: int
+) -> tuple[str, int]:
+    """``encode`` for the args list or kwargs dict, with the checks only arguments
+    get; returns the JSON and its size in UTF-8 bytes."""
     flat = _flat(value)
     if not flat:
         problem = _problem(value, root, max_depth)
@@ -188,26 +209,27 @@ def _encode_argument_list(value: list[Any] | dict[str, Any], root: str, max_dept
         text = _ENCODER.encode(value)
     except ValueError:  # an int over the str conversion limit in a flat list
         text = None
-    # A flat value skipped the walk: the encoded text tells cheaply whether one
-    # of its strings or ints needs a look (NUL is written as the escape \u0000;
-    # a lone surrogate as itself, which UTF-8 cannot encode).
-    if flat and (text is None or "\\u0000" in text or not _utf8(text)):
-        problem = _problem(value, root, max_depth)
-        if problem is not None:
-            raise problem
+    if text is not None:
+        # A flat value skipped the walk: its encoded text tells cheaply whether
+        # one of its strings needs a look (NUL is written as the escape \u0000;
+        # a lone surrogate as itself, which UTF-8 cannot encode).
+        if text.isascii():
+            if not flat or "\\u0000" not in text:
+                return text, len(text)
+        else:
+            try:
+                size = len(text.encode())
+            except UnicodeEncodeError:
+                pass
+            else:
+                if not flat or "\\u0000" not in text:
+                    return text, size
+    problem = _problem(value, root, max_depth)
+    if problem is not None:
+        raise problem
     if text is None:
         raise UnstorableArguments(f"{root} cannot be written as JSON")
-    return text
-
-
-def _utf8(text: str) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+    return text, len(text.encode())  # "\\u0000" written by the caller: fine
 
 
 def encode_arguments(
@@ -220,9 +242,9 @@ def encode_arguments(
     """
     if not args and not kwargs and max_bytes >= len(_NO_ARGUMENTS):
         return "[]", "{}"  # the common call with no arguments: nothing to check
-    encoded_args = _encode_argument_list(list(args), "args", max_depth)
-    encoded_kwargs = _encode_argument_list(dict(kwargs), "kwargs", max_depth)
-    size = _byte_length(encoded_args) + _byte_length(encoded_kwargs)
+    encoded_args, args_size = _encode_argument_list(list(args), "args", max_depth)
+    encoded_kwargs, kwargs_size = _encode_argument_list(dict(kwargs), "kwargs", max_depth)
+    size = args_size + kwargs_size
     if size > max_bytes:
         raise PayloadTooLarge(
             f"The task's arguments are {size:,} bytes as JSON, over the limit of "
@@ -230,10 +252,6 @@ def encode_arguments(
             "elsewhere and pass a reference to it."
         )
     return encoded_args, encoded_kwargs
-
-
-def _byte_length(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode())
 
 
 _NO_ARGUMENTS = "[]{}"
