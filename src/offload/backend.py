@@ -29,6 +29,7 @@ from offload.conf import Options, parse_options
 from offload.exceptions import (
     BackendMisconfigured,
     InvalidArguments,
+    InvalidTaskOptions,
     PayloadTooLarge,
     TaskCancelled,
 )
@@ -42,6 +43,7 @@ from offload.signals import send_task_signal
 from offload.store import NewTask, TaskStore
 from offload.store.vendor import engine_problem
 from offload.task import OffloadTask, is_async
+from offload.task_options import option_problem
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -86,6 +88,9 @@ class DatabaseBackend(BaseTaskBackend):
             )
 
     def validate_task(self, task: Task[..., Any]) -> None:
+        problem = option_problem(task)
+        if problem:
+            raise InvalidTaskOptions(problem)
         super().validate_task(task)
         if len(task.module_path) > MAX_TASK_PATH_LENGTH:
             raise InvalidTask(
@@ -98,8 +103,10 @@ class DatabaseBackend(BaseTaskBackend):
         self.ensure_usable()
         self.validate_task(task)
         new = self._new_task(task, args, kwargs)
+        # Built before the INSERT: whatever fails in building it writes nothing.
+        result = self._pending(task, args, kwargs)
         task_id, enqueued_at = self.store.enqueue(new)
-        return self._enqueued(task, task_id, enqueued_at, args, kwargs)
+        return self._enqueued(result, task_id, enqueued_at)
 
     def enqueue_many(
         self,
@@ -115,7 +122,7 @@ class DatabaseBackend(BaseTaskBackend):
         """
         self.ensure_usable()
         self.validate_task(task)
-        checked: list[tuple[list[Any], dict[str, Any]]] = []
+        results: list[TaskResult[_P, _R]] = []
         rows = []
         # What every row shares, worked out once rather than per call.
         template = self._new_task(task, [], {})
@@ -123,22 +130,24 @@ class DatabaseBackend(BaseTaskBackend):
             args, kwargs = _unpack_call(call, index)
             try:
                 args_json, kwargs_json = encode_arguments(
-                    args, kwargs, self.config.max_payload_bytes
+                    args, kwargs, self.config.max_payload_bytes, self.config.max_argument_depth
                 )
             except (InvalidArguments, PayloadTooLarge) as exc:
                 # The class enqueue raises, with the call's index in the message.
                 raise type(exc)(f"calls[{index}]: {exc}") from exc
             rows.append(replace(template, args_json=args_json, kwargs_json=kwargs_json))
-            checked.append((args, kwargs))
+            results.append(self._pending(task, args, kwargs))
         stored = self.store.enqueue_many(rows, self.config.enqueue_batch_size)
         return [
-            self._enqueued(task, task_id, enqueued_at, args, kwargs)
-            for (task_id, enqueued_at), (args, kwargs) in zip(stored, checked, strict=True)
+            self._enqueued(result, task_id, enqueued_at)
+            for (task_id, enqueued_at), result in zip(stored, results, strict=True)
         ]
 
     def _new_task(self, task: Task[..., Any], args: Any, kwargs: Any) -> NewTask:
         """The row ``task(*args, **kwargs)`` becomes; raises if the arguments are not JSON."""
-        args_json, kwargs_json = encode_arguments(args, kwargs, self.config.max_payload_bytes)
+        args_json, kwargs_json = encode_arguments(
+            args, kwargs, self.config.max_payload_bytes, self.config.max_argument_depth
+        )
         return NewTask(
             task_path=task.module_path,
             backend=self.alias,
@@ -152,20 +161,15 @@ class DatabaseBackend(BaseTaskBackend):
             timeout=self.timeout_for(task),
         )
 
-    def _enqueued(
-        self,
-        task: Task[_P, _R],
-        task_id: int,
-        enqueued_at: datetime,
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
+    def _pending(
+        self, task: Task[_P, _R], args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> TaskResult[_P, _R]:
-        """The TaskResult of a row just inserted; sends ``task_enqueued``."""
+        """The TaskResult of a row about to be inserted (its id and time come after)."""
         result: TaskResult[_P, _R] = build_result(
             task,
-            task_id=task_id,
+            task_id=0,
             status=TaskResultStatus.READY,
-            enqueued_at=enqueued_at,
+            enqueued_at=None,
             started_at=None,
             finished_at=None,
             last_attempted_at=None,
@@ -174,6 +178,15 @@ class DatabaseBackend(BaseTaskBackend):
             errors=[],
             worker_ids=[],
         )
+        return result
+
+    def _enqueued(
+        self, result: TaskResult[_P, _R], task_id: int, enqueued_at: datetime
+    ) -> TaskResult[_P, _R]:
+        """``result`` given the id and time of its row, just inserted; sends ``task_enqueued``."""
+        # TaskResult is frozen; Django's own backends set its fields this way too.
+        object.__setattr__(result, "id", str(task_id))
+        object.__setattr__(result, "enqueued_at", enqueued_at)
         send_task_signal(task_enqueued, type(self), result)
         return result
 

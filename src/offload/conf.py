@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from offload.limits import MAX_NAME_LENGTH
+from offload.limits import MAX_ARGUMENT_DEPTH, MAX_NAME_LENGTH
 from offload.retries import RetryPolicy, check_policy_values, import_exceptions
 from offload.schedules.spec import spec_problems
 from offload.worker_options import check_options
@@ -58,6 +58,14 @@ class Options:
 
     database: str = option("default", "database alias that holds the tasks tables")
     max_payload_bytes: int = option(1024 * 1024, "largest args + kwargs accepted, as JSON bytes")
+    # MariaDB's JSON check refuses columns nested 32 deep, and the stored list
+    # of args (or dict of kwargs) is one level: past 30, a task enqueued fine on
+    # one database would be refused on another.
+    max_argument_depth: int = option(
+        MAX_ARGUMENT_DEPTH,
+        "most levels of lists and dicts nested in one task argument",
+        bounds=(1, MAX_ARGUMENT_DEPTH),
+    )
     lease_seconds: float = option(
         30, "how long a claim lasts without a heartbeat before the task may be rescued"
     )

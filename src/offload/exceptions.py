@@ -21,6 +21,15 @@ class InvalidArguments(OffloadError, InvalidTask, TypeError):
     """
 
 
+class ArgumentsTooDeep(InvalidArguments, ValueError):
+    """Task arguments nest lists and dicts deeper than ``OPTIONS["MAX_ARGUMENT_DEPTH"]``."""
+
+
+class UnstorableArguments(InvalidArguments, ValueError):
+    """Task arguments are JSON types holding a value no supported database stores
+    as it is: a NUL character, a lone surrogate, or an integer too long to write."""
+
+
 class PayloadTooLarge(OffloadError, InvalidTask, ValueError):
     """The encoded arguments are larger than ``OPTIONS["MAX_PAYLOAD_BYTES"]``."""
 

@@ -1,4 +1,5 @@
-"""Fixed limits: the widths of the columns that hold names, paths and messages.
+"""Fixed limits: the widths of the columns that hold names, paths and messages,
+and the deepest nesting every database can store.
 
 These are not settings. Each is the width of a column in the migrations, so
 changing one needs a migration; the code that checks a value before it is
@@ -18,3 +19,9 @@ MAX_TASK_PATH_LENGTH = 255
 
 # The message a running task reports with its progress (offload_task.progress_message).
 MAX_PROGRESS_MESSAGE_LENGTH = 255
+
+# The most lists and dicts one argument may nest: the ceiling of
+# OPTIONS["MAX_ARGUMENT_DEPTH"], the same on every database. MariaDB's JSON
+# check refuses a column nested 32 deep, and the list of args (or the dict of
+# kwargs) that holds the arguments adds one level.
+MAX_ARGUMENT_DEPTH = 30

@@ -9,11 +9,26 @@ with the path of the offending value.
 
 import json
 import math
+import sys
 from typing import Any
 
-from offload.exceptions import InvalidArguments, PayloadTooLarge
+from offload.exceptions import (
+    ArgumentsTooDeep,
+    InvalidArguments,
+    PayloadTooLarge,
+    UnstorableArguments,
+)
+from offload.limits import MAX_ARGUMENT_DEPTH
 
 _SCALARS = (str, int, bool, type(None))
+
+# Below this many bits an int has fewer digits than any str conversion limit
+# Python allows (640 at the least), so it is not converted to find out.
+_SHORT_INT_BITS = 2000
+
+# A path from the root: (the parent's trail, the key or index), None at the root.
+# Built as tuples while walking, turned into text only for an error.
+type _Trail = tuple[_Trail, str | int] | None
 
 
 def _describe(value: object) -> str:
@@ -23,36 +38,120 @@ def _describe(value: object) -> str:
     )
 
 
-def find_non_json(value: object, path: str) -> str | None:
-    """Return a message naming the first value under ``path`` that is not plain JSON."""
-    # An explicit stack instead of recursion: a deeply nested payload must give a
-    # clear error, not a RecursionError.
-    stack: list[tuple[object, str]] = [(value, path)]
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, _SCALARS):
-            continue
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return f"{where} is {item!r}, which JSON cannot represent"
-            continue
-        if isinstance(item, dict):
-            for key, sub in reversed(list(item.items())):
-                if not isinstance(key, str):
-                    return (
-                        f"{where} has the key {key!r} of type {_describe(key)}; "
-                        "JSON object keys must be strings"
-                    )
-                stack.append((sub, f"{where}[{json.dumps(key)}]"))
-            continue
-        if isinstance(item, (list, tuple)):
-            stack.extend((sub, f"{where}[{i}]") for i, sub in reversed(list(enumerate(item))))
-            continue
+def _path(root: str, trail: _Trail) -> str:
+    parts: list[str] = []
+    while trail is not None:
+        trail, key = trail
+        parts.append(f"[{json.dumps(key)}]" if isinstance(key, str) else f"[{key}]")
+    return root + "".join(reversed(parts))
+
+
+def _string_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "holds a NUL character (\\x00), which PostgreSQL cannot store in JSON"
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            return (
+                f"holds the lone surrogate {text[exc.start]!r}, which is not valid "
+                "Unicode and cannot be written as UTF-8"
+            )
+    return None
+
+
+def _int_problem(number: int) -> str | None:
+    if number.bit_length() < _SHORT_INT_BITS:
+        return None
+    try:
+        int.__repr__(number)
+    except ValueError:
         return (
-            f"Unsupported type: {where} is of type {_describe(item)}, which is not plain JSON "
-            "(use str, int, float, bool, None, list or dict)"
+            f"is an integer of about {int(number.bit_length() * math.log10(2)):,} digits, "
+            f"over Python's limit for writing one as text ({sys.get_int_max_str_digits():,})"
         )
     return None
+
+
+# Exact types the walk knows, and the base it treats a subclass of each as.
+_KNOWN = frozenset((str, int, bool, float, dict, list, tuple, type(None)))
+_BASES = (str, bool, int, float, dict, list, tuple)
+
+
+def _problem(value: object, root: str, max_depth: int | None = None) -> InvalidArguments | None:
+    """The error for the first value under ``root`` that is not plain JSON, or None.
+
+    With ``max_depth`` (arguments, not return values or error records), also
+    refuses containers nested deeper than that below ``value``, NUL characters,
+    lone surrogates and integers too long to write as text.
+    """
+    strict = max_depth is not None
+    # The depth at which a list or dict is one level too deep (never, without a limit).
+    too_deep = max_depth + 1 if max_depth is not None else -1
+    # An explicit stack instead of recursion: a deeply nested payload must give a
+    # clear error, not a RecursionError. Paths are kept as tuples and only
+    # written out for an error.
+    stack: list[tuple[Any, int, _Trail]] = [(value, 0, None)]
+    pop, push = stack.pop, stack.extend
+    while stack:
+        item, depth, trail = pop()
+        kind: type = type(item)
+        if kind not in _KNOWN:
+            kind = next((base for base in _BASES if isinstance(item, base)), object)
+        if kind is str:
+            if strict and ("\x00" in item or not item.isascii()):
+                found = _string_problem(item)
+                if found:
+                    return UnstorableArguments(f"{_path(root, trail)} {found}")
+        elif kind is int:
+            if strict and item.bit_length() >= _SHORT_INT_BITS:
+                found = _int_problem(item)
+                if found:
+                    return UnstorableArguments(f"{_path(root, trail)} {found}")
+        elif kind is bool or item is None:
+            continue
+        elif kind is float:
+            if not math.isfinite(item):
+                return InvalidArguments(
+                    f"{_path(root, trail)} is {item!r}, which JSON cannot represent"
+                )
+        elif kind is dict or kind is list or kind is tuple:
+            if depth == too_deep:
+                return ArgumentsTooDeep(
+                    f"{_path(root, trail)} nests lists and dicts more than {max_depth} "
+                    "levels deep (OPTIONS['MAX_ARGUMENT_DEPTH']): flatten the data or "
+                    "store it elsewhere and pass a reference to it"
+                )
+            depth += 1
+            if kind is dict:
+                for key in item:
+                    if type(key) is not str and not isinstance(key, str):
+                        return InvalidArguments(
+                            f"{_path(root, trail)} has the key {key!r} of type "
+                            f"{_describe(key)}; JSON object keys must be strings"
+                        )
+                    if strict and ("\x00" in key or not key.isascii()):
+                        found = _string_problem(key)
+                        if found:
+                            return UnstorableArguments(
+                                f"{_path(root, trail)} has a key that {found}"
+                            )
+                pairs: Any = item.items()
+            else:
+                pairs = enumerate(item)
+            push([(sub, depth, (trail, key)) for key, sub in pairs][::-1])
+        else:
+            return InvalidArguments(
+                f"Unsupported type: {_path(root, trail)} is of type {_describe(item)}, which "
+                "is not plain JSON (use str, int, float, bool, None, list or dict)"
+            )
+    return None
+
+
+def find_non_json(value: object, path: str) -> str | None:
+    """Return a message naming the first value under ``path`` that is not plain JSON."""
+    problem = _problem(value, path)
+    return None if problem is None else str(problem)
 
 
 # One encoder for every call: json.dumps with options builds a new one each time.
@@ -92,13 +191,56 @@ def encode(value: object, path: str) -> str:
     return _ENCODER.encode(value)
 
 
-def encode_arguments(args: Any, kwargs: Any, max_bytes: int) -> tuple[str, str]:
-    """Encode a task's arguments, enforcing the payload size cap."""
+def _encode_argument_list(
+    value: list[Any] | dict[str, Any], root: str, max_depth: int
+) -> tuple[str, int]:
+    """``encode`` for the args list or kwargs dict, with the checks only arguments
+    get; returns the JSON and its size in UTF-8 bytes."""
+    flat = _flat(value)
+    if not flat:
+        problem = _problem(value, root, max_depth)
+        if problem is not None:
+            raise problem
+    try:
+        text = _ENCODER.encode(value)
+    except ValueError:  # an int over the str conversion limit in a flat list
+        text = None
+    if text is not None:
+        # A flat value skipped the walk: its encoded text tells cheaply whether
+        # one of its strings needs a look (NUL is written as the escape \u0000;
+        # a lone surrogate as itself, which UTF-8 cannot encode).
+        if text.isascii():
+            if not flat or "\\u0000" not in text:
+                return text, len(text)
+        else:
+            try:
+                size = len(text.encode())
+            except UnicodeEncodeError:
+                pass
+            else:
+                if not flat or "\\u0000" not in text:
+                    return text, size
+    problem = _problem(value, root, max_depth)
+    if problem is not None:
+        raise problem
+    if text is None:
+        raise UnstorableArguments(f"{root} cannot be written as JSON")
+    return text, len(text.encode())  # "\\u0000" written by the caller: fine
+
+
+def encode_arguments(
+    args: Any, kwargs: Any, max_bytes: int, max_depth: int = MAX_ARGUMENT_DEPTH
+) -> tuple[str, str]:
+    """Encode a task's arguments, enforcing the payload size cap and nesting depth.
+
+    Refuses, before anything is written, whatever would not come back exactly or
+    that one of the supported databases would not store: see ``_problem``.
+    """
     if not args and not kwargs and max_bytes >= len(_NO_ARGUMENTS):
         return "[]", "{}"  # the common call with no arguments: nothing to check
-    encoded_args = encode(list(args), "args")
-    encoded_kwargs = encode(dict(kwargs), "kwargs")
-    size = len(encoded_args.encode()) + len(encoded_kwargs.encode())
+    encoded_args, args_size = _encode_argument_list(list(args), "args", max_depth)
+    encoded_kwargs, kwargs_size = _encode_argument_list(dict(kwargs), "kwargs", max_depth)
+    size = args_size + kwargs_size
     if size > max_bytes:
         raise PayloadTooLarge(
             f"The task's arguments are {size:,} bytes as JSON, over the limit of "

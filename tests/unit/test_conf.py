@@ -28,6 +28,7 @@ def test_unknown_option_suggests_the_close_one():
         ({"MAX_PAYLOAD_BYTES": True}, "must be int, got bool"),
         ({"MAX_PAYLOAD_BYTES": 0}, "must be greater than 0"),
         ({"POLL_INTERVAL": -1}, "must be greater than 0"),
+        ({"MAX_ARGUMENT_DEPTH": 31}, "must be between 1 and 30, got 31"),
         ({"DATABASE": "nope"}, "names 'nope', which is not in DATABASES"),
     ],
 )

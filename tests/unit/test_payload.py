@@ -6,7 +6,12 @@ from decimal import Decimal
 import pytest
 from django.tasks.exceptions import InvalidTask
 
-from offload.exceptions import InvalidArguments, PayloadTooLarge
+from offload.exceptions import (
+    ArgumentsTooDeep,
+    InvalidArguments,
+    PayloadTooLarge,
+    UnstorableArguments,
+)
 from offload.payload import decode, encode, encode_arguments
 
 
@@ -81,3 +86,54 @@ def test_decode_accepts_what_drivers_return():
     assert decode(b"[1]") == [1]
     assert decode([1]) == [1]
     assert encode({"b": 1}, "x") == '{"b":1}'
+
+
+def nested(levels: int, leaf: object = 1) -> object:
+    value = leaf
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_nesting_is_limited_per_argument():
+    encode_arguments([nested(30)], {"k": nested(30)}, max_bytes=1 << 20)
+    with pytest.raises(ArgumentsTooDeep, match=r"kwargs\[\"k\"\](\[0\]){30} nests .* 30 levels"):
+        encode_arguments([], {"k": nested(31)}, max_bytes=1 << 20)
+    encode_arguments([nested(2)], {}, max_bytes=1 << 20, max_depth=2)
+    with pytest.raises(ArgumentsTooDeep):
+        encode_arguments([nested(3)], {}, max_bytes=1 << 20, max_depth=2)
+    with pytest.raises(ArgumentsTooDeep):  # an empty list is a level too
+        encode_arguments([nested(2, [])], {}, max_bytes=1 << 20, max_depth=2)
+
+
+def test_a_cycle_is_refused_not_walked_for_ever():
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(ArgumentsTooDeep):
+        encode_arguments([loop], {}, max_bytes=1 << 20)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "fragment"),
+    [
+        (["a\x00"], {}, r"args\[0\] holds a NUL character"),
+        ([1, {"x": ["\x00"]}], {}, r'args\[1\]\["x"\]\[0\] holds a NUL'),
+        ([{"k\x00": 1}], {}, r"args\[0\] has a key that holds a NUL"),
+        ([], {"\x00": 1}, r"kwargs has a key that holds a NUL"),
+        (["\udc80"], {}, r"args\[0\] holds the lone surrogate '\\udc80'"),
+        ([], {"x": [["é\ud800"]]}, r'kwargs\["x"\]\[0\]\[0\] holds the lone surrogate'),
+        ([10**5000], {}, r"args\[0\] is an integer of about 5,000 digits"),
+        ([[-(10**4400)]], {}, r"args\[0\]\[0\] is an integer"),
+    ],
+)
+def test_values_no_database_stores_as_they_are_are_refused(args, kwargs, fragment):
+    with pytest.raises(UnstorableArguments, match=fragment) as caught:
+        encode_arguments(args, kwargs, max_bytes=1 << 20)
+    assert isinstance(caught.value, InvalidTask)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_what_only_looks_like_a_nul_is_accepted():
+    args = ["\\u0000", "ünïcode", 10**4000, {"\\u0000": "\\x00"}]
+    encoded, _ = encode_arguments(args, {}, max_bytes=1 << 20)
+    assert json.loads(encoded) == args

@@ -9,6 +9,8 @@ from django.db import migrations, models
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import StateApps
 
+from offload.online_indexes import create_index_sql, drop_index_sql
+
 # name -> columns; every filter and the dashboard's time windows use one.
 ADMIN_INDEXES = {
     "offload_task_finished_idx": "finished_at",
@@ -20,17 +22,18 @@ ADMIN_INDEXES = {
 
 def create_indexes(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     for name, columns in ADMIN_INDEXES.items():
-        schema_editor.execute(f"CREATE INDEX {name} ON offload_task ({columns})")
+        create_index_sql(schema_editor, name, "offload_task", columns)
 
 
 def drop_indexes(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    # MariaDB names the table in DROP INDEX; PostgreSQL and SQLite do not.
-    suffix = " ON offload_task" if schema_editor.connection.vendor == "mysql" else ""
     for name in ADMIN_INDEXES:
-        schema_editor.execute(f"DROP INDEX {name}{suffix}")
+        drop_index_sql(schema_editor, name, "offload_task")
 
 
 class Migration(migrations.Migration):
+    # The indexes are built CONCURRENTLY on PostgreSQL (offload.online_indexes).
+    atomic = False
+
     dependencies = [
         ("offload", "0004_schedules"),
     ]

@@ -17,6 +17,8 @@ from django.db import migrations
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import StateApps
 
+from offload.online_indexes import RemoveIndexOnline, create_index_sql, drop_index_sql
+
 RUNNING_LEASE_INDEX = "offload_task_running_lease_idx"
 ASYNC_CLAIM_INDEX = "offload_task_async_claim_idx"
 
@@ -26,38 +28,40 @@ def create_running_lease_index(apps: StateApps, schema_editor: BaseDatabaseSchem
         return  # MariaDB: the rescue reads running tasks through the claim index's status
     # The condition is written as the rescue's query states it (SQLite matches
     # the terms of a partial index literally).
-    schema_editor.execute(
-        f"CREATE INDEX {RUNNING_LEASE_INDEX} ON offload_task (lease_expires_at) "
-        "WHERE status = 'RUNNING'"
+    create_index_sql(
+        schema_editor, RUNNING_LEASE_INDEX, "offload_task", "lease_expires_at", "status = 'RUNNING'"
     )
 
 
 def drop_running_lease_index(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     if schema_editor.connection.features.supports_partial_indexes:
-        schema_editor.execute(f"DROP INDEX {RUNNING_LEASE_INDEX}")
+        drop_index_sql(schema_editor, RUNNING_LEASE_INDEX, "offload_task")
 
 
 def drop_ignored_async_index(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     # Django built 0008's index on MariaDB without its condition: a full index
     # no claim uses, which every enqueue paid for.
     if not schema_editor.connection.features.supports_partial_indexes:
-        schema_editor.execute(f"DROP INDEX {ASYNC_CLAIM_INDEX} ON offload_task")
+        drop_index_sql(schema_editor, ASYNC_CLAIM_INDEX, "offload_task")
 
 
 def restore_ignored_async_index(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     if not schema_editor.connection.features.supports_partial_indexes:
-        schema_editor.execute(
-            f"CREATE INDEX {ASYNC_CLAIM_INDEX} ON offload_task (priority DESC, available_at, id)"
+        create_index_sql(
+            schema_editor, ASYNC_CLAIM_INDEX, "offload_task", "priority DESC, available_at, id"
         )
 
 
 class Migration(migrations.Migration):
+    # Indexes are built and dropped CONCURRENTLY on PostgreSQL (offload.online_indexes).
+    atomic = False
+
     dependencies = [
         ("offload", "0008_async_claim_index"),
     ]
 
     operations = [
-        migrations.RemoveIndex(
+        RemoveIndexOnline(
             model_name="taskrecord",
             name="offload_task_lease_idx",
         ),

@@ -262,7 +262,12 @@ def run(
         if record(outcome, _nothing):
             attempt.announce(outcome)
         return outcome
-    args, kwargs = attempt.start()
+    try:
+        args, kwargs = attempt.start()
+    except Exception as exc:  # e.g. arguments too deep to rebuild: FAILED, not RUNNING
+        outcome = _unresolvable(claimed, worker_id, exc)
+        record(outcome, _nothing)
+        return outcome
     try:
         # call() runs an async function too (through async_to_sync), as
         # Django's Task.call does, for a row enqueued before its function
@@ -300,7 +305,12 @@ async def arun(
         if await record(outcome):
             attempt.announce(outcome)
         return outcome
-    args, kwargs = attempt.start()
+    try:
+        args, kwargs = attempt.start()
+    except Exception as exc:  # e.g. arguments too deep to rebuild: FAILED, not RUNNING
+        outcome = _unresolvable(claimed, worker_id, exc)
+        await record(outcome)
+        return outcome
     try:
         outcome = attempt.succeeded(await attempt.task.acall(*args, **kwargs))
     except (asyncio.CancelledError, WorkerInterrupted, KeyboardInterrupt):

@@ -1,6 +1,7 @@
 """``manage.py offload <subcommand>``: parses flags and hands off to offload's modules."""
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -13,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connections
 from django.tasks import task_backends
-from django.utils import autoreload
+from django.utils import autoreload, timezone
 
 from offload.exceptions import OffloadError
 from offload.worker import logs
@@ -102,6 +103,7 @@ class Command(BaseCommand):
         except argparse.ArgumentError as exc:
             raise CommandError(str(exc)) from exc
         options.update(vars(parsed))
+        _check_enqueue_flags(options)
         request = EnqueueRequest(
             name=options["name"], args=[*command_args, *verbatim],
             json_args=options["json_args"], json_kwargs=options["json_kwargs"],
@@ -209,6 +211,35 @@ def _enqueue_flags(parser: argparse.ArgumentParser, default: Any = None) -> None
     add("--in", dest="delay", default=default, help="run after this delay: 30s, 5m, 2h, 1d")
     add("--backend", default="default" if default is None else default,
         help="TASKS alias (default: default)")  # fmt: skip
+
+
+def _check_enqueue_flags(options: dict[str, Any]) -> None:
+    """Raise ``CommandError`` for flags that ``enqueue_by_name`` would let through
+    as a raw exception: an unknown backend, a delay past the calendar's end,
+    JSON that Python refuses to read (an integer of thousands of digits, nesting
+    deeper than its recursion limit)."""
+    from offload.command_tasks import parse_when
+
+    alias = options["backend"]
+    if alias not in task_backends.settings:
+        known = ", ".join(sorted(task_backends.settings))
+        raise CommandError(f"--backend {alias!r}: no such backend in TASKS (there are: {known}).")
+    try:
+        parse_when(options["at"], options["delay"], timezone.now())
+    except OverflowError:
+        flag = f"--in {options['delay']!r}" if options["delay"] else f"--at {options['at']!r}"
+        raise CommandError(f"{flag}: too far in the future.") from None
+    except ValueError:
+        pass  # enqueue_by_name says what is wrong
+    for flag, key in (("--args", "json_args"), ("--kwargs", "json_kwargs")):
+        if options[key] is None:
+            continue
+        try:
+            json.loads(options[key])
+        except json.JSONDecodeError:
+            pass  # enqueue_by_name says what is wrong
+        except (ValueError, RecursionError) as exc:
+            raise CommandError(f"{flag}: cannot be read ({exc}).") from None
 
 
 def _worker_options(alias: str) -> dict[str, Any]:
