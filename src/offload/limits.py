@@ -25,3 +25,9 @@ MAX_PROGRESS_MESSAGE_LENGTH = 255
 # check refuses a column nested 32 deep, and the list of args (or the dict of
 # kwargs) that holds the arguments adds one level.
 MAX_ARGUMENT_DEPTH = 30
+
+# The most lists and dicts a task's return value may nest below its outermost
+# one, counted as for an argument. The column holds the value itself, with no
+# list of arguments around it: 31 containers in all, which MariaDB stores (it
+# refuses 32), so a completion's write is never refused for its depth.
+MAX_RESULT_DEPTH = MAX_ARGUMENT_DEPTH

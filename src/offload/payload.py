@@ -18,7 +18,7 @@ from offload.exceptions import (
     PayloadTooLarge,
     UnstorableArguments,
 )
-from offload.limits import MAX_ARGUMENT_DEPTH
+from offload.limits import MAX_ARGUMENT_DEPTH, MAX_RESULT_DEPTH
 
 _SCALARS = (str, int, bool, type(None))
 
@@ -78,7 +78,12 @@ _KNOWN = frozenset((str, int, bool, float, dict, list, tuple, type(None)))
 _BASES = (str, bool, int, float, dict, list, tuple)
 
 
-def _problem(value: object, root: str, max_depth: int | None = None) -> InvalidArguments | None:
+def _problem(
+    value: object,
+    root: str,
+    max_depth: int | None = None,
+    limit: str = "OPTIONS['MAX_ARGUMENT_DEPTH']",
+) -> InvalidArguments | None:
     """The error for the first value under ``root`` that is not plain JSON, or None.
 
     With ``max_depth`` (arguments, not return values or error records), also
@@ -119,7 +124,7 @@ def _problem(value: object, root: str, max_depth: int | None = None) -> InvalidA
             if depth == too_deep:
                 return ArgumentsTooDeep(
                     f"{_path(root, trail)} nests lists and dicts more than {max_depth} "
-                    "levels deep (OPTIONS['MAX_ARGUMENT_DEPTH']): flatten the data or "
+                    f"levels deep ({limit}): flatten the data or "
                     "store it elsewhere and pass a reference to it"
                 )
             depth += 1
@@ -191,14 +196,24 @@ def encode(value: object, path: str) -> str:
     return _ENCODER.encode(value)
 
 
+def encode_result(value: object) -> str:
+    """Encode a task's return value with the checks arguments get, so a value no
+    database would store fails the task instead of its completion's write."""
+    return _encode_strictly(value, "the return value", MAX_RESULT_DEPTH, "MAX_RESULT_DEPTH")[0]
+
+
 def _encode_argument_list(
     value: list[Any] | dict[str, Any], root: str, max_depth: int
 ) -> tuple[str, int]:
     """``encode`` for the args list or kwargs dict, with the checks only arguments
     get; returns the JSON and its size in UTF-8 bytes."""
+    return _encode_strictly(value, root, max_depth, "OPTIONS['MAX_ARGUMENT_DEPTH']")
+
+
+def _encode_strictly(value: object, root: str, max_depth: int, limit: str) -> tuple[str, int]:
     flat = _flat(value)
     if not flat:
-        problem = _problem(value, root, max_depth)
+        problem = _problem(value, root, max_depth, limit)
         if problem is not None:
             raise problem
     try:
@@ -220,7 +235,7 @@ def _encode_argument_list(
             else:
                 if not flat or "\\u0000" not in text:
                     return text, size
-    problem = _problem(value, root, max_depth)
+    problem = _problem(value, root, max_depth, limit)
     if problem is not None:
         raise problem
     if text is None:

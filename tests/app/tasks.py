@@ -251,3 +251,15 @@ async def async_report_steps(context: TaskContext, steps: int, pause: float) -> 
 def report_bad_progress(context: TaskContext) -> None:
     """Report more done than there is to do."""
     context.report_progress(5, 3)  # type: ignore[attr-defined]
+
+
+@task
+def return_unstorable(kind: str, depth: int = 0) -> object:
+    """Returns a value no database would store as it is (built here: as an
+    argument it would be refused at enqueue)."""
+    if kind == "nested":
+        value: object = "leaf"
+        for _ in range(depth):
+            value = [value]
+        return value
+    return {"nul": "a\x00b", "surrogate": "\ud800", "huge": 10**5000}[kind]

@@ -26,7 +26,7 @@ from offload.exceptions import (
     InvalidTaskOptions,
     UnstorableArguments,
 )
-from offload.limits import MAX_ARGUMENT_DEPTH
+from offload.limits import MAX_ARGUMENT_DEPTH, MAX_RESULT_DEPTH
 from offload.models import TaskRecord
 from tests.app import tasks
 from tests.helpers import drain, override_options, row_count
@@ -263,3 +263,23 @@ def test_an_async_task_whose_start_fails_ends_failed():
         "FAILED",
         "builtins.RuntimeError",
     )
+
+
+@pytest.mark.parametrize("kind", ["nul", "surrogate", "huge", "too deep"])
+def test_a_return_value_no_database_stores_fails_the_task_instead_of_its_write(kind):
+    # MAX_RESULT_DEPTH levels below the outermost list: one more is too deep.
+    depth = MAX_RESULT_DEPTH + 2 if kind == "too deep" else 0
+    result = tasks.return_unstorable.enqueue("nested" if depth else kind, depth)
+    drain()
+    row = TaskRecord.objects.get(pk=result.id)
+    assert row.status == "FAILED"
+    assert row.return_value is None
+    assert "the return value" in row.errors[-1]["traceback"]
+
+
+def test_the_deepest_return_value_allowed_is_stored_on_every_database():
+    result = tasks.return_unstorable.enqueue("nested", MAX_RESULT_DEPTH + 1)
+    drain()
+    row = TaskRecord.objects.get(pk=result.id)
+    assert row.status == "SUCCESSFUL"
+    assert row.return_value == nested(MAX_RESULT_DEPTH + 1, "leaf")

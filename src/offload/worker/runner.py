@@ -28,7 +28,7 @@ from django.tasks.signals import task_finished, task_started
 
 from offload.exceptions import CorruptTask, OffloadError, TaskCancelled
 from offload.failures import exception_record
-from offload.payload import encode
+from offload.payload import encode_result
 from offload.progress import Progress, make_progress
 from offload.results import build_result, finish_result, task_of
 from offload.signals import heard
@@ -185,7 +185,7 @@ class _Attempt:
 
     def succeeded(self, value: Any) -> Outcome:
         try:
-            return_json = encode(value, "the return value")
+            return_json = encode_result(value)
         except TypeError as exc:
             raise ReturnValueNotJSON(str(exc)) from exc
         # The finished TaskResult is made when announced, if anyone hears it.
