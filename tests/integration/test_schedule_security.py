@@ -320,3 +320,23 @@ def test_the_schedule_list_still_takes_its_own_filters_and_search() -> None:
         page = client.get(f"{url}?{query}")
         assert page.status_code == 200, query
         assert "existing" in page.content.decode(), query
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ('["a\\u0000b"]', "{}", "NUL"),
+        ("[]", '{"k": "\\ud800"}', "surrogate"),
+        ("[" * 40 + "]" * 40, "{}", "levels deep"),
+    ],
+)
+def test_arguments_no_database_stores_are_a_form_error(args, kwargs, message):
+    client = client_with("add")
+    with override_options(SCHEDULE_ADMIN_TASKS=["tests.app.tasks"]):
+        page = client.post(
+            reverse("admin:offload_schedule_add"),
+            form(task_path="tests.app.tasks.echo", args=args, kwargs=kwargs),
+        )
+    assert page.status_code == 200
+    assert message in page.content.decode()
+    assert not Schedule.objects.exists()

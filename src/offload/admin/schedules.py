@@ -15,11 +15,13 @@ secret-looking names are masked wherever they are shown.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.tasks import task_backends
@@ -57,6 +59,22 @@ if TYPE_CHECKING:
 else:
     _ModelAdmin = admin.ModelAdmin
     _ModelForm = forms.ModelForm
+
+
+class _ArgumentsField(forms.JSONField):
+    """Django's JSON form field, shown with ``\\u`` escapes when the value holds a
+    lone surrogate: re-showing a refused value must not fail the page, which
+    cannot encode one as UTF-8."""
+
+    def prepare_value(self, value: Any) -> Any:
+        shown = super().prepare_value(value)
+        try:
+            shown.encode()
+        except UnicodeEncodeError:
+            return json.dumps(value, ensure_ascii=True, cls=self.encoder)
+        except AttributeError:
+            pass
+        return shown
 
 
 class ScheduleForm(_ModelForm):
@@ -106,6 +124,7 @@ class ScheduleAdmin(StrictListParams, _ModelAdmin):
         "name", "runs", "when", "enabled", "from_code", "next_fire_at", "last_fired_at", "error",
     )  # fmt: skip
     list_filter = ("enabled", "from_code", "backend", "catch_up")
+    formfield_overrides = {models.JSONField: {"form_class": _ArgumentsField}}
     search_fields = ("name", "task_path", "command")
     actions = ("pause", "resume", "run_now")
     fieldsets = (

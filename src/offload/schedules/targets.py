@@ -16,7 +16,13 @@ from django.tasks import Task, task_backends
 
 from offload import results
 from offload.command_tasks import command_exists, is_command_runner
-from offload.exceptions import ScheduleNotAllowed, TaskNotImportable
+from offload.exceptions import (
+    InvalidArguments,
+    PayloadTooLarge,
+    ScheduleNotAllowed,
+    TaskNotImportable,
+)
+from offload.payload import encode_arguments
 from offload.schedules.allowed import command_allowed, options_of, refusal, task_allowed
 from offload.schedules.spec import ALLOWED_COMMAND_TASK_PATH, COMMAND_TASK_PATH, InvalidSchedule
 
@@ -100,4 +106,15 @@ def admin_problems(row: Schedule) -> dict[str, str]:
     if row.queue_name and backend.queues and row.queue_name not in backend.queues:
         allowed = ", ".join(sorted(backend.queues))
         problems["queue_name"] = f"Not in the backend's QUEUES ({allowed})."
+    try:
+        # The checks every enqueue makes, so a value the database would refuse
+        # (a NUL on PostgreSQL, nesting past MariaDB's limit) is a form error.
+        encode_arguments(
+            row.args,
+            row.kwargs,
+            backend.config.max_payload_bytes,
+            backend.config.max_argument_depth,
+        )
+    except (InvalidArguments, PayloadTooLarge) as exc:
+        problems["args"] = str(exc)
     return problems
