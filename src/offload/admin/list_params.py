@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.admin import FieldListFilter, ModelAdmin, SimpleListFilter
-from django.contrib.admin.options import IS_FACETS_VAR, IS_POPUP_VAR, SOURCE_MODEL_VAR, TO_FIELD_VAR
+from django.contrib.admin import options as admin_options
+from django.contrib.admin.options import IS_FACETS_VAR, IS_POPUP_VAR, TO_FIELD_VAR
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.views.main import ALL_VAR, ERROR_FLAG, ORDER_VAR, PAGE_VAR, SEARCH_VAR
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 # A problem with a value, or None.
 Check = Callable[[str], str | None]
 
+# The admin's "source model" parameter of a related-object popup: Django 6.1
+# names it SOURCE_MODEL_VAR, Django 6.0 has no such parameter.
+SOURCE_MODEL_VAR: str = getattr(admin_options, "SOURCE_MODEL_VAR", "_source_model")
 # Django's own list parameters: Django reads each one and bounds it itself.
 DJANGO_PARAMS = frozenset(
     {
