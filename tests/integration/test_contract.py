@@ -164,6 +164,12 @@ def test_a_command_the_parser_refuses_is_refused_at_enqueue(argv, message):
     assert row_count() == 0
 
 
+def test_a_task_path_whose_arguments_do_not_fit_is_refused_at_the_shell():
+    with pytest.raises(CommandError, match="too many positional arguments"):
+        _enqueue("tests.app.tasks.add", "--args", "[1, 2, 3]")
+    assert row_count() == 0
+
+
 def test_a_command_the_parser_accepts_is_enqueued():
     _enqueue("greet", "Ada", "--shout")
     _enqueue("greet", "Ada", "--kwargs", '{"shout": true}')
