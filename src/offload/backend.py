@@ -27,6 +27,7 @@ from django.tasks.signals import task_enqueued
 
 from offload.conf import Options, parse_options
 from offload.exceptions import (
+    ArgumentsMismatch,
     BackendMisconfigured,
     InvalidArguments,
     InvalidTaskOptions,
@@ -36,13 +37,13 @@ from offload.exceptions import (
 from offload.failures import error_json
 from offload.limits import MAX_TASK_PATH_LENGTH
 from offload.payload import encode_arguments
-from offload.progress import Progress
+from offload.progress import Progress, stored_number
 from offload.results import build_result, task_of
 from offload.retries import RetryPolicy
 from offload.signals import send_task_signal
 from offload.store import NewTask, TaskStore
 from offload.store.vendor import engine_problem
-from offload.task import OffloadTask, is_async
+from offload.task import OffloadTask, check_arguments, is_async
 from offload.task_options import option_problem
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class DatabaseBackend(BaseTaskBackend):
     ) -> TaskResult[_P, _R]:
         self.ensure_usable()
         self.validate_task(task)
+        check_arguments(task, args, kwargs)
         new = self._new_task(task, args, kwargs)
         # Built before the INSERT: whatever fails in building it writes nothing.
         result = self._pending(task, args, kwargs)
@@ -129,10 +131,11 @@ class DatabaseBackend(BaseTaskBackend):
         for index, call in enumerate(calls):
             args, kwargs = _unpack_call(call, index)
             try:
+                check_arguments(task, args, kwargs)
                 args_json, kwargs_json = encode_arguments(
                     args, kwargs, self.config.max_payload_bytes, self.config.max_argument_depth
                 )
-            except (InvalidArguments, PayloadTooLarge) as exc:
+            except (ArgumentsMismatch, InvalidArguments, PayloadTooLarge) as exc:
                 # The class enqueue raises, with the call's index in the message.
                 raise type(exc)(f"calls[{index}]: {exc}") from exc
             rows.append(replace(template, args_json=args_json, kwargs_json=kwargs_json))
@@ -255,7 +258,8 @@ class DatabaseBackend(BaseTaskBackend):
         current, total, message, reported_at = row
         if current is None:
             return None
-        return Progress(current, total, message or "", reported_at)
+        whole = None if total is None else stored_number(total)
+        return Progress(stored_number(current), whole, message or "", reported_at)
 
     def cancel(self, result_id: str) -> str:
         """Cancel a task: "cancelled" if it was READY (it will never run),

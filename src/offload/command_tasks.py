@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.management import call_command, get_commands
-from django.core.management.base import CommandError
+from django.core.management import call_command, get_commands, load_command_class
+from django.core.management.base import BaseCommand, CommandError
 from django.tasks import Task, TaskResult, task
 from django.tasks.base import TaskContext
 from django.tasks.exceptions import InvalidTask, InvalidTaskBackend
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from offload.exceptions import CommandFailed, ScheduleNotAllowed
+from offload.exceptions import ArgumentsMismatch, CommandFailed, ScheduleNotAllowed
 from offload.schedules.allowed import command_allowed, options_of, refusal
 
 # Kept in the result and the error; a command that writes more keeps its tail.
@@ -97,6 +97,51 @@ def _call(command_name: str, args: tuple[Any, ...], options: dict[str, Any]) -> 
             f"--- stdout ---\n{out}\n--- stderr ---\n{err}"
         )
     return {"command": command_name, "exit_status": 0, "stdout": out, "stderr": err}
+
+
+def check_command_call(command_name: str, args: list[Any], options: dict[str, Any]) -> None:
+    """Raise ``ArgumentsMismatch`` unless the command's own parser accepts ``args``
+    and ``options`` as ``call_command`` will pass them when the task runs.
+
+    Run at enqueue, so an unknown flag or a missing argument is refused at the
+    shell instead of failing the task later. Parsing runs no command code but
+    its ``add_arguments``.
+    """
+    app = get_commands()[command_name]
+    command = app if isinstance(app, BaseCommand) else load_command_class(app, command_name)
+    parser = command.create_parser("", command_name)
+    dests = {action.dest: action for action in parser._actions}
+    by_flag = {
+        min(action.option_strings).lstrip("-").replace("-", "_"): action
+        for action in parser._actions
+        if action.option_strings
+    }
+    stealth = {*command.base_stealth_options, *command.stealth_options}
+    unknown = sorted(set(options) - dests.keys() - by_flag.keys() - stealth)
+    if unknown:
+        raise ArgumentsMismatch(
+            f"Command {command_name!r} has no option {', '.join(unknown)}; it takes "
+            f"{', '.join(sorted(dests.keys() | by_flag.keys() | stealth))}."
+        )
+    argv = [str(arg) for arg in args]
+    for name, value in options.items():
+        action = by_flag.get(name) or dests.get(name)
+        # A required option given as a keyword is passed on the command line
+        # by call_command too, so the parser must see it to be satisfied.
+        if action is not None and action.required and action.option_strings:
+            argv.append(min(action.option_strings))
+            if action.nargs != 0:
+                argv += (
+                    [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+                )
+    try:
+        parser.parse_args(argv)
+    except CommandError as exc:
+        raise ArgumentsMismatch(f"Command {command_name!r}: {exc}") from None
+    except SystemExit:  # a parser that exits rather than raising
+        raise ArgumentsMismatch(
+            f"Command {command_name!r} does not accept the arguments {argv!r}."
+        ) from None
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -188,6 +233,10 @@ def enqueue_by_name(request: EnqueueRequest) -> TaskResult[..., Any]:
                 f"{request.name!r} is neither a task path (myapp.tasks.name) nor a "
                 f"management command.{hint}"
             )
+        try:
+            check_command_call(request.name, [*request.args, *args], kwargs)
+        except ArgumentsMismatch as exc:
+            raise ValueError(str(exc)) from None
         found = run_command
         args = [request.name, *request.args, *args]
     changes: dict[str, Any] = {"backend": request.backend}

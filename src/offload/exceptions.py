@@ -30,6 +30,13 @@ class UnstorableArguments(InvalidArguments, ValueError):
     as it is: a NUL character, a lone surrogate, or an integer too long to write."""
 
 
+class ArgumentsMismatch(OffloadError, InvalidTask, TypeError):
+    """Task arguments do not fit the task function's signature (too many, a
+    missing one, an unknown keyword), or a management command's options do not
+    fit its parser. Refused at enqueue rather than failing when the task runs;
+    a ``TypeError`` too, as calling the function with them would raise."""
+
+
 class PayloadTooLarge(OffloadError, InvalidTask, ValueError):
     """The encoded arguments are larger than ``OPTIONS["MAX_PAYLOAD_BYTES"]``."""
 

@@ -19,6 +19,9 @@ MAX_TASK_PATH_LENGTH = 255
 
 # The message a running task reports with its progress (offload_task.progress_message).
 MAX_PROGRESS_MESSAGE_LENGTH = 255
+# The largest int progress a task may report: every int up to it is exact in
+# the double columns progress is stored in, so it reads back as itself.
+MAX_EXACT_PROGRESS_INT = 2**53
 
 # The most lists and dicts one argument may nest: the ceiling of
 # OPTIONS["MAX_ARGUMENT_DEPTH"], the same on every database. MariaDB's JSON

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from offload.exceptions import InvalidProgress
-from offload.limits import MAX_PROGRESS_MESSAGE_LENGTH
+from offload.limits import MAX_EXACT_PROGRESS_INT, MAX_PROGRESS_MESSAGE_LENGTH
 
 # Longer messages are cut to the width of their column.
 MAX_MESSAGE_LENGTH = MAX_PROGRESS_MESSAGE_LENGTH
@@ -33,8 +33,8 @@ class Progress:
     ``reported_at`` is when a worker wrote it (database clock); None until then.
     """
 
-    current: float
-    total: float | None = None
+    current: int | float
+    total: int | float | None = None
     message: str = ""
     reported_at: datetime | None = None
 
@@ -46,12 +46,34 @@ class Progress:
         return min(max(self.current / self.total, 0.0), 1.0)
 
 
-def _number(name: str, value: Any) -> float:
+def _number(name: str, value: Any) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidProgress(f"Progress {name} must be a number, got {type(value).__name__}.")
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidProgress(f"Progress {name} must be a finite number >= 0, got {value!r}.")
+        # Stored in a double column: a larger int would read back as another.
+        if value > MAX_EXACT_PROGRESS_INT:
+            raise InvalidProgress(
+                f"Progress {name} must be at most 2**53 ({MAX_EXACT_PROGRESS_INT:,}) as an "
+                f"int, got one of {value.bit_length()} bits; pass a larger number as a float."
+            )
+        return int(value)  # an int subclass (an IntEnum, say) is stored as its value
     if not math.isfinite(value) or value < 0:
         raise InvalidProgress(f"Progress {name} must be a finite number >= 0, got {value!r}.")
     return float(value)
+
+
+def stored_number(value: float) -> int | float:
+    """A progress number as read from its column: a whole number as an int.
+
+    The columns are doubles on every database, so an int a task reported reads
+    back as a float; it is turned back into the int. A whole float (``2.0``)
+    therefore also reads back as an int, which compares equal to it.
+    """
+    if value.is_integer() and abs(value) <= MAX_EXACT_PROGRESS_INT:
+        return int(value)
+    return value
 
 
 def make_progress(current: Any, total: Any = None, message: Any = "") -> Progress:

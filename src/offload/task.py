@@ -13,6 +13,8 @@ and 6.1 alike. Options left as None take the backend's ``OPTIONS["RETRY"]`` and
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME, Task, task_backends
 from django.tasks.base import DEFAULT_TASK_PRIORITY
 
-from offload.exceptions import InvalidTaskOptions
+from offload.exceptions import ArgumentsMismatch, InvalidTaskOptions
 from offload.retries import RetryPolicy, check_policy_values
 
 ExceptionClasses = type[BaseException] | Sequence[type[BaseException]]
@@ -137,3 +139,77 @@ def call(task: Task[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> A
     if is_async(task.func):
         return async_to_sync(task.func)(*args, **kwargs)
     return task.func(*args, **kwargs)
+
+
+# Each function's signature, worked out once: inspect.signature costs more
+# than the rest of an enqueue's checks together. None: no signature to check
+# against (a builtin or a callable inspect cannot read), so none is checked.
+_signatures: weakref.WeakKeyDictionary[Callable[..., Any], _Signature | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+@dataclass(frozen=True, slots=True)
+class _Signature:
+    signature: inspect.Signature
+    # For the usual call with positional arguments only, the counts that fit
+    # (most: None for *args), when the function has no required keyword-only
+    # parameter; None otherwise. Signature.bind costs a few microseconds.
+    positional: tuple[int, int | None] | None
+
+
+def _shape(signature: inspect.Signature) -> _Signature:
+    kinds = [parameter.kind for parameter in signature.parameters.values()]
+    named = [p for p in signature.parameters.values() if p.kind in _POSITIONAL]
+    required_keyword = any(
+        p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is p.empty
+        for p in signature.parameters.values()
+    )
+    positional = None
+    if not required_keyword:
+        least = sum(1 for p in named if p.default is p.empty)
+        most = None if inspect.Parameter.VAR_POSITIONAL in kinds else len(named)
+        positional = (least, most)
+    return _Signature(signature, positional)
+
+
+def _signature_of(func: Callable[..., Any], takes_context: bool) -> _Signature | None:
+    try:
+        return _signatures[func]
+    except (KeyError, TypeError):
+        pass
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        found = None
+    else:
+        if takes_context:
+            # The worker passes the context first; the caller never does.
+            signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+        found = _shape(signature)
+    with contextlib.suppress(TypeError):  # not weakly referenceable: worked out every time
+        _signatures[func] = found
+    return found
+
+
+def check_arguments(task: Task[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+    """Raise ``ArgumentsMismatch`` unless ``task`` can be called with ``args`` and ``kwargs``.
+
+    The message is Python's own for the call (``too many positional arguments``,
+    ``missing a required argument: 'b'``), naming the task.
+    """
+    found = _signature_of(task.func, task.takes_context)
+    if found is None:
+        return
+    if not kwargs and found.positional is not None:
+        least, most = found.positional
+        if least <= len(args) and (most is None or len(args) <= most):
+            return
+    try:
+        found.signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise ArgumentsMismatch(
+            f"Task {task.module_path} cannot take these arguments: {exc}."
+        ) from None

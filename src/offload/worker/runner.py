@@ -26,7 +26,7 @@ from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import TaskContext
 from django.tasks.signals import task_finished, task_started
 
-from offload.exceptions import CorruptTask, OffloadError, TaskCancelled
+from offload.exceptions import CorruptTask, InvalidArguments, TaskCancelled
 from offload.failures import exception_record
 from offload.payload import encode_result
 from offload.progress import Progress, make_progress
@@ -44,10 +44,6 @@ class WorkerInterrupted(BaseException):
 
     A BaseException so that task code's ``except Exception`` does not swallow it.
     """
-
-
-class ReturnValueNotJSON(OffloadError, TypeError):
-    """The task returned something that is not plain JSON."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +182,15 @@ class _Attempt:
     def succeeded(self, value: Any) -> Outcome:
         try:
             return_json = encode_result(value)
-        except TypeError as exc:
-            raise ReturnValueNotJSON(str(exc)) from exc
+        except InvalidArguments as exc:
+            # Recorded as Django's own backends record a return value they
+            # cannot store: a builtins.TypeError for a type JSON lacks, a
+            # builtins.ValueError for a JSON type holding a value no database
+            # stores (NUL, lone surrogate, huge int, too deep), as Django's
+            # normalize_json does for bytes that are not UTF-8. Not chained:
+            # offload's argument error is no part of the task's failure.
+            kind = ValueError if isinstance(exc, ValueError) else TypeError
+            raise kind(str(exc)) from None
         # The finished TaskResult is made when announced, if anyone hears it.
         self._finished = (datetime.now(UTC), value)
         return Outcome(True, return_json, self.claimed.errors, None)
