@@ -504,8 +504,12 @@ class FailedTaskAdmin(TaskAdmin):
 
     @admin.display(description="message")
     def error_message(self, obj: TaskRecord) -> SafeString:
-        found = [getattr(obj, f"last_error_{part}", None) for part in ("class", "head", "tail")]
-        return display.message_cell(*found, head_limit=last_error.HEAD_CHARS)
+        return display.message_cell(
+            getattr(obj, "last_error_class", None),
+            getattr(obj, "last_error_head", None),
+            getattr(obj, "last_error_tail", None),
+            head_limit=last_error.HEAD_CHARS,
+        )
 
 
 @admin.register(SuccessfulTask)
