@@ -13,6 +13,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Func, TextField
 from django.db.models.sql.compiler import SQLCompiler
 
+from offload.models import TaskRecord
+
 # Characters of the last traceback fetched per listed task, from its start and its end.
 HEAD_CHARS = 8_000
 TAIL_CHARS = 2_000
@@ -61,10 +63,22 @@ class LastErrorField(Func):
         return sql, tuple(params) * sql.count(column)
 
 
-def last_error_columns() -> dict[str, Func]:
-    """Annotations: ``last_error_class``, ``last_error_head`` and ``last_error_tail``."""
-    return {
-        "last_error_class": LastErrorField("exception_class_path", CLASS_CHARS),
-        "last_error_head": LastErrorField("traceback", HEAD_CHARS),
-        "last_error_tail": LastErrorField("traceback", TAIL_CHARS, tail=True),
+def attach_last_errors(rows: list[TaskRecord]) -> None:
+    """Set ``last_error_class``, ``last_error_head`` and ``last_error_tail`` on
+    each of a page's rows, in one query over those rows alone (never in the
+    list's count, which would read the column of every counted row)."""
+    found = {
+        pk: (path, head, tail)
+        for pk, path, head, tail in TaskRecord.objects.filter(pk__in=[row.pk for row in rows])
+        .annotate(
+            last_error_class=LastErrorField("exception_class_path", CLASS_CHARS),
+            last_error_head=LastErrorField("traceback", HEAD_CHARS),
+            last_error_tail=LastErrorField("traceback", TAIL_CHARS, tail=True),
+        )
+        .values_list("pk", "last_error_class", "last_error_head", "last_error_tail")
     }
+    for row in rows:
+        parts = found.get(row.pk, (None, None, None))
+        setattr(row, "last_error_class", parts[0])  # noqa: B010  (not a model field)
+        setattr(row, "last_error_head", parts[1])  # noqa: B010
+        setattr(row, "last_error_tail", parts[2])  # noqa: B010

@@ -490,13 +490,21 @@ class RunningTaskAdmin(TaskAdmin):
         return [*shown[:4], "progress_column", *shown[4:]]  # after the status
 
 
+class FailedChangeList(BoundedChangeList):
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        # Each shown row's last error, cut short by the database: never the whole column.
+        rows = list(self.result_list)
+        last_error.attach_last_errors(rows)
+        self.result_list = rows
+
+
 @admin.register(FailedTask)
 class FailedTaskAdmin(TaskAdmin):
     status = State.FAILED
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[TaskRecord]:
-        # Each row's last error, cut short by the database: never the whole column.
-        return super().get_queryset(request).annotate(**last_error.last_error_columns())
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return FailedChangeList
 
     def get_list_display(self, request: HttpRequest) -> Any:
         shown = list(super().get_list_display(request))
