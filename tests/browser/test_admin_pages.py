@@ -195,3 +195,67 @@ def test_select_all_asks_for_confirmation_then_copies_each_task_once(page):
     page.wait_for_selector(".messagelist .success")
     assert TaskRecord.objects.filter(queue_name="emails").count() == 110
     assert TaskRecord.objects.filter(queue_name="default").count() == 1
+
+
+def _runner_traceback(message: str) -> str:
+    """A traceback as the runner records one: offload's frames on top, the task's below."""
+    offload = "/srv/app/.venv/lib/python3.13/site-packages/offload"
+    frames = [
+        f'  File "{offload}/worker/{name}.py", line {line}, in {func}\n    {code}\n'
+        for name, line, func, code in (
+            ("process", 88, "main", "loop.run()"),
+            ("dispatcher", 140, "run", "self._run_one(claimed)"),
+            ("dispatcher", 212, "_run_one", "runner.run(claimed)"),
+            ("runner", 275, "run", "outcome = attempt.succeeded(call(attempt.task, args, kwargs))"),
+        )
+        for _ in range(4)
+    ]
+    return (
+        "Traceback (most recent call last):\n"
+        + "".join(frames)
+        + f'  File "{offload}/task.py", line 139, in call\n    return task.func(*args, **kwargs)\n'
+        + '  File "/srv/app/billing/tasks.py", line 42, in charge\n    check(invoice)\n'
+        + '  File "/srv/app/billing/rules.py", line 7, in check\n    raise ValueError(msg)\n'
+        + f"ValueError: {message}\n"
+    )
+
+
+def test_a_failed_tasks_page_shows_its_cause_above_the_fold_and_wide(page):
+    error = {
+        "exception_class_path": "builtins.ValueError",
+        "traceback": _runner_traceback("the invoice total is negative"),
+        "attempt": 1,
+        "worker_id": "host:1:w",
+        "at": timezone.now().isoformat(),
+    }
+    task = make_failed(attempt=1, max_attempts=1, errors=[error], kwargs={"invoice": 7})
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{page.base}/admin/offload/failedtask/{task.pk}/change/")
+    for shown in ("ValueError", "the invoice total is negative"):
+        box = page.get_by_text(shown).first.bounding_box()
+        assert box is not None, shown
+        assert box["y"] + box["height"] <= 800, (shown, box)
+    content = page.locator("#content-main").bounding_box()
+    traceback = page.locator("pre.offload-traceback").first.bounding_box()
+    assert content is not None
+    assert traceback is not None
+    assert traceback["width"] >= 0.8 * content["width"], (traceback, content)
+    # The task's frames lead the traceback; offload's stay on the page, below.
+    text = page.locator("pre.offload-traceback").first.text_content() or ""
+    assert text.index("billing/tasks.py") < text.index("ValueError: the invoice")
+    assert "worker/runner.py" in (page.locator(".offload-own-frames").text_content() or "")
+    page.screenshot(path=ARTIFACTS / "failed-task-lead.png")
+
+
+def test_retry_from_a_failed_tasks_page_lands_on_its_page_in_the_new_state(page):
+    task = make_failed()
+    page.goto(f"{page.base}/admin/offload/failedtask/{task.pk}/change/")
+    with page.expect_navigation() as landed:
+        page.click("button.offload-op-retry")
+    response = landed.value
+    assert response is not None
+    assert response.status == 200
+    assert page.url == f"{page.base}/admin/offload/taskrecord/{task.pk}/change/"
+    assert page.locator(".offload-lead .offload-status-ready").count() == 1
+    assert page.locator(".messagelist .warning").count() == 0  # no "... doesn't exist"
+    assert page.locator(".messagelist .success").count() == 1

@@ -56,6 +56,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.admin.paging",
             "offload.admin.list_params",
             "offload.admin.masking",
+            "offload.admin.failure",
+            "offload.admin.last_error",
         ],
     ),
     (

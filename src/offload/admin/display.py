@@ -7,6 +7,7 @@ from typing import Any
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from offload.admin import failure
 from offload.admin.masking import mask_secrets, mask_text
 from offload.progress import Progress
 from offload.states import State
@@ -49,32 +50,38 @@ def human_seconds(seconds: float) -> str:
 
 
 def errors_table(errors: Any) -> SafeString:
-    """Every recorded attempt's error, newest first, with its traceback."""
+    """Every recorded attempt's error, newest first: a row with its class and
+    message, then its whole traceback, as recorded, across the table's width."""
     if not isinstance(errors, list) or not errors:
         return format_html("<p>{}</p>", "No errors recorded.")
     rows = []
     for error in reversed(errors):
         if not isinstance(error, dict):
             continue
+        path = str(error.get("exception_class_path", ""))
+        traceback = str(error.get("traceback", ""))
+        message = failure.message_of(failure.exception_text(traceback, path), path)
         rows.append(
             (
                 str(error.get("attempt", "-")),
                 str(error.get("at", "-")),
                 str(error.get("worker_id") or "-"),
-                str(error.get("exception_class_path", "")),
+                path,
+                mask_text(_bounded(failure.first_line(message), MESSAGE_CELL_CHARS)),
                 # A traceback may quote the arguments: credentials in it are masked.
-                mask_text(str(error.get("traceback", ""))[:MAX_SHOWN_CHARS]),
+                mask_text(traceback[:MAX_SHOWN_CHARS]),
             )
         )
     body = format_html_join(
         "",
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td>"
-        '<td><pre class="offload-traceback">{}</pre></td></tr>',
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code> {}</td></tr>"
+        '<tr class="offload-traceback-row"><td colspan="4"><details><summary>Traceback</summary>'
+        '<pre class="offload-traceback">{}</pre></details></td></tr>',
         rows,
     )
     return format_html(
         '<table class="offload-errors"><thead><tr><th>Attempt</th><th>At</th><th>Worker</th>'
-        "<th>Exception</th><th>Traceback</th></tr></thead><tbody>{}</tbody></table>",
+        "<th>Exception</th></tr></thead><tbody>{}</tbody></table>",
         body,
     )
 
@@ -134,3 +141,110 @@ def progress_cell(progress: Progress | None) -> SafeString:
     if fraction is None:
         return format_html("{} <small>{}</small>", _number(progress.current), message)
     return format_html("{} {}% <small>{}</small>", _bar(progress), round(fraction * 100), message)
+
+
+# -- a task's page leads with its state, and a failure with its cause ----------------
+
+# Characters of an exception's message shown at the top of a task's page, and in
+# a list's message column.
+LEAD_MESSAGE_CHARS = 2_000
+MESSAGE_CELL_CHARS = 120
+# States whose latest error is why the task is in them.
+ENDED_BY_ERROR = (State.FAILED, State.CANCELLED)
+
+
+def _bounded(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(text) - limit + 1:,} more characters)"
+
+
+def _last_chars(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"[... {len(text) - limit:,} characters cut ...]\n{text[-limit:]}"
+
+
+def message_cell(
+    class_path: str | None, head: str | None, tail: str | None, head_limit: int
+) -> SafeString:
+    """A list cell: the last error's first message line, cut short, masked, escaped."""
+    if not class_path and not head:
+        return format_html("{}", "-")
+    path = class_path or ""
+    line = failure.listed_message(path, head or "", tail or "", head_limit)
+    text = mask_text(_bounded(line, MESSAGE_CELL_CHARS)) if line else ""
+    return format_html(
+        '<span class="offload-message-cell" title="{}"><code>{}</code> {}</span>',
+        path, failure.class_label(path).rsplit(".", 1)[-1], text,
+    )  # fmt: skip
+
+
+def _latest_error(errors: Any) -> dict[str, Any] | None:
+    if isinstance(errors, list):
+        for error in reversed(errors):
+            if isinstance(error, dict):
+                return error
+    return None
+
+
+EXIT_HTML = '<p>Exit status <strong class="offload-exit-status">{}</strong></p>'
+OUTPUT_HTML = '<h3>Last lines of {}</h3><pre class="offload-output offload-output-{}">{}</pre>'
+
+
+def _command_block(outcome: failure.CommandOutcome) -> SafeString:
+    status = "-" if outcome.exit_status is None else str(outcome.exit_status)
+    parts = [format_html(EXIT_HTML, status)]
+    for name, tail in (("stdout", outcome.stdout_tail), ("stderr", outcome.stderr_tail)):
+        if tail.strip():
+            parts.append(format_html(OUTPUT_HTML, name, name, mask_text(tail)))
+    return format_html(
+        '<div class="offload-command">{}</div>', format_html_join("", "{}", ((p,) for p in parts))
+    )
+
+
+def _traceback_block(traceback: str) -> SafeString:
+    split = failure.split_traceback(traceback)
+    own = format_html(
+        "<h3>Traceback, the task's own frames first</h3>"
+        '<pre class="offload-traceback offload-traceback-lead">{}</pre>',
+        mask_text(_last_chars(split.own, MAX_SHOWN_CHARS)),
+    )
+    if not split.offload_frame_count:
+        return own
+    return format_html(
+        '{}<details class="offload-own-frames"><summary>{} frame(s) of offload\'s own</summary>'
+        '<pre class="offload-traceback">{}</pre></details>',
+        own, split.offload_frame_count, mask_text(split.offload_frames),
+    )  # fmt: skip
+
+
+def task_lead(
+    status_html: SafeString, status: str, task_path: str, errors: Any, return_value: Any
+) -> SafeString:
+    """The top of a task's page: its state, and for a failure the exception's class
+    and message, a command's exit status and output, and the traceback."""
+    error = _latest_error(errors)
+    head = format_html('<p class="offload-lead-status">{}</p>', status_html)
+    if error is None:
+        outcome = failure.command_outcome(task_path, "", "", return_value)
+        tail = _command_block(outcome) if outcome else ""
+        return format_html('<div class="module offload-lead">{}{}</div>', head, tail)
+    path = str(error.get("exception_class_path", ""))
+    traceback = str(error.get("traceback", ""))
+    message = failure.message_of(failure.exception_text(traceback, path), path)
+    if status not in ENDED_BY_ERROR:
+        return format_html(
+            '<div class="module offload-lead">{}<p class="offload-lead-previous">'
+            "The last failed attempt raised <code>{}</code>: {}</p></div>",
+            head, path, mask_text(_bounded(failure.first_line(message), LEAD_MESSAGE_CHARS)),
+        )  # fmt: skip
+    outcome = failure.command_outcome(task_path, path, traceback, return_value)
+    if outcome is not None:
+        message = failure.first_line(message)  # the output is shown on its own
+    return format_html(
+        '<div class="module offload-lead">{}<p class="offload-error-class"><code>{}</code></p>'
+        '<pre class="offload-error-message">{}</pre>{}{}</div>',
+        head, path, mask_text(_bounded(message, LEAD_MESSAGE_CHARS)),
+        _command_block(outcome) if outcome else "", _traceback_block(traceback),
+    )  # fmt: skip

@@ -32,7 +32,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from offload.admin import bulk, display, task_operations
+from offload.admin import bulk, display, last_error, task_operations
 from offload.admin.bulk import BulkAction
 from offload.admin.filters import (
     EnqueuedFilter,
@@ -314,6 +314,16 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
         }
         return super().changeform_view(request, object_id, form_url, context)
 
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        obj = kwargs.get("obj")
+        if isinstance(obj, TaskRecord):
+            context["task_lead"] = display.task_lead(
+                self.status_display(obj), obj.status, obj.task_path, obj.errors, obj.return_value
+            )
+        return super().render_change_form(request, context, *args, **kwargs)
+
     def _operations(self, request: HttpRequest) -> list[tuple[str, str]]:
         found = []
         if self.has_change_permission(request):
@@ -394,8 +404,12 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
         handler(request, [obj.pk])
         if operation == "delete":
             return HttpResponseRedirect(self._list_url())
+        # The task may have left this status view (a retried failure is READY):
+        # then its page under all tasks, which shows it in any state.
+        stays = self.get_queryset(request).filter(pk=obj.pk).exists()
+        opts = self.opts if stays else TaskRecord._meta
         return HttpResponseRedirect(
-            reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
         )
 
     def _list_url(self) -> str:
@@ -476,9 +490,34 @@ class RunningTaskAdmin(TaskAdmin):
         return [*shown[:4], "progress_column", *shown[4:]]  # after the status
 
 
+class FailedChangeList(BoundedChangeList):
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        # Each shown row's last error, cut short by the database: never the whole column.
+        rows = list(self.result_list)
+        last_error.attach_last_errors(rows)
+        self.result_list = rows
+
+
 @admin.register(FailedTask)
 class FailedTaskAdmin(TaskAdmin):
     status = State.FAILED
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return FailedChangeList
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        shown = list(super().get_list_display(request))
+        return [*shown[:4], "error_message", *shown[4:]]  # after the status
+
+    @admin.display(description="message")
+    def error_message(self, obj: TaskRecord) -> SafeString:
+        return display.message_cell(
+            getattr(obj, "last_error_class", None),
+            getattr(obj, "last_error_head", None),
+            getattr(obj, "last_error_tail", None),
+            head_limit=last_error.HEAD_CHARS,
+        )
 
 
 @admin.register(SuccessfulTask)
