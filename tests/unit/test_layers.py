@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "Admin",
         [
             "offload.admin",
+            "offload.admin.task_lists",
             "offload.admin.tasks",
             "offload.admin.dashboard",
             "offload.admin.stats",

@@ -5,6 +5,6 @@ Django's admin autodiscovery imports this package; each module registers its
 own ModelAdmin.
 """
 
-from offload.admin import dashboard, queues, tasks, workers
+from offload.admin import dashboard, queues, task_lists, tasks, workers
 
-__all__ = ["dashboard", "queues", "tasks", "workers"]
+__all__ = ["dashboard", "queues", "task_lists", "tasks", "workers"]

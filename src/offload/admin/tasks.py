@@ -32,7 +32,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from offload.admin import bulk, display, last_error, task_operations
+from offload.admin import bulk, display, task_operations
 from offload.admin.bulk import BulkAction
 from offload.admin.filters import (
     EnqueuedFilter,
@@ -48,11 +48,6 @@ from offload.admin.options import admin_options
 from offload.admin.paging import BoundedChangeList, CappedPaginator
 from offload.admin.security import csp_urls, csp_view, require_perm
 from offload.models import (
-    FailedTask,
-    ReadyTask,
-    RunningTask,
-    ScheduledTask,
-    SuccessfulTask,
     TaskRecord,
 )
 from offload.progress import Progress
@@ -464,62 +459,3 @@ def _progress_of(obj: TaskRecord) -> Progress | None:
     return Progress(
         obj.progress_current, obj.progress_total, obj.progress_message or "", obj.progress_at
     )
-
-
-@admin.register(TaskRecord)
-class AllTasksAdmin(TaskAdmin):
-    pass
-
-
-@admin.register(ReadyTask)
-class ReadyTaskAdmin(TaskAdmin):
-    status = State.READY
-
-
-@admin.register(ScheduledTask)
-class ScheduledTaskAdmin(TaskAdmin):
-    status = "SCHEDULED"
-
-
-@admin.register(RunningTask)
-class RunningTaskAdmin(TaskAdmin):
-    status = State.RUNNING
-
-    def get_list_display(self, request: HttpRequest) -> Any:
-        shown = list(super().get_list_display(request))
-        return [*shown[:4], "progress_column", *shown[4:]]  # after the status
-
-
-class FailedChangeList(BoundedChangeList):
-    def get_results(self, request: HttpRequest) -> None:
-        super().get_results(request)
-        # Each shown row's last error, cut short by the database: never the whole column.
-        rows = list(self.result_list)
-        last_error.attach_last_errors(rows)
-        self.result_list = rows
-
-
-@admin.register(FailedTask)
-class FailedTaskAdmin(TaskAdmin):
-    status = State.FAILED
-
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return FailedChangeList
-
-    def get_list_display(self, request: HttpRequest) -> Any:
-        shown = list(super().get_list_display(request))
-        return [*shown[:4], "error_message", *shown[4:]]  # after the status
-
-    @admin.display(description="message")
-    def error_message(self, obj: TaskRecord) -> SafeString:
-        return display.message_cell(
-            getattr(obj, "last_error_class", None),
-            getattr(obj, "last_error_head", None),
-            getattr(obj, "last_error_tail", None),
-            head_limit=last_error.HEAD_CHARS,
-        )
-
-
-@admin.register(SuccessfulTask)
-class SuccessfulTaskAdmin(TaskAdmin):
-    status = State.SUCCESSFUL
