@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from offload.failures import NOT_STARTED
 from offload.models import TaskRecord
 from offload.states import State
 from offload.store import TaskStore
@@ -141,7 +142,7 @@ def test_a_row_that_changed_between_read_and_write_is_not_claimed_as_read(backen
 
     def claim_and_give_back() -> None:
         (other,) = theirs.claim("them", limit=1, lease_seconds=60)
-        assert theirs.release(other.id, other.attempt)
+        assert theirs.release(other.id, other.attempt, NOT_STARTED)
 
     rounds = _race_after_first_read(ours, claim_and_give_back)
     claimed = ours.claim("us", limit=1, lease_seconds=60)
