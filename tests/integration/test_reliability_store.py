@@ -48,7 +48,7 @@ def test_release_owner_can_unclaim_every_task_of_a_dead_process(backend):
         tasks.add.enqueue(i, i)
     claimed = store.claim("w-dead", limit=3, lease_seconds=60)
     assert len(claimed) == 3
-    assert store.release_owner("w-dead", unclaim=True) == 3
+    assert store.release_owner("w-dead") == 3
     assert set(TaskRecord.objects.values_list("status", "attempt")) == {(State.READY, 0)}
     assert all(r.worker_ids == [] for r in TaskRecord.objects.all())
 

@@ -150,17 +150,20 @@ class OutcomeStore(StoreBase):
             attempt,
         )
 
-    def release_owner(self, worker_id: str, *, unclaim: bool = False) -> int:
-        """Give back every task ``worker_id`` holds; for a worker process known to be dead.
+    def release_owner(self, worker_id: str) -> int:
+        """Give back every task ``worker_id`` still holds, as never claimed; for a
+        worker process known to be dead, once the attempts it had started are
+        recorded (they no longer hold the lease). What is left never started (or
+        succeeded with its outcome unwritten, see ``losses.give_back``): no
+        trace, no attempt spent (see ``failures.cut_short``).
 
         Not fenced by attempt: the caller saw the process exit, so nothing of
-        that lease owner can still write. With ``unclaim``, the tasks are known
-        not to have started (see :meth:`release`). Returns how many went back.
+        that lease owner can still write. Returns how many went back.
         """
         vendor = self.vendor
         sql = (
             f"UPDATE {TABLE} SET status = %s, available_at = {vendor.now}, "
-            f"{_DROP_LEASE}{_unclaim_sql(vendor) if unclaim else ''} "
+            f"{_DROP_LEASE}{_unclaim_sql(vendor)} "
             "WHERE status = %s AND lease_owner = %s"
         )
         return self._write(sql, [State.READY, State.RUNNING, worker_id])

@@ -115,7 +115,7 @@ def give_back(alias: str, child: Child) -> int:
         )  # fmt: skip
     child.done.clear()
     try:
-        return TaskStore(alias).release_owner(worker_id, unclaim=True)
+        return TaskStore(alias).release_owner(worker_id)
     except DatabaseError:
         logger.exception("Could not give back the tasks of %s", worker_id)
         return 0
