@@ -88,3 +88,14 @@ def test_a_code_change_lets_the_running_task_finish_then_restarts(backend, start
     assert output.count(f"offload {offload.__version__} worker") == 2, output
     assert "Supervisor gone" not in output, output
     _ran_once_to_the_end(backend, long.id)
+
+
+def test_the_child_stops_gracefully_if_the_reloader_s_parent_is_killed(backend, start_process):
+    long = tasks.mark_then_sleep.enqueue("long", 3)
+    proc = start_process(*WORKER, "--shutdown-timeout", "30", env=DEBUG)
+    wait_for(lambda: Run.objects.count() == 1, timeout=60, what="the task running")
+    descendants = _descendants(proc.pid)
+    proc.send_signal(signal.SIGKILL)  # nothing can be forwarded
+    proc.wait()
+    wait_for(lambda: not any(alive(pid) for pid in descendants), timeout=30, what="no orphans")
+    _ran_once_to_the_end(backend, long.id)
