@@ -63,7 +63,8 @@ def _database(suffix: str = "") -> dict[str, object]:
 
 
 SECRET_KEY = "offload-tests-only"
-DEBUG = False
+# On for a worker started as a new project runs it (startproject sets DEBUG = True).
+DEBUG = os.environ.get("OFFLOAD_TEST_DEBUG") == "1"
 USE_TZ = True
 TIME_ZONE = "UTC"
 # "queue" is a second database of the same engine, for a backend whose

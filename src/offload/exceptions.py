@@ -73,6 +73,12 @@ class WorkerLost(OffloadError):
     """Recorded in the errors of an attempt whose worker stopped renewing its lease."""
 
 
+class AttemptGivenBack(OffloadError):
+    """Recorded in the errors of an attempt given back unfinished after its code
+    started (its worker stopped, or its process was killed for another task):
+    the task runs again."""
+
+
 class CorruptTask(OffloadError):
     """Recorded in the errors of a row whose stored arguments cannot be read."""
 

@@ -56,6 +56,15 @@ def test_sigterm_gives_back_what_outlasts_the_shutdown_timeout(backend, start_pr
     results = [backend.get_result(r.id) for r in long]
     assert {r.status for r in results} == {TaskResultStatus.READY}
     assert sorted(r.attempts for r in results) == [0, 1, 1]  # the two that ran go back
+    # Each that ran says so in its history; the one never started leaves no trace.
+    histories = sorted(
+        [e["exception_class_path"] for e in TaskRecord.objects.get(id=r.id).errors] for r in long
+    )
+    assert histories == [
+        [],
+        ["offload.exceptions.AttemptGivenBack"],
+        ["offload.exceptions.AttemptGivenBack"],
+    ]
     assert {backend.get_result(r.id).status for r in waiting} <= {
         TaskResultStatus.READY,
         TaskResultStatus.SUCCESSFUL,

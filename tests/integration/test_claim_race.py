@@ -14,12 +14,16 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from offload.failures import AttemptEnd
 from offload.models import TaskRecord
 from offload.states import State
 from offload.store import TaskStore
 from offload.store.connection import open_private
 from offload.store.tasks import ClaimedTask
 from tests.app import tasks
+
+# A give-back after the task's code started: the attempt stays new (failures.cut_short).
+STARTED = AttemptEnd('{"exception_class_path": "x.GivenBack", "traceback": ""}')
 
 mariadb_only = pytest.mark.skipif(
     connection.vendor != "mysql", reason="the optimistic claim is MariaDB's"
@@ -141,7 +145,7 @@ def test_a_row_that_changed_between_read_and_write_is_not_claimed_as_read(backen
 
     def claim_and_give_back() -> None:
         (other,) = theirs.claim("them", limit=1, lease_seconds=60)
-        assert theirs.release(other.id, other.attempt)
+        assert theirs.release(other.id, other.attempt, STARTED)
 
     rounds = _race_after_first_read(ours, claim_and_give_back)
     claimed = ours.claim("us", limit=1, lease_seconds=60)

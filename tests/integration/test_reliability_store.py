@@ -7,6 +7,7 @@ from django.db import connection
 from django.tasks import TaskResultStatus
 
 from offload.backend import cancel_error_json
+from offload.failures import NOT_STARTED, AttemptEnd
 from offload.models import TaskRecord, WorkerRecord
 from offload.states import State
 from tests.app import tasks
@@ -29,14 +30,14 @@ def test_releasing_an_unstarted_task_undoes_its_claim(backend):
     store = backend.store
     tasks.add.enqueue(1, 2)
     (first,) = store.claim("w-a", limit=1, lease_seconds=60)
-    assert store.release(first.id, first.attempt, started=False)
+    assert store.release(first.id, first.attempt, NOT_STARTED)
     row = TaskRecord.objects.get(pk=first.id)
     assert (row.status, row.attempt, row.worker_ids) == (State.READY, 0, [])
 
     (again,) = store.claim("w-b", limit=1, lease_seconds=60)
     assert (again.attempt, again.worker_ids) == (1, ["w-b"])
     # A task that started keeps the attempt it used.
-    assert store.release(again.id, again.attempt, started=True)
+    assert store.release(again.id, again.attempt, AttemptEnd(ERROR))
     row = TaskRecord.objects.get(pk=first.id)
     assert (row.status, row.attempt, row.worker_ids) == (State.READY, 1, ["w-b"])
 
@@ -47,7 +48,7 @@ def test_release_owner_can_unclaim_every_task_of_a_dead_process(backend):
         tasks.add.enqueue(i, i)
     claimed = store.claim("w-dead", limit=3, lease_seconds=60)
     assert len(claimed) == 3
-    assert store.release_owner("w-dead", unclaim=True) == 3
+    assert store.release_owner("w-dead") == 3
     assert set(TaskRecord.objects.values_list("status", "attempt")) == {(State.READY, 0)}
     assert all(r.worker_ids == [] for r in TaskRecord.objects.all())
 
@@ -56,15 +57,15 @@ def test_a_lost_attempt_is_retried_until_the_budget_is_spent(backend):
     store = backend.store
     result = tasks.limited.enqueue()  # max_attempts=2
     (first,) = store.claim("w-a", limit=1, lease_seconds=60)
-    assert store.attempt_lost(first.id, first.attempt, ERROR, 0.0)
+    assert store.attempt_lost(first.id, first.attempt, AttemptEnd(ERROR), 0.0)
     row = TaskRecord.objects.get(pk=first.id)
     assert (row.status, row.finished_at, row.lease_owner) == (State.READY, None, None)
     assert [e["exception_class_path"] for e in row.errors] == ["x.Lost"]
     # A stale second report of the same attempt changes nothing.
-    assert not store.attempt_lost(first.id, first.attempt, ERROR, 0.0)
+    assert not store.attempt_lost(first.id, first.attempt, AttemptEnd(ERROR), 0.0)
 
     (second,) = store.claim("w-b", limit=1, lease_seconds=60)
-    assert store.attempt_lost(second.id, second.attempt, ERROR, 0.0)
+    assert store.attempt_lost(second.id, second.attempt, AttemptEnd(ERROR), 0.0)
     row = TaskRecord.objects.get(pk=first.id)
     assert row.status == State.FAILED
     assert row.finished_at is not None
@@ -76,7 +77,7 @@ def test_a_lost_attempt_waits_out_its_delay(backend):
     store = backend.store
     tasks.limited.enqueue()
     (first,) = store.claim("w-a", limit=1, lease_seconds=60)
-    assert store.attempt_lost(first.id, first.attempt, ERROR, 3600.0)
+    assert store.attempt_lost(first.id, first.attempt, AttemptEnd(ERROR), 3600.0)
     assert store.claim("w-b", limit=1, lease_seconds=60) == []
     assert 3500 < store.seconds_until_due() <= 3600
 
@@ -89,8 +90,8 @@ def test_rescue_takes_only_expired_leases(backend):
     (alive,) = store.claim("w-alive", limit=1, lease_seconds=60)
     found = store.expired_leases(100)
     assert [(t, a, o) for t, a, _m, o in found] == [(expired.id, 1, "w-gone")]
-    assert not store.attempt_lost(alive.id, alive.attempt, ERROR, 0, expired_only=True)
-    assert store.attempt_lost(expired.id, expired.attempt, ERROR, 0, expired_only=True)
+    assert not store.attempt_lost(alive.id, alive.attempt, AttemptEnd(ERROR), 0, expired_only=True)
+    assert store.attempt_lost(expired.id, expired.attempt, AttemptEnd(ERROR), 0, expired_only=True)
     assert TaskRecord.objects.get(pk=expired.id).status == State.READY
     assert TaskRecord.objects.get(pk=alive.id).status == State.RUNNING
 

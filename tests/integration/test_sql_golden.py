@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from django.db import connection
 
+from offload.failures import AttemptEnd
 from offload.models import Schedule
 from offload.schedules.firing import FIRE_TABLE, Scheduler
 from offload.store import QueueFilter
@@ -79,7 +80,9 @@ def test_the_rescue_is_the_golden_one(backend):
     (claimed,) = store.claim("w", limit=1, lease_seconds=-1)  # a lease already expired
     with executed() as seen:
         assert store.expired_leases(golden.LIMIT)[0][:2] == (claimed.id, claimed.attempt)
-        assert store.attempt_lost(claimed.id, claimed.attempt, "{}", 1.0, expired_only=True)
+        assert store.attempt_lost(
+            claimed.id, claimed.attempt, AttemptEnd("{}"), 1.0, expired_only=True
+        )
     assert seen == expected("rescue", "expired leases", "attempt lost")
 
 

@@ -4,11 +4,15 @@ from django.db import connection, transaction
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 
+from offload.failures import AttemptEnd
 from offload.models import TaskRecord
 from offload.states import State
 from offload.store import QueueFilter
 from tests.app import tasks
 from tests.helpers import drain
+
+# A release after the task's code started (see failures.cut_short).
+STARTED = AttemptEnd('{"exception_class_path": "x.GivenBack", "traceback": ""}')
 
 
 def _rescue(task_id: int) -> None:
@@ -30,7 +34,7 @@ def test_a_stale_attempt_cannot_overwrite_a_newer_one(backend):
     # Worker A wakes up and reports: every write is refused.
     assert store.complete(first.id, first.attempt, "3") is False
     assert store.fail(first.id, first.attempt, "[]") is False
-    assert store.release(first.id, first.attempt) is False
+    assert store.release(first.id, first.attempt, STARTED) is False
     row = TaskRecord.objects.get(pk=first.id)
     assert (row.status, row.attempt, row.lease_owner) == (State.RUNNING, 2, "worker-b")
 
@@ -56,7 +60,7 @@ def test_claim_takes_a_lease_on_the_database_clock(backend):
 def test_release_returns_a_task_for_another_worker(backend):
     result = tasks.add.enqueue(2, 2)
     (claimed,) = backend.store.claim("w1", limit=1, lease_seconds=60)
-    assert backend.store.release(claimed.id, claimed.attempt) is True
+    assert backend.store.release(claimed.id, claimed.attempt, STARTED) is True
     row = TaskRecord.objects.get(pk=claimed.id)
     assert (row.status, row.lease_owner, row.lease_expires_at) == (State.READY, None, None)
     drain()

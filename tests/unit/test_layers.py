@@ -65,6 +65,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "Worker supervisor",
         [
             "offload.worker.supervisor",
+            "offload.worker.reloading",
             "offload.worker.rescue",
             "offload.worker.sampler",
             "offload.worker.roles",

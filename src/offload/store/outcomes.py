@@ -6,6 +6,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+from offload.failures import AttemptEnd
 from offload.progress import Progress
 from offload.states import State
 from offload.store.base import TABLE, Fence, StoreBase
@@ -124,35 +125,45 @@ class OutcomeStore(StoreBase):
             attempt,
         )
 
-    def release(self, task_id: int, attempt: int, *, started: bool = True) -> bool:
-        """Give a claimed task back (READY, due now) without recording an outcome.
+    def release(self, task_id: int, attempt: int, end: AttemptEnd) -> bool:
+        """Give a claimed task back (READY, due now) without an outcome, as ``end``
+        says (see ``failures.cut_short``).
 
-        A task that never ``started`` is unclaimed: its attempt count and worker
-        list go back to what they were, so the claim costs it nothing (no retry
-        budget, and ``context.attempt`` stays right). Reusing that attempt number
-        is safe: this worker never started the task, so it has nothing to write.
-        A task that started keeps the attempt: it may have done part of its work.
+        An attempt whose code never started is unclaimed: its attempt count and
+        worker list go back to what they were, so the claim costs it nothing (no
+        retry budget, and ``context.attempt`` stays right). Reusing that attempt
+        number is safe: this worker never started the task, so it has nothing to
+        write. One that started keeps the attempt (it may have done part of its
+        work) and its error record joins the history.
         """
         vendor = self.vendor
-        unclaim = "" if started else _unclaim_sql(vendor)
+        params: list[Any]
+        if end.error_json is None:
+            sql, params = _unclaim_sql(vendor), [State.READY]
+        else:
+            sql = f", errors = {vendor.append_json.format(col='errors')}"
+            params = [State.READY, end.error_json]
         return self._fenced(
-            f"status = %s, available_at = {vendor.now}, {_DROP_LEASE}{unclaim}",
-            [State.READY],
+            f"status = %s, available_at = {vendor.now}, {_DROP_LEASE}{sql}",
+            params,
             task_id,
             attempt,
         )
 
-    def release_owner(self, worker_id: str, *, unclaim: bool = False) -> int:
-        """Give back every task ``worker_id`` holds; for a worker process known to be dead.
+    def release_owner(self, worker_id: str) -> int:
+        """Give back every task ``worker_id`` still holds, as never claimed; for a
+        worker process known to be dead, once the attempts it had started are
+        recorded (they no longer hold the lease). What is left never started (or
+        succeeded with its outcome unwritten, see ``losses.give_back``): no
+        trace, no attempt spent (see ``failures.cut_short``).
 
         Not fenced by attempt: the caller saw the process exit, so nothing of
-        that lease owner can still write. With ``unclaim``, the tasks are known
-        not to have started (see :meth:`release`). Returns how many went back.
+        that lease owner can still write. Returns how many went back.
         """
         vendor = self.vendor
         sql = (
             f"UPDATE {TABLE} SET status = %s, available_at = {vendor.now}, "
-            f"{_DROP_LEASE}{_unclaim_sql(vendor) if unclaim else ''} "
+            f"{_DROP_LEASE}{_unclaim_sql(vendor)} "
             "WHERE status = %s AND lease_owner = %s"
         )
         return self._write(sql, [State.READY, State.RUNNING, worker_id])

@@ -6,6 +6,7 @@ wins. Rendered in ``tests/sql/rescue.*.sql``."""
 
 from typing import Any
 
+from offload.failures import AttemptEnd
 from offload.states import State
 from offload.store.base import TABLE, Fence, StoreBase
 from offload.store.vendor import Vendor
@@ -55,7 +56,7 @@ class RescueStore(StoreBase):
         self,
         task_id: int,
         attempt: int,
-        error_json: str,
+        end: AttemptEnd,
         delay: float,
         *,
         expired_only: bool = False,
@@ -63,13 +64,16 @@ class RescueStore(StoreBase):
         """End an attempt that never reached a verdict (crash, kill, timeout, lost lease).
 
         It is tried again in ``delay`` seconds while attempts remain, else it is
-        FAILED; ``error_json`` joins its history either way. The choice is made
+        FAILED; ``end``'s error record joins its history either way (an attempt
+        that never started is released instead, see ``failures.cut_short``). The choice is made
         in SQL from the row's own ``max_attempts``, so the caller need not import
         the task. ``expired_only`` (the rescue) also requires the lease to have
         expired, so a heartbeat that renewed it just now wins.
         """
+        if end.error_json is None:
+            raise ValueError("an attempt that never started is released, not lost")
         statement = attempt_lost_statement(
-            self.vendor, task_id, attempt, error_json, delay, expired_only=expired_only
+            self.vendor, task_id, attempt, end.error_json, delay, expired_only=expired_only
         )
         return self._write(*statement) == 1
 

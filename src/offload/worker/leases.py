@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from offload.conf import Options
+from offload.exceptions import AttemptGivenBack
+from offload.failures import NOT_STARTED, cut_short
 from offload.store import ClaimedTask, QueueFilter, TaskStore
 from offload.worker import protocol
 
@@ -67,14 +69,25 @@ class Leases:
     def drop(self, task_id: int) -> None:
         self.held.pop(task_id, None)
 
-    def give_back(self, store: TaskStore, claimed: Sequence[ClaimedTask], *, started: bool) -> int:
-        """Give tasks back (ones that never ``started`` cost them no attempt); return how many."""
+    def give_back(
+        self, store: TaskStore, claimed: Sequence[ClaimedTask], *, started: bool, why: str = ""
+    ) -> int:
+        """Give tasks back; return how many. Ones that never ``started`` cost them
+        no attempt and leave no trace; the others keep the attempt and record
+        ``why`` they did not finish (see ``failures.cut_short``)."""
         if not claimed:
             return 0
         for task in claimed:
             self.held.pop(task.id, None)
         store.prepare()
-        released = sum(store.release(task.id, task.attempt, started=started) for task in claimed)
+        worker_id = self.registration.worker_id
+        released = 0
+        for task in claimed:
+            end = cut_short(
+                AttemptGivenBack, f"attempt {task.attempt} given back unfinished: {why}",
+                started=started, attempt=task.attempt, worker_id=worker_id,
+            )  # fmt: skip
+            released += store.release(task.id, task.attempt, end)
         if released:
             logger.info("Gave back %d claimed task(s) that had not finished", released)
         return released
@@ -151,7 +164,7 @@ class Leases:
         ]
         released = 0
         for task_id, attempt in orphans:
-            if store.release(task_id, attempt, started=False):
+            if store.release(task_id, attempt, NOT_STARTED):
                 released += 1
                 logger.warning(
                     "task id=%s: claimed for this worker by a claim whose reply was lost; "

@@ -104,6 +104,7 @@ class Worker:
         self._stopping = threading.Event()
         self._forced = threading.Event()
         self._stop_deadline: float | None = None  # None: wait for running tasks (recycling)
+        self._forced_why = "the stop was forced"  # for the history of what is given back
         self._finished = 0  # outcomes settled
         self._checkpointed_at = 0  # self._finished at the last idle checkpoint
         self._failures = self._conflicts = 0  # database errors, lock conflicts in a row
@@ -150,8 +151,9 @@ class Worker:
         self._stopping.set()
         self.wakeups.nudge()
 
-    def force_stop(self) -> None:
+    def force_stop(self, why: str = "the stop was forced") -> None:
         """Give every claimed task back now, running ones included, and return."""
+        self._forced_why = why
         self.stats.reason = "forced"
         self._forced.set()
         self._stopping.set()
@@ -164,7 +166,7 @@ class Worker:
             name = signal.Signals(signum).name
             if self._stopping.is_set():
                 logger.warning("Second %s: giving running tasks back and stopping now", name)
-                self.force_stop()
+                self.force_stop(f"a second {name} forced the stop")
             else:
                 logger.info("%s received: finishing running tasks, then stopping", name)
                 self.stop()
@@ -177,11 +179,16 @@ class Worker:
             # The supervisor is gone (even SIGKILL closes its end of the pipe):
             # no task process may outlive it.
             logger.warning("Supervisor gone: giving tasks back and exiting")
-            self.force_stop()
+            self.force_stop("its supervisor was gone")
         elif protocol.FORCE in data:
-            self.force_stop()
+            self.force_stop("the supervisor forced the stop")
         elif protocol.STOP in data:
             self.stop()
+
+    def _stop_why(self) -> str:
+        if self._forced.is_set():
+            return self._forced_why
+        return f"still running when the shutdown timeout ({self.config.shutdown_timeout:g}s) passed"
 
     def _recycle(self, why: str) -> None:
         logger.info("Worker %s %s: finishing running tasks, then recycling", self.worker_id, why)
@@ -398,7 +405,12 @@ class Worker:
                 continue
             posted = unwritten[0]
             if posted.outcome is None:
-                given = self.leases.give_back(self.store, [posted.claimed], started=True)
+                given = self.leases.give_back(
+                    self.store,
+                    [posted.claimed],
+                    started=True,
+                    why="interrupted (Ctrl-C) in the task",
+                )
                 self.stats.released += given
                 unwritten.pop(0)
                 self._ended(posted.claimed)
@@ -464,7 +476,7 @@ class Worker:
             try:
                 self.stats.released += self.leases.give_back(self.store, unstarted, started=False)
                 self.stats.released += self.leases.give_back(
-                    self.store, leftover[len(unstarted) :], started=True
+                    self.store, leftover[len(unstarted) :], started=True, why=self._stop_why()
                 )
             except DatabaseError:
                 logger.exception(

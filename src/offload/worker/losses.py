@@ -13,8 +13,8 @@ import signal
 from django.db import DatabaseError, connections
 
 from offload.conf import Options
-from offload.exceptions import TaskCancelled, TaskTimedOut, WorkerCrashed
-from offload.failures import error_json
+from offload.exceptions import AttemptGivenBack, TaskCancelled, TaskTimedOut, WorkerCrashed
+from offload.failures import cut_short
 from offload.store import TaskStore
 from offload.worker.children import Child
 
@@ -47,15 +47,21 @@ def record_lost_attempts(options: Options, child: Child, how: str) -> None:
             if culprit is not None and task_id == culprit[0]:
                 _killed(store, options, child, task_id, attempt, culprit[2])
             elif culprit is not None:
-                store.release(task_id, attempt, started=True)
+                end = cut_short(
+                    AttemptGivenBack,
+                    f"attempt {attempt} given back unfinished: its process {child.worker_id} "
+                    f"was killed for task {culprit[0]}",
+                    started=True, attempt=attempt, worker_id=child.worker_id,
+                )  # fmt: skip
+                store.release(task_id, attempt, end)
             else:
-                error = error_json(
+                end = cut_short(
                     WorkerCrashed,
                     f"process {child.worker_id} died ({how}) during attempt {attempt}",
-                    attempt=attempt, worker_id=child.worker_id,
+                    started=True, attempt=attempt, worker_id=child.worker_id,
                 )  # fmt: skip
                 delay = options.retry.delay_after(attempt)
-                if store.attempt_lost(task_id, attempt, error, delay):
+                if store.attempt_lost(task_id, attempt, end, delay):
                     logger.warning(
                         "Task %s lost attempt %d with its process; it is tried again in "
                         "%.1fs if attempts remain, else FAILED", task_id, attempt, delay,
@@ -75,20 +81,21 @@ def _killed(
 ) -> None:
     """The verdict on the task a process was killed for: cancelled, or timed out."""
     if reason == "cancelled":
-        error = error_json(
+        end = cut_short(
             TaskCancelled, "Stopped by force: it did not stop within the "
             f"{options.cancel_grace_seconds:g}s grace period.",
-            attempt=attempt, worker_id=child.worker_id,
+            started=True, attempt=attempt, worker_id=child.worker_id,
         )  # fmt: skip
-        store.cancelled(task_id, attempt, error)
+        if end.error_json is not None:
+            store.cancelled(task_id, attempt, end.error_json)
         return
     timeout = options.timeout
-    error = error_json(
+    end = cut_short(
         TaskTimedOut, f"attempt {attempt} ran past its timeout and was killed"
         + (f" (default timeout {timeout:g}s)" if timeout else ""),
-        attempt=attempt, worker_id=child.worker_id,
+        started=True, attempt=attempt, worker_id=child.worker_id,
     )  # fmt: skip
-    store.attempt_lost(task_id, attempt, error, options.retry.delay_after(attempt))
+    store.attempt_lost(task_id, attempt, end, options.retry.delay_after(attempt))
 
 
 def give_back(alias: str, child: Child) -> int:
@@ -108,7 +115,7 @@ def give_back(alias: str, child: Child) -> int:
         )  # fmt: skip
     child.done.clear()
     try:
-        return TaskStore(alias).release_owner(worker_id, unclaim=True)
+        return TaskStore(alias).release_owner(worker_id)
     except DatabaseError:
         logger.exception("Could not give back the tasks of %s", worker_id)
         return 0

@@ -19,7 +19,7 @@ import logging
 
 from offload.conf import Options
 from offload.exceptions import WorkerLost
-from offload.failures import error_json
+from offload.failures import cut_short
 from offload.store import TaskStore
 from offload.worker.roles import ElectedRole
 
@@ -47,14 +47,17 @@ class Rescuer(ElectedRole):
     def work(self, store: TaskStore) -> int:
         rescued = 0
         for task_id, attempt, max_attempts, owner in store.expired_leases(SWEEP_BATCH):
-            error = error_json(
+            # Whether its code started only its worker knew: the attempt may
+            # have done part of its work, so it counts as started.
+            end = cut_short(
                 WorkerLost,
                 f"worker {owner} stopped renewing its lease on attempt {attempt}",
+                started=True,
                 attempt=attempt,
                 worker_id=owner,
             )
             delay = self.config.retry.delay_after(attempt)
-            if store.attempt_lost(task_id, attempt, error, delay, expired_only=True):
+            if store.attempt_lost(task_id, attempt, end, delay, expired_only=True):
                 rescued += 1
                 logger.warning(
                     "Rescued task %s from %s (attempt %d of %d): %s",

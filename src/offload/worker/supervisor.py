@@ -60,6 +60,8 @@ STATUS_BATCH_SECONDS = 0.02
 # A burst run is meant to end: after this many start-up crashes in a row of one
 # process it stops and exits with an error instead of retrying forever.
 BURST_CRASH_LIMIT = 3
+# On the signal pipe, next to signal numbers: a stop to be started again.
+_RESTART = 0
 
 
 def _plain(value: object) -> object:
@@ -93,6 +95,8 @@ class Supervisor:
         self.finished_slots: set[int] = set()
         self.stopping = False
         self.forced = False
+        self.signalled = False  # a stop signal came: a second one forces the stop
+        self.restart_requested = False  # stopping to be started again (--reload)
         self.kill_at: float | None = None
         self.failed_setup = False
         self._selector = selectors.DefaultSelector()
@@ -388,22 +392,40 @@ class Supervisor:
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
 
+    def request_stop(self, *, restart: bool = False) -> None:
+        """Stop as on a first SIGTERM, from any thread; ``restart``: to be started
+        again (a code change under ``--reload``), which no signal counts as."""
+        with contextlib.suppress(OSError):
+            os.write(self._signal_w, bytes([_RESTART if restart else signal.SIGTERM]))
+
     def _on_signal_pipe(self) -> None:
         try:
             received = os.read(self._signal_r, 64)
         except BlockingIOError:
             return
         for signum in received:
+            if signum == _RESTART:
+                if not self.stopping:
+                    logger.info(
+                        "Finishing running tasks (at most %gs), then restarting",
+                        self.settings.shutdown_timeout,
+                    )
+                    self.restart_requested = True
+                    self._stop(force=False)
+                continue
             name = signal.Signals(signum).name
-            if self.stopping:
+            if self.signalled or self.forced:
                 logger.warning("Second %s: giving running tasks back and stopping now", name)
                 self._stop(force=True)
+            elif self.stopping:
+                logger.info("%s received: stopping once running tasks finish", name)
             else:
                 logger.info(
                     "%s received: finishing running tasks (at most %gs), then stopping",
                     name, self.settings.shutdown_timeout,
                 )  # fmt: skip
                 self._stop(force=False)
+            self.signalled = True
 
     def _stop(self, force: bool) -> None:
         self.stopping = True

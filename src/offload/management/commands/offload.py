@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from django.tasks import task_backends
 from django.utils import autoreload, timezone
 
 from offload.exceptions import OffloadError
-from offload.worker import logs
+from offload.worker import logs, reloading
 from offload.worker.supervisor import Supervisor
 from offload.worker_options import SETTINGS, WorkerSettings, resolve
 
@@ -155,18 +156,42 @@ class Command(BaseCommand):
                 default_verbosity=options["verbosity"],
             )
             logs.configure(chosen.verbosity, chosen.log_format, "supervisor")
-            if chosen.reload and not chosen.burst:
-                # Django's autoreloader runs this command again in a child
-                # process, calling _supervise there on a thread; this process
-                # only watches and restarts it.
-                autoreload.autoreload_started.connect(_watch_project_apps)
-                autoreload.run_with_reloader(self._supervise, chosen)
-                return
         except (OffloadError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from exc
-        self._supervise(chosen)
+        if not chosen.reload or chosen.burst:
+            self._supervise(chosen, None)
+        elif not reloading.in_child():
+            # This process only restarts the one that supervises (see reloading).
+            raise SystemExit(reloading.run_parent())
+        else:
+            self._supervise_reloading(chosen)
 
-    def _supervise(self, chosen: WorkerSettings) -> None:
+    def _supervise_reloading(self, chosen: WorkerSettings) -> None:
+        """Supervise until stopped; exit to be restarted after a code change.
+
+        A worker that cannot start (a broken tasks module, a missing migration)
+        says why and waits for a change, as ``runserver`` does.
+        """
+        autoreload.autoreload_started.connect(_watch_project_apps)
+        watcher = reloading.Watcher()
+        try:
+            supervisor = self._supervise(chosen, watcher)
+        except CommandError as exc:
+            self.stderr.write(f"CommandError: {exc}")
+            supervisor = None
+        if supervisor is None or (supervisor.failed_setup and not supervisor.signalled):
+            # Stop signals end the wait the ordinary way.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            if supervisor is None:
+                watcher.start(lambda: None, lambda: os._exit(1))
+            self.stderr.write("Waiting for a file to change before starting again.")
+            watcher.changed.wait()
+        watcher.stop()
+        if watcher.changed.is_set() and (supervisor is None or not supervisor.signalled):
+            raise SystemExit(reloading.RESTART_CODE)
+
+    def _supervise(self, chosen: WorkerSettings, watcher: reloading.Watcher | None) -> Supervisor:
         try:
             supervisor = Supervisor(
                 chosen,
@@ -178,6 +203,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if chosen.verbosity > 0:
             self.stdout.write(supervisor.banner(database))
+        if watcher is not None:
+            watcher.start(lambda: supervisor.request_stop(restart=True), supervisor.request_stop)
         begun = time.monotonic()
         code = supervisor.run()
         totals = supervisor.summary()
@@ -192,8 +219,11 @@ class Command(BaseCommand):
                 f"{totals.failed} failed{extra}, in "
                 f"{time.monotonic() - begun:.2f}s"
             )
-        if code:
+        if code and watcher is None:
             raise CommandError("Task processes could not start or kept crashing; see above.")
+        if code:
+            self.stderr.write("Task processes could not start or kept crashing; see above.")
+        return supervisor
 
 
 def _enqueue_flags(parser: argparse.ArgumentParser, default: Any = None) -> None:
