@@ -78,6 +78,35 @@ _KNOWN = frozenset((str, int, bool, float, dict, list, tuple, type(None)))
 _BASES = (str, bool, int, float, dict, list, tuple)
 
 
+def _scalar_problem(item: Any, kind: type, strict: bool) -> str | None:
+    """What is wrong with a str, int or float, or None; the strict checks (NUL,
+    lone surrogates, integers too long to write) only for arguments."""
+    if kind is float:
+        return None if math.isfinite(item) else f"is {item!r}, which JSON cannot represent"
+    if not strict:
+        return None
+    if kind is str:
+        return _string_problem(item) if "\x00" in item or not item.isascii() else None
+    return _int_problem(item) if item.bit_length() >= _SHORT_INT_BITS else None
+
+
+def _key_problem(
+    item: dict[Any, Any], strict: bool, root: str, trail: _Trail
+) -> InvalidArguments | None:
+    """The error for a dict's first key JSON or a database cannot take, or None."""
+    for key in item:
+        if type(key) is not str and not isinstance(key, str):
+            return InvalidArguments(
+                f"{_path(root, trail)} has the key {key!r} of type "
+                f"{_describe(key)}; JSON object keys must be strings"
+            )
+        if strict and ("\x00" in key or not key.isascii()):
+            found = _string_problem(key)
+            if found:
+                return UnstorableArguments(f"{_path(root, trail)} has a key that {found}")
+    return None
+
+
 def _problem(
     value: object,
     root: str,
@@ -103,23 +132,13 @@ def _problem(
         kind: type = type(item)
         if kind not in _KNOWN:
             kind = next((base for base in _BASES if isinstance(item, base)), object)
-        if kind is str:
-            if strict and ("\x00" in item or not item.isascii()):
-                found = _string_problem(item)
-                if found:
-                    return UnstorableArguments(f"{_path(root, trail)} {found}")
-        elif kind is int:
-            if strict and item.bit_length() >= _SHORT_INT_BITS:
-                found = _int_problem(item)
-                if found:
-                    return UnstorableArguments(f"{_path(root, trail)} {found}")
+        if kind is str or kind is int or kind is float:
+            found = _scalar_problem(item, kind, strict)
+            if found is not None:
+                error = UnstorableArguments if kind is not float else InvalidArguments
+                return error(f"{_path(root, trail)} {found}")
         elif kind is bool or item is None:
             continue
-        elif kind is float:
-            if not math.isfinite(item):
-                return InvalidArguments(
-                    f"{_path(root, trail)} is {item!r}, which JSON cannot represent"
-                )
         elif kind is dict or kind is list or kind is tuple:
             if depth == too_deep:
                 return ArgumentsTooDeep(
@@ -129,18 +148,9 @@ def _problem(
                 )
             depth += 1
             if kind is dict:
-                for key in item:
-                    if type(key) is not str and not isinstance(key, str):
-                        return InvalidArguments(
-                            f"{_path(root, trail)} has the key {key!r} of type "
-                            f"{_describe(key)}; JSON object keys must be strings"
-                        )
-                    if strict and ("\x00" in key or not key.isascii()):
-                        found = _string_problem(key)
-                        if found:
-                            return UnstorableArguments(
-                                f"{_path(root, trail)} has a key that {found}"
-                            )
+                bad_key = _key_problem(item, strict, root, trail)
+                if bad_key is not None:
+                    return bad_key
                 pairs: Any = item.items()
             else:
                 pairs = enumerate(item)

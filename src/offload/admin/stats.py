@@ -19,12 +19,12 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import router
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from offload.admin.options import admin_options
-from offload.admin.queues import queue_rows
+from offload.admin.queues import QueueRow, queue_rows
 from offload.models import DepthSample, TaskRecord
 from offload.states import State
 
@@ -120,6 +120,70 @@ def _depth_samples(since: datetime) -> dict[str, list[list[Any]]]:
     return dict(found)
 
 
+class _Latency:
+    """Wait and run times of the newest finished tasks (at most ``size``), overall,
+    per queue and per task path."""
+
+    def __init__(self, finished: QuerySet[TaskRecord], size: int) -> None:
+        sample = list(
+            finished.order_by("-finished_at").values_list(
+                "queue_name", "task_path", "status", "enqueued_at", "run_after", "started_at",
+                "last_attempted_at", "finished_at",
+            )[:size]
+        )  # fmt: skip
+        self.sample_size = len(sample)
+        self.waits: list[float] = []
+        self.runs: list[float] = []
+        self.by_queue: dict[str, dict[str, list[float]]] = defaultdict(
+            lambda: {"wait": [], "run": []}
+        )
+        self.by_task: dict[str, dict[str, Any]] = defaultdict(
+            lambda: {"finished": 0, "failed": 0, "wait": [], "run": []}
+        )
+        for queue, path, status, enqueued, run_after, started, attempted, ended in sample:
+            task = self.by_task[path]
+            task["finished"] += 1
+            task["failed"] += status == State.FAILED
+            if started is None or attempted is None or ended is None:
+                continue  # cancelled before it ran
+            wait = max((started - max(enqueued, run_after or enqueued)).total_seconds(), 0.0)
+            run = max((ended - attempted).total_seconds(), 0.0)
+            self.waits.append(wait)
+            self.runs.append(run)
+            self.by_queue[queue]["wait"].append(wait)
+            self.by_queue[queue]["run"].append(run)
+            task["wait"].append(wait)
+            task["run"].append(run)
+
+
+def _queue_entries(rows: list[QueueRow], latency: _Latency) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": row.name,
+            "depth": row.ready,
+            "due": row.due,
+            "running": row.running,
+            "oldest_wait": row.oldest_age,
+            "paused": row.paused_at is not None,
+            **_summary(latency.by_queue[row.name]["wait"], latency.by_queue[row.name]["run"]),
+        }
+        for row in rows
+    ]
+
+
+def _task_entries(latency: _Latency) -> list[dict[str, Any]]:
+    busiest = sorted(latency.by_task.items(), key=lambda item: -item[1]["finished"])
+    return [
+        {
+            "path": path,
+            "finished": stats["finished"],
+            "failed": stats["failed"],
+            **_summary(stats["wait"], stats["run"]),
+        }
+        for path, stats in busiest[:TOP_TASKS]
+    ]
+
+
 def dashboard_data(window: str = "hour") -> dict[str, Any]:
     """Everything the dashboard shows, as JSON-ready values."""
     options = admin_options()
@@ -136,34 +200,7 @@ def dashboard_data(window: str = "hour") -> dict[str, Any]:
     last_hour = [counts for minute, counts in per_minute.items() if minute >= _minute(hour_ago)]
     finished_last_hour = sum(c["finished"] for c in last_hour)
 
-    sample = list(
-        finished.order_by("-finished_at").values_list(
-            "queue_name", "task_path", "status", "enqueued_at", "run_after", "started_at",
-            "last_attempted_at", "finished_at",
-        )[: options.dashboard_sample_size]
-    )  # fmt: skip
-    waits: list[float] = []
-    runs: list[float] = []
-    by_queue: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"wait": [], "run": []})
-    by_task: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"finished": 0, "failed": 0, "wait": [], "run": []}
-    )
-    for queue, path, status, enqueued, run_after, started, attempted, ended in sample:
-        task = by_task[path]
-        task["finished"] += 1
-        task["failed"] += status == State.FAILED
-        if started is None or attempted is None or ended is None:
-            continue  # cancelled before it ran
-        wait = max((started - max(enqueued, run_after or enqueued)).total_seconds(), 0.0)
-        run = max((ended - attempted).total_seconds(), 0.0)
-        waits.append(wait)
-        runs.append(run)
-        by_queue[queue]["wait"].append(wait)
-        by_queue[queue]["run"].append(run)
-        task["wait"].append(wait)
-        task["run"].append(run)
-
-    rows = queue_rows()
+    latency = _Latency(finished, options.dashboard_sample_size)
     ready = _capped_count(State.READY, limit)
     running = _capped_count(State.RUNNING, limit)
     return {
@@ -184,29 +221,8 @@ def dashboard_data(window: str = "hour") -> dict[str, Any]:
             "finished": [per_minute[m]["finished"] if m in per_minute else 0 for m in minutes],
             "failed": [per_minute[m]["failed"] if m in per_minute else 0 for m in minutes],
         },
-        "latency": {**_summary(waits, runs), "sample": len(sample)},
+        "latency": {**_summary(latency.waits, latency.runs), "sample": latency.sample_size},
         "depth": _depth_samples(since),
-        "queues": [
-            {
-                "name": row.name,
-                "depth": row.ready,
-                "due": row.due,
-                "running": row.running,
-                "oldest_wait": row.oldest_age,
-                "paused": row.paused_at is not None,
-                **_summary(by_queue[row.name]["wait"], by_queue[row.name]["run"]),
-            }
-            for row in rows
-        ],
-        "tasks": [
-            {
-                "path": path,
-                "finished": stats["finished"],
-                "failed": stats["failed"],
-                **_summary(stats["wait"], stats["run"]),
-            }
-            for path, stats in sorted(by_task.items(), key=lambda item: -item[1]["finished"])[
-                :TOP_TASKS
-            ]
-        ],
+        "queues": _queue_entries(queue_rows(), latency),
+        "tasks": _task_entries(latency),
     }
