@@ -157,6 +157,10 @@ class Options:
     )
     # Not an option: what parse_options found wrong.
     problems: list[str] = field(default_factory=list)
+    # Not an option: what is wrong with single entries of SCHEDULES. Each is that
+    # schedule's own error (reported by ``check``, the worker and the admin), not
+    # the backend's: one bad schedule must not stop every enqueue.
+    schedule_problems: list[str] = field(default_factory=list)
 
 
 def _accepted(annotation: object) -> tuple[type, ...]:
@@ -256,8 +260,9 @@ def parse_options(raw: object, queues: set[str]) -> Options:
     for name in ("schedule_admin_commands", "schedule_admin_tasks"):
         if name in values:
             values[name] = _parse_names(name.upper(), values[name], problems)
+    schedule_problems: list[str] = []
     if "schedules" in values:
-        problems.extend(spec_problems(values["schedules"], settings.TIME_ZONE or "UTC"))
+        schedule_problems = spec_problems(values["schedules"], settings.TIME_ZONE or "UTC")
 
     database = values.get("database", Options.database)
     if database not in settings.DATABASES:
@@ -275,7 +280,7 @@ def parse_options(raw: object, queues: set[str]) -> Options:
         problems.append(
             "offload needs USE_TZ = True: task times are compared with the database's clock in UTC."
         )
-    return Options(**values, problems=problems)
+    return Options(**values, problems=problems, schedule_problems=schedule_problems)
 
 
 def _parse_mask_arguments(raw: list[Any] | tuple[Any, ...], problems: list[str]) -> tuple[str, ...]:

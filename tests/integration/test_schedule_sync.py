@@ -13,7 +13,7 @@ from django.test import override_settings
 from offload.backend import DatabaseBackend
 from offload.models import Schedule, ScheduleFire
 from offload.schedules import schedule
-from offload.schedules.checks import check_schedules
+from offload.schedules.checks import check_schedules, check_stored_schedules
 from offload.schedules.registry import unregister
 from offload.schedules.sync import sync
 from tests.app import tasks
@@ -167,3 +167,42 @@ def test_paused_schedules_are_listed_without_fire_times():
     call_command("offload", "schedules", stdout=out)
     assert "paused  [paused]" in out.getvalue()
     assert "  next" not in out.getvalue()
+
+
+BAD_CRON = {
+    **ISSUE_EXAMPLE,
+    "broken": {"task": "tests.app.tasks.echo", "cron": "61 * * * *"},
+}
+
+
+def test_one_bad_schedule_stops_no_enqueue_and_no_other_schedule():
+    with override_settings(TASKS=tasks_setting(BAD_CRON)):
+        backend = default_backend()
+        result = tasks.add.enqueue(1, 2)  # raised BackendMisconfigured before
+        report = sync(backend)
+        messages = check_schedules()
+    assert backend.get_result(result.id).status == "READY"
+    assert sorted(report.created) == ["clear-sessions", "heartbeat", "nightly-report"]
+    assert report.broken == ["broken"]
+    assert [m.id for m in messages] == ["offload.E004"]
+    assert "OPTIONS['SCHEDULES']['broken']: cron '61 * * * *'" in messages[0].msg
+
+
+def test_a_schedule_broken_in_settings_keeps_its_row_held_with_its_error_until_fixed():
+    good = {"broken": {"task": "tests.app.tasks.echo", "cron": "1 * * * *"}}
+    with override_settings(TASKS=tasks_setting(good)):
+        sync(default_backend())
+    with override_settings(TASKS=tasks_setting(BAD_CRON)):
+        sync(default_backend())
+        stored = check_stored_schedules(databases=["default"])
+    row = Schedule.objects.get(name="broken")
+    assert row.cron == "1 * * * *"  # kept, with its fire history
+    assert "cron '61 * * * *'" in row.last_error
+    assert row.next_fire_at is not None
+    assert row.next_fire_at.year == 9000  # never fires
+    assert any("'broken' cannot fire" in m.msg for m in stored)
+    with override_settings(TASKS=tasks_setting(good)):
+        report = sync(default_backend())
+    row = Schedule.objects.get(name="broken")
+    assert report.updated == ["broken"]
+    assert (row.last_error, row.next_fire_at) == ("", None)
