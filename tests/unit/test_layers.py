@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.management",
             "offload.management.commands",
             "offload.management.commands.offload",
+            "offload.management.global_options",
             "offload.apps",
         ],
     ),

@@ -17,6 +17,7 @@ from django.tasks import task_backends
 from django.utils import autoreload, timezone
 
 from offload.exceptions import OffloadError
+from offload.management.global_options import add_global_options
 from offload.worker import logs
 from offload.worker.supervisor import Supervisor
 from offload.worker_options import SETTINGS, WorkerSettings, resolve
@@ -68,6 +69,7 @@ class Command(BaseCommand):
             ),
         )
         _enqueue_flags(enqueue)
+        add_global_options(enqueue)
         enqueue.add_argument("name", metavar="NAME")
         enqueue.add_argument("command_args", metavar="ARGS", nargs=argparse.REMAINDER)
 
@@ -77,6 +79,8 @@ class Command(BaseCommand):
         listing.add_argument(
             "--sync", action="store_true", help="copy schedules from code to the table first"
         )
+        add_global_options(listing)
+        add_global_options(worker, verbosity=False)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["subcommand"] == "worker":
