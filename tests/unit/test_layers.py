@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.management.commands",
             "offload.management.commands.offload",
             "offload.management.global_options",
+            "offload.management.errors",
             "offload.apps",
         ],
     ),
@@ -57,6 +58,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.admin.paging",
             "offload.admin.list_params",
             "offload.admin.masking",
+            "offload.admin.unmigrated",
         ],
     ),
     (
@@ -166,6 +168,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "Leaves",
         [
             "offload.task_options",
+            "offload.tables",
             "offload.online_indexes",
             "offload.limits",
             "offload.exceptions",

@@ -17,6 +17,7 @@ from django.tasks import task_backends
 from django.utils import autoreload, timezone
 
 from offload.exceptions import OffloadError
+from offload.management.errors import command_error
 from offload.management.global_options import add_global_options
 from offload.worker import logs
 from offload.worker.supervisor import Supervisor
@@ -83,12 +84,16 @@ class Command(BaseCommand):
         add_global_options(worker, verbosity=False)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["subcommand"] == "worker":
-            self.worker(options)
-        elif options["subcommand"] == "enqueue":
-            self.enqueue(options)
-        elif options["subcommand"] == "schedules":
-            self.schedules(options)
+        try:
+            if options["subcommand"] == "worker":
+                self.worker(options)
+            elif options["subcommand"] == "enqueue":
+                self.enqueue(options)
+            elif options["subcommand"] == "schedules":
+                self.schedules(options)
+        except DatabaseError as exc:
+            # Before migrate, every subcommand says the same thing.
+            raise command_error(exc, options.get("backend") or "default") from exc
 
     def enqueue(self, options: dict[str, Any]) -> None:
         from offload.command_tasks import EnqueueRequest, enqueue_by_name
@@ -118,6 +123,8 @@ class Command(BaseCommand):
             result = enqueue_by_name(request)
         except (ValueError, OffloadError) as exc:
             raise CommandError(str(exc)) from exc
+        except DatabaseError as exc:
+            raise command_error(exc, request.backend) from exc
         when = f", runs after {result.task.run_after.isoformat()}" if result.task.run_after else ""
         self.stdout.write(f"Enqueued {result.task.module_path} on queue "
                           f"{result.task.queue_name!r}{when}: {result.id}")  # fmt: skip
@@ -139,7 +146,7 @@ class Command(BaseCommand):
             rows = list(Schedule.objects.using(database).filter(backend=backend.alias))
             now = database_now(connections[database])
         except (OffloadError, ImproperlyConfigured, DatabaseError) as exc:
-            raise CommandError(str(exc)) from exc
+            raise command_error(exc, options["backend"]) from exc
         if not rows:
             self.stdout.write(
                 "No schedules. Schedules from code are copied to the table when a worker "
@@ -179,7 +186,7 @@ class Command(BaseCommand):
             )
             database = supervisor.describe_database()
         except (OffloadError, ImproperlyConfigured, DatabaseError) as exc:
-            raise CommandError(str(exc)) from exc
+            raise command_error(exc, chosen.backend) from exc
         if chosen.verbosity > 0:
             self.stdout.write(supervisor.banner(database))
         begun = time.monotonic()
