@@ -206,3 +206,37 @@ def test_a_schedule_broken_in_settings_keeps_its_row_held_with_its_error_until_f
     row = Schedule.objects.get(name="broken")
     assert report.updated == ["broken"]
     assert (row.last_error, row.next_fire_at) == ("", None)
+
+
+def test_offload_schedules_lists_what_settings_define_before_any_sync():
+    with override_settings(TASKS=tasks_setting(BAD_CRON)):
+        out = io.StringIO()
+        call_command("offload", "schedules", stdout=out)
+    text = out.getvalue()
+    assert not Schedule.objects.exists()  # listing syncs nothing
+    assert "nightly-report  [from code, not synced yet]" in text
+    assert "runs      tests.app.tasks.echo(full=true)" in text
+    assert 'runs      tests.app.tasks.echo("web")' in text
+    assert "runs      manage.py clearsessions\n" in text
+    assert "broken  [from code, broken]" in text
+    assert "  error     OPTIONS['SCHEDULES']['broken']: cron '61 * * * *'" in text
+    nightly = text.split("nightly-report")[1]
+    assert next(line for line in nightly.splitlines() if line.startswith("  next"))
+
+
+def test_offload_schedules_shows_code_changed_since_the_last_sync_and_admin_rows():
+    Schedule.objects.create(
+        name="by-hand", task_path="tests.app.tasks.echo", cron="@hourly", args=[1],
+        kwargs={"to": "ops"},
+    )  # fmt: skip
+    with override_settings(TASKS=tasks_setting(ISSUE_EXAMPLE)):
+        sync(default_backend())
+    changed = {**ISSUE_EXAMPLE, "heartbeat": {**ISSUE_EXAMPLE["heartbeat"], "interval": 60}}
+    with override_settings(TASKS=tasks_setting(changed)):
+        out = io.StringIO()
+        call_command("offload", "schedules", stdout=out)
+    text = out.getvalue()
+    assert "heartbeat  [from code, changed in code since the last sync]" in text
+    assert "when      every 60s" in text.split("heartbeat")[1]
+    assert "by-hand  [active]" in text
+    assert 'runs      tests.app.tasks.echo(1, to="ops")' in text

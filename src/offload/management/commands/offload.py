@@ -1,18 +1,20 @@
 """``manage.py offload <subcommand>``: parses flags and hands off to offload's modules."""
 
+from __future__ import annotations
+
 import argparse
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError, connections
+from django.db import DatabaseError
 from django.tasks import task_backends
 from django.utils import autoreload, timezone
 
@@ -22,6 +24,9 @@ from offload.management.global_options import add_global_options
 from offload.worker import logs
 from offload.worker.supervisor import Supervisor
 from offload.worker_options import SETTINGS, WorkerSettings, resolve
+
+if TYPE_CHECKING:
+    from django.tasks import TaskResult
 
 
 class Command(BaseCommand):
@@ -125,15 +130,11 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         except DatabaseError as exc:
             raise command_error(exc, request.backend) from exc
-        when = f", runs after {result.task.run_after.isoformat()}" if result.task.run_after else ""
-        self.stdout.write(f"Enqueued {result.task.module_path} on queue "
-                          f"{result.task.queue_name!r}{when}: {result.id}")  # fmt: skip
+        self.stdout.write(_enqueued_line(request.name, result))
 
     def schedules(self, options: dict[str, Any]) -> None:
-        from offload.models import Schedule
-        from offload.schedules.listing import lines
+        from offload.schedules.listing import show
         from offload.schedules.sync import sync
-        from offload.store.base import database_now
         from offload.worker.config import get_backend
 
         if options["count"] < 0:
@@ -142,18 +143,10 @@ class Command(BaseCommand):
             backend = get_backend(options["backend"])
             if options["sync"]:
                 sync(backend)
-            database = backend.config.database
-            rows = list(Schedule.objects.using(database).filter(backend=backend.alias))
-            now = database_now(connections[database])
+            text = show(backend, options["count"])
         except (OffloadError, ImproperlyConfigured, DatabaseError) as exc:
             raise command_error(exc, options["backend"]) from exc
-        if not rows:
-            self.stdout.write(
-                "No schedules. Schedules from code are copied to the table when a worker "
-                "starts (or with --sync)."
-            )
-            return
-        self.stdout.write("\n".join(lines(rows, now, options["count"])))
+        self.stdout.write(text)
 
     def worker(self, options: dict[str, Any]) -> None:
         flags = dict(options, verbosity=options.get("worker_verbosity"))
@@ -205,6 +198,16 @@ class Command(BaseCommand):
             )
         if code:
             raise CommandError("Task processes could not start or kept crashing; see above.")
+
+
+def _enqueued_line(name: str, result: TaskResult[..., Any]) -> str:
+    """What ``offload enqueue`` prints: what was enqueued, where, and the id last."""
+    task = result.task
+    what = task.module_path
+    if "." not in name:  # a management command, run by the command task
+        what = " ".join(["manage.py", *map(str, result.args)]) + f" (through {what})"
+    when = f", runs after {task.run_after.isoformat()}" if task.run_after else ""
+    return f"Enqueued {what} on queue {task.queue_name!r}{when}: {result.id}"
 
 
 def _enqueue_flags(parser: argparse.ArgumentParser, default: Any = None) -> None:
