@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -170,6 +171,16 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self._supervise(chosen)
 
+    def _say(self, chosen: WorkerSettings, text: str, fields: dict[str, Any]) -> None:
+        """The banner and the summary: plain text, or one JSON line each with
+        their fields under ``--log-format json``, like every other line."""
+        if chosen.log_format != "json" or not logs.writes_json():
+            self.stdout.write(text)
+            return
+        message, banner = logs.banner_fields(text)
+        extra = fields or {"worker": banner}
+        logging.getLogger("offload.worker").info(message, extra=extra)
+
     def _supervise(self, chosen: WorkerSettings) -> None:
         try:
             supervisor = Supervisor(
@@ -181,7 +192,7 @@ class Command(BaseCommand):
         except (OffloadError, ImproperlyConfigured, DatabaseError) as exc:
             raise command_error(exc, chosen.backend) from exc
         if chosen.verbosity > 0:
-            self.stdout.write(supervisor.banner(database))
+            self._say(chosen, supervisor.banner(database), {})
         begun = time.monotonic()
         code = supervisor.run()
         totals = supervisor.summary()
@@ -191,11 +202,18 @@ class Command(BaseCommand):
             extra += f", {totals.retried} to be retried" if totals.retried else ""
             extra += f", {totals.released} given back"
             extra += f", {n} process restart(s)" if n else ""
-            self.stdout.write(
+            elapsed = time.monotonic() - begun
+            self._say(
+                chosen,
                 f"Processed {totals.processed} task(s): {totals.succeeded} successful, "
-                f"{totals.failed} failed{extra}, in "
-                f"{time.monotonic() - begun:.2f}s"
-            )
+                f"{totals.failed} failed{extra}, in {elapsed:.2f}s",
+                {"summary": {
+                    "processed": totals.processed, "succeeded": totals.succeeded,
+                    "failed": totals.failed, "cancelled": totals.cancelled,
+                    "retried": totals.retried, "released": totals.released,
+                    "restarts": n, "seconds": round(elapsed, 3),
+                }},
+            )  # fmt: skip
         if code:
             raise CommandError("Task processes could not start or kept crashing; see above.")
 
