@@ -8,7 +8,8 @@ import pytest
 from django.core import checks
 from django.core.management import call_command
 from django.tasks import task_backends
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 
 from offload.backend import DatabaseBackend
 from offload.models import Schedule, ScheduleFire
@@ -16,6 +17,7 @@ from offload.schedules import schedule
 from offload.schedules.checks import check_schedules, check_stored_schedules
 from offload.schedules.registry import unregister
 from offload.schedules.sync import sync
+from tests.admin_factory import make_user
 from tests.app import tasks
 
 BACKEND = "offload.backend.DatabaseBackend"
@@ -186,6 +188,21 @@ def test_one_bad_schedule_stops_no_enqueue_and_no_other_schedule():
     assert report.broken == ["broken"]
     assert [m.id for m in messages] == ["offload.E004"]
     assert "OPTIONS['SCHEDULES']['broken']: cron '61 * * * *'" in messages[0].msg
+    held = Schedule.objects.get(name="broken")  # shown in the admin, never fired
+    assert (held.task_path, held.from_code, held.next_fire_at.year) == (
+        "tests.app.tasks.echo", True, 9000,
+    )  # fmt: skip
+    assert held.last_error == messages[0].msg.removeprefix("Schedule 'broken': ")
+
+
+def test_the_admin_lists_a_schedule_broken_in_settings_with_its_error():
+    with override_settings(TASKS=tasks_setting(BAD_CRON)):
+        sync(default_backend())
+        client = Client()
+        client.force_login(make_user("root", superuser=True))
+        page = client.get(reverse("admin:offload_schedule_changelist"))
+    assert page.status_code == 200
+    assert "cron &#x27;61 * * * *&#x27;" in page.text
 
 
 def test_a_schedule_broken_in_settings_keeps_its_row_held_with_its_error_until_fixed():

@@ -9,6 +9,7 @@ deleted, with their fire history.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.module_loading import autodiscover_modules
 
+from offload.limits import MAX_NAME_LENGTH, MAX_TASK_PATH_LENGTH
 from offload.schedules.registry import registered
 from offload.schedules.spec import InvalidSchedule, ScheduleSpec, parse_spec
 
@@ -109,18 +111,39 @@ def _is_held(moment: datetime | None) -> bool:
     return moment is not None and moment >= HELD_UNTIL
 
 
-def _hold_broken(database: str, alias: str, name: str, problem: str) -> None:
-    """Keep the row of a schedule whose definition is broken, holding it back
-    from firing and showing the error (in the admin and ``offload schedules``)."""
+def _hold_broken(database: str, alias: str, name: object, raw: object, problem: str) -> None:
+    """Keep a row for a schedule whose definition is broken, held back from
+    firing and showing the error (in the admin, ``check --database`` and
+    ``offload schedules``): the old row if there is one, else a new row with
+    what can be read of the definition."""
     from django.utils import timezone
 
     from offload.models import Schedule
     from offload.schedules.errors import MAX_ERROR_CHARS
 
-    rows = Schedule.objects.using(database).filter(backend=alias, name=name, from_code=True)
-    rows.exclude(last_error=problem[:MAX_ERROR_CHARS]).update(
-        last_error=problem[:MAX_ERROR_CHARS], last_error_at=timezone.now()
-    )
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LENGTH:
+        return  # no row can bear that name: the log and check say it
+    error = problem[:MAX_ERROR_CHARS]
+    rows = Schedule.objects.using(database).filter(backend=alias, name=name)
+    if not rows.exists():
+        entry = raw if isinstance(raw, dict) else {}
+        target = {
+            column: entry[key]
+            for key, column, most in (
+                ("task", "task_path", MAX_TASK_PATH_LENGTH),
+                ("command", "command", MAX_NAME_LENGTH),
+            )
+            if isinstance(entry.get(key), str) and len(entry[key]) <= most
+        }
+        # IntegrityError: another worker made it meanwhile.
+        with contextlib.suppress(IntegrityError), transaction.atomic(using=database):
+            rows.create(
+                backend=alias, name=name, from_code=True, last_error=error,
+                last_error_at=timezone.now(), next_fire_at=HELD_UNTIL, **target,
+            )  # fmt: skip
+        return
+    rows = rows.filter(from_code=True)
+    rows.exclude(last_error=error).update(last_error=error, last_error_at=timezone.now())
     rows.update(next_fire_at=HELD_UNTIL)
 
 
@@ -137,7 +160,7 @@ def sync(backend: DatabaseBackend) -> SyncReport:
     for name, problem in found.errors.items():
         logger.error("Schedule not synced, the others go on: %s", problem)
         report.broken.append(name)
-        _hold_broken(database, backend.alias, name, problem)
+        _hold_broken(database, backend.alias, name, found.raw.get(name), problem)
     for name, spec in specs.items():
         values = row_values(spec)
         try:
