@@ -1,6 +1,7 @@
 """Schedules from settings and ``@schedule`` are synced to the table, checked, and listed."""
 
 import io
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -177,12 +178,15 @@ BAD_CRON = {
 }
 
 
-def test_one_bad_schedule_stops_no_enqueue_and_no_other_schedule():
+def test_one_bad_schedule_stops_no_enqueue_and_no_other_schedule(caplog):
     with override_settings(TASKS=tasks_setting(BAD_CRON)):
         backend = default_backend()
         result = tasks.add.enqueue(1, 2)  # raised BackendMisconfigured before
-        report = sync(backend)
+        with caplog.at_level(logging.ERROR, logger="offload.scheduler"):
+            report = sync(backend)  # what a worker runs at start
         messages = check_schedules()
+    [logged] = [r for r in caplog.records if r.name == "offload.scheduler"]
+    assert "OPTIONS['SCHEDULES']['broken']: cron '61 * * * *'" in logged.getMessage()
     assert backend.get_result(result.id).status == "READY"
     assert sorted(report.created) == ["clear-sessions", "heartbeat", "nightly-report"]
     assert report.broken == ["broken"]
