@@ -12,4 +12,10 @@ class OffloadConfig(AppConfig):
         from offload.schedules import checks as schedule_checks  # noqa: F401
 
         if apps.is_installed("django.contrib.admin"):
+            from django.contrib import admin
+
             from offload.admin import schedules  # noqa: F401  (registers the Schedule admin)
+            from offload.admin.unmigrated import guard
+
+            # Before migrate, offload's pages say so rather than fail with a 500.
+            guard(admin.site)

@@ -157,6 +157,10 @@ class Options:
     )
     # Not an option: what parse_options found wrong.
     problems: list[str] = field(default_factory=list)
+    # Not an option: what is wrong with single entries of SCHEDULES. Each is that
+    # schedule's own error (reported by ``check``, the worker and the admin), not
+    # the backend's: one bad schedule must not stop every enqueue.
+    schedule_problems: list[str] = field(default_factory=list)
 
 
 def _accepted(annotation: object) -> tuple[type, ...]:
@@ -211,6 +215,37 @@ def parse_options(raw: object, queues: set[str]) -> Options:
     if not isinstance(raw, dict):
         return Options(problems=[f"OPTIONS must be a dict, got {type(raw).__name__}."])
 
+    values = _read_values(raw, problems)
+    if "retry" in values:
+        values["retry"] = _parse_retry(values["retry"], problems)
+    lease = values.get("lease_seconds", Options.lease_seconds)
+    heartbeat = values.get("heartbeat_seconds", Options.heartbeat_seconds)
+    if heartbeat * 2 > lease:
+        problems.append(
+            f"OPTIONS['HEARTBEAT_SECONDS'] ({heartbeat:g}) must be at most half of "
+            f"OPTIONS['LEASE_SECONDS'] ({lease:g}), so one late heartbeat does not "
+            "lose a lease."
+        )
+
+    if "worker" in values:
+        problems.extend(check_options(values["worker"]))
+    if "admin_mask_arguments" in values:
+        values["admin_mask_arguments"] = _parse_mask_arguments(
+            values["admin_mask_arguments"], problems
+        )
+    for name in ("schedule_admin_commands", "schedule_admin_tasks"):
+        if name in values:
+            values[name] = _parse_names(name.upper(), values[name], problems)
+    schedule_problems: list[str] = []
+    if "schedules" in values:
+        schedule_problems = spec_problems(values["schedules"], settings.TIME_ZONE or "UTC")
+
+    problems.extend(_environment_problems(values, queues))
+    return Options(**values, problems=problems, schedule_problems=schedule_problems)
+
+
+def _read_values(raw: dict[Any, Any], problems: list[str]) -> dict[str, Any]:
+    """Each known option's raw value, by field name, if its type and range are right."""
     values: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in KNOWN_OPTIONS:
@@ -235,30 +270,12 @@ def parse_options(raw: object, queues: set[str]) -> Options:
                 )
                 continue
         values[name.lower()] = value
+    return values
 
-    if "retry" in values:
-        values["retry"] = _parse_retry(values["retry"], problems)
-    lease = values.get("lease_seconds", Options.lease_seconds)
-    heartbeat = values.get("heartbeat_seconds", Options.heartbeat_seconds)
-    if heartbeat * 2 > lease:
-        problems.append(
-            f"OPTIONS['HEARTBEAT_SECONDS'] ({heartbeat:g}) must be at most half of "
-            f"OPTIONS['LEASE_SECONDS'] ({lease:g}), so one late heartbeat does not "
-            "lose a lease."
-        )
 
-    if "worker" in values:
-        problems.extend(check_options(values["worker"]))
-    if "admin_mask_arguments" in values:
-        values["admin_mask_arguments"] = _parse_mask_arguments(
-            values["admin_mask_arguments"], problems
-        )
-    for name in ("schedule_admin_commands", "schedule_admin_tasks"):
-        if name in values:
-            values[name] = _parse_names(name.upper(), values[name], problems)
-    if "schedules" in values:
-        problems.extend(spec_problems(values["schedules"], settings.TIME_ZONE or "UTC"))
-
+def _environment_problems(values: dict[str, Any], queues: set[str]) -> list[str]:
+    """What is wrong with the options against the rest of the project's settings."""
+    problems: list[str] = []
     database = values.get("database", Options.database)
     if database not in settings.DATABASES:
         problems.append(
@@ -275,7 +292,7 @@ def parse_options(raw: object, queues: set[str]) -> Options:
         problems.append(
             "offload needs USE_TZ = True: task times are compared with the database's clock in UTC."
         )
-    return Options(**values, problems=problems)
+    return problems
 
 
 def _parse_mask_arguments(raw: list[Any] | tuple[Any, ...], problems: list[str]) -> tuple[str, ...]:

@@ -88,3 +88,11 @@ def test_flags_may_come_before_the_name_and_after_a_double_dash_go_to_the_comman
 def test_a_bad_flag_value_after_the_name_is_a_command_error():
     with pytest.raises(CommandError, match="--priority"):
         call_command("offload", "enqueue", "tests.app.tasks.noop", "--priority", "high")
+
+
+def test_enqueueing_a_command_names_the_command():
+    text, _ = enqueue("greet", "Ada", "--queue", "reports")
+    assert text.startswith(
+        "Enqueued manage.py greet Ada (through offload.command_tasks.run_command) "
+        "on queue 'reports': "
+    ), text

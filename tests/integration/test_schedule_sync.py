@@ -1,6 +1,7 @@
 """Schedules from settings and ``@schedule`` are synced to the table, checked, and listed."""
 
 import io
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -8,14 +9,16 @@ import pytest
 from django.core import checks
 from django.core.management import call_command
 from django.tasks import task_backends
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 
 from offload.backend import DatabaseBackend
 from offload.models import Schedule, ScheduleFire
 from offload.schedules import schedule
-from offload.schedules.checks import check_schedules
+from offload.schedules.checks import check_schedules, check_stored_schedules
 from offload.schedules.registry import unregister
 from offload.schedules.sync import sync
+from tests.admin_factory import make_user
 from tests.app import tasks
 
 BACKEND = "offload.backend.DatabaseBackend"
@@ -167,3 +170,94 @@ def test_paused_schedules_are_listed_without_fire_times():
     call_command("offload", "schedules", stdout=out)
     assert "paused  [paused]" in out.getvalue()
     assert "  next" not in out.getvalue()
+
+
+BAD_CRON = {
+    **ISSUE_EXAMPLE,
+    "broken": {"task": "tests.app.tasks.echo", "cron": "61 * * * *"},
+}
+
+
+def test_one_bad_schedule_stops_no_enqueue_and_no_other_schedule(caplog):
+    with override_settings(TASKS=tasks_setting(BAD_CRON)):
+        backend = default_backend()
+        result = tasks.add.enqueue(1, 2)  # raised BackendMisconfigured before
+        with caplog.at_level(logging.ERROR, logger="offload.scheduler"):
+            report = sync(backend)  # what a worker runs at start
+        messages = check_schedules()
+    [logged] = [r for r in caplog.records if r.name == "offload.scheduler"]
+    assert "OPTIONS['SCHEDULES']['broken']: cron '61 * * * *'" in logged.getMessage()
+    assert backend.get_result(result.id).status == "READY"
+    assert sorted(report.created) == ["clear-sessions", "heartbeat", "nightly-report"]
+    assert report.broken == ["broken"]
+    assert [m.id for m in messages] == ["offload.E004"]
+    assert "OPTIONS['SCHEDULES']['broken']: cron '61 * * * *'" in messages[0].msg
+    held = Schedule.objects.get(name="broken")  # shown in the admin, never fired
+    assert (held.task_path, held.from_code, held.next_fire_at.year) == (
+        "tests.app.tasks.echo", True, 9000,
+    )  # fmt: skip
+    assert held.last_error == messages[0].msg.removeprefix("Schedule 'broken': ")
+
+
+def test_the_admin_lists_a_schedule_broken_in_settings_with_its_error():
+    with override_settings(TASKS=tasks_setting(BAD_CRON)):
+        sync(default_backend())
+        client = Client()
+        client.force_login(make_user("root", superuser=True))
+        page = client.get(reverse("admin:offload_schedule_changelist"))
+    assert page.status_code == 200
+    assert "cron &#x27;61 * * * *&#x27;" in page.text
+
+
+def test_a_schedule_broken_in_settings_keeps_its_row_held_with_its_error_until_fixed():
+    good = {"broken": {"task": "tests.app.tasks.echo", "cron": "1 * * * *"}}
+    with override_settings(TASKS=tasks_setting(good)):
+        sync(default_backend())
+    with override_settings(TASKS=tasks_setting(BAD_CRON)):
+        sync(default_backend())
+        stored = check_stored_schedules(databases=["default"])
+    row = Schedule.objects.get(name="broken")
+    assert row.cron == "1 * * * *"  # kept, with its fire history
+    assert "cron '61 * * * *'" in row.last_error
+    assert row.next_fire_at is not None
+    assert row.next_fire_at.year == 9000  # never fires
+    assert any("'broken' cannot fire" in m.msg for m in stored)
+    with override_settings(TASKS=tasks_setting(good)):
+        report = sync(default_backend())
+    row = Schedule.objects.get(name="broken")
+    assert report.updated == ["broken"]
+    assert (row.last_error, row.next_fire_at) == ("", None)
+
+
+def test_offload_schedules_lists_what_settings_define_before_any_sync():
+    with override_settings(TASKS=tasks_setting(BAD_CRON)):
+        out = io.StringIO()
+        call_command("offload", "schedules", stdout=out)
+    text = out.getvalue()
+    assert not Schedule.objects.exists()  # listing syncs nothing
+    assert "nightly-report  [from code, not synced yet]" in text
+    assert "runs      tests.app.tasks.echo(full=true)" in text
+    assert 'runs      tests.app.tasks.echo("web")' in text
+    assert "runs      manage.py clearsessions\n" in text
+    assert "broken  [from code, broken]" in text
+    assert "  error     OPTIONS['SCHEDULES']['broken']: cron '61 * * * *'" in text
+    nightly = text.split("nightly-report")[1]
+    assert next(line for line in nightly.splitlines() if line.startswith("  next"))
+
+
+def test_offload_schedules_shows_code_changed_since_the_last_sync_and_admin_rows():
+    Schedule.objects.create(
+        name="by-hand", task_path="tests.app.tasks.echo", cron="@hourly", args=[1],
+        kwargs={"to": "ops"},
+    )  # fmt: skip
+    with override_settings(TASKS=tasks_setting(ISSUE_EXAMPLE)):
+        sync(default_backend())
+    changed = {**ISSUE_EXAMPLE, "heartbeat": {**ISSUE_EXAMPLE["heartbeat"], "interval": 60}}
+    with override_settings(TASKS=tasks_setting(changed)):
+        out = io.StringIO()
+        call_command("offload", "schedules", stdout=out)
+    text = out.getvalue()
+    assert "heartbeat  [from code, changed in code since the last sync]" in text
+    assert "when      every 60s" in text.split("heartbeat")[1]
+    assert "by-hand  [active]" in text
+    assert 'runs      tests.app.tasks.echo(1, to="ops")' in text

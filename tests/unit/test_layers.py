@@ -33,6 +33,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.management",
             "offload.management.commands",
             "offload.management.commands.offload",
+            "offload.management.global_options",
+            "offload.management.errors",
             "offload.apps",
         ],
     ),
@@ -59,6 +61,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.admin.masking",
             "offload.admin.failure",
             "offload.admin.last_error",
+            "offload.admin.unmigrated",
         ],
     ),
     (
@@ -169,6 +172,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "Leaves",
         [
             "offload.task_options",
+            "offload.tables",
             "offload.online_indexes",
             "offload.limits",
             "offload.exceptions",

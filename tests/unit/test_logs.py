@@ -14,9 +14,16 @@ from offload.worker.protocol import Counts
 def offload_logger():
     logger = logging.getLogger("offload")
     saved = (logger.handlers[:], logger.level, logger.propagate)
+    # configure() also routes Django's task lines: put them back as well.
+    django_tasks = logging.getLogger("django.tasks")
+    saved_django = (dict(vars(django_tasks)), django_tasks.handlers[:])
     logger.handlers = []
     yield logger
     logger.handlers, logger.level, logger.propagate = saved
+    django_tasks.__dict__.clear()
+    django_tasks.__dict__.update(saved_django[0])
+    django_tasks.handlers = saved_django[1]
+    logging.Logger.manager._clear_cache()  # the levels cached from the test's settings
 
 
 def _task_line():
@@ -77,20 +84,60 @@ def test_verbosity_three_shows_the_sql(offload_logger):
 @pytest.fixture
 def django_tasks_logger():
     logger = logging.getLogger("django.tasks")
-    saved = (logger.handlers[:], logger.level)
+    saved = (logger.handlers[:], logger.level, logger.propagate)
     logger.handlers, logger.level = [], logging.NOTSET
     yield logger
-    logger.handlers, logger.level = saved
+    logger.handlers, logger.level, logger.propagate = saved
 
 
 def test_verbosity_zero_stops_djangos_task_records_too(offload_logger, django_tasks_logger):
     """Django logs each task's start and finish at INFO; a worker asked for
     warnings only must not build those records (a quarter of a tiny task)."""
-    logs.configure(1, "text", "p1", io.StringIO())
+    logs.configure(2, "text", "p1", io.StringIO())
     assert django_tasks_logger.isEnabledFor(logging.INFO)
+    logs.configure(1, "text", "p1", io.StringIO())
+    assert not django_tasks_logger.isEnabledFor(logging.INFO)  # the worker's own line says it
+    assert django_tasks_logger.isEnabledFor(logging.ERROR)  # a failure and its traceback
     logs.configure(0, "text", "p1", io.StringIO())
     assert not django_tasks_logger.isEnabledFor(logging.INFO)
-    assert django_tasks_logger.isEnabledFor(logging.WARNING)
+    assert not django_tasks_logger.isEnabledFor(logging.CRITICAL)
+
+
+def _django_task_lines() -> None:
+    django_tasks = logging.getLogger("django.tasks")
+    django_tasks.info("Task id=%s path=%s state=%s", 7, "app.tasks.add", "RUNNING")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        django_tasks.error("Task id=%s state=%s", 8, "FAILED", exc_info=True)
+
+
+def test_djangos_task_lines_go_out_once_in_the_workers_format(offload_logger, django_tasks_logger):
+    django = logging.getLogger("django")
+    printed_by_django = io.StringIO()
+    django.addHandler(handler := logging.StreamHandler(printed_by_django))
+    try:
+        stream = io.StringIO()
+        logs.configure(1, "json", "p1", stream)
+        _django_task_lines()
+        quiet = io.StringIO()
+        logs.configure(0, "json", "p1", quiet)
+        _django_task_lines()
+    finally:
+        django.removeHandler(handler)
+    assert printed_by_django.getvalue() == ""  # not a second time, in plain text
+    [entry] = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert (entry["logger"], entry["level"], entry["process"]) == ("django.tasks", "ERROR", "p1")
+    assert "ValueError: boom" in entry["exception"]
+    assert quiet.getvalue() == ""
+
+
+def test_the_banner_is_one_line_of_fields():
+    message, fields = logs.banner_fields(
+        "offload 1.0 worker w (pid 1)\n  backend   default -> SQLite\n  queues    all\n"
+    )
+    assert message == "offload 1.0 worker w (pid 1)"
+    assert fields == {"backend": "default -> SQLite", "queues": "all"}
 
 
 def test_a_project_level_for_djangos_task_lines_is_kept(offload_logger, django_tasks_logger):

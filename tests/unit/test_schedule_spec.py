@@ -8,6 +8,7 @@ from django.tasks import task_backends
 from django.test import override_settings
 
 from offload.conf import parse_options
+from offload.schedules.checks import check_schedules
 from offload.schedules.spec import (
     InvalidSchedule,
     Timing,
@@ -99,13 +100,15 @@ def test_malformed_schedules_are_refused_with_the_reason(entry, message):
         parse_spec("job", entry, "UTC")
 
 
-def test_every_malformed_schedule_is_named_in_the_backend_problems():
+def test_every_malformed_schedule_is_named_in_the_schedule_problems():
     options = {"SCHEDULES": {
         "good": {"task": "a.b", "cron": "@daily"},
         "bad-cron": {"task": "a.b", "cron": "99 * * * *"},
         "no-timing": {"command": "clearsessions"},
     }}  # fmt: skip
-    problems = parse_options(options, {"default"}).problems
+    parsed = parse_options(options, {"default"})
+    assert parsed.problems == []  # the backend is fine: one bad schedule stops no enqueue
+    problems = parsed.schedule_problems
     assert len(problems) == 2
     assert problems[0].startswith("OPTIONS['SCHEDULES']['bad-cron']: cron '99 * * * *'")
     assert problems[1].startswith("OPTIONS['SCHEDULES']['no-timing']: needs exactly one")
@@ -115,8 +118,8 @@ def test_a_malformed_schedule_is_a_system_check_error():
     tasks = {"default": {"BACKEND": "offload.backend.DatabaseBackend", "OPTIONS": {
         "SCHEDULES": {"nightly": {"task": "a.b", "cron": "0 25 * * *"}}}}}  # fmt: skip
     with override_settings(TASKS=tasks):
-        messages = task_backends["default"].check()
-    assert [m.id for m in messages] == ["offload.E002"]
+        messages = [*task_backends["default"].check(), *check_schedules()]
+    assert [m.id for m in messages] == ["offload.E004"]
     assert "OPTIONS['SCHEDULES']['nightly']" in messages[0].msg
 
 

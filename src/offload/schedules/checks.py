@@ -1,8 +1,7 @@
 """``manage.py check``: schedules that cannot fire are errors naming the schedule.
 
-Malformed entries of ``OPTIONS["SCHEDULES"]`` are already reported with the
-backend's other settings (``offload.E002``). This check adds what needs the
-project loaded: ``@schedule`` declarations, task paths that do not import,
+Each schedule's problem is its own, never the backend's: a malformed entry of
+``OPTIONS["SCHEDULES"]`` or ``@schedule`` declaration, task paths that do not import,
 unknown commands, queues the backend does not allow, arguments that are not
 plain JSON (``offload.E004``); and, where the database is checked, stored
 schedules that cannot fire (``offload.W004``).

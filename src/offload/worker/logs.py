@@ -62,26 +62,62 @@ def configure(
     )
     level = _LEVELS.get(verbosity, logging.DEBUG)
     _attach(logging.getLogger("offload"), handler, level)
-    _quiet_django_tasks(level)
+    _route_django_tasks(handler, verbosity)
     if verbosity >= 3:
         # Django's default LOGGING shows SQL only when DEBUG is on.
         _attach(logging.getLogger("django.db.backends"), handler, logging.DEBUG)
 
 
-def _quiet_django_tasks(level: int) -> None:
-    """Let ``-v 0`` silence Django's own per-task lines too, where the project
-    left their logger alone.
+# The level of Django's own per-task lines in a worker, by verbosity. They say
+# what the worker's own line per task says (started, succeeded, failed), so
+# they are shown from -v 2; a failure, with its traceback (which the worker's
+# line does not carry), from -v 1; none at -v 0, which shows the worker's own
+# warnings only.
+_DJANGO_TASKS_LEVELS = {0: logging.CRITICAL + 1, 1: logging.WARNING}
 
-    Django logs every task's start and finish on ``django.tasks`` at INFO, and
-    its default ``LOGGING`` keeps the ``django`` logger at INFO whatever it
-    then shows: each line becomes a log record, with a walk of the stack, even
-    when no handler prints it. That was a quarter of a no-op task's cost in a
-    worker asked for warnings only. A project that set a level or handlers
-    for ``django.tasks`` keeps them.
+
+def _route_django_tasks(handler: logging.Handler, verbosity: int) -> None:
+    """Send Django's ``django.tasks`` lines through the worker's handler, in its
+    format, at the level ``verbosity`` asks, where the project left that logger
+    alone.
+
+    Otherwise Django's default ``LOGGING`` prints them (with ``DEBUG`` on) as
+    plain text on its own console handler, beside the worker's lines and in
+    any log format, and keeps them at INFO whatever ``-v`` says: each became a
+    log record, with a walk of the stack, even when no handler printed it (a
+    quarter of a no-op task's cost in a worker asked for warnings only). A
+    project that set a level or handlers for ``django.tasks`` keeps them.
     """
     logger = logging.getLogger("django.tasks")
-    if logger.level == logging.NOTSET and not logger.handlers and level > logging.INFO:
-        logger.setLevel(level)
+    routed = getattr(logger, "offload_routed", False)
+    if not routed and (logger.level != logging.NOTSET or logger.handlers):
+        return
+    for old in [h for h in logger.handlers if getattr(h, "offload_worker", False)]:
+        logger.removeHandler(old)
+    logger.setLevel(_DJANGO_TASKS_LEVELS.get(verbosity, logging.DEBUG))
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.offload_routed = True  # type: ignore[attr-defined]
+
+
+def writes_json() -> bool:
+    """Whether the worker's own handler writes offload's lines as JSON (not when
+    the project's ``LOGGING`` routes them, in its own format)."""
+    return any(
+        getattr(h, "offload_worker", False) and isinstance(h.formatter, JSONFormatter)
+        for h in logging.getLogger("offload").handlers
+    )
+
+
+def banner_fields(banner: str) -> tuple[str, dict[str, str]]:
+    """The worker's banner as a message (its first line) and its fields, for the
+    JSON format: ``"  queues    all"`` is ``{"queues": "all"}``."""
+    first, *rest = banner.strip().splitlines() or [""]
+    fields: dict[str, str] = {}
+    for line in rest:
+        key, _, value = line.strip().partition(" ")
+        fields[key] = value.strip()
+    return first, fields
 
 
 def _attach(logger: logging.Logger, handler: logging.Handler, level: int) -> None:

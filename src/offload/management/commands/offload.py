@@ -1,26 +1,34 @@
 """``manage.py offload <subcommand>``: parses flags and hands off to offload's modules."""
 
+from __future__ import annotations
+
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError, connections
+from django.db import DatabaseError
 from django.tasks import task_backends
 from django.utils import autoreload, timezone
 
 from offload.exceptions import OffloadError
+from offload.management.errors import command_error
+from offload.management.global_options import add_global_options
 from offload.worker import logs, reloading
 from offload.worker.supervisor import Supervisor
 from offload.worker_options import SETTINGS, WorkerSettings, resolve
+
+if TYPE_CHECKING:
+    from django.tasks import TaskResult
 
 
 class Command(BaseCommand):
@@ -69,6 +77,7 @@ class Command(BaseCommand):
             ),
         )
         _enqueue_flags(enqueue)
+        add_global_options(enqueue)
         enqueue.add_argument("name", metavar="NAME")
         enqueue.add_argument("command_args", metavar="ARGS", nargs=argparse.REMAINDER)
 
@@ -78,14 +87,20 @@ class Command(BaseCommand):
         listing.add_argument(
             "--sync", action="store_true", help="copy schedules from code to the table first"
         )
+        add_global_options(listing)
+        add_global_options(worker, verbosity=False)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["subcommand"] == "worker":
-            self.worker(options)
-        elif options["subcommand"] == "enqueue":
-            self.enqueue(options)
-        elif options["subcommand"] == "schedules":
-            self.schedules(options)
+        try:
+            if options["subcommand"] == "worker":
+                self.worker(options)
+            elif options["subcommand"] == "enqueue":
+                self.enqueue(options)
+            elif options["subcommand"] == "schedules":
+                self.schedules(options)
+        except DatabaseError as exc:
+            # Before migrate, every subcommand says the same thing.
+            raise command_error(exc, options.get("backend") or "default") from exc
 
     def enqueue(self, options: dict[str, Any]) -> None:
         from offload.command_tasks import EnqueueRequest, enqueue_by_name
@@ -115,15 +130,13 @@ class Command(BaseCommand):
             result = enqueue_by_name(request)
         except (ValueError, OffloadError) as exc:
             raise CommandError(str(exc)) from exc
-        when = f", runs after {result.task.run_after.isoformat()}" if result.task.run_after else ""
-        self.stdout.write(f"Enqueued {result.task.module_path} on queue "
-                          f"{result.task.queue_name!r}{when}: {result.id}")  # fmt: skip
+        except DatabaseError as exc:
+            raise command_error(exc, request.backend) from exc
+        self.stdout.write(_enqueued_line(request.name, result))
 
     def schedules(self, options: dict[str, Any]) -> None:
-        from offload.models import Schedule
-        from offload.schedules.listing import lines
+        from offload.schedules.listing import show
         from offload.schedules.sync import sync
-        from offload.store.base import database_now
         from offload.worker.config import get_backend
 
         if options["count"] < 0:
@@ -132,18 +145,10 @@ class Command(BaseCommand):
             backend = get_backend(options["backend"])
             if options["sync"]:
                 sync(backend)
-            database = backend.config.database
-            rows = list(Schedule.objects.using(database).filter(backend=backend.alias))
-            now = database_now(connections[database])
+            text = show(backend, options["count"])
         except (OffloadError, ImproperlyConfigured, DatabaseError) as exc:
-            raise CommandError(str(exc)) from exc
-        if not rows:
-            self.stdout.write(
-                "No schedules. Schedules from code are copied to the table when a worker "
-                "starts (or with --sync)."
-            )
-            return
-        self.stdout.write("\n".join(lines(rows, now, options["count"])))
+            raise command_error(exc, options["backend"]) from exc
+        self.stdout.write(text)
 
     def worker(self, options: dict[str, Any]) -> None:
         flags = dict(options, verbosity=options.get("worker_verbosity"))
@@ -191,6 +196,16 @@ class Command(BaseCommand):
         if watcher.changed.is_set() and (supervisor is None or not supervisor.signalled):
             raise SystemExit(reloading.RESTART_CODE)
 
+    def _say(self, chosen: WorkerSettings, text: str, fields: dict[str, Any]) -> None:
+        """The banner and the summary: plain text, or one JSON line each with
+        their fields under ``--log-format json``, like every other line."""
+        if chosen.log_format != "json" or not logs.writes_json():
+            self.stdout.write(text)
+            return
+        message, banner = logs.banner_fields(text)
+        extra = fields or {"worker": banner}
+        logging.getLogger("offload.worker").info(message, extra=extra)
+
     def _supervise(self, chosen: WorkerSettings, watcher: reloading.Watcher | None) -> Supervisor:
         try:
             supervisor = Supervisor(
@@ -200,9 +215,9 @@ class Command(BaseCommand):
             )
             database = supervisor.describe_database()
         except (OffloadError, ImproperlyConfigured, DatabaseError) as exc:
-            raise CommandError(str(exc)) from exc
+            raise command_error(exc, chosen.backend) from exc
         if chosen.verbosity > 0:
-            self.stdout.write(supervisor.banner(database))
+            self._say(chosen, supervisor.banner(database), {})
         if watcher is not None:
             watcher.start(lambda: supervisor.request_stop(restart=True), supervisor.request_stop)
         begun = time.monotonic()
@@ -214,16 +229,33 @@ class Command(BaseCommand):
             extra += f", {totals.retried} to be retried" if totals.retried else ""
             extra += f", {totals.released} given back"
             extra += f", {n} process restart(s)" if n else ""
-            self.stdout.write(
+            elapsed = time.monotonic() - begun
+            self._say(
+                chosen,
                 f"Processed {totals.processed} task(s): {totals.succeeded} successful, "
-                f"{totals.failed} failed{extra}, in "
-                f"{time.monotonic() - begun:.2f}s"
-            )
+                f"{totals.failed} failed{extra}, in {elapsed:.2f}s",
+                {"summary": {
+                    "processed": totals.processed, "succeeded": totals.succeeded,
+                    "failed": totals.failed, "cancelled": totals.cancelled,
+                    "retried": totals.retried, "released": totals.released,
+                    "restarts": n, "seconds": round(elapsed, 3),
+                }},
+            )  # fmt: skip
         if code and watcher is None:
             raise CommandError("Task processes could not start or kept crashing; see above.")
         if code:
             self.stderr.write("Task processes could not start or kept crashing; see above.")
         return supervisor
+
+
+def _enqueued_line(name: str, result: TaskResult[..., Any]) -> str:
+    """What ``offload enqueue`` prints: what was enqueued, where, and the id last."""
+    task = result.task
+    what = task.module_path
+    if "." not in name:  # a management command, run by the command task
+        what = " ".join(["manage.py", *map(str, result.args)]) + f" (through {what})"
+    when = f", runs after {task.run_after.isoformat()}" if task.run_after else ""
+    return f"Enqueued {what} on queue {task.queue_name!r}{when}: {result.id}"
 
 
 def _enqueue_flags(parser: argparse.ArgumentParser, default: Any = None) -> None:
