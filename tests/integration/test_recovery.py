@@ -49,10 +49,13 @@ def test_ctrl_c_in_an_embedded_worker_gives_the_task_back(backend):
     after = tasks.add.enqueue(1, 2)
     stats = drain()
     # Only the interrupted task was claimed (nothing was timed yet, so the worker
-    # claims one at a time); it goes back unharmed, and the worker stops.
+    # claims one at a time); it goes back to READY, and the worker stops. Its
+    # code had started, so the attempt is in its history (failures.cut_short).
     assert (stats.succeeded, stats.failed, stats.released) == (0, 0, 1)
     interrupted = backend.get_result(stopped.id)
     assert interrupted.status == TaskResultStatus.READY
-    assert interrupted.errors == []
+    assert [e.exception_class_path for e in interrupted.errors] == [
+        "offload.exceptions.AttemptGivenBack"
+    ]
     untouched = backend.get_result(after.id)
     assert (untouched.status, untouched.attempts) == (TaskResultStatus.READY, 0)

@@ -85,9 +85,17 @@ def test_verbosity_three_shows_the_sql(offload_logger):
 def django_tasks_logger():
     logger = logging.getLogger("django.tasks")
     saved = (logger.handlers[:], logger.level, logger.propagate)
-    logger.handlers, logger.level = [], logging.NOTSET
+    # As a project that never configured it, even after an earlier worker in
+    # this test process routed it (configure() marks the logger it routes).
+    routed = logger.__dict__.pop("offload_routed", None)
+    logger.handlers, logger.propagate = [], True
+    logger.setLevel(logging.NOTSET)  # setLevel, not .level: it clears the cached levels
     yield logger
-    logger.handlers, logger.level, logger.propagate = saved
+    logger.handlers, logger.propagate = saved[0], saved[2]
+    logger.setLevel(saved[1])
+    logger.__dict__.pop("offload_routed", None)
+    if routed is not None:
+        logger.offload_routed = routed  # type: ignore[attr-defined]
 
 
 def test_verbosity_zero_stops_djangos_task_records_too(offload_logger, django_tasks_logger):

@@ -23,8 +23,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.tasks import task_backends
+from django.urls import URLPattern
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -32,7 +33,7 @@ from offload.admin.display import as_json
 from offload.admin.list_params import StrictListParams
 from offload.admin.masking import mask_secrets, restore_masked
 from offload.admin.options import admin_options
-from offload.admin.security import csp_view
+from offload.admin.security import csp_urls
 from offload.backend import DatabaseBackend
 from offload.models import Schedule, ScheduleFire, TaskRecord
 from offload.schedules.firing import run_now
@@ -155,33 +156,9 @@ class ScheduleAdmin(StrictListParams, _ModelAdmin):
 
     # -- pages: every one carries the Content-Security-Policy ------------------------
 
-    @csp_view
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        return super().changelist_view(request, extra_context)
-
-    @csp_view
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        return super().changeform_view(request, object_id, form_url, extra_context)
-
-    @csp_view
-    def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        return super().delete_view(request, object_id, extra_context)
-
-    @csp_view
-    def history_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        return super().history_view(request, object_id, extra_context)
+    def get_urls(self) -> list[URLPattern]:
+        # Every page of this admin, Django's own (history, delete) included.
+        return csp_urls(super().get_urls())
 
     # -- columns and read-only fields -------------------------------------------------
 

@@ -1,11 +1,11 @@
 """Live worker processes: heartbeat age, what each runs now. Read-only."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.contrib import admin
 from django.db.models import Count, IntegerField, Model, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import URLPattern, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString
 from offload.admin.display import human_seconds
 from offload.admin.list_params import StrictListParams
 from offload.admin.options import admin_options
-from offload.admin.security import csp_urls, csp_view
+from offload.admin.security import csp_urls
 from offload.models import TaskRecord, WorkerRecord
 from offload.states import State
 
@@ -103,31 +103,3 @@ class WorkerAdmin(StrictListParams, ModelAdminBase):
         return format_html(
             "<ul>{}</ul>", format_html_join("", '<li><a href="{}">#{} {}</a></li>', rows)
         )
-
-    @csp_view
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        return super().changelist_view(request, extra_context)
-
-    @csp_view
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        return super().changeform_view(request, object_id, form_url, extra_context)
-
-    @csp_view
-    def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        return super().delete_view(request, object_id, extra_context)
-
-    @csp_view
-    def history_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        return super().history_view(request, object_id, extra_context)
