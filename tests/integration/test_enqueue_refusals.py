@@ -133,7 +133,13 @@ def test_priorities_that_are_not_whole_numbers_are_refused(priority):
     with pytest.raises(InvalidTask, match="priority"):
         tasks.noop.using(priority=priority)
     with pytest.raises(InvalidTask, match="priority"):
-        Task(func=tasks.noop.func, priority=priority)  # type: ignore[arg-type]
+        Task(  # every field given: Django 6.0 has no defaults for them
+            func=tasks.noop.func,
+            priority=priority,  # type: ignore[arg-type]
+            backend="default",
+            queue_name="default",
+            run_after=None,
+        )
     assert row_count() == 0
 
 
