@@ -209,6 +209,9 @@ def encode(value: object, path: str) -> str:
 def encode_result(value: object) -> str:
     """Encode a task's return value with the checks arguments get, so a value no
     database would store fails the task instead of its completion's write."""
+    if value is None:
+        # Most tasks return nothing: no walk, no encoder, on every completion.
+        return "null"
     return _encode_strictly(value, "the return value", MAX_RESULT_DEPTH, "MAX_RESULT_DEPTH")[0]
 
 

@@ -137,3 +137,9 @@ def test_what_only_looks_like_a_nul_is_accepted():
     args = ["\\u0000", "ünïcode", 10**4000, {"\\u0000": "\\x00"}]
     encoded, _ = encode_arguments(args, {}, max_bytes=1 << 20)
     assert json.loads(encoded) == args
+
+
+def test_a_return_value_of_none_is_json_null():
+    from offload.payload import encode_result
+
+    assert encode_result(None) == "null" == json.dumps(None)
