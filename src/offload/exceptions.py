@@ -79,6 +79,11 @@ class AttemptGivenBack(OffloadError):
     the task runs again."""
 
 
+class OutcomeLost(OffloadError):
+    """Recorded in the errors of an attempt whose code finished but whose outcome
+    died with its process before it was written: the task runs again."""
+
+
 class CorruptTask(OffloadError):
     """Recorded in the errors of a row whose stored arguments cannot be read."""
 
