@@ -53,6 +53,10 @@ class UnsupportedDatabase(OffloadError, ImproperlyConfigured):
     """The tasks tables live on a database engine offload does not support."""
 
 
+class TasksDbNotInstalled(OffloadError, ImproperlyConfigured):
+    """Tasks are to be moved from django-tasks-db, whose app is not installed."""
+
+
 class TaskCancelled(OffloadError):
     """Recorded in the errors of a task that was cancelled before or while it ran."""
 

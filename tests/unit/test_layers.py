@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.management.global_options",
             "offload.management.errors",
             "offload.apps",
+            "offload.from_tasks_db",
         ],
     ),
     (
