@@ -57,6 +57,20 @@ class Options:
     are written here only, and docs/configuration.md documents each."""
 
     database: str = option("default", "database alias that holds the tasks tables")
+    # Behind PgBouncer (or another pooler) in transaction mode, a session
+    # setting or a LISTEN made on one transaction lands on whichever server
+    # connection served it: the worker must keep no session state there.
+    transaction_pooler: bool = option(
+        False,
+        "the database is reached through a pooler in transaction mode: workers keep no "
+        "session state on it (no session settings, no LISTEN)",
+        zero_allowed=True,
+    )
+    listen_database: str | None = option(
+        None,
+        "database alias of a direct connection to the same PostgreSQL, on which workers "
+        "LISTEN for new tasks (None: the tasks' database, unless TRANSACTION_POOLER)",
+    )
     max_payload_bytes: int = option(1024 * 1024, "largest args + kwargs accepted, as JSON bytes")
     # MariaDB's JSON check refuses columns nested 32 deep, and the stored list
     # of args (or dict of kwargs) is one level: past 30, a task enqueued fine on
@@ -254,7 +268,8 @@ def _read_values(raw: dict[Any, Any], problems: list[str]) -> dict[str, Any]:
             problems.append(f"Unknown option OPTIONS[{name!r}].{hint}")
             continue
         _default, types, _doc = KNOWN_OPTIONS[name]
-        if isinstance(value, bool) or not isinstance(value, types):
+        # bool is an int: accepted only where the option is a bool.
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             expected = " or ".join(t.__name__ for t in types)
             problems.append(
                 f"OPTIONS[{name!r}] must be {expected}, got {type(value).__name__} {value!r}."
@@ -282,6 +297,7 @@ def _environment_problems(values: dict[str, Any], queues: set[str]) -> list[str]
             f"OPTIONS['DATABASE'] names {database!r}, which is not in DATABASES "
             f"({', '.join(sorted(settings.DATABASES))})."
         )
+    problems.extend(_listen_problems(values, database))
     problems.extend(
         f"Queue name {name!r} in QUEUES must be a non-empty string of at most "
         f"{MAX_NAME_LENGTH} characters."
@@ -293,6 +309,27 @@ def _environment_problems(values: dict[str, Any], queues: set[str]) -> list[str]
             "offload needs USE_TZ = True: task times are compared with the database's clock in UTC."
         )
     return problems
+
+
+def _listen_problems(values: dict[str, Any], database: str) -> list[str]:
+    listen = values.get("listen_database")
+    if listen is None:
+        return []
+    if listen not in settings.DATABASES:
+        return [
+            f"OPTIONS['LISTEN_DATABASE'] names {listen!r}, which is not in DATABASES "
+            f"({', '.join(sorted(settings.DATABASES))})."
+        ]
+    engines = {
+        alias: str(settings.DATABASES.get(alias, {}).get("ENGINE", ""))
+        for alias in (listen, database)
+    }
+    if not all("postgresql" in engine for engine in engines.values()):
+        return [
+            "OPTIONS['LISTEN_DATABASE'] is for PostgreSQL (LISTEN/NOTIFY): both it "
+            f"({listen!r}) and the tasks' database ({database!r}) must be PostgreSQL."
+        ]
+    return []
 
 
 def _parse_mask_arguments(raw: list[Any] | tuple[Any, ...], problems: list[str]) -> tuple[str, ...]:

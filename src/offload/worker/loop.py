@@ -45,7 +45,7 @@ from offload.worker.progress_writes import ProgressWrites
 from offload.worker.recycling import Recycling
 from offload.worker.reporting import Reporter, WorkerStats
 from offload.worker.titles import set_title
-from offload.worker.wakeups import Wakeups
+from offload.worker.wakeups import Wakeups, listen_plan
 
 __all__ = ["Worker", "WorkerStats"]
 
@@ -81,7 +81,9 @@ class Worker:
         self.stats = WorkerStats()
         # The private connection is opened by run(), in the thread that uses it.
         self.store = TaskStore(options.database)
-        self.wakeups = Wakeups(self.queues, config.control_fd, self._on_control)
+        self.wakeups = Wakeups(
+            self.queues, config.control_fd, self._on_control, listen=listen_plan(options)
+        )
         self.claims = ClaimSizer(
             config.threads,
             config.async_concurrency,
@@ -201,7 +203,10 @@ class Worker:
     def run(self, *, burst: bool = False) -> WorkerStats:
         """Work until stopped; with ``burst``, return once no task is due."""
         database = self.backend.config.database
-        self.store = TaskStore(database, connection=open_private(database))
+        self.store = TaskStore(
+            database,
+            connection=open_private(database, session=not self.backend.config.transaction_pooler),
+        )
         # -v 3: Django logs a connection's SQL (django.db.backends) only in
         # DEBUG or when asked, and the worker's connection is not DEBUG's.
         self.store.connection.force_debug_cursor = self.config.log_sql

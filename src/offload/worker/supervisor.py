@@ -42,6 +42,7 @@ from offload.worker.protocol import Counts
 from offload.worker.rescue import Rescuer
 from offload.worker.sampler import DepthSampler
 from offload.worker.titles import set_title
+from offload.worker.wakeups import listen_plan
 from offload.worker_options import WorkerSettings
 
 logger = logging.getLogger("offload.worker")
@@ -138,10 +139,12 @@ class Supervisor:
             limits.append(f"recycle after {s.max_tasks_per_child} tasks")
         if s.max_memory_per_child:
             limits.append(f"recycle above {s.max_memory_per_child >> 20} MiB")
-        listens = connections[self.backend.config.database].vendor == "postgresql"
+        config = self.backend.config
+        plan = listen_plan(config)
+        listens = connections[config.database].vendor == "postgresql" and plan.enabled
         wakeups = (
-            "LISTEN/NOTIFY" if listens else
-            f"polling, every {self.backend.config.poll_interval:g}s at most when idle"
+            "LISTEN/NOTIFY" + (f" on {plan.alias}" if plan.alias else "") if listens else
+            f"polling, every {config.poll_interval:g}s at most when idle"
         )  # fmt: skip
         lines = [
             f"offload {__version__} worker {self.worker_id} (pid {os.getpid()})",
