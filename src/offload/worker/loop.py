@@ -342,10 +342,8 @@ class Worker:
         return self.sync_pool.load + self.async_pool.load
 
     def _load(self) -> Load:
-        return Load(
-            self._finished, len(self.outbox), self.sync_pool.load, self.async_pool.load,
-            len(self.cpu_bound.held),
-        )  # fmt: skip
+        held = (self.sync_pool.load, self.async_pool.load, len(self.cpu_bound.held))
+        return Load(self._finished, len(self.outbox), *held)
 
     def _until_due(self) -> float:
         """Seconds until the dispatcher must wake for a heartbeat, a progress
