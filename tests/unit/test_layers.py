@@ -93,6 +93,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.worker.reporting",
             "offload.worker.wakeups",
             "offload.worker.claims",
+            "offload.worker.cpu_bound",
             "offload.worker.recycling",
             "offload.worker.config",
         ],

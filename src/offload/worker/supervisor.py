@@ -34,7 +34,12 @@ from offload import __version__
 from offload.exceptions import BackendMisconfigured
 from offload.worker import protocol
 from offload.worker.children import Child
-from offload.worker.config import WorkerConfig, get_backend, queue_filter
+from offload.worker.config import (
+    WorkerConfig,
+    check_cpu_bound_queues,
+    get_backend,
+    queue_filter,
+)
 from offload.worker.identity import make_worker_id
 from offload.worker.losses import give_back, how_it_ended, record_lost_attempts
 from offload.worker.process import ProcessSpec, command
@@ -80,10 +85,12 @@ class Supervisor:
         s = self.settings
         self.backend = get_backend(s.backend)
         self.queues = queue_filter(self.backend, s.queues, s.exclude_queues)
+        check_cpu_bound_queues(self.backend, s.cpu_bound_queues)
         self.worker_id = make_worker_id(s.name)
         # What every task process runs with (see _start for what differs).
         self.worker_config = WorkerConfig(
             s.backend, queues=s.queues, exclude_queues=s.exclude_queues, threads=s.threads,
+            cpu_bound_queues=s.cpu_bound_queues,
             async_concurrency=s.async_concurrency, max_tasks=s.max_tasks_per_child,
             max_memory=s.max_memory_per_child, shutdown_timeout=s.shutdown_timeout,
             log_sql=s.verbosity >= 3, supervisor_pid=os.getpid(),
@@ -150,6 +157,8 @@ class Supervisor:
             f"offload {__version__} worker {self.worker_id} (pid {os.getpid()})",
             f"  backend   {s.backend} -> {database}",
             f"  queues    {queues}",
+            *([f"  cpu-bound {', '.join(s.cpu_bound_queues)}: one task at a time per process"]
+              if s.cpu_bound_queues else []),
             f"  capacity  {s.processes} process{'es' if s.processes != 1 else ''} x "
             f"{s.threads} thread{'s' if s.threads != 1 else ''}, "
             f"up to {s.async_concurrency} async tasks per process",
