@@ -89,7 +89,7 @@ def run_due(
 ) -> tuple[list[TaskResult[..., Any]], bool]:
     """Claim and run due tasks until none that ``selection`` wants is due or
     ``most`` ran; return their results in run order and whether it stopped at ``most``."""
-    store = TaskStore(backend.config.database)
+    store = backend.store  # Django's shared connection: the test's
     results: list[TaskResult[..., Any]] = []
     lease = backend.config.lease_seconds
     while len(results) < most:
