@@ -48,12 +48,16 @@ def picks_queues_tasks_and_a_limit(tasks: OffloadTasks) -> None:
     add.enqueue(2, 2)
     [email] = tasks.run(queues=["emails"])
     assert email.return_value == "welcome ada@example.com"
-    [first] = tasks.run(tasks=[add], limit=1)
+    [first] = tasks.run(limit=1)
     assert first.return_value == 2
-    # The task left waiting was not spent by the limit.
+    # The task left waiting was not touched by the limit.
     [left] = tasks.assert_enqueued(add, args=[2, 2])
-    assert left.attempt == 0
-    assert [r.return_value for r in tasks.run(tasks=["tests.app.tasks.add"])] == [4]
+    assert (left.attempt, left.started_at, left.worker_ids) == (0, None, [])
+    add.enqueue(3, 3)
+    assert [r.return_value for r in tasks.run(tasks=[kit_tasks.chain])] == []
+    # Claimed with the others and given back as never claimed.
+    assert [(r.attempt, r.worker_ids) for r in tasks.enqueued(add)] == [(0, []), (0, [])]
+    assert [r.return_value for r in tasks.run(tasks=["tests.app.tasks.add"])] == [4, 6]
 
 
 def drains_what_tasks_enqueue(tasks: OffloadTasks) -> None:

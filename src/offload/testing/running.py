@@ -93,8 +93,11 @@ def run_due(
     results: list[TaskResult[..., Any]] = []
     lease = backend.config.lease_seconds
     while len(results) < most:
-        batch = store.claim(WORKER_ID, queues=selection.queues, limit=CLAIM_BATCH,
-                            lease_seconds=lease)  # fmt: skip
+        # Without a task filter, as many as may still run: none to give back.
+        room = most - len(results) if selection.tasks is None else CLAIM_BATCH
+        batch = store.claim(
+            WORKER_ID, queues=selection.queues, limit=min(room, CLAIM_BATCH), lease_seconds=lease
+        )
         wanted = [claimed for claimed in batch if selection.wants(claimed)]
         chosen = wanted[: most - len(results)]
         # Given back before any runs, as never claimed: task code that reads
