@@ -7,10 +7,13 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import TestCase, TransactionTestCase, override_settings
 
+from offload.store.connection import open_private
 from offload.testing import OffloadTestMixin
 from tests.app import kit_tasks
+from tests.app.tasks import add
 from tests.integration import kit_scenarios
 
 
@@ -70,6 +73,19 @@ class Scenarios(OffloadTestMixin):
 
 
 class InTestCase(Scenarios, TestCase):
+    def test_nothing_is_committed(self) -> None:
+        add.enqueue(1, 2)
+        [result] = self.offload_tasks.run()
+        assert result.return_value == 3
+        assert connection.in_atomic_block
+        other = open_private("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT COUNT(*) FROM offload_task")
+                assert cursor.fetchone()[0] == 0
+        finally:
+            other.close()
+
     def test_worker_refuses_to_run_inside_the_test_transaction(self) -> None:
         with pytest.raises(CommandError, match=r"inside an open transaction.*offload\.testing"):
             call_command("offload", "worker", "--burst", stdout=StringIO(), stderr=StringIO())
