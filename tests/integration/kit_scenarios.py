@@ -71,8 +71,11 @@ def stops_a_task_that_enqueues_itself(tasks: OffloadTasks, monkeypatch: pytest.M
     kit_tasks.forever.enqueue()
     assert len(tasks.run(limit=3)) == 3
     monkeypatch.setattr(kit, "DRAIN_LIMIT", 5)
-    with pytest.raises(DrainLimitReached, match="enqueue itself"):
+    with pytest.raises(DrainLimitReached, match="more than 5 attempts"):
         tasks.run()
+    tasks.clear()
+    kit_tasks.chain.enqueue(4)
+    assert len(tasks.run()) == 5  # exactly the limit: a drain that ends
 
 
 def retries_when_the_clock_says_so(tasks: OffloadTasks) -> None:

@@ -16,7 +16,6 @@ from offload.models import TaskRecord
 from offload.schedules.firing import Fired, Scheduler
 from offload.schedules.sync import sync
 from offload.states import State
-from offload.store import TaskStore
 from offload.testing.enqueued import Match, listing, task_path, what_there_is
 from offload.testing.running import WORKER_ID, Selection, run_due
 from offload.worker.config import get_backend, queue_filter
@@ -53,7 +52,7 @@ class OffloadTasks:
 
     def now(self) -> datetime:
         """The database's clock, which the claim compares due times with."""
-        return TaskStore(self.database).database_now()
+        return self.backend.store.database_now()
 
     def advance(self, by: timedelta) -> int:
         """Let ``by`` pass for the waiting tasks: every READY task is due ``by``
@@ -90,8 +89,8 @@ class OffloadTasks:
         outcome writes; return each attempt's result as stored, in run order.
 
         ``queues``, ``tasks`` (Tasks or paths): run only those. ``limit``: at
-        most that many attempts (default: up to ``DRAIN_LIMIT``, then
-        ``DrainLimitReached``). ``drain``: also run the tasks that the tasks run
+        most that many attempts (default: ``DrainLimitReached`` past
+        ``DRAIN_LIMIT``). ``drain``: also run the tasks that the tasks run
         enqueue (False: only those waiting when the call began). ``now``: run
         as of that time: the waiting tasks are first moved as ``advance`` moves
         them, by how far ``now`` is ahead of the database's clock. A retry is
@@ -117,11 +116,12 @@ class OffloadTasks:
         )
         if now is not None and (ahead := now - self.now()) > timedelta(0):
             self.advance(ahead)
-        results, stopped = run_due(backend, selection, limit or DRAIN_LIMIT)
+        # One past the drain limit: a drain of exactly DRAIN_LIMIT attempts is fine.
+        results, stopped = run_due(backend, selection, limit or DRAIN_LIMIT + 1)
         if stopped and limit is None:
             raise DrainLimitReached(
-                f"run() made {DRAIN_LIMIT} attempts and tasks were still due: does a task "
-                "enqueue itself? Pass limit= to run a bounded number."
+                f"run() made more than {DRAIN_LIMIT} attempts and tasks were still due: does a "
+                "task enqueue itself? Pass limit= to run a bounded number."
             )
         return results
 
