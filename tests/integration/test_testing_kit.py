@@ -93,3 +93,15 @@ class InTestCase(Scenarios, TestCase):
 
 class InTransactionTestCase(Scenarios, TransactionTestCase):
     pass
+
+
+class OnAnotherDatabase(OffloadTestMixin, TestCase):
+    databases = {"default", "queue"}
+    offload_backend = "separate"
+
+    def test_runs_the_backends_tasks_on_its_database(self) -> None:
+        enqueued = add.using(backend="separate").enqueue(4, 5)
+        self.offload_tasks.assert_enqueued(add, args=[4, 5])
+        [result] = self.offload_tasks.run()
+        assert (result.id, result.return_value) == (enqueued.id, 9)
+        assert connection.in_atomic_block
