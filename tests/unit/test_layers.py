@@ -37,6 +37,12 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.management.errors",
             "offload.apps",
             "offload.from_tasks_db",
+            "offload.testing",
+            "offload.testing.kit",
+            "offload.testing.running",
+            "offload.testing.enqueued",
+            "offload.testing.mixin",
+            "offload.testing.pytest_plugin",
         ],
     ),
     (

@@ -16,7 +16,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 from django.tasks import task_backends
 from django.utils import autoreload, timezone
 
@@ -163,6 +163,7 @@ class Command(BaseCommand):
             logs.configure(chosen.verbosity, chosen.log_format, "supervisor")
         except (OffloadError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from exc
+        _refuse_inside_transaction(chosen.backend)
         if not chosen.reload or chosen.burst:
             self._supervise(chosen, None)
         elif not reloading.in_child():
@@ -302,6 +303,23 @@ def _check_enqueue_flags(options: dict[str, Any]) -> None:
             pass  # enqueue_by_name says what is wrong
         except (ValueError, RecursionError) as exc:
             raise CommandError(f"{flag}: cannot be read ({exc}).") from None
+
+
+def _refuse_inside_transaction(alias: str) -> None:
+    """A worker started inside an open transaction (a ``TestCase``, an
+    ``atomic()`` block) would look for tasks with processes and connections of
+    its own, which cannot see the rows that transaction has not committed."""
+    backend = task_backends[alias]
+    config = getattr(backend, "config", None)
+    database = getattr(config, "database", "default")
+    if connections[database].in_atomic_block:
+        raise CommandError(
+            f"offload worker cannot run inside an open transaction on database {database!r} "
+            "(a TestCase, or an atomic() block): its task processes use connections of their "
+            "own, which cannot see the rows that transaction has not committed. In tests, run "
+            "the due tasks in the test itself with offload.testing (OffloadTasks.run(), the "
+            "offload_tasks pytest fixture, or OffloadTestMixin); see docs/testing.md."
+        )
 
 
 def _worker_options(alias: str) -> dict[str, Any]:
