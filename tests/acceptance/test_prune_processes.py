@@ -29,19 +29,27 @@ def test_a_worker_supervisor_prunes_as_the_elected_pruner(start_process):
 
 
 def test_the_prune_command_runs_beside_a_draining_worker(start_process):
-    old = {row(State.FAILED, 40 * DAY) for _ in range(2000)}
-    results = [tasks.add.enqueue(n, 2) for n in range(300)]
-    worker = start_process(*OFFLOAD, "worker", "--burst", "--processes", "2", "-v", "0")
+    # Younger than RETAIN_FAILED: the worker's own pruner leaves them to the command.
+    old = {row(State.FAILED, 20 * DAY) for _ in range(2000)}
+    results = [tasks.sleep_then_return.enqueue(0.01, n) for n in range(1000)]
+    worker = start_process(
+        *OFFLOAD, "worker", "--burst", "--processes", "2", "--threads", "1", "-v", "0"
+    )
+    done = TaskRecord.objects.filter(status=State.SUCCESSFUL, finished_at__isnull=False)
+    wait_for(lambda: done.filter(id__in=[r.id for r in results]).exists(), what="a first task")
+    # Paced to take about a second, while the worker still has most tasks to run.
     prune = start_process(
-        *OFFLOAD, "prune", "--older-than", "30d", "--status", "failed", "--batch-size", "100"
+        *OFFLOAD, "prune", "--older-than", "10d", "--status", "failed", "--batch-size", "100",
+        options={"PRUNE_MAX_ROWS_PER_SECOND": 2000},
     )  # fmt: skip
     out, _ = prune.communicate(timeout=120)
     assert prune.returncode == 0, out
     assert "Deleted 2000 task(s) (FAILED: 2000)" in out, out
+    assert worker.poll() is None, "the worker had drained before the prune ended"
     assert worker.wait(timeout=120) == 0
     assert not old & left()
     finished = TaskRecord.objects.filter(id__in=[r.id for r in results])
     assert finished.filter(status=State.SUCCESSFUL).count() == len(results)
     for result in results:
         result.refresh()
-        assert result.return_value == result.args[0] + 2
+        assert result.return_value == result.args[1]
