@@ -314,7 +314,7 @@ def _read_values(raw: dict[Any, Any], problems: list[str]) -> dict[str, Any]:
             continue
         _default, types, _doc = KNOWN_OPTIONS[name]
         if isinstance(value, bool) or not isinstance(value, types):
-            expected = " or ".join(t.__name__ for t in types)
+            expected = " or ".join("None" if t is NoneType else t.__name__ for t in types)
             problems.append(
                 f"OPTIONS[{name!r}] must be {expected}, got {type(value).__name__} {value!r}."
             )
