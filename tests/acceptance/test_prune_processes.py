@@ -1,6 +1,7 @@
 """The pruner in real processes: a worker's supervisor takes the role, and
 ``offload prune`` runs beside a worker that drains the queue."""
 
+import re
 import signal
 
 from offload.models import Lease, TaskRecord
@@ -53,3 +54,23 @@ def test_the_prune_command_runs_beside_a_draining_worker(start_process):
     for result in results:
         result.refresh()
         assert result.return_value == result.args[1]
+
+
+def test_ctrl_c_stops_the_prune_between_batches_and_says_how_far_it_got(start_process):
+    for _ in range(3000):
+        row(State.SUCCESSFUL, 20 * DAY)
+    # 500 rows a second: six seconds for the lot.
+    prune = start_process(
+        *OFFLOAD, "prune", "--older-than", "1d", "--batch-size", "100",
+        options={"PRUNE_MAX_ROWS_PER_SECOND": 500},
+    )  # fmt: skip
+    wait_for(lambda: len(left()) <= 2800, timeout=30, what="a few batches")
+    prune.send_signal(signal.SIGINT)
+    out, _ = prune.communicate(timeout=30)
+    assert prune.returncode == 1, out
+    match = re.search(r"Interrupted after deleting (\d+) task\(s\)", out)
+    assert match, out
+    assert "run it again to delete the rest" in out
+    deleted = int(match.group(1))
+    assert deleted % 100 == 0  # whole batches only
+    assert len(left()) == 3000 - deleted > 0

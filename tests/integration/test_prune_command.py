@@ -130,3 +130,9 @@ def test_the_configured_batch_size_and_rate_apply():
     assert "] 4/5" in out
     assert "] 5/5" in out
     assert left() == set()
+
+
+def test_verbosity_zero_prints_nothing_on_success():
+    row(State.SUCCESSFUL, 2 * DAY)
+    assert prune("--older-than", "1d", "-v", "0", stdout=Terminal()) == ""
+    assert left() == set()

@@ -47,14 +47,25 @@ def add_prune_parser(sub: Any) -> argparse.ArgumentParser:
         ),
     )
     add = prune.add_argument
-    add("--older-than", default=None, help="finished longer ago than this: 30m, 12h, 7d, 2w")
+    add(
+        "--older-than",
+        metavar="AGE",
+        default=None,
+        help="finished longer ago than this: 30m, 12h, 7d, 2w",
+    )
     add("--status", action="append", default=None,
         help="successful, failed or cancelled; repeat for more (default: all three)")  # fmt: skip
-    add("--queue", default=None, help="only tasks of this queue")
-    add("--task", default=None, help="only tasks of this import path")
+    add("--queue", metavar="NAME", default=None, help="only tasks of this queue")
+    add("--task", metavar="PATH", default=None, help="only tasks of this import path")
     add("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
-    add("--batch-size", type=int, default=None, help="rows per DELETE (default: PRUNE_BATCH_SIZE)")
-    add("--backend", default="default", help="TASKS alias (default: default)")
+    add(
+        "--batch-size",
+        metavar="N",
+        type=int,
+        default=None,
+        help="rows per DELETE (default: PRUNE_BATCH_SIZE)",
+    )
+    add("--backend", metavar="ALIAS", default="default", help="TASKS alias (default: default)")
     return prune
 
 
@@ -119,6 +130,7 @@ class Request:
     batch_size: int
     rate: float | None
     dry_run: bool
+    quiet: bool  # -v 0: errors only (cron mails nothing on success)
 
 
 def read_request(options: dict[str, Any], config: Options) -> Request:
@@ -142,6 +154,7 @@ def read_request(options: dict[str, Any], config: Options) -> Request:
         batch_size=_batch_size(options.get("batch_size"), config.prune_batch_size),
         rate=config.prune_max_rows_per_second,
         dry_run=bool(options.get("dry_run")),
+        quiet=options.get("verbosity") == 0,
     )
 
 
@@ -175,7 +188,8 @@ def _dry_run(store: TaskStore, request: Request, out: OutputWrapper) -> None:
 
 
 def _prune(store: TaskStore, request: Request, out: OutputWrapper) -> None:
-    bar = _Bar(out, _to_delete(store, request)) if out.isatty() else None
+    show_bar = out.isatty() and not request.quiet
+    bar = _Bar(out, _to_delete(store, request)) if show_bar else None
     run = PruneRun(store, request.batch_size, request.rate, on_batch=bar.step if bar else None)
     begun = time.monotonic()
     interrupted = False
@@ -190,10 +204,11 @@ def _prune(store: TaskStore, request: Request, out: OutputWrapper) -> None:
     deleted = sum(run.deleted.values())
     parts = ", ".join(f"{label}: {n}" for label, n in run.deleted.items())
     what = "Interrupted after deleting" if interrupted else "Deleted"
-    out.write(
-        f"{what} {deleted} task(s)" + (f" ({parts})" if parts else "")
-        + f" in {time.monotonic() - begun:.2f}s."
-    )  # fmt: skip
+    if not request.quiet or interrupted:
+        out.write(
+            f"{what} {deleted} task(s)" + (f" ({parts})" if parts else "")
+            + f" in {time.monotonic() - begun:.2f}s."
+        )  # fmt: skip
     if interrupted:
         raise CommandError("Interrupted; run it again to delete the rest.")
 
