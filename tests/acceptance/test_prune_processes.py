@@ -3,6 +3,7 @@
 
 import re
 import signal
+import time
 
 from offload.models import Lease, TaskRecord
 from offload.states import State
@@ -29,31 +30,39 @@ def test_a_worker_supervisor_prunes_as_the_elected_pruner(start_process):
     assert not Lease.objects.filter(name=LEASE_NAME).exists()
 
 
-def test_the_prune_command_runs_beside_a_draining_worker(start_process):
+def test_the_prune_command_runs_beside_a_working_worker(start_process):
     # Younger than RETAIN_FAILED: the worker's own pruner leaves them to the command.
     old = {row(State.FAILED, 20 * DAY) for _ in range(2000)}
-    results = [tasks.sleep_then_return.enqueue(0.01, n) for n in range(1000)]
-    worker = start_process(
-        *OFFLOAD, "worker", "--burst", "--processes", "2", "--threads", "1", "-v", "0"
-    )
-    done = TaskRecord.objects.filter(status=State.SUCCESSFUL, finished_at__isnull=False)
-    wait_for(lambda: done.filter(id__in=[r.id for r in results]).exists(), what="a first task")
-    # Paced to take about a second, while the worker still has most tasks to run.
+    worker = start_process(*OFFLOAD, "worker", "--processes", "2", "-v", "0", "--no-scheduler")
+    first = tasks.add.enqueue(1, 2)
+    wait_for(lambda: first.refresh() or first.is_finished, timeout=60, what="the worker")
+    # Paced to take ten seconds; tasks are enqueued, claimed and run all along.
     prune = start_process(
-        *OFFLOAD, "prune", "--older-than", "10d", "--status", "failed", "--batch-size", "100",
-        options={"PRUNE_MAX_ROWS_PER_SECOND": 2000},
+        *OFFLOAD, "prune", "--older-than", "10d", "--status", "failed", "--batch-size", "50",
+        options={"PRUNE_MAX_ROWS_PER_SECOND": 200},
     )  # fmt: skip
+    results, ran_during = [first], 0
+
+    def done() -> int:
+        ids = [r.id for r in results]
+        return TaskRecord.objects.filter(status=State.SUCCESSFUL, id__in=ids).count()
+
+    while prune.poll() is None:
+        results += [tasks.add.enqueue(n, 2) for n in range(5)]
+        time.sleep(0.1)
+        if prune.poll() is None:
+            ran_during = done()
     out, _ = prune.communicate(timeout=120)
     assert prune.returncode == 0, out
     assert "Deleted 2000 task(s) (FAILED: 2000)" in out, out
-    assert worker.poll() is None, "the worker had drained before the prune ended"
-    assert worker.wait(timeout=120) == 0
+    assert ran_during > 1, "no task ran while the prune did"
+    wait_for(lambda: done() == len(results), timeout=60, what="the last tasks")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
     assert not old & left()
-    finished = TaskRecord.objects.filter(id__in=[r.id for r in results])
-    assert finished.filter(status=State.SUCCESSFUL).count() == len(results)
     for result in results:
         result.refresh()
-        assert result.return_value == result.args[1]
+        assert result.return_value == result.args[0] + 2
 
 
 def test_ctrl_c_stops_the_prune_between_batches_and_says_how_far_it_got(start_process):
