@@ -53,6 +53,10 @@ class UnsupportedDatabase(OffloadError, ImproperlyConfigured):
     """The tasks tables live on a database engine offload does not support."""
 
 
+class TasksDbNotInstalled(OffloadError, ImproperlyConfigured):
+    """Tasks are to be moved from django-tasks-db, whose app is not installed."""
+
+
 class TaskCancelled(OffloadError):
     """Recorded in the errors of a task that was cancelled before or while it ran."""
 
@@ -77,6 +81,11 @@ class AttemptGivenBack(OffloadError):
     """Recorded in the errors of an attempt given back unfinished after its code
     started (its worker stopped, or its process was killed for another task):
     the task runs again."""
+
+
+class OutcomeLost(OffloadError):
+    """Recorded in the errors of an attempt whose code finished but whose outcome
+    died with its process before it was written: the task runs again."""
 
 
 class CorruptTask(OffloadError):

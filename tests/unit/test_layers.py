@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.management.errors",
             "offload.management.prune",
             "offload.apps",
+            "offload.from_tasks_db",
         ],
     ),
     (
