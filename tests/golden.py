@@ -74,7 +74,9 @@ the cutoff, through the finished_at index and stopping after LIMIT rows,
 then the DELETE of those ids, which tests the status and the cutoff again
 on each row: a task an operator retried in between is kept. READY and
 RUNNING rows never match, so a claim never waits for a prune; each batch
-is its own short transaction. Fire records go the same way, oldest ids first.""",
+is its own short transaction. Fire records go the same way, oldest ids
+first, once their schedule has moved past their tick: until then the record
+is what stops the tick from firing twice.""",
 }
 
 # What is particular to one engine's shape of the statement.

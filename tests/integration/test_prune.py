@@ -170,8 +170,10 @@ def test_a_filter_narrows_to_one_queue_and_task():
 
 
 def test_fire_records_are_pruned_past_their_retention():
-    schedule = Schedule.objects.create(name="s", task_path="tests.app.tasks.noop", interval=60)
     now = timezone.now()
+    schedule = Schedule.objects.create(
+        name="s", task_path="tests.app.tasks.noop", interval=60, next_fire_at=now
+    )
     for days in (40, 31, 29, 1):
         ScheduleFire.objects.create(
             schedule=schedule, fire_at=now - days * DAY, fired_at=now - days * DAY,
@@ -180,6 +182,26 @@ def test_fire_records_are_pruned_past_their_retention():
     assert Pruner("default", options(), "host-a:1").turn() == 2
     assert ScheduleFire.objects.count() == 2
     assert Pruner("default", options(RETAIN_SCHEDULE_FIRES=None), "host-a:1").turn() == 0
+
+
+def test_a_fire_record_stays_while_its_schedule_has_not_moved_past_it():
+    """The record is what stops a tick from firing twice: a schedule whose
+    next_fire_at is still at (or before) that tick may try it again."""
+    now = timezone.now()
+    stuck = Schedule.objects.create(
+        name="stuck", task_path="tests.app.tasks.noop", interval=60, next_fire_at=now - 41 * DAY
+    )
+    moved = Schedule.objects.create(
+        name="moved", task_path="tests.app.tasks.noop", interval=60, next_fire_at=now
+    )
+    # More old records of the stuck schedule than a batch holds, lowest ids first.
+    for schedule, n in [(stuck, n) for n in range(5)] + [(moved, 0)]:
+        at = now - 40 * DAY + timedelta(minutes=n)
+        ScheduleFire.objects.create(schedule=schedule, fire_at=at, fired_at=at, outcome="enqueued")
+    run = PruneRun(TaskStore("default"), batch_size=2)
+    assert run.fires(30 * DAY) == 1
+    assert run.complete
+    assert list(ScheduleFire.objects.values_list("schedule__name", flat=True)) == ["stuck"] * 5
 
 
 def test_only_the_holder_of_the_pruner_role_prunes():

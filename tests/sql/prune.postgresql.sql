@@ -6,7 +6,9 @@
 -- then the DELETE of those ids, which tests the status and the cutoff again
 -- on each row: a task an operator retried in between is kept. READY and
 -- RUNNING rows never match, so a claim never waits for a prune; each batch
--- is its own short transaction. Fire records go the same way, oldest ids first.
+-- is its own short transaction. Fire records go the same way, oldest ids
+-- first, once their schedule has moved past their tick: until then the record
+-- is what stops the tick from firing twice.
 --
 -- PostgreSQL: one statement. The MATERIALIZED CTE applies the LIMIT once;
 -- SKIP LOCKED leaves a row another transaction holds (an operator's action)
@@ -48,9 +50,17 @@ WHERE offload_task.id = picked.id
 WITH picked AS MATERIALIZED (SELECT id
     FROM offload_schedule_fire
     WHERE fired_at < %s
+      AND NOT EXISTS (SELECT 1
+        FROM offload_schedule
+        WHERE offload_schedule.id = offload_schedule_fire.schedule_id
+          AND offload_schedule.next_fire_at <= offload_schedule_fire.fire_at)
     ORDER BY id
     LIMIT %s FOR UPDATE SKIP LOCKED)
 DELETE FROM offload_schedule_fire
 USING picked
 WHERE offload_schedule_fire.id = picked.id
-  AND fired_at < %s;
+  AND fired_at < %s
+  AND NOT EXISTS (SELECT 1
+    FROM offload_schedule
+    WHERE offload_schedule.id = offload_schedule_fire.schedule_id
+      AND offload_schedule.next_fire_at <= offload_schedule_fire.fire_at);

@@ -6,7 +6,9 @@
 -- then the DELETE of those ids, which tests the status and the cutoff again
 -- on each row: a task an operator retried in between is kept. READY and
 -- RUNNING rows never match, so a claim never waits for a prune; each batch
--- is its own short transaction. Fire records go the same way, oldest ids first.
+-- is its own short transaction. Fire records go the same way, oldest ids
+-- first, once their schedule has moved past their tick: until then the record
+-- is what stops the tick from firing twice.
 --
 -- SQLite: one DELETE ... WHERE id IN (pick), so one short write transaction.
 --
@@ -40,5 +42,17 @@ WHERE id IN (SELECT id
 
 -- fire records
 DELETE FROM offload_schedule_fire
-WHERE id IN (SELECT id FROM offload_schedule_fire WHERE fired_at < %s ORDER BY id LIMIT %s)
-  AND fired_at < %s;
+WHERE id IN (SELECT id
+    FROM offload_schedule_fire
+    WHERE fired_at < %s
+      AND NOT EXISTS (SELECT 1
+        FROM offload_schedule
+        WHERE offload_schedule.id = offload_schedule_fire.schedule_id
+          AND offload_schedule.next_fire_at <= offload_schedule_fire.fire_at)
+    ORDER BY id
+    LIMIT %s)
+  AND fired_at < %s
+  AND NOT EXISTS (SELECT 1
+    FROM offload_schedule
+    WHERE offload_schedule.id = offload_schedule_fire.schedule_id
+      AND offload_schedule.next_fire_at <= offload_schedule_fire.fire_at);

@@ -27,6 +27,7 @@ from offload.store.tasks import TaskStore
 from offload.store.vendor import Vendor, read_datetime
 
 FIRE_TABLE = "offload_schedule_fire"
+SCHEDULE_TABLE = "offload_schedule"
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,23 @@ def task_batch(status: State, cutoff: Any, limit: int, where: PruneFilter = EVER
 
 def fire_batch(cutoff: Any, limit: int) -> Batch:
     """The batch of fire records handled before ``cutoff``. Old records have
-    the low ids, so the pick walks the primary key and stops after ``limit``."""
-    recheck = "fired_at < %s"
+    the low ids, so the pick walks the primary key and stops after ``limit``.
+
+    A record is kept while its schedule's ``next_fire_at`` has not moved past
+    its tick: that tick may still be tried again (a scheduler that died
+    between firing and advancing), and the record is what makes the second
+    try fail rather than fire twice.
+    """
+    deletable = (
+        f"fired_at < %s AND NOT EXISTS (SELECT 1 FROM {SCHEDULE_TABLE} "
+        f"WHERE {SCHEDULE_TABLE}.id = {FIRE_TABLE}.schedule_id "
+        f"AND {SCHEDULE_TABLE}.next_fire_at <= {FIRE_TABLE}.fire_at)"
+    )
     return Batch(
         table=FIRE_TABLE,
-        pick=f"SELECT id FROM {FIRE_TABLE} WHERE {recheck} ORDER BY id LIMIT %s",
+        pick=f"SELECT id FROM {FIRE_TABLE} WHERE {deletable} ORDER BY id LIMIT %s",
         pick_params=[cutoff, limit],
-        recheck=recheck,
+        recheck=deletable,
         recheck_params=[cutoff],
     )
 
