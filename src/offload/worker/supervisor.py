@@ -44,6 +44,7 @@ from offload.worker.identity import make_worker_id
 from offload.worker.losses import give_back, how_it_ended, record_lost_attempts
 from offload.worker.process import ProcessSpec, command
 from offload.worker.protocol import Counts
+from offload.worker.pruner import Pruner
 from offload.worker.rescue import Rescuer
 from offload.worker.sampler import DepthSampler
 from offload.worker.titles import set_title
@@ -184,6 +185,8 @@ class Supervisor:
         rescuer.start()
         sampler = DepthSampler(self.backend.config.database, self.worker_id, self.backend.queues)
         sampler.start()
+        pruner = Pruner(self.backend.config.database, self.backend.config, self.worker_id)
+        pruner.start()
         # Imported here: the scheduler is optional and loads the schedule models.
         from offload.schedules.thread import start_scheduler
 
@@ -194,6 +197,7 @@ class Supervisor:
         finally:
             rescuer.stop()
             sampler.stop()
+            pruner.stop()
             if scheduler is not None:
                 scheduler.stop()
             for child in list(self.children.values()):  # only after an unexpected error

@@ -23,6 +23,7 @@ from django.utils import autoreload, timezone
 from offload.exceptions import OffloadError
 from offload.management.errors import command_error
 from offload.management.global_options import add_global_options
+from offload.management.prune import add_prune_parser, run_prune
 from offload.worker import logs, reloading
 from offload.worker.supervisor import Supervisor
 from offload.worker_options import SETTINGS, WorkerSettings, resolve
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 
 class Command(BaseCommand):
-    help = "Run and inspect offload's background task workers."
+    help = "Run and inspect offload's background task workers; prune finished tasks."
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
@@ -88,6 +89,7 @@ class Command(BaseCommand):
             "--sync", action="store_true", help="copy schedules from code to the table first"
         )
         add_global_options(listing)
+        add_global_options(add_prune_parser(sub))
         add_global_options(worker, verbosity=False)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -98,6 +100,8 @@ class Command(BaseCommand):
                 self.enqueue(options)
             elif options["subcommand"] == "schedules":
                 self.schedules(options)
+            elif options["subcommand"] == "prune":
+                run_prune(options, self.stdout)
         except DatabaseError as exc:
             # Before migrate, every subcommand says the same thing.
             raise command_error(exc, options.get("backend") or "default") from exc
