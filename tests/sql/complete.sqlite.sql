@@ -4,10 +4,15 @@
 -- worker's attempt and is RUNNING, so a worker presumed dead (its task
 -- rescued and claimed again) writes nothing over the newer attempt. The batch
 -- form records many outcomes in one statement: one commit per batch, not per
--- task, each row fenced by its own attempt.
+-- task, each row fenced by its own attempt. The same write records when the
+-- attempt's code began (started_at the first time, last_attempted_at each
+-- time), not a statement of its own: the worker sends the seconds its code ran
+-- and the database subtracts them from its clock, so the time is still the
+-- database's.
 --
--- SQLite: a CASE on the id picks each row's value; RETURNING says which rows
--- were written.
+-- SQLite: a CASE on the id picks each row's value and seconds run (printf, as a
+-- small REAL would print as 1.0e-05, which the time modifier does not read);
+-- RETURNING says which rows were written.
 --
 -- As passed to Django's cursor: %s is a parameter, %% a literal %. Laid out on
 -- lines for reading; each line break stands for one space of the real text.
@@ -19,7 +24,9 @@ SET status = %s,
     finished_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
     return_value = %s,
     lease_owner = NULL,
-    lease_expires_at = NULL
+    lease_expires_at = NULL,
+    started_at = COALESCE(started_at, strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', printf('-%%.6f seconds', %s))),
+    last_attempted_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', printf('-%%.6f seconds', %s))
 WHERE id = %s
   AND attempt = %s
   AND status = %s;
@@ -30,7 +37,9 @@ SET status = %s,
     finished_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
     lease_owner = NULL,
     lease_expires_at = NULL,
-    return_value = CASE id WHEN %s THEN %s WHEN %s THEN %s END
+    return_value = CASE id WHEN %s THEN %s WHEN %s THEN %s END,
+    started_at = COALESCE(started_at, strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', printf('-%%.6f seconds', CASE id WHEN %s THEN %s WHEN %s THEN %s END))),
+    last_attempted_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', printf('-%%.6f seconds', CASE id WHEN %s THEN %s WHEN %s THEN %s END))
 WHERE status = %s
   AND id IN (%s, %s)
   AND ((id = %s AND attempt = %s) OR (id = %s AND attempt = %s))

@@ -27,6 +27,10 @@ class Vendor:
     now: str
     # SQL for "now plus %s seconds" (one float parameter).
     now_plus_seconds: str
+    # SQL for "now minus {seconds} seconds", {seconds} an SQL expression (a
+    # parameter, a CASE, a column): when a task's code began, from how long
+    # the worker has seen it run, so the time is still the database's clock.
+    now_minus: str
     # SQL that appends one string parameter to a JSON array column; {col} is the column.
     append_string: str
     # SQL for a JSON array column without its last element; {col} is the column.
@@ -95,6 +99,7 @@ _POSTGRESQL = Vendor(
     # transaction's start.
     now="statement_timestamp()",
     now_plus_seconds="statement_timestamp() + %s * interval '1 second'",
+    now_minus="statement_timestamp() - ({seconds}) * interval '1 second'",
     append_string="{col} || jsonb_build_array(%s::text)",
     append_json="{col} || jsonb_build_array(%s::jsonb)",
     pop_last="({col} - -1)",
@@ -114,7 +119,8 @@ _POSTGRESQL = Vendor(
     ),
     complete_from_arrays=(
         "UPDATE {table} AS t SET {assignments}, return_value = d.value::jsonb "
-        "FROM unnest(%s::bigint[], %s::integer[], %s::text[]) AS d(id, attempt, value) "
+        "FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::double precision[]) "
+        "AS d(id, attempt, value, ran) "
         "WHERE {fence} RETURNING t.id"
     ),
     update_returning=True,
@@ -156,6 +162,9 @@ _SQLITE = Vendor(
     now="strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now')",
     # The modifier is "N seconds", N signed or not ("+-1" would not parse).
     now_plus_seconds="strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s || ' seconds')",
+    # printf, not ||: a small REAL becomes text like 1.0e-05, which the
+    # modifier does not read.
+    now_minus="strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', printf('-%%.6f seconds', {seconds}))",
     append_string="json_insert({col}, '$[#]', %s)",
     append_json="json_insert({col}, '$[#]', json(%s))",
     pop_last="json_remove({col}, '$[#-1]')",
@@ -192,6 +201,7 @@ _MYSQL = Vendor(
     # UTC_TIMESTAMP, not NOW(): Django writes UTC, while NOW() is the session's zone.
     now="UTC_TIMESTAMP(6)",
     now_plus_seconds="TIMESTAMPADD(MICROSECOND, CAST(%s * 1000000 AS SIGNED), UTC_TIMESTAMP(6))",
+    now_minus="TIMESTAMPADD(MICROSECOND, -CAST(({seconds}) * 1000000 AS SIGNED), UTC_TIMESTAMP(6))",
     append_string="JSON_ARRAY_APPEND({col}, '$', %s)",
     # MariaDB has no CAST(... AS JSON); JSON_EXTRACT(x, '$') yields the value as JSON.
     append_json="JSON_ARRAY_APPEND({col}, '$', JSON_EXTRACT(%s, '$'))",
