@@ -73,6 +73,7 @@ class Leases:
         # Per started task whose start is not written yet: (attempt, when it
         # began, on the monotonic clock).
         self._unwritten_starts: dict[int, tuple[int, float]] = {}
+        self._begun: set[int] = set()  # the held tasks whose code began
         self._events_lock = threading.Lock()
 
     def hold(self, claimed: ClaimedTask) -> None:
@@ -110,6 +111,7 @@ class Leases:
         at = time.monotonic() if begun is None else begun
         with self._events_lock:
             self._unwritten_starts[claimed.id] = (claimed.attempt, at)
+            self._begun.add(claimed.id)
             return self._cancel_events.setdefault(claimed.id, threading.Event())
 
     def ended(self, claimed: ClaimedTask) -> None:
@@ -117,11 +119,18 @@ class Leases:
         with self._events_lock:
             self._cancel_events.pop(claimed.id, None)
             self._unwritten_starts.pop(claimed.id, None)
+            self._begun.discard(claimed.id)
         self.cancel_deadlines.pop(claimed.id, None)
 
     def next_due(self) -> float:
         """The monotonic time of the next heartbeat, cancel deadline or write of starts."""
         due = min(self.next_heartbeat, self._starts_due())
+        with self._events_lock:
+            waiting = any(task_id not in self._begun for task_id in self.held)
+        if waiting:
+            # A held task may begin while the dispatcher sleeps, which then
+            # would not know its start is due: it looks again within the interval.
+            due = min(due, time.monotonic() + self.options.progress_interval)
         if self.cancel_deadlines:
             due = min(due, min(at for at, _ in self.cancel_deadlines.values()))
         return due
