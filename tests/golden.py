@@ -97,11 +97,16 @@ PostgreSQL: the batch comes as four arrays (four parameters whatever its
 size), joined to the table and fenced row by row; RETURNING says which rows
 were written.""",
     ("complete", "sqlite"): """\
-SQLite: a CASE on the id picks each row's value and seconds run (printf, as a
-small REAL would print as 1.0e-05, which the time modifier does not read);
-RETURNING says which rows were written.""",
+SQLite: the batch is a VALUES list joined to the table by id (UPDATE ...
+FROM), each row found by its rowid: a CASE on the id per column would cost
+each row a search of the whole batch (three CASEs made a batch of 200 three
+times as slow). The seconds run go through printf, as a small REAL would
+print as 1.0e-05, which the time modifier does not read. RETURNING says which
+rows were written.""",
     ("complete", "mysql"): """\
-MariaDB: a CASE on the id picks each row's value and seconds run. No
+MariaDB: a CASE on the id picks each row's value and seconds run; its SET
+terms apply left to right, each seeing those before, so started_at takes the
+last_attempted_at just written and the start is computed once. No
 RETURNING: only when fewer rows were written than sent are the written ones
 read back (a row holds this attempt and SUCCESSFUL only if this worker
 wrote it).""",

@@ -10,7 +10,9 @@
 -- and the database subtracts them from its clock, so the time is still the
 -- database's.
 --
--- MariaDB: a CASE on the id picks each row's value and seconds run. No
+-- MariaDB: a CASE on the id picks each row's value and seconds run; its SET
+-- terms apply left to right, each seeing those before, so started_at takes the
+-- last_attempted_at just written and the start is computed once. No
 -- RETURNING: only when fewer rows were written than sent are the written ones
 -- read back (a row holds this attempt and SUCCESSFUL only if this worker
 -- wrote it).
@@ -26,8 +28,8 @@ SET status = %s,
     return_value = %s,
     lease_owner = NULL,
     lease_expires_at = NULL,
-    started_at = COALESCE(started_at, TIMESTAMPADD(MICROSECOND, -CAST((%s) * 1000000 AS SIGNED), UTC_TIMESTAMP(6))),
-    last_attempted_at = TIMESTAMPADD(MICROSECOND, -CAST((%s) * 1000000 AS SIGNED), UTC_TIMESTAMP(6))
+    last_attempted_at = TIMESTAMPADD(MICROSECOND, -CAST((%s) * 1000000 AS SIGNED), UTC_TIMESTAMP(6)),
+    started_at = COALESCE(started_at, last_attempted_at)
 WHERE id = %s
   AND attempt = %s
   AND status = %s;
@@ -39,8 +41,8 @@ SET status = %s,
     lease_owner = NULL,
     lease_expires_at = NULL,
     return_value = CASE id WHEN %s THEN %s WHEN %s THEN %s END,
-    started_at = COALESCE(started_at, TIMESTAMPADD(MICROSECOND, -CAST((CASE id WHEN %s THEN %s WHEN %s THEN %s END) * 1000000 AS SIGNED), UTC_TIMESTAMP(6))),
-    last_attempted_at = TIMESTAMPADD(MICROSECOND, -CAST((CASE id WHEN %s THEN %s WHEN %s THEN %s END) * 1000000 AS SIGNED), UTC_TIMESTAMP(6))
+    last_attempted_at = TIMESTAMPADD(MICROSECOND, -CAST((CASE id WHEN %s THEN %s WHEN %s THEN %s END) * 1000000 AS SIGNED), UTC_TIMESTAMP(6)),
+    started_at = COALESCE(started_at, last_attempted_at)
 WHERE status = %s
   AND id IN (%s, %s)
   AND ((id = %s AND attempt = %s) OR (id = %s AND attempt = %s));

@@ -67,6 +67,10 @@ class Vendor:
     # per column whatever the batch: {table}, {assignments}, {fence}. None:
     # a CASE on the id picks each row's value instead.
     complete_from_arrays: str | None
+    # The bulk success write from a VALUES list of the rows (id, attempt,
+    # value, ran), joined to the table by id: {table}, {assignments}, {rows}
+    # (the VALUES rows), {fence}. None: arrays, or else a CASE on the id.
+    complete_from_rows: str | None
     # Whether an UPDATE can end in RETURNING (MariaDB's cannot).
     update_returning: bool
     # The multi-row INSERT of new tasks from arrays ({table}, {columns}), or
@@ -91,6 +95,9 @@ class Vendor:
     # What an idle worker runs to move the write-ahead log into the database
     # file (SQLite), or None where the database does that by itself.
     idle_checkpoint: str | None = None
+    # Whether each SET term of an UPDATE sees the terms before it (MariaDB),
+    # rather than the row as it was (the standard).
+    set_in_order: bool = False
 
 
 _POSTGRESQL = Vendor(
@@ -123,6 +130,7 @@ _POSTGRESQL = Vendor(
         "AS d(id, attempt, value, ran) "
         "WHERE {fence} RETURNING t.id"
     ),
+    complete_from_rows=None,
     update_returning=True,
     insert_from_arrays=(
         "INSERT INTO {table} {columns} "
@@ -183,6 +191,13 @@ _SQLITE = Vendor(
     # UPDATE, and there is no read-to-write upgrade to fail with BUSY.
     claim="UPDATE {table} SET {assignments} WHERE id IN ({pick}) RETURNING {columns}",
     complete_from_arrays=None,
+    # The rows' list is read once and each row found by its id (the primary
+    # key, so the rowid).
+    complete_from_rows=(
+        "UPDATE {table} AS t SET {assignments}, return_value = d.value "
+        "FROM (SELECT column1 AS id, column2 AS attempt, column3 AS value, column4 AS ran "
+        "FROM (VALUES {rows})) AS d WHERE {fence} RETURNING id"
+    ),
     update_returning=True,
     insert_from_arrays=None,
     insert_and_notify=None,
@@ -216,12 +231,14 @@ _MYSQL = Vendor(
     use_index="",
     claim=None,
     complete_from_arrays=None,
+    complete_from_rows=None,
     update_returning=False,
     insert_from_arrays=None,
     insert_and_notify=None,
     notify=None,
     explain="EXPLAIN",
     quote="`",
+    set_in_order=True,
 )
 
 _VENDORS = {"postgresql": _POSTGRESQL, "sqlite": _SQLITE, "mysql": _MYSQL}
