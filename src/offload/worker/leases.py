@@ -90,6 +90,9 @@ class Leases:
         ``why`` they did not finish (see ``failures.cut_short``)."""
         if not claimed:
             return 0
+        if started:
+            # Their history should say when they began, however briefly they ran.
+            self.write_starts(store)
         for task in claimed:
             self.held.pop(task.id, None)
         store.prepare()
