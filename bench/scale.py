@@ -495,7 +495,7 @@ def time_claim_kind(store: TaskStore, is_async: bool | None, count: int) -> dict
         if not batch:
             continue
         begun = time.perf_counter()
-        written = store.complete_many([(task.id, task.attempt, "null") for task in batch])
+        written = store.complete_many([(task.id, task.attempt, "null", 0.0) for task in batch])
         completes.append((time.perf_counter() - begun) * 1000)
         if len(written) != len(batch):
             raise BenchError(f"complete_many recorded {len(written)} of {len(batch)} tasks")

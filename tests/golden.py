@@ -34,7 +34,7 @@ STATEMENTS = ("claim", "complete", "rescue", "fire", "prune")
 WORKER = "worker-1"
 LIMIT = 10
 LEASE = 60.0
-DONE = ((1, 1, "1"), (2, 1, "2"))  # complete_many's (id, attempt, value)
+DONE = ((1, 1, "1", 0.5), (2, 1, "2", 0.25))  # complete_many's (id, attempt, value, ran)
 READ = ((1, 0), (2, 0))  # MariaDB's claim: rows read, (id, attempt)
 ONLY = QueueFilter(only=("default", "emails"))
 PRUNED = PruneFilter(queue="emails", task_path="tests.app.tasks.noop")  # offload prune's filters
@@ -44,15 +44,22 @@ WHY: dict[str, str] = {
 The claim: a worker takes up to LIMIT due READY tasks, in claim order
 (priority DESC, available_at, id, which the claim index serves, so the read
 stops after LIMIT rows however long the backlog), and each becomes RUNNING
-with attempt + 1 (its fencing token), a lease on the database's clock and
-the worker appended to worker_ids. Paused queues are left out in the
-statement itself, so a pause reaches every worker with no message.""",
+with attempt + 1 (its fencing token), a lease on the database's clock,
+claimed_at and the worker appended to worker_ids. Paused queues are left out
+in the statement itself, so a pause reaches every worker with no message.
+started_at and last_attempted_at are not written here: a claimed task may
+wait in its worker's buffer, and they say when its code began (the outcome
+writes them).""",
     "complete": """\
 The success write, fenced: a row is written only while it holds the
 worker's attempt and is RUNNING, so a worker presumed dead (its task
 rescued and claimed again) writes nothing over the newer attempt. The batch
 form records many outcomes in one statement: one commit per batch, not per
-task, each row fenced by its own attempt.""",
+task, each row fenced by its own attempt. The same write records when the
+attempt's code began (started_at the first time, last_attempted_at each
+time), not a statement of its own: the worker sends the seconds its code ran
+and the database subtracts them from its clock, so the time is still the
+database's.""",
     "rescue": """\
 The rescue: RUNNING rows whose lease expired on the database's clock,
 oldest first; the status is a constant, as the partial index of running
@@ -99,16 +106,23 @@ read of the rows and the clock, then one UPDATE of exactly those rows, each
 fenced by the attempt it was read with and READY (a row another worker took
 in between is left alone), writing the clock that was read.""",
     ("complete", "postgresql"): """\
-PostgreSQL: the batch comes as three arrays (three parameters whatever its
+PostgreSQL: the batch comes as four arrays (four parameters whatever its
 size), joined to the table and fenced row by row; RETURNING says which rows
 were written.""",
     ("complete", "sqlite"): """\
-SQLite: a CASE on the id picks each row's value; RETURNING says which rows
-were written.""",
+SQLite: the batch is a VALUES list joined to the table by id (UPDATE ...
+FROM), each row found by its rowid: a CASE on the id per column would cost
+each row a search of the whole batch (three CASEs made a batch of 200 three
+times as slow). The seconds run go through printf, as a small REAL would
+print as 1.0e-05, which the time modifier does not read. RETURNING says which
+rows were written.""",
     ("complete", "mysql"): """\
-MariaDB: a CASE on the id picks each row's value. No RETURNING: only when
-fewer rows were written than sent are the written ones read back (a row
-holds this attempt and SUCCESSFUL only if this worker wrote it).""",
+MariaDB: a CASE on the id picks each row's value and seconds run; its SET
+terms apply left to right, each seeing those before, so started_at takes the
+last_attempted_at just written and the start is computed once. No
+RETURNING: only when fewer rows were written than sent are the written ones
+read back (a row holds this attempt and SUCCESSFUL only if this worker
+wrote it).""",
     ("prune", "postgresql"): """\
 PostgreSQL: one statement. The MATERIALIZED CTE applies the LIMIT once;
 SKIP LOCKED leaves a row another transaction holds (an operator's action)

@@ -32,6 +32,12 @@ class TaskRecord(models.Model):
     available_at = models.DateTimeField()
 
     enqueued_at = models.DateTimeField()
+    # When the latest claim took the task. A worker claims a batch and runs it
+    # as its threads free up, so the task's code may begin later: started_at
+    # (first attempt) and last_attempted_at (latest) are when the code began,
+    # written by the worker; a RUNNING task whose last_attempted_at is older
+    # than claimed_at (or NULL) is claimed and waiting in its worker.
+    claimed_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     last_attempted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

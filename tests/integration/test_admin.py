@@ -187,6 +187,45 @@ def test_dashboard_is_linked_from_the_index_and_serves_bounded_json(operator):
     assert json.dumps(data)  # plain JSON
 
 
+def test_timings_are_from_the_code_start_and_a_task_not_begun_shows_as_claimed(operator):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    waiting = make_task(status=State.RUNNING, attempt=1, claimed_at=now - timedelta(seconds=3))
+    begun = make_task(
+        status=State.RUNNING, attempt=1, claimed_at=now - timedelta(seconds=3),
+        started_at=now - timedelta(seconds=2), last_attempted_at=now - timedelta(seconds=2),
+    )  # fmt: skip
+    retried = make_task(
+        status=State.RUNNING, attempt=2, claimed_at=now - timedelta(seconds=1),
+        started_at=now - timedelta(seconds=9), last_attempted_at=now - timedelta(seconds=8),
+    )  # fmt: skip
+    running = operator.get(reverse("admin:offload_runningtask_changelist")).text
+    assert running.count("(claimed, not started)") == 2
+    for task in (waiting, begun, retried):
+        page = operator.get(reverse("admin:offload_taskrecord_change", args=[task.pk])).text
+        assert "Claimed at" in page
+        assert ("(claimed, not started)" in page) == (task is not begun)
+
+    # Enqueued 10 s ago, claimed 6 s ago, its code began 4 s ago and ran 0.5 s.
+    done = make_task(
+        status=State.SUCCESSFUL, attempt=1, enqueued_at=now - timedelta(seconds=10),
+        claimed_at=now - timedelta(seconds=6), started_at=now - timedelta(seconds=4),
+        last_attempted_at=now - timedelta(seconds=4), finished_at=now - timedelta(seconds=3.5),
+    )  # fmt: skip
+    listed = operator.get(reverse("admin:offload_successfultask_changelist")).text
+    assert "Waited" in listed
+    assert "6.0 s" in listed
+    assert "500 ms" in listed
+    page = operator.get(reverse("admin:offload_taskrecord_change", args=[done.pk])).text
+    assert "6.0 s" in page
+    assert "500 ms" in page
+    latency = operator.get(reverse("admin:offload_dashboard_data")).json()["latency"]
+    assert (latency["wait_p50"], latency["run_p50"]) == (6.0, 0.5)
+
+
 def test_dashboard_minutes_from_the_cache_match_the_database(operator):
     from datetime import timedelta
 

@@ -63,9 +63,14 @@ def test_given_back_before_its_code_started(backend):
 def test_given_back_after_its_code_started_at_shutdown(backend):
     (task,) = _claim(backend)
     why = "still running when the shutdown timeout (1s) passed"
-    assert _leases(backend).give_back(backend.store, [task], started=True, why=why) == 1
+    leases = _leases(backend)
+    leases.started(task, begun=time.monotonic() - 0.25)  # its start not written yet
+    assert leases.give_back(backend.store, [task], started=True, why=why) == 1
     row = _recorded(task.id, "AttemptGivenBack", why)
     assert row.status == State.READY
+    # Its start is in the row: a quarter of a second before the give-back.
+    assert row.started_at == row.last_attempted_at
+    assert -0.5 < (row.started_at - row.claimed_at).total_seconds() < 0.5
 
 
 def test_rescued_after_its_lease_expired(backend):

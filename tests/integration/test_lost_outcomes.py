@@ -18,7 +18,7 @@ def test_a_dead_process_s_unwritten_successes_go_back_with_a_record_of_the_lost_
     # What the process told its supervisor before it was killed: three tasks
     # started; one succeeded and was written ("end"); one succeeded and was
     # handed to the dispatcher ("done"), not written yet; one still ran.
-    backend.store.complete(written, 1, "0")
+    backend.store.complete(written, 1, "0", 0.0)
     child = Child(
         slot=0, worker_id="w-dead", proc=None, control=-1, status=-1,  # type: ignore[arg-type]
         started=time.monotonic(),

@@ -63,12 +63,14 @@ def test_the_completion_writes_are_the_golden_ones(backend):
         tasks.noop.enqueue()
     first, second, third = store.claim("w", limit=3, lease_seconds=60)
     with executed() as seen:
-        assert store.complete(first.id, first.attempt, "1") is True
+        assert store.complete(first.id, first.attempt, "1", 0.5) is True
     assert seen == expected("complete", "one")
     with executed() as seen:
         # The third row's attempt is not its own: it is left alone (and on
         # MariaDB the rows written are read back).
-        done = store.complete_many([(second.id, second.attempt, "2"), (third.id, 99, "3")])
+        done = store.complete_many(
+            [(second.id, second.attempt, "2", 0.5), (third.id, 99, "3", 0.25)]
+        )
     assert done == {second.id}
     labels = ["batch of two"] + (["batch read-back"] if two_statements() else [])
     assert seen == expected("complete", *labels)

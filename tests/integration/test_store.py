@@ -32,14 +32,14 @@ def test_a_stale_attempt_cannot_overwrite_a_newer_one(backend):
     assert second.worker_ids == ["worker-a", "worker-b"]
 
     # Worker A wakes up and reports: every write is refused.
-    assert store.complete(first.id, first.attempt, "3") is False
+    assert store.complete(first.id, first.attempt, "3", 0.0) is False
     assert store.fail(first.id, first.attempt, "[]") is False
     assert store.release(first.id, first.attempt, STARTED) is False
     row = TaskRecord.objects.get(pk=first.id)
     assert (row.status, row.attempt, row.lease_owner) == (State.RUNNING, 2, "worker-b")
 
-    assert store.complete(second.id, second.attempt, "3") is True
-    assert store.complete(second.id, second.attempt, "4") is False  # finished is final
+    assert store.complete(second.id, second.attempt, "3", 0.0) is True
+    assert store.complete(second.id, second.attempt, "4", 0.0) is False  # finished is final
     fetched = backend.get_result(result.id)
     assert fetched.status == TaskResultStatus.SUCCESSFUL
     assert fetched.return_value == 3
@@ -151,7 +151,7 @@ def test_complete_many_writes_each_value_and_fences_each_row(backend):
     assert again.id == lost.id
 
     value = '{{"n": {}, "s": "\\u00e9\'"}}'
-    done = [(task.id, task.attempt, value.format(i)) for i, task in enumerate(claimed)]
+    done = [(task.id, task.attempt, value.format(i), 0.0) for i, task in enumerate(claimed)]
     written = store.complete_many(done)
     assert written == {task.id for task in claimed} - {lost.id}
 
@@ -169,7 +169,7 @@ def test_complete_many_writes_each_value_and_fences_each_row(backend):
     # Finished is final: a second batch for the same attempts changes nothing.
     # (MariaDB, with no UPDATE ... RETURNING, reports the rows this attempt
     # already finished; the other engines report what this statement wrote.)
-    again_done = [(task_id, attempt, "0") for task_id, attempt, _ in done]
+    again_done = [(task_id, attempt, "0", 0.0) for task_id, attempt, _, _ in done]
     assert store.complete_many(again_done) <= written
     assert backend.get_result(results[1].id).return_value == {"n": 1, "s": "é'"}
     assert store.complete_many([]) == set()

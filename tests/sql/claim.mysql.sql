@@ -3,9 +3,12 @@
 -- The claim: a worker takes up to LIMIT due READY tasks, in claim order
 -- (priority DESC, available_at, id, which the claim index serves, so the read
 -- stops after LIMIT rows however long the backlog), and each becomes RUNNING
--- with attempt + 1 (its fencing token), a lease on the database's clock and
--- the worker appended to worker_ids. Paused queues are left out in the
--- statement itself, so a pause reaches every worker with no message.
+-- with attempt + 1 (its fencing token), a lease on the database's clock,
+-- claimed_at and the worker appended to worker_ids. Paused queues are left out
+-- in the statement itself, so a pause reaches every worker with no message.
+-- started_at and last_attempted_at are not written here: a claimed task may
+-- wait in its worker's buffer, and they say when its code began (the outcome
+-- writes them).
 --
 -- MariaDB has no UPDATE ... RETURNING and no LIMIT in an IN subquery, and a
 -- locking read is slow past InnoDB's not yet purged index entries. So: a plain
@@ -43,8 +46,7 @@ SET status = %s,
     attempt = attempt + 1,
     lease_owner = %s,
     lease_expires_at = TIMESTAMPADD(MICROSECOND, CAST(%s * 1000000 AS SIGNED), UTC_TIMESTAMP(6)),
-    started_at = COALESCE(started_at, %s),
-    last_attempted_at = %s,
+    claimed_at = %s,
     worker_ids = JSON_ARRAY_APPEND(worker_ids, '$', %s)
 WHERE status = %s
   AND id IN (%s, %s)

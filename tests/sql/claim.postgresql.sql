@@ -3,9 +3,12 @@
 -- The claim: a worker takes up to LIMIT due READY tasks, in claim order
 -- (priority DESC, available_at, id, which the claim index serves, so the read
 -- stops after LIMIT rows however long the backlog), and each becomes RUNNING
--- with attempt + 1 (its fencing token), a lease on the database's clock and
--- the worker appended to worker_ids. Paused queues are left out in the
--- statement itself, so a pause reaches every worker with no message.
+-- with attempt + 1 (its fencing token), a lease on the database's clock,
+-- claimed_at and the worker appended to worker_ids. Paused queues are left out
+-- in the statement itself, so a pause reaches every worker with no message.
+-- started_at and last_attempted_at are not written here: a claimed task may
+-- wait in its worker's buffer, and they say when its code began (the outcome
+-- writes them).
 --
 -- PostgreSQL: a MATERIALIZED CTE, so the LIMIT is applied once (inlined as a
 -- semi-join the planner may re-run it and claim more rows), picks FOR UPDATE
@@ -29,8 +32,7 @@ SET status = %s,
     attempt = attempt + 1,
     lease_owner = %s,
     lease_expires_at = statement_timestamp() + %s * interval '1 second',
-    started_at = COALESCE(started_at, statement_timestamp()),
-    last_attempted_at = statement_timestamp(),
+    claimed_at = statement_timestamp(),
     worker_ids = worker_ids || jsonb_build_array(%s::text)
 FROM picked
 WHERE t.id = picked.id
@@ -51,8 +53,7 @@ SET status = %s,
     attempt = attempt + 1,
     lease_owner = %s,
     lease_expires_at = statement_timestamp() + %s * interval '1 second',
-    started_at = COALESCE(started_at, statement_timestamp()),
-    last_attempted_at = statement_timestamp(),
+    claimed_at = statement_timestamp(),
     worker_ids = worker_ids || jsonb_build_array(%s::text)
 FROM picked
 WHERE t.id = picked.id
@@ -72,8 +73,7 @@ SET status = %s,
     attempt = attempt + 1,
     lease_owner = %s,
     lease_expires_at = statement_timestamp() + %s * interval '1 second',
-    started_at = COALESCE(started_at, statement_timestamp()),
-    last_attempted_at = statement_timestamp(),
+    claimed_at = statement_timestamp(),
     worker_ids = worker_ids || jsonb_build_array(%s::text)
 FROM picked
 WHERE t.id = picked.id

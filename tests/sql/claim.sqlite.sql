@@ -3,9 +3,12 @@
 -- The claim: a worker takes up to LIMIT due READY tasks, in claim order
 -- (priority DESC, available_at, id, which the claim index serves, so the read
 -- stops after LIMIT rows however long the backlog), and each becomes RUNNING
--- with attempt + 1 (its fencing token), a lease on the database's clock and
--- the worker appended to worker_ids. Paused queues are left out in the
--- statement itself, so a pause reaches every worker with no message.
+-- with attempt + 1 (its fencing token), a lease on the database's clock,
+-- claimed_at and the worker appended to worker_ids. Paused queues are left out
+-- in the statement itself, so a pause reaches every worker with no message.
+-- started_at and last_attempted_at are not written here: a claimed task may
+-- wait in its worker's buffer, and they say when its code began (the outcome
+-- writes them).
 --
 -- SQLite: one UPDATE ... WHERE id IN (pick) RETURNING. It takes the
 -- database's write lock before it reads, so it is its own immediate
@@ -23,8 +26,7 @@ SET status = %s,
     attempt = attempt + 1,
     lease_owner = %s,
     lease_expires_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s || ' seconds'),
-    started_at = COALESCE(started_at, strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now')),
-    last_attempted_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
+    claimed_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
     worker_ids = json_insert(worker_ids, '$[#]', %s)
 WHERE id IN (SELECT id
     FROM offload_task
@@ -41,8 +43,7 @@ SET status = %s,
     attempt = attempt + 1,
     lease_owner = %s,
     lease_expires_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s || ' seconds'),
-    started_at = COALESCE(started_at, strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now')),
-    last_attempted_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
+    claimed_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
     worker_ids = json_insert(worker_ids, '$[#]', %s)
 WHERE id IN (SELECT id
     FROM offload_task
@@ -61,8 +62,7 @@ SET status = %s,
     attempt = attempt + 1,
     lease_owner = %s,
     lease_expires_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s || ' seconds'),
-    started_at = COALESCE(started_at, strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now')),
-    last_attempted_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
+    claimed_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
     worker_ids = json_insert(worker_ids, '$[#]', %s)
 WHERE id IN (SELECT id
     FROM offload_task INDEXED BY offload_task_async_claim_idx

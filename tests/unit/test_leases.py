@@ -1,4 +1,7 @@
-"""Cancel requests and kill deadlines, as the heartbeat hands them over."""
+"""Cancel requests and kill deadlines, as the heartbeat hands them over, and
+when the starts of running tasks are due for writing."""
+
+import time
 
 from offload.conf import Options
 from offload.store import ALL_QUEUES, QueueFilter, TaskStore
@@ -48,6 +51,22 @@ def test_held_tasks_are_tracked_by_attempt():
     leases.drop(1)
     leases.drop(1)  # twice is harmless
     assert leases.held == {}
+
+
+def test_a_start_is_due_for_writing_once_it_has_run_the_interval():
+    leases = _leases([], [])  # PROGRESS_INTERVAL 1s, no heartbeat due
+    waiting = claimed(1)
+    leases.hold(waiting)
+    # Held and not begun: the dispatcher looks within the interval, as the
+    # task may begin while it sleeps.
+    before = time.monotonic()
+    assert before < leases.next_due() <= time.monotonic() + 1.0
+    leases.started(waiting, begun=50.0)
+    assert leases.next_due() == 51.0
+    assert leases.keep_alive(TaskStore("default"), now=50.5) == 0  # not due: no database
+    leases.ended(waiting)
+    leases.drop(waiting.id)
+    assert leases.next_due() == float("inf")
 
 
 def test_the_queue_label_names_the_queues_or_the_exclusions():

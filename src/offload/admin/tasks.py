@@ -73,6 +73,7 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
         "attempt",
         "enqueued_at",
         "finished_at",
+        "waited",
         "run_time",
     )
     list_display_links = None
@@ -124,6 +125,7 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
                     "enqueued_at",
                     "run_after",
                     "available_at",
+                    "claimed_at",
                     "started_at",
                     "last_attempted_at",
                     "finished_at",
@@ -227,11 +229,21 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
             return format_html("{} <small>(scheduled)</small>", badge)
         if obj.status == State.RUNNING and obj.cancel_requested_at:
             return format_html("{} <small>(cancel requested)</small>", badge)
+        if obj.status == State.RUNNING and _waiting_in_worker(obj):
+            return format_html("{} <small>(claimed, not started)</small>", badge)
         return badge
 
     @admin.display(description="run time")
     def run_time(self, obj: TaskRecord) -> str:
+        # From when the last attempt's code began (not its claim: a claimed
+        # task may wait in its worker's buffer), so a retried task's earlier
+        # attempts and retry delays are not counted. With one attempt this
+        # is finished_at - started_at.
         return display.duration(obj.last_attempted_at, obj.finished_at)
+
+    @admin.display(description="waited")
+    def waited(self, obj: TaskRecord) -> str:
+        return self.wait_time(obj)
 
     @admin.display(description="progress")
     def progress_column(self, obj: TaskRecord) -> SafeString:
@@ -243,7 +255,8 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
         return [
             "id", "task_path", "backend", "queue_name", "priority", "status_display", "is_async",
             "arguments", "result", "attempt", "max_attempts", "errors_display", "enqueued_at",
-            "run_after", "available_at", "started_at", "last_attempted_at", "finished_at",
+            "run_after", "available_at", "claimed_at", "started_at", "last_attempted_at",
+            "finished_at",
             "wait_time", "run_time", "timeout", "lease_owner", "lease_expires_at", "workers",
             "cancel_requested_at", "progress_display",
         ]  # fmt: skip
@@ -277,9 +290,11 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
     def errors_display(self, obj: TaskRecord) -> SafeString:
         return display.errors_table(obj.errors)
 
-    @admin.display(description="waited before it first started")
+    @admin.display(description="waited before its code first began")
     def wait_time(self, obj: TaskRecord) -> str:
-        # From when it was first due: available_at moves with each retry.
+        # From when it was first due (available_at moves with each retry) to
+        # when its code began: time in its worker's buffer after the claim is
+        # waiting too.
         due = max(obj.enqueued_at, obj.run_after or obj.enqueued_at)
         return display.duration(due, obj.started_at)
 
@@ -459,3 +474,11 @@ def _progress_of(obj: TaskRecord) -> Progress | None:
     return Progress(
         obj.progress_current, obj.progress_total, obj.progress_message or "", obj.progress_at
     )
+
+
+def _waiting_in_worker(obj: TaskRecord) -> bool:
+    """Whether a RUNNING task's latest claim has not begun its code yet: it waits
+    in its worker's buffer for a thread (or its start is not written yet)."""
+    if obj.claimed_at is None:
+        return False  # claimed before claimed_at was recorded
+    return obj.last_attempted_at is None or obj.last_attempted_at < obj.claimed_at

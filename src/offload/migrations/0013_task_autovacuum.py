@@ -45,7 +45,7 @@ def reset_storage(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> N
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("offload", "0010_schedule_last_error"),
+        ("offload", "0011_task_claimed_at"),
     ]
 
     operations = [

@@ -11,7 +11,10 @@ rendered in ``tests/sql/claim.*.sql``):
   read with (see :meth:`ClaimStore._claim_without_returning`).
 
 Each claimed row becomes RUNNING with ``attempt + 1`` (its new fencing token),
-a lease until now + ``lease_seconds``, and the worker appended to ``worker_ids``.
+a lease until now + ``lease_seconds``, ``claimed_at`` now, and the worker
+appended to ``worker_ids``. The claim does not say the task started: a worker
+claims a batch and runs it as threads free up, so a claimed task may wait in
+its buffer; the worker writes when its code began (see ``store.outcomes``).
 """
 
 import contextlib
@@ -85,11 +88,10 @@ def claim_assignments(
     assignments = (
         "status = %s, attempt = attempt + 1, lease_owner = %s, "
         f"lease_expires_at = {vendor.now_plus_seconds}, "
-        f"started_at = COALESCE(started_at, {at}), last_attempted_at = {at}, "
+        f"claimed_at = {at}, "
         f"worker_ids = {vendor.append_string.format(col='worker_ids')}"
     )
-    return assignments, [State.RUNNING, worker_id, lease_seconds, *at_params, *at_params,
-                         worker_id]  # fmt: skip
+    return assignments, [State.RUNNING, worker_id, lease_seconds, *at_params, worker_id]
 
 
 def claim_statement(
@@ -146,12 +148,10 @@ def claim_write(
     return f"UPDATE {TABLE} SET {assignments} WHERE {fence}", [*assign_params, *fence_params]
 
 
-def _as_claimed(row: Sequence[Any], worker_id: str, now: Any) -> list[Any]:
-    """A row read before its claim, as the claim left it (the clock read last)."""
+def _as_claimed(row: Sequence[Any], worker_id: str) -> list[Any]:
+    """A row read before its claim (the clock read last), as the claim left it."""
     values = list(row[:-1])
     values[_AT["attempt"]] += 1
-    values[_AT["started_at"]] = values[_AT["started_at"]] or now
-    values[_AT["last_attempted_at"]] = now
     with contextlib.suppress(TypeError, ValueError):  # from_row reports unreadable JSON
         worker_ids = decode(values[_AT["worker_ids"]])
         if isinstance(worker_ids, list):
@@ -239,7 +239,7 @@ class ClaimStore(StoreBase):
                 rows = [row for row in rows if row[0] in mine]
             elif won == 0:
                 rows = []
-            taken += [ClaimedTask.from_row(_as_claimed(row, worker_id, now)) for row in rows]
+            taken += [ClaimedTask.from_row(_as_claimed(row, worker_id)) for row in rows]
             if found < wanted:
                 break  # every due task was read: there is no more to try for
         return taken

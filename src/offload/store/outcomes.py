@@ -1,6 +1,15 @@
 """What becomes of a claimed task: success, failure, a retry, a release, a
 cancellation, and its progress on the way. Every write here is fenced by the
-attempt (see ``base.Fence``)."""
+attempt (see ``base.Fence``).
+
+The outcome also says when the attempt's code began (``started_at`` the first
+time, ``last_attempted_at`` each time): the claim only says when the task was
+claimed (``claimed_at``), and a claimed task may wait in its worker's buffer
+behind others. The worker sends how many seconds the code has run (``ran``,
+from its monotonic clock) and the database subtracts it from its own clock, so
+every stored time stays the database's. Riding on the outcome's write, the
+start costs no statement of its own.
+"""
 
 import functools
 from collections.abc import Sequence
@@ -16,40 +25,95 @@ from offload.store.vendor import Vendor
 # What every write that ends a lease also sets.
 _DROP_LEASE = "lease_owner = NULL, lease_expires_at = NULL"
 
+# A success to write: (id, attempt, return value as JSON, seconds its code ran).
+Done = tuple[int, int, str, float]
+
+
+def started_assignments(vendor: Vendor, seconds: str = "%s") -> tuple[str, int]:
+    """The SET terms that record when the attempt's code began: ``seconds`` (an
+    SQL expression) before the database's clock now; and how many times
+    ``seconds`` is in them (its parameters go that many times)."""
+    began = vendor.now_minus.format(seconds=seconds)
+    if vendor.set_in_order:
+        # Each term sees the ones before it: the start is computed once.
+        return (
+            f"last_attempted_at = {began}, started_at = COALESCE(started_at, last_attempted_at)",
+            1,
+        )
+    return f"started_at = COALESCE(started_at, {began}), last_attempted_at = {began}", 2
+
+
+def _started(vendor: Vendor, ran: float | None) -> tuple[str, list[Any]]:
+    # None: the code never began (it could not be resolved, or was cancelled
+    # before it started), so no start is written.
+    if ran is None:
+        return "", []
+    sql, uses = started_assignments(vendor)
+    return f", {sql}", [max(ran, 0.0)] * uses
+
 
 def complete_assignments(vendor: Vendor) -> str:
-    """The SET clause of :meth:`OutcomeStore.complete` (state, time, value)."""
+    """The SET clause of :meth:`OutcomeStore.complete` (state, time, value, start)."""
     return (
         f"status = %s, finished_at = {vendor.now}, return_value = {vendor.json_param}, "
-        f"{_DROP_LEASE}"
+        f"{_DROP_LEASE}{_started(vendor, 0.0)[0]}"
     )
 
 
-def complete_many_statement(
-    vendor: Vendor, done: Sequence[tuple[int, int, str]]
-) -> tuple[str, list[Any]]:
+def complete_many_statement(vendor: Vendor, done: Sequence[Done]) -> tuple[str, list[Any]]:
     """The one statement of :meth:`OutcomeStore.complete_many`, and its parameters."""
     assignments = f"status = %s, finished_at = {vendor.now}, {_DROP_LEASE}"
+    ran = [max(row[3], 0.0) for row in done]
     if vendor.complete_from_arrays is not None:
         fence, fence_params = Fence.joined()
-        sql = _fill_arrays(vendor.complete_from_arrays, assignments, fence)
-        ids, attempts, values = (list(column) for column in zip(*done, strict=True))
-        return sql, [State.SUCCESSFUL, ids, attempts, values, *fence_params]
-    # A CASE on the id picks each row's value, and the fence takes every
-    # row by its own attempt.
+        sql = _fill_joined(vendor.complete_from_arrays, assignments, fence, vendor, "")
+        ids, attempts, values = ([row[i] for row in done] for i in range(3))
+        return sql, [State.SUCCESSFUL, ids, attempts, values, ran, *fence_params]
+    if vendor.complete_from_rows is not None:
+        # The rows joined to the table by id: a CASE on the id would cost
+        # each row a search of the whole batch (a batch of 200 took three
+        # times as long with its start in two more CASEs).
+        fence, fence_params = Fence.joined()
+        rows = ", ".join(["(%s, %s, %s, %s)"] * len(done))
+        sql = _fill_joined(vendor.complete_from_rows, assignments, fence, vendor, rows)
+        parts = [part for row, seconds in zip(done, ran, strict=True)
+                 for part in (row[0], row[1], row[2], seconds)]  # fmt: skip
+        return sql, [State.SUCCESSFUL, *parts, *fence_params]
+    # A CASE on the id picks each row's value and start, and the fence takes
+    # every row by its own attempt.
     whens = " ".join(["WHEN %s THEN %s"] * len(done))
+    started, uses = started_assignments(vendor, f"CASE id {whens} END")
     fence, fence_params = Fence.each([(row[0], row[1]) for row in done])
-    sql = f"UPDATE {TABLE} SET {assignments}, return_value = CASE id {whens} END WHERE {fence}"
+    sql = (
+        f"UPDATE {TABLE} SET {assignments}, return_value = CASE id {whens} END, {started} "
+        f"WHERE {fence}"
+    )
     if vendor.update_returning:
         sql += " RETURNING id"
-    params = [State.SUCCESSFUL, *(part for row in done for part in (row[0], row[2]))]
-    return sql, [*params, *fence_params]
+    values = [part for row in done for part in (row[0], row[2])]
+    seconds = [part for row, ago in zip(done, ran, strict=True) for part in (row[0], ago)]
+    return sql, [State.SUCCESSFUL, *values, *(seconds * uses), *fence_params]
 
 
-@functools.lru_cache(maxsize=8)
-def _fill_arrays(template: str, assignments: str, fence: str) -> str:
-    # The same statement for every batch: formatted once.
-    return template.format(table=TABLE, assignments=assignments, fence=fence)
+def starts_statement(vendor: Vendor, starts: dict[tuple[int, int], float]) -> tuple[str, list[Any]]:
+    """The write of when running attempts began, keyed by (id, attempt), each
+    given as the seconds its code has run so far (see :meth:`OutcomeStore.write_starts`)."""
+    whens = " ".join(["WHEN %s THEN %s"] * len(starts))
+    # The CASE is cast: PostgreSQL would otherwise type it from the parameters.
+    started, uses = started_assignments(vendor, f"CAST(CASE id {whens} END AS {vendor.float_type})")
+    fence, fence_params = Fence.each(list(starts))
+    sql = f"UPDATE {TABLE} SET {started} WHERE {fence}"
+    ran = [part for (task_id, _), ago in starts.items() for part in (task_id, max(ago, 0.0))]
+    return sql, [*(ran * uses), *fence_params]
+
+
+@functools.lru_cache(maxsize=64)
+def _fill_joined(template: str, assignments: str, fence: str, vendor: Vendor, rows: str) -> str:
+    # The same statement for every batch (of one size): formatted once.
+    started, _ = started_assignments(vendor, "d.ran")
+    return template.format(
+        table=TABLE, assignments=f"{assignments}, {started}", fence=fence, rows=rows
+    )
 
 
 def _unclaim_sql(vendor: Vendor) -> str:
@@ -59,15 +123,19 @@ def _unclaim_sql(vendor: Vendor) -> str:
 
 
 class OutcomeStore(StoreBase):
-    def complete(self, task_id: int, attempt: int, return_json: str) -> bool:
-        """Record success of ``attempt``; False if that attempt no longer holds the task."""
+    def complete(self, task_id: int, attempt: int, return_json: str, ran: float) -> bool:
+        """Record success of ``attempt``, whose code ran ``ran`` seconds; False
+        if that attempt no longer holds the task."""
         assignments = complete_assignments(self.vendor)
-        return self._fenced(assignments, [State.SUCCESSFUL, return_json], task_id, attempt)
+        started = _started(self.vendor, ran)[1]
+        return self._fenced(
+            assignments, [State.SUCCESSFUL, return_json, *started], task_id, attempt
+        )
 
-    def complete_many(self, done: Sequence[tuple[int, int, str]]) -> set[int]:
-        """Record the success of many attempts, ``(id, attempt, return_json)`` each,
-        in one statement; return the ids whose attempt is recorded as a success
-        (the others lost their claim).
+    def complete_many(self, done: Sequence[Done]) -> set[int]:
+        """Record the success of many attempts, ``(id, attempt, return_json,
+        ran)`` each, in one statement; return the ids whose attempt is recorded
+        as a success (the others lost their claim).
 
         One statement, so one commit, for a whole batch of outcomes: a worker
         with tiny tasks otherwise pays a commit (a WAL flush on PostgreSQL) per
@@ -90,40 +158,64 @@ class OutcomeStore(StoreBase):
         rows = self._fetch(f"SELECT id FROM {TABLE} WHERE {fence}", fence_params)
         return {row[0] for row in rows}
 
-    def fail(self, task_id: int, attempt: int, errors_json: str) -> bool:
-        """Record final failure of ``attempt`` with the task's full error history."""
+    def fail(self, task_id: int, attempt: int, errors_json: str, ran: float | None = None) -> bool:
+        """Record final failure of ``attempt`` with the task's full error history.
+
+        ``ran``: the seconds its code ran (None: it never began, nor is its
+        start written), as for every outcome below.
+        """
         vendor = self.vendor
+        started, started_params = _started(vendor, ran)
         return self._fenced(
-            f"status = %s, finished_at = {vendor.now}, errors = {vendor.json_param}, {_DROP_LEASE}",
-            [State.FAILED, errors_json],
+            f"status = %s, finished_at = {vendor.now}, errors = {vendor.json_param}, "
+            f"{_DROP_LEASE}{started}",
+            [State.FAILED, errors_json, *started_params],
             task_id,
             attempt,
         )
 
-    def retry(self, task_id: int, attempt: int, errors_json: str, delay: float) -> bool:
+    def retry(
+        self, task_id: int, attempt: int, errors_json: str, delay: float, ran: float | None = None
+    ) -> bool:
         """Record a failed ``attempt`` that gets another one, due in ``delay`` seconds."""
         vendor = self.vendor
+        started, started_params = _started(vendor, ran)
         return self._fenced(
             f"status = %s, available_at = {vendor.now_plus_seconds}, "
-            f"errors = {vendor.json_param}, {_DROP_LEASE}",
-            [State.READY, delay, errors_json],
+            f"errors = {vendor.json_param}, {_DROP_LEASE}{started}",
+            [State.READY, delay, errors_json, *started_params],
             task_id,
             attempt,
         )
 
-    def cancelled(self, task_id: int, attempt: int, error_json: str) -> bool:
+    def cancelled(
+        self, task_id: int, attempt: int, error_json: str, ran: float | None = None
+    ) -> bool:
         """Record that running ``attempt`` stopped because it was cancelled.
 
         ``error_json`` (one error record) joins the task's history.
         """
         vendor = self.vendor
+        started, started_params = _started(vendor, ran)
         return self._fenced(
             f"status = %s, finished_at = {vendor.now}, "
-            f"errors = {vendor.append_json.format(col='errors')}, {_DROP_LEASE}",
-            [State.CANCELLED, error_json],
+            f"errors = {vendor.append_json.format(col='errors')}, {_DROP_LEASE}{started}",
+            [State.CANCELLED, error_json, *started_params],
             task_id,
             attempt,
         )
+
+    def write_starts(self, starts: dict[tuple[int, int], float]) -> int:
+        """Write when running attempts began, keyed by (id, attempt), each given
+        as the seconds its code has run so far; return the rows written.
+
+        For a task that runs longer than a moment, so its page shows a true
+        start while it runs (the outcome writes it too, for every task). One
+        statement for all of them, each row fenced by its attempt and RUNNING.
+        """
+        if not starts:
+            return 0
+        return self._write(*starts_statement(self.vendor, starts))
 
     def release(self, task_id: int, attempt: int, end: AttemptEnd) -> bool:
         """Give a claimed task back (READY, due now) without an outcome, as ``end``

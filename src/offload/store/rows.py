@@ -29,8 +29,10 @@ class ClaimedTask:
     run_after: datetime | None
     available_at: datetime
     enqueued_at: datetime
-    started_at: datetime
-    last_attempted_at: datetime
+    # When the code of the first and of the latest earlier attempt began (None:
+    # no attempt began yet); the claim does not change them.
+    started_at: datetime | None
+    last_attempted_at: datetime | None
     attempt: int
     worker_ids: list[str]
     errors: list[dict[str, Any]]
@@ -69,8 +71,8 @@ class ClaimedTask:
             run_after=read_datetime(run_after),
             available_at=required(read_datetime(available_at)),
             enqueued_at=required(read_datetime(enqueued_at)),
-            started_at=required(read_datetime(started_at)),
-            last_attempted_at=required(read_datetime(attempted_at)),
+            started_at=read_datetime(started_at),
+            last_attempted_at=read_datetime(attempted_at),
             attempt=int(attempt),
             worker_ids=decoded[0],
             errors=decoded[1],

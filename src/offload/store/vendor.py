@@ -27,6 +27,10 @@ class Vendor:
     now: str
     # SQL for "now plus %s seconds" (one float parameter).
     now_plus_seconds: str
+    # SQL for "now minus {seconds} seconds", {seconds} an SQL expression (a
+    # parameter, a CASE, a column): when a task's code began, from how long
+    # the worker has seen it run, so the time is still the database's clock.
+    now_minus: str
     # SQL that appends one string parameter to a JSON array column; {col} is the column.
     append_string: str
     # SQL for a JSON array column without its last element; {col} is the column.
@@ -69,6 +73,10 @@ class Vendor:
     # None on MariaDB, which has no LIMIT in an IN subquery: it reads the ids,
     # then deletes them by primary key (see ``store.prune``).
     delete_picked: str | None
+    # The bulk success write from a VALUES list of the rows (id, attempt,
+    # value, ran), joined to the table by id: {table}, {assignments}, {rows}
+    # (the VALUES rows), {fence}. None: arrays, or else a CASE on the id.
+    complete_from_rows: str | None
     # Whether an UPDATE can end in RETURNING (MariaDB's cannot).
     update_returning: bool
     # The multi-row INSERT of new tasks from arrays ({table}, {columns}), or
@@ -93,6 +101,9 @@ class Vendor:
     # What an idle worker runs to move the write-ahead log into the database
     # file (SQLite), or None where the database does that by itself.
     idle_checkpoint: str | None = None
+    # Whether each SET term of an UPDATE sees the terms before it (MariaDB),
+    # rather than the row as it was (the standard).
+    set_in_order: bool = False
 
 
 _POSTGRESQL = Vendor(
@@ -101,6 +112,7 @@ _POSTGRESQL = Vendor(
     # transaction's start.
     now="statement_timestamp()",
     now_plus_seconds="statement_timestamp() + %s * interval '1 second'",
+    now_minus="statement_timestamp() - ({seconds}) * interval '1 second'",
     append_string="{col} || jsonb_build_array(%s::text)",
     append_json="{col} || jsonb_build_array(%s::jsonb)",
     pop_last="({col} - -1)",
@@ -120,7 +132,8 @@ _POSTGRESQL = Vendor(
     ),
     complete_from_arrays=(
         "UPDATE {table} AS t SET {assignments}, return_value = d.value::jsonb "
-        "FROM unnest(%s::bigint[], %s::integer[], %s::text[]) AS d(id, attempt, value) "
+        "FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::double precision[]) "
+        "AS d(id, attempt, value, ran) "
         "WHERE {fence} RETURNING t.id"
     ),
     # MATERIALIZED: the LIMIT applies once. SKIP LOCKED: a row an operator's
@@ -129,6 +142,7 @@ _POSTGRESQL = Vendor(
         "WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) "
         "DELETE FROM {table} USING picked WHERE {table}.id = picked.id AND {recheck}"
     ),
+    complete_from_rows=None,
     update_returning=True,
     insert_from_arrays=(
         "INSERT INTO {table} {columns} "
@@ -168,6 +182,9 @@ _SQLITE = Vendor(
     now="strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now')",
     # The modifier is "N seconds", N signed or not ("+-1" would not parse).
     now_plus_seconds="strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s || ' seconds')",
+    # printf, not ||: a small REAL becomes text like 1.0e-05, which the
+    # modifier does not read.
+    now_minus="strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', printf('-%%.6f seconds', {seconds}))",
     append_string="json_insert({col}, '$[#]', %s)",
     append_json="json_insert({col}, '$[#]', json(%s))",
     pop_last="json_remove({col}, '$[#-1]')",
@@ -188,6 +205,13 @@ _SQLITE = Vendor(
     complete_from_arrays=None,
     # One statement, so one short write transaction.
     delete_picked="DELETE FROM {table} WHERE id IN ({pick}) AND {recheck}",
+    # The rows' list is read once and each row found by its id (the primary
+    # key, so the rowid).
+    complete_from_rows=(
+        "UPDATE {table} AS t SET {assignments}, return_value = d.value "
+        "FROM (SELECT column1 AS id, column2 AS attempt, column3 AS value, column4 AS ran "
+        "FROM (VALUES {rows})) AS d WHERE {fence} RETURNING id"
+    ),
     update_returning=True,
     insert_from_arrays=None,
     insert_and_notify=None,
@@ -206,6 +230,7 @@ _MYSQL = Vendor(
     # UTC_TIMESTAMP, not NOW(): Django writes UTC, while NOW() is the session's zone.
     now="UTC_TIMESTAMP(6)",
     now_plus_seconds="TIMESTAMPADD(MICROSECOND, CAST(%s * 1000000 AS SIGNED), UTC_TIMESTAMP(6))",
+    now_minus="TIMESTAMPADD(MICROSECOND, -CAST(({seconds}) * 1000000 AS SIGNED), UTC_TIMESTAMP(6))",
     append_string="JSON_ARRAY_APPEND({col}, '$', %s)",
     # MariaDB has no CAST(... AS JSON); JSON_EXTRACT(x, '$') yields the value as JSON.
     append_json="JSON_ARRAY_APPEND({col}, '$', JSON_EXTRACT(%s, '$'))",
@@ -221,12 +246,14 @@ _MYSQL = Vendor(
     claim=None,
     complete_from_arrays=None,
     delete_picked=None,
+    complete_from_rows=None,
     update_returning=False,
     insert_from_arrays=None,
     insert_and_notify=None,
     notify=None,
     explain="EXPLAIN",
     quote="`",
+    set_in_order=True,
 )
 
 _VENDORS = {"postgresql": _POSTGRESQL, "sqlite": _SQLITE, "mysql": _MYSQL}

@@ -13,6 +13,7 @@ dropped).
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from offload.backend import DatabaseBackend
 from offload.failures import NOT_STARTED
 from offload.store import ClaimedTask, QueueFilter, TaskStore
 from offload.worker import runner
-from offload.worker.outbox import write_failure
+from offload.worker.outbox import Posted, write_failure
 from offload.worker.reporting import log_outcome
 
 # The lease owner and worker id the rows record for attempts run by the kit.
@@ -46,14 +47,17 @@ class Selection:
         return self.newest_id is None or claimed.id <= self.newest_id
 
 
-def _recorder(store: TaskStore, claimed: ClaimedTask) -> runner.Recorder:
-    """Write an outcome with the worker's statements, on the test's connection."""
+def _recorder(store: TaskStore, claimed: ClaimedTask, begun: float) -> runner.Recorder:
+    """Write an outcome with the worker's statements, on the test's connection,
+    with when the task's code began (``begun``, monotonic), as the worker does."""
 
     def record(outcome: runner.Outcome, announce: runner.Announce) -> bool:
         if outcome.succeeded:
-            done = [(claimed.id, claimed.attempt, outcome.return_json or "null")]
+            ran = time.monotonic() - begun
+            done = [(claimed.id, claimed.attempt, outcome.return_json or "null", ran)]
             return claimed.id in store.complete_many(done)
-        return write_failure(store, claimed, outcome)
+        posted = Posted(claimed, outcome, time.monotonic() - begun, Future(), begun)
+        return write_failure(store, posted)
 
     return record
 
@@ -67,7 +71,7 @@ def run_one(
 ) -> TaskResult[..., Any]:
     """Run one claimed task to its outcome, written; return its result as stored."""
     begun = time.monotonic()
-    record = _recorder(store, claimed)
+    record = _recorder(store, claimed, begun)
     if claimed.is_async:
 
         async def arecord(outcome: runner.Outcome) -> bool:

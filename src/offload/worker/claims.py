@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# A claimed task is RUNNING (its start stamped, no other worker can take it)
-# from the claim on, so a worker claims only what it expects to start within
-# this many seconds, judged by how long its recent tasks took.
+# A claimed task is RUNNING from the claim on (no other worker can take it,
+# though its code begins only when a thread frees up), so a worker claims only
+# what it expects to start within this many seconds, judged by how long its
+# recent tasks took.
 CLAIM_HORIZON_SECONDS = 0.1
 
 # Where no LISTEN/NOTIFY is available, an idle worker looks for due tasks after

@@ -54,7 +54,7 @@ class Execution:
 
     def run_sync(self, claimed: ClaimedTask) -> None:
         begun = time.monotonic()
-        cancel = self._started(claimed)
+        cancel = self._started(claimed, begun)
         try:
             outcome = runner.run(
                 claimed,
@@ -75,7 +75,7 @@ class Execution:
 
     async def run_async(self, claimed: ClaimedTask) -> None:
         begun = time.monotonic()
-        cancel = self._started(claimed)
+        cancel = self._started(claimed, begun)
 
         async def record(outcome: runner.Outcome) -> bool:
             future = self.outbox.post_for_reply(claimed, outcome, begun)
@@ -106,9 +106,10 @@ class Execution:
                     await sync_to_async(close_old_connections)()
         log_outcome(claimed, outcome, time.monotonic() - begun, self.worker_id)
 
-    def _started(self, claimed: ClaimedTask) -> threading.Event:
-        """Note that ``claimed`` starts now (before its code runs); return its cancel event."""
-        cancel = self.leases.started(claimed)
+    def _started(self, claimed: ClaimedTask, begun: float) -> threading.Event:
+        """Note that ``claimed`` starts at ``begun`` (monotonic, just before its
+        code runs); return its cancel event."""
+        cancel = self.leases.started(claimed, begun)
         self.tell(protocol.task_line("start", claimed.id, claimed.attempt, claimed.timeout))
         return cancel
 

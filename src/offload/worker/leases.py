@@ -5,6 +5,12 @@ to another worker only once its lease expired), registers the worker the
 first time, and brings back the cancel requests for its tasks and the tasks
 the database says it holds. A cancelled task is told at once (its context's
 event) and, if still running after the grace, killed by the supervisor.
+
+It also writes when running tasks began: the outcome's write records that for
+every task, but a task that runs longer than a moment should show a true start
+while it runs. A start still unwritten goes with the next heartbeat, or once
+the oldest of them has run ``PROGRESS_INTERVAL`` seconds, all in one
+statement; a task that ends sooner costs no write of its own.
 Dispatcher only, except ``started``, which task threads call.
 """
 
@@ -14,8 +20,11 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from django.db import DatabaseError
 
 from offload.conf import Options
 from offload.exceptions import AttemptGivenBack
@@ -61,6 +70,10 @@ class Leases:
         # requested, when it is stopped by force if still running.
         self._cancel_events: dict[int, threading.Event] = {}
         self.cancel_deadlines: dict[int, tuple[float, ClaimedTask]] = {}
+        # Per started task whose start is not written yet: (attempt, when it
+        # began, on the monotonic clock).
+        self._unwritten_starts: dict[int, tuple[int, float]] = {}
+        self._begun: set[int] = set()  # the held tasks whose code began
         self._events_lock = threading.Lock()
 
     def hold(self, claimed: ClaimedTask) -> None:
@@ -77,6 +90,9 @@ class Leases:
         ``why`` they did not finish (see ``failures.cut_short``)."""
         if not claimed:
             return 0
+        if started:
+            # Their history should say when they began, however briefly they ran.
+            self.write_starts(store)
         for task in claimed:
             self.held.pop(task.id, None)
         store.prepare()
@@ -105,23 +121,62 @@ class Leases:
             logger.debug("Passed %d CPU-bound task(s) on to other processes", released)
         return released
 
-    def started(self, claimed: ClaimedTask) -> threading.Event:
-        """``claimed`` starts now (task thread): its cancel event."""
+    def started(self, claimed: ClaimedTask, begun: float | None = None) -> threading.Event:
+        """``claimed`` starts at ``begun`` (monotonic; None: now), in its task
+        thread: its cancel event."""
+        at = time.monotonic() if begun is None else begun
         with self._events_lock:
+            self._unwritten_starts[claimed.id] = (claimed.attempt, at)
+            self._begun.add(claimed.id)
             return self._cancel_events.setdefault(claimed.id, threading.Event())
 
     def ended(self, claimed: ClaimedTask) -> None:
-        """Forget ``claimed``'s cancel event and deadline."""
+        """Forget ``claimed``'s cancel event, deadline and unwritten start."""
         with self._events_lock:
             self._cancel_events.pop(claimed.id, None)
+            self._unwritten_starts.pop(claimed.id, None)
+            self._begun.discard(claimed.id)
         self.cancel_deadlines.pop(claimed.id, None)
 
     def next_due(self) -> float:
-        """The monotonic time of the next heartbeat or cancel deadline."""
-        due = self.next_heartbeat
+        """The monotonic time of the next heartbeat, cancel deadline or write of starts."""
+        due = min(self.next_heartbeat, self._starts_due())
+        with self._events_lock:
+            waiting = any(task_id not in self._begun for task_id in self.held)
+        if waiting:
+            # A held task may begin while the dispatcher sleeps, which then
+            # would not know its start is due: it looks again within the interval.
+            due = min(due, time.monotonic() + self.options.progress_interval)
         if self.cancel_deadlines:
             due = min(due, min(at for at, _ in self.cancel_deadlines.values()))
         return due
+
+    def _starts_due(self) -> float:
+        """When the unwritten starts are written, unless a heartbeat comes first."""
+        with self._events_lock:
+            if not self._unwritten_starts:
+                return float("inf")
+            oldest = min(at for _, at in self._unwritten_starts.values())
+        return oldest + self.options.progress_interval
+
+    def write_starts(self, store: TaskStore) -> int:
+        """Write when each started task whose start is unwritten began; return
+        the rows written (a task that ended meanwhile is fenced out)."""
+        with self._events_lock:
+            taken, self._unwritten_starts = self._unwritten_starts, {}
+        if not taken:
+            return 0
+        now = time.monotonic()
+        store.prepare()
+        try:
+            return store.write_starts(
+                {(task_id, attempt): now - at for task_id, (attempt, at) in taken.items()}
+            )
+        except DatabaseError:
+            with self._events_lock:  # written with the next try
+                for task_id, start in taken.items():
+                    self._unwritten_starts.setdefault(task_id, start)
+            raise
 
     def keep_alive(self, store: TaskStore, now: float) -> int:
         """Heartbeat when due (renewing every lease), act on cancel requests and
@@ -130,6 +185,9 @@ class Leases:
         if now >= self.next_heartbeat:
             released = self._heartbeat(store, now)
             self.next_heartbeat = now + self.options.heartbeat_seconds
+            self.write_starts(store)
+        elif now >= self._starts_due():
+            self.write_starts(store)
         for task_id, (at, claimed) in list(self.cancel_deadlines.items()):
             if now >= at:
                 # Still running after the grace: only the supervisor can stop

@@ -429,7 +429,7 @@ class Worker:
                 self._ended(posted.claimed)
                 posted.reply.set_result(False)
                 continue
-            written_one = write_failure(self.store, posted.claimed, posted.outcome)
+            written_one = write_failure(self.store, posted)
             unwritten.pop(0)
             self._settle(posted, written_one)
 

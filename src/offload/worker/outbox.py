@@ -47,6 +47,13 @@ class Posted:
     outcome: Outcome | None  # None: give the task back unfinished
     elapsed: float  # how long the task ran
     reply: Reply
+    begun: float  # when it began, on the monotonic clock
+
+    def ran(self) -> float:
+        """Seconds since the task began, for the write of when it began (see
+        ``store.outcomes``): read as the statement is built, not when the
+        outcome was posted, so the database subtracts it from its clock at the write."""
+        return time.monotonic() - self.begun
 
     @property
     def succeeded(self) -> bool:
@@ -76,7 +83,7 @@ class Outbox:
             if self._closed:
                 reply.set_result(False)  # the task was given back; this outcome is stale
                 return
-            self._queue.put(Posted(claimed, outcome, time.monotonic() - begun, reply))
+            self._queue.put(Posted(claimed, outcome, time.monotonic() - begun, reply, begun))
         self._nudge()
 
     def post_for_reply(
@@ -121,21 +128,24 @@ def write_successes(store: TaskStore, batch: list[Posted]) -> set[int]:
     store.prepare()
     return store.complete_many(
         [
-            (p.claimed.id, p.claimed.attempt, p.outcome.return_json or "null")
+            (p.claimed.id, p.claimed.attempt, p.outcome.return_json or "null", p.ran())
             for p in batch
             if p.outcome
         ]
     )
 
 
-def write_failure(store: TaskStore, claimed: ClaimedTask, outcome: Outcome) -> bool:
+def write_failure(store: TaskStore, posted: Posted) -> bool:
     """Write one outcome that is not a success (those go in batches)."""
+    claimed, outcome = posted.claimed, posted.outcome
+    assert outcome is not None, "a give-back is written by the leases"
     assert not outcome.succeeded, "successes are written by complete_many"
     store.prepare()
+    ran = posted.ran() if outcome.began else None
     if outcome.cancelled:
         error = encode(outcome.errors[-1], "an error record")
-        return store.cancelled(claimed.id, claimed.attempt, error)
+        return store.cancelled(claimed.id, claimed.attempt, error, ran)
     if outcome.retry_in is not None:
         errors = encode(outcome.errors, "errors")
-        return store.retry(claimed.id, claimed.attempt, errors, outcome.retry_in)
-    return store.fail(claimed.id, claimed.attempt, encode(outcome.errors, "errors"))
+        return store.retry(claimed.id, claimed.attempt, errors, outcome.retry_in, ran)
+    return store.fail(claimed.id, claimed.attempt, encode(outcome.errors, "errors"), ran)

@@ -57,6 +57,9 @@ class Outcome:
     # Seconds until the next attempt, when the failure earns one; None: final.
     retry_in: float | None = None
     cancelled: bool = False  # the task stopped itself on a cancel request
+    # Whether the task's code began (False: it could not be resolved, or was
+    # cancelled before it started): only then is a start written with it.
+    began: bool = True
 
     @property
     def final(self) -> bool:
@@ -138,6 +141,9 @@ class _Attempt:
             backend = self.task.get_backend()
         self.backend = backend
         self._finished: tuple[datetime, Any] | None = None
+        # When the code began (set by start): this attempt's start in its
+        # TaskResult, and the task's own on its first attempt.
+        self.began: datetime | None = None
 
     @cached_property
     def running(self) -> TaskResult[..., Any]:
@@ -158,9 +164,9 @@ class _Attempt:
             task_id=claimed.id,
             status=status,
             enqueued_at=claimed.enqueued_at,
-            started_at=claimed.started_at,
+            started_at=claimed.started_at or self.began,
             finished_at=finished_at,
-            last_attempted_at=claimed.last_attempted_at,
+            last_attempted_at=self.began or claimed.last_attempted_at,
             args=claimed.args,
             kwargs=claimed.kwargs,
             errors=claimed.errors if errors is None else errors,
@@ -169,6 +175,7 @@ class _Attempt:
         )
 
     def start(self) -> tuple[list[Any], dict[str, Any]]:
+        self.began = datetime.now(UTC)
         if heard(task_started):
             task_started.send(type(self.backend), task_result=self.running)
         args = list(self.claimed.args)
@@ -200,9 +207,10 @@ class _Attempt:
             *self.claimed.errors,
             exception_record(exc, attempt=self.claimed.attempt, worker_id=self.worker_id),
         ]
+        began = self.began is not None
         if isinstance(exc, TaskCancelled):
             finished = self._result(TaskResultStatus.FAILED, datetime.now(UTC), errors)
-            return Outcome(False, None, errors, finished, cancelled=True)
+            return Outcome(False, None, errors, finished, cancelled=True, began=began)
         retry_in = None
         policy_for = getattr(self.backend, "policy_for", None)
         if policy_for is not None:
@@ -211,9 +219,10 @@ class _Attempt:
                 retry_in = policy.delay_after(self.claimed.attempt)
         if retry_in is not None:
             # Not finished: the result goes back to READY until the next attempt.
-            return Outcome(False, None, errors, self._result(State.READY, None, errors), retry_in)
+            ready = self._result(State.READY, None, errors)
+            return Outcome(False, None, errors, ready, retry_in, began=began)
         finished = self._result(TaskResultStatus.FAILED, datetime.now(UTC), errors)
-        return Outcome(False, None, errors, finished)
+        return Outcome(False, None, errors, finished, began=began)
 
     def announce(self, outcome: Outcome) -> None:
         # task_finished means finished: an attempt that will be retried is not.
@@ -237,6 +246,7 @@ def _unresolvable(claimed: ClaimedTask, worker_id: str, exc: Exception) -> Outco
         None,
         [*claimed.errors, exception_record(exc, attempt=claimed.attempt, worker_id=worker_id)],
         None,
+        began=False,
     )
 
 
