@@ -25,6 +25,7 @@ PAGES = {
     "task list": "/admin/offload/taskrecord/",
     "task list, page 50": "/admin/offload/taskrecord/?p=50",
     "failed tasks": "/admin/offload/failedtask/",
+    "scheduled tasks": "/admin/offload/scheduledtask/",
     "filter: queue": "/admin/offload/taskrecord/?queue=emails",
     "filter: task path": "/admin/offload/taskrecord/?task=bench.tasks.t3",
     "filter: path prefix": "/admin/offload/taskrecord/?task=bench.tasks.t1*",
@@ -75,13 +76,18 @@ def main() -> int:
             ran = enqueued + timedelta(seconds=0.05) if status != State.READY else None
             error = {"exception_class_path": "builtins.ValueError", "traceback": "boom\n" * 20,
                      "attempt": 1, "worker_id": "w", "at": now.isoformat()}  # fmt: skip
+            # A quarter of the ready tasks wait for a run_after up to a day ahead.
+            due = enqueued
+            if status == State.READY and rng.random() < 0.25:
+                due = now + timedelta(seconds=rng.uniform(60, 86_400))
             batch.append(
                 TaskRecord(
                     task_path=f"bench.tasks.t{i % 20}",
                     backend="default",
                     queue_name=rng.choice(["default", "emails", "reports"]),
                     status=status,
-                    available_at=enqueued,
+                    available_at=due,
+                    run_after=due if due > now else None,
                     enqueued_at=enqueued,
                     started_at=ran,
                     last_attempted_at=ran,

@@ -5,7 +5,9 @@ UI, checks that no Content-Security-Policy violation occurs, and saves
 screenshots to tests/artifacts/ (the README's come from here).
 """
 
+import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
@@ -88,13 +90,17 @@ def test_dashboard_draws_and_refreshes_only_while_visible(page):
     page.wait_for_selector("#offload-dash[data-loaded]")
     assert page.text_content("#c-failed") == "3"
     assert page.text_content("#c-running") == "1"
-    assert page.locator("#chart-finished svg polyline").count() == 2
+    # uPlot's charts: a canvas each, a legend naming the series.
+    assert page.locator("#chart-finished canvas").count() == 1
+    legend = page.locator("#chart-finished .u-legend").text_content() or ""
+    assert "succeeded" in legend
+    assert "failed" in legend
     # The depth chart is drawn from the samples: an hour of points per queue
     # (plus the live one), not a single reading.
     assert page.get_attribute("#chart-depth", "data-samples") == "120"
-    assert page.locator("#chart-depth svg polyline").count() >= 2  # and configured queues
-    points = page.locator("#chart-depth svg polyline").first.get_attribute("points") or ""
-    assert len(points.split()) == 61
+    data = page.locator("#chart-depth").evaluate("el => el.offloadPlot.data")
+    assert len(data) >= 3  # the times, then default and emails
+    assert sum(v is not None for v in data[1]) == 61  # default: 60 samples and the live one
     assert page.locator("#table-queues tbody tr").count() >= 2
     page.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
 
@@ -259,3 +265,172 @@ def test_retry_from_a_failed_tasks_page_lands_on_its_page_in_the_new_state(page)
     assert page.locator(".offload-lead .offload-status-ready").count() == 1
     assert page.locator(".messagelist .warning").count() == 0  # no "... doesn't exist"
     assert page.locator(".messagelist .success").count() == 1
+
+
+# -- layout: every list and the dashboard fit the window -----------------------------
+
+LONG_PATH = "tests.app.tasks_of_a_rather_long_module_name.reports.generate_the_monthly_invoices"
+
+# For each table on the page: does it stick out of its container, or a header
+# cell out of the window? Read in the page, where the layout is.
+OVERFLOWS_JS = """() => {
+  const found = [];
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > width) {
+    found.push(`page ${document.documentElement.scrollWidth} > ${width}`);
+  }
+  const content = document.querySelector("#content");
+  const padding = parseFloat(getComputedStyle(content).paddingRight);
+  const edge = content.getBoundingClientRect().right - padding + 1;
+  for (const el of document.querySelectorAll("#content *")) {
+    const right = el.getBoundingClientRect().right;
+    if (right > edge) found.push(`${el.tagName}#${el.id}.${el.className} ends at ${right}`);
+  }
+  for (const table of document.querySelectorAll("#content table")) {
+    const box = table.parentElement;
+    if (box.scrollWidth > box.clientWidth) {
+      found.push(`${table.id || table.className}: ${box.scrollWidth} > ${box.clientWidth}`);
+    }
+    for (const th of table.querySelectorAll("thead th")) {
+      const right = th.getBoundingClientRect().right;
+      if (right > width) found.push(`${th.textContent.trim()} ends at ${right} > ${width}`);
+    }
+  }
+  return found;
+}"""
+
+# The lines a cell's text takes: its text's boxes, counted by their top.
+LINES_JS = """cell => {
+  const range = document.createRange();
+  range.selectNodeContents(cell);
+  return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+}"""
+
+
+def _lists_to_check() -> None:
+    from offload.models import Schedule
+
+    now = timezone.now()
+    for n in range(3):
+        make_task(task_path=LONG_PATH, queue_name="reports-monthly")
+        make_task(
+            status=State.SUCCESSFUL, attempt=1, started_at=now, last_attempted_at=now,
+            finished_at=now + timedelta(seconds=n * 100), task_path=LONG_PATH,
+        )  # fmt: skip
+        make_failed(task_path=LONG_PATH, errors=[{
+            "exception_class_path": "billing.errors.InvoiceTotalIsNegativeError",
+            "traceback": "Traceback (most recent call last):\nbilling.errors."
+                         "InvoiceTotalIsNegativeError: " + "the invoice total is negative " * 6,
+            "attempt": 3, "worker_id": "host:1:w", "at": now.isoformat(),
+        }])  # fmt: skip
+    for minutes in (90, 30, 60):
+        at = now + timedelta(minutes=minutes)
+        make_task(task_path=LONG_PATH, run_after=at, available_at=at)
+    Schedule.objects.create(
+        name="monthly-invoices-for-every-customer", task_path=LONG_PATH,
+        cron="*/15 9-17 * * 1-5", timezone="America/Argentina/Buenos_Aires",
+        next_fire_at=now + timedelta(minutes=15), last_fired_at=now,
+    )  # fmt: skip
+    Schedule.objects.create(
+        name="cleanup", command="clearsessions", interval=3600,
+        next_fire_at=now + timedelta(hours=1),
+    )  # fmt: skip
+
+
+def _headers(page) -> list[str]:
+    """The list's column titles, without the sort priority Django puts before them."""
+    texts = page.locator("#result_list thead th").all_text_contents()
+    return [t.strip().splitlines()[-1].strip().lower() if t.strip() else "" for t in texts]
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_the_lists_fit_the_window(page, width):
+    _lists_to_check()
+    page.set_viewport_size({"width": width, "height": 900})
+    for name in ("taskrecord", "failedtask", "scheduledtask", "schedule"):
+        page.goto(f"{page.base}/admin/offload/{name}/")
+        page.wait_for_selector("#result_list")
+        assert page.evaluate(OVERFLOWS_JS) == [], name
+        headers = _headers(page)
+        for th in page.locator("#result_list thead th").all():
+            box = th.bounding_box()
+            assert box is not None
+            assert box["x"] + box["width"] <= width, (name, th.text_content())
+        if name in ("taskrecord", "failedtask"):
+            assert "finished" in headers, headers
+            assert "run time" in headers, headers
+        if width == 1280:
+            page.screenshot(path=ARTIFACTS / f"list-{name}.png", full_page=True)
+    # The schedule's cron expression, on one line.
+    cell = page.locator("td.field-when", has_text="*/15 9-17 * * 1-5")
+    assert cell.count() == 1
+    assert cell.evaluate(LINES_JS) == 1
+    assert page.locator("td.field-when", has_text="every 3600s").evaluate(LINES_JS) == 1
+    # A cut path keeps the whole of it in its title.
+    page.goto(f"{page.base}/admin/offload/taskrecord/")
+    assert page.locator(f"a.offload-path[title='{LONG_PATH}']").count() == 12
+
+
+def test_the_scheduled_list_shows_and_sorts_by_when_each_task_runs(page):
+    _lists_to_check()
+    page.goto(f"{page.base}/admin/offload/scheduledtask/")
+    headers = _headers(page)
+    assert "runs at" in headers, headers
+    shown = page.locator("td.field-runs_at time").evaluate_all(
+        "cells => cells.map((c) => c.getAttribute('datetime'))"
+    )
+    assert len(shown) == 3
+    assert shown == sorted(shown)  # soonest first
+    expected = sorted(
+        TaskRecord.objects.filter(available_at__gt=timezone.now()).values_list(
+            "available_at", flat=True
+        )
+    )
+    assert shown == [at.isoformat() for at in expected]
+
+
+def _samples_with_a_gap(hours: int) -> None:
+    """Samples of the default queue over ``hours``, none in a stretch of 40 minutes."""
+    now = timezone.now().replace(second=0, microsecond=0)
+    for minute in range(hours * 60, 0, -1):
+        if 20 < minute <= 60:
+            continue  # the workers were down
+        DepthSample.objects.create(
+            minute=now - timedelta(minutes=minute), queue_name="default", ready=5, running=0
+        )
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_the_dashboard_fits_and_its_day_axis_has_dates_and_gaps(page, width):
+    _samples_with_a_gap(hours=3)
+    make_failed(task_path=LONG_PATH)
+    make_task(status=State.SUCCESSFUL, task_path=LONG_PATH, finished_at=timezone.now())
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{page.base}/admin/offload/dashboard/?window=day")
+    page.wait_for_selector("#offload-dash[data-loaded]")
+    assert page.evaluate(OVERFLOWS_JS) == []
+    for chart in ("#chart-finished", "#chart-depth"):
+        ticks = json.loads(page.get_attribute(chart, "data-x-ticks") or "[]")
+        assert len(ticks) >= 2, (chart, ticks)
+        assert ticks[0] != ticks[-1], ticks
+        for label in (ticks[0], ticks[-1]):
+            assert re.search(r"[A-Z][a-z]{2} \d{1,2}", label), label  # "Dec 3"
+        box = page.locator(f"{chart} canvas").bounding_box()
+        assert box is not None
+        assert box["x"] + box["width"] <= width
+    # The stretch without samples is a run of nulls, drawn as a gap, between samples.
+    default = page.locator("#chart-depth").evaluate("el => el.offloadPlot.data")[1]
+    present = [v is not None for v in default]
+    first, last = present.index(True), len(present) - 1 - present[::-1].index(True)
+    assert not all(present[first : last + 1])
+    assert sum(1 for v in default[first:last] if v is None) >= 40
+    # The finished chart has no gap: a minute without tasks is a zero.
+    finished = page.locator("#chart-finished").evaluate("el => el.offloadPlot.data")
+    assert None not in finished[1]
+    assert len(finished[0]) == 24 * 60 + 1
+    # The per-task table counts each ending apart.
+    row = page.locator("#table-tasks tbody tr").first
+    cells = row.locator("td").all_text_contents()
+    assert cells[1:4] == ["1", "1", "0"], cells  # succeeded, failed, cancelled
+    if width == 1280:
+        page.screenshot(path=ARTIFACTS / "dashboard-day.png", full_page=True)

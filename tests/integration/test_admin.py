@@ -226,6 +226,32 @@ def test_timings_are_from_the_code_start_and_a_task_not_begun_shows_as_claimed(o
     assert (latency["wait_p50"], latency["run_p50"]) == (6.0, 0.5)
 
 
+def test_dashboard_counts_each_tasks_successes_and_failures_apart(operator):
+    from django.utils import timezone
+
+    now = timezone.now()
+    ended = {"started_at": now, "last_attempted_at": now, "finished_at": now}
+    for _ in range(3):
+        make_task(task_path="tests.app.tasks.add", status=State.SUCCESSFUL, **ended)
+    for _ in range(2):
+        make_failed(task_path="tests.app.tasks.add")
+    make_task(task_path="tests.app.tasks.add", status=State.CANCELLED, finished_at=now)
+    make_failed(task_path="tests.app.tasks.other")
+    make_task(task_path="tests.app.tasks.add")  # not finished: not counted
+    data = operator.get(reverse("admin:offload_dashboard_data")).json()
+    tasks = {row["path"]: row for row in data["tasks"]}
+    add = tasks["tests.app.tasks.add"]
+    assert (add["finished"], add["succeeded"], add["failed"], add["cancelled"]) == (6, 3, 2, 1)
+    other = tasks["tests.app.tasks.other"]
+    assert (other["finished"], other["succeeded"], other["failed"]) == (1, 0, 1)
+    # Per minute alike: the finished count is the sum of the three endings.
+    series = data["series"]
+    assert (sum(series["succeeded"]), sum(series["failed"]), sum(series["cancelled"])) == (3, 3, 1)
+    assert sum(series["finished"]) == 7
+    page = operator.get(reverse("admin:offload_dashboard_changelist"))
+    assert "<th>Succeeded</th><th>Failed</th><th>Cancelled</th>" in page.text
+
+
 def test_dashboard_minutes_from_the_cache_match_the_database(operator):
     from datetime import timedelta
 

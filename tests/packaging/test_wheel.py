@@ -59,6 +59,11 @@ def test_wheel_holds_what_the_app_needs(dist: Path) -> None:
         "offload/py.typed",
         "offload/migrations/0001_initial.py",
         "offload/static/offload/dashboard.js",
+        # The dashboard's charts: served from the package, never from a CDN.
+        "offload/static/offload/vendor/uplot/uPlot.iife.min.js",
+        "offload/static/offload/vendor/uplot/uPlot.min.css",
+        "offload/static/offload/vendor/uplot/LICENSE",
+        "offload/static/offload/vendor/uplot/README.md",
         "offload/templates/admin/offload/dashboard.html",
         "offload/testing/pytest_plugin.py",
     ):

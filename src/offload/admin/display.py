@@ -4,6 +4,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -31,6 +32,33 @@ def status_badge(status: str) -> SafeString:
     label = State(status).label if known else status
     css = status.lower() if known else "unknown"
     return format_html('<span class="offload-status offload-status-{}">{}</span>', css, label)
+
+
+def compact_time(value: datetime | None) -> SafeString:
+    """A list cell's date and time: short, in the current time zone, the exact
+    instant in its title."""
+    if value is None:
+        return format_html("{}", "-")
+    local = timezone.localtime(value)
+    # This year's dates leave the year out, to keep the columns narrow.
+    if local.year == timezone.localtime().year:
+        shown = local.strftime("%b %d %H:%M:%S")
+    else:
+        shown = local.strftime("%Y-%m-%d %H:%M")
+    return format_html(
+        '<time class="offload-time" datetime="{}" title="{}">{}</time>',
+        value.isoformat(), local.isoformat(), shown,
+    )  # fmt: skip
+
+
+def cut_text(text: str) -> SafeString:
+    """Text cut short by the stylesheet; the whole of it in the title."""
+    return format_html('<span class="offload-path" title="{}">{}</span>', text, text)
+
+
+def path_cell(url: str, path: str) -> SafeString:
+    """A task path as a link, cut short by the stylesheet; the whole path in its title."""
+    return format_html('<a class="offload-path" href="{}" title="{}">{}</a>', url, path, path)
 
 
 def duration(start: datetime | None, end: datetime | None) -> str:

@@ -55,12 +55,24 @@ def _capped_count(status: str, limit: int) -> int:
     return int(TaskRecord.objects.filter(status=status).order_by()[: limit + 1].count())
 
 
+# How a task ended, by status: "finished" counts all three.
+_ENDS: dict[str, str] = {
+    State.SUCCESSFUL: "succeeded",
+    State.FAILED: "failed",
+    State.CANCELLED: "cancelled",
+}
+
+
+def _no_counts() -> dict[str, int]:
+    return {"finished": 0, **dict.fromkeys(_ENDS.values(), 0)}
+
+
 def _minute(value: datetime) -> datetime:
     return value.replace(second=0, microsecond=0)
 
 
 def _group_by_minute(since: datetime) -> dict[datetime, dict[str, int]]:
-    per_minute: dict[datetime, dict[str, int]] = defaultdict(lambda: {"finished": 0, "failed": 0})
+    per_minute: dict[datetime, dict[str, int]] = defaultdict(_no_counts)
     grouped = (
         TaskRecord.objects.filter(finished_at__gte=since)
         .order_by()
@@ -71,8 +83,8 @@ def _group_by_minute(since: datetime) -> dict[datetime, dict[str, int]]:
     for row in grouped:
         bucket = per_minute[_minute(row["minute"])]
         bucket["finished"] += row["n"]
-        if row["status"] == State.FAILED:
-            bucket["failed"] += row["n"]
+        if row["status"] in _ENDS:
+            bucket[_ENDS[row["status"]]] += row["n"]
     return per_minute
 
 
@@ -86,14 +98,15 @@ def _per_minute(since: datetime, now: datetime, span: timedelta) -> dict[datetim
     Minutes count as closed two minutes after they end, leaving room for the
     database's clock to differ from ours.
     """
-    key = f"offload:finished-per-minute:{router.db_for_read(TaskRecord) or 'default'}"
+    # v2: the entries count each way a task ends, not only failures.
+    key = f"offload:finished-per-minute:v2:{router.db_for_read(TaskRecord) or 'default'}"
     closed_before = _minute(now) - CLOSED_AFTER
     minutes = [since + timedelta(minutes=i) for i in range(int(span.total_seconds() // 60) + 1)]
     known: dict[str, dict[str, int]] = cache.get(key) or {}
     missing = [m for m in minutes if m < closed_before and m.isoformat() not in known]
     read_from = min(missing) if missing else min(closed_before, minutes[-1])
     fresh = _group_by_minute(read_from)
-    empty = {"finished": 0, "failed": 0}
+    empty = _no_counts()
     found = {
         m: fresh.get(m, empty) if m >= read_from else known.get(m.isoformat(), empty)
         for m in minutes
@@ -138,12 +151,13 @@ class _Latency:
             lambda: {"wait": [], "run": []}
         )
         self.by_task: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {"finished": 0, "failed": 0, "wait": [], "run": []}
+            lambda: {**_no_counts(), "wait": [], "run": []}
         )
         for queue, path, status, enqueued, run_after, started, attempted, ended in sample:
             task = self.by_task[path]
             task["finished"] += 1
-            task["failed"] += status == State.FAILED
+            if status in _ENDS:
+                task[_ENDS[status]] += 1
             if started is None or attempted is None or ended is None:
                 continue  # cancelled before it ran
             wait = max((started - max(enqueued, run_after or enqueued)).total_seconds(), 0.0)
@@ -177,7 +191,7 @@ def _task_entries(latency: _Latency) -> list[dict[str, Any]]:
         {
             "path": path,
             "finished": stats["finished"],
-            "failed": stats["failed"],
+            **{name: stats[name] for name in _ENDS.values()},
             **_summary(stats["wait"], stats["run"]),
         }
         for path, stats in busiest[:TOP_TASKS]
@@ -218,8 +232,10 @@ def dashboard_data(window: str = "hour") -> dict[str, Any]:
         },
         "series": {
             "minutes": [m.isoformat() for m in minutes],
-            "finished": [per_minute[m]["finished"] if m in per_minute else 0 for m in minutes],
-            "failed": [per_minute[m]["failed"] if m in per_minute else 0 for m in minutes],
+            **{
+                name: [per_minute[m][name] if m in per_minute else 0 for m in minutes]
+                for name in ("finished", *_ENDS.values())
+            },
         },
         "latency": {**_summary(latency.waits, latency.runs), "sample": latency.sample_size},
         "depth": _depth_samples(since),

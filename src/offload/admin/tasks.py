@@ -68,12 +68,11 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
     list_display = (
         "id",
         "task_link",
-        "queue_name",
+        "queue",
         "status_display",
-        "attempt",
-        "enqueued_at",
-        "finished_at",
-        "waited",
+        "tries",
+        "enqueued",
+        "finished",
         "run_time",
     )
     list_display_links = None
@@ -86,7 +85,7 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
         WorkerFilter,
     )
     # Sorting on any other column would sort the whole table.
-    sortable_by = ("id", "enqueued_at", "finished_at")
+    sortable_by = ("id", "enqueued", "finished")
     ordering = ("-id",)
     search_fields = ("task_path",)  # the search box; see get_search_results
     search_help_text = "A task id, or the start of a task path."
@@ -220,7 +219,27 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
     @admin.display(description="task", ordering=None)
     def task_link(self, obj: TaskRecord) -> SafeString:
         url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
-        return format_html('<a href="{}">{}</a>', url, obj.task_path)
+        return display.path_cell(url, obj.task_path)
+
+    @admin.display(description="queue")
+    def queue(self, obj: TaskRecord) -> SafeString:
+        return display.cut_text(obj.queue_name)
+
+    @admin.display(description="tries")
+    def tries(self, obj: TaskRecord) -> int:
+        return obj.attempt
+
+    @admin.display(description="enqueued", ordering="enqueued_at")
+    def enqueued(self, obj: TaskRecord) -> SafeString:
+        return display.compact_time(obj.enqueued_at)
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished(self, obj: TaskRecord) -> SafeString:
+        return display.compact_time(obj.finished_at)
+
+    @admin.display(description="runs at", ordering="available_at")
+    def runs_at(self, obj: TaskRecord) -> SafeString:
+        return display.compact_time(obj.available_at)
 
     @admin.display(description="status")
     def status_display(self, obj: TaskRecord) -> SafeString:

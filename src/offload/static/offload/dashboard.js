@@ -1,4 +1,5 @@
-// The offload dashboard: fetch the JSON, draw counters, tables and SVG charts.
+// The offload dashboard: fetch the JSON, draw counters, tables and charts
+// (uPlot, from vendor/uplot/).
 // Loaded from a file (the page's CSP allows no inline script); every value
 // from the server is written as text, never as HTML.
 "use strict";
@@ -7,12 +8,20 @@
   if (!root) return;
   const url = root.dataset.url;
   const refresh = Math.min(3600, Math.max(1, Number(root.dataset.refresh) || 5)) * 1000;
-  const SVG = "http://www.w3.org/2000/svg";
   const MAX_DEPTH_POINTS = 720;
   const MAX_DEPTH_QUEUES = 6;
+  const CHART_HEIGHT = 220;
+  // Points further apart than this are not joined: nothing was sampled between them.
+  const GAP_MS = 150 * 1000;
+  // Both charts count tasks: whole steps on the value axis.
+  const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6];
+  const PALETTE = ["#417690", "#ba2121", "#2b8a3e", "#b7791f", "#6b46c1", "#2c7a7b"];
   // queue -> [[time, depth], ...] read by this page since it opened; drawn after
   // the workers' per-minute samples (data.depth), from the last sample on.
   const depthHistory = new Map();
+  // chart container id -> { plot, key }: a plot is redrawn with new data, and
+  // made again only when its series change.
+  const plots = new Map();
   let timer = null;
   let inFlight = false;
 
@@ -25,49 +34,123 @@
     return Math.round(value / 60) + " min";
   }
 
-  function el(name, attrs, parent) {
-    const node = document.createElementNS(SVG, name);
-    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
-    if (parent) parent.appendChild(node);
-    return node;
+  function clock(date) { return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }); }
+  function day(date) { return date.toLocaleDateString([], { month: "short", day: "numeric" }); }
+
+  // Every tick says its time and its day, so a day's axis is never ambiguous.
+  // The labels are kept on the container, where tests and people can read them.
+  function timeTicks(container) {
+    return (plot, splits) => {
+      const labels = splits.map((s) => {
+        const date = new Date(s * 1000);
+        return `${clock(date)}\n${day(date)}`;
+      });
+      container.dataset.xTicks = JSON.stringify(labels);
+      return labels;
+    };
   }
 
-  // A line chart of several series of [time, value] points, x placed by time.
-  function lineChart(container, series) {
-    const width = 600, height = 200, left = 40, right = 10, top = 10, bottom = 24;
-    const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img" });
-    const max = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p[1])));
-    const times = series.flatMap((s) => s.points.map((p) => p[0]));
-    const first = Math.min(...times), last = Math.max(...times);
-    const span = Math.max(last - first, 1);
-    const x = (t) => left + ((t - first) / span) * (width - left - right);
-    const y = (v) => top + (1 - v / max) * (height - top - bottom);
-    for (const frac of [0, 0.5, 1]) {
-      el("line", { x1: left, x2: width - right, y1: y(max * frac), y2: y(max * frac), class: "grid" }, svg);
-      const label = el("text", { x: left - 4, y: y(max * frac) + 3, "text-anchor": "end" }, svg);
-      label.textContent = String(Math.round(max * frac * 10) / 10);
+  // Breaks the lines where points are further apart than GAP_MS: a row of nulls between.
+  function withGaps(times, columns) {
+    const xs = [], ys = columns.map(() => []);
+    times.forEach((t, i) => {
+      if (i > 0 && t - times[i - 1] > GAP_MS) {
+        xs.push((times[i - 1] + t) / 2);
+        ys.forEach((y) => y.push(null));
+      }
+      xs.push(t);
+      ys.forEach((y, k) => y.push(columns[k][i]));
+    });
+    return [xs.map((t) => t / 1000), ...ys];
+  }
+
+  function plotOptions(container, names) {
+    const shown = (plot, value) => (value === null || value === undefined ? "–" : String(value));
+    return {
+      width: Math.max(280, container.clientWidth),
+      height: CHART_HEIGHT,
+      scales: { x: { time: true } },
+      cursor: { drag: { x: false, y: false } },
+      series: [
+        { label: "time", value: (plot, t) => (t === null ? "–" : new Date(t * 1000).toLocaleString()) },
+        ...names.map((name, i) => ({
+          label: name, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false, value: shown,
+        })),
+      ],
+      // Mid grey reads on the admin's light and dark themes alike.
+      axes: [
+        { values: timeTicks(container), space: 70, size: 48, stroke: "#888", grid: { stroke: "rgba(128,128,128,0.2)" } },
+        { size: 50, stroke: "#888", grid: { stroke: "rgba(128,128,128,0.2)" }, incrs: COUNT_STEPS },
+      ],
+    };
+  }
+
+  // A uPlot line chart; times in ms, one column of values (or null: a gap) per name.
+  function lineChart(container, names, times, columns) {
+    const data = withGaps(times, columns);
+    const key = JSON.stringify(names);
+    const known = plots.get(container.id);
+    if (known && known.key === key) {
+      known.plot.setData(data);
+    } else {
+      if (known) known.plot.destroy();
+      const plot = new uPlot(plotOptions(container, names), data, container);
+      plots.set(container.id, { plot, key });
+      container.offloadPlot = plot;
     }
-    el("line", { x1: left, x2: width - right, y1: height - bottom, y2: height - bottom, class: "axis" }, svg);
-    if (times.length) {
-      for (const [t, anchor] of [[first, "start"], [last, "end"]]) {
-        const label = el("text", { x: x(t), y: height - 8, "text-anchor": anchor }, svg);
-        label.textContent = new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    container.dataset.nulls = String(data.slice(1).flat().filter((v) => v === null).length);
+  }
+
+  function depthChart(container, data) {
+    const sampled = data.depth || {};
+    const names = [...new Set([...Object.keys(sampled), ...depthHistory.keys()])].sort().slice(0, MAX_DEPTH_QUEUES);
+    const byMinute = new Map(names.map((name) => [name, new Map()]));
+    let newest = -Infinity;
+    for (const name of names) {
+      for (const [minute, ready] of sampled[name] || []) {
+        const t = Date.parse(minute);
+        byMinute.get(name).set(t, ready);
+        newest = Math.max(newest, t);
       }
     }
-    series.forEach((s, index) => {
-      if (!s.points.length) return;
-      const points = s.points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
-      el("polyline", { points, class: `line s${index % 6}` }, svg);
-      el("rect", { x: left + 10 + index * 120, y: top, width: 10, height: 10, class: `k${index % 6}` }, svg);
-      const key = el("text", { x: left + 24 + index * 120, y: top + 9 }, svg);
-      key.textContent = s.name.length > 16 ? s.name.slice(0, 15) + "…" : s.name;
+    // Every minute of the window up to the newest sample: a minute without a
+    // sample is null, drawn as a gap; then what this page read, live.
+    const grid = data.series.minutes.map((m) => Date.parse(m)).filter((t) => t <= newest);
+    const live = [...new Set(names.flatMap((name) => (depthHistory.get(name) || []).map((p) => p[0])))]
+      .filter((t) => t > newest).sort((a, b) => a - b);
+    const columns = names.map((name) => {
+      const liveAt = new Map(depthHistory.get(name) || []);
+      return grid.map((t) => byMinute.get(name).get(t) ?? null)
+        .concat(live.map((t) => liveAt.get(t) ?? null));
     });
-    container.replaceChildren(svg);
+    lineChart(container, names, grid.concat(live), columns);
+    container.dataset.samples = String(names.reduce((n, name) => n + (sampled[name] || []).length, 0));
   }
 
-  function cell(row, value, numeric) {
+  function resizeWithPage() {
+    if (!window.ResizeObserver) return;
+    for (const id of ["chart-finished", "chart-depth"]) {
+      const container = document.getElementById(id);
+      new ResizeObserver(() => {
+        const known = plots.get(id);
+        const width = Math.max(280, container.clientWidth);
+        if (known && known.plot.width !== width) known.plot.setSize({ width, height: CHART_HEIGHT });
+      }).observe(container);
+    }
+  }
+
+  function cell(row, value, numeric, cut) {
     const td = document.createElement("td");
-    td.textContent = value;
+    if (cut) {
+      // A long task path is cut short by the stylesheet; the whole of it in the title.
+      const span = document.createElement("span");
+      span.className = "offload-path";
+      span.title = value;
+      span.textContent = value;
+      td.appendChild(span);
+    } else {
+      td.textContent = value;
+    }
     if (numeric) td.className = "num";
     row.appendChild(td);
   }
@@ -76,7 +159,7 @@
     const body = document.querySelector(`#${id} tbody`);
     const fresh = rows.map((item) => {
       const tr = document.createElement("tr");
-      for (const [key, format, numeric] of columns) cell(tr, format(item[key]), numeric);
+      for (const [key, format, numeric, cut] of columns) cell(tr, format(item[key]), numeric, cut);
       return tr;
     });
     body.replaceChildren(...fresh);
@@ -91,10 +174,8 @@
     text("c-wait", `${seconds(data.latency.wait_p50)} / ${seconds(data.latency.wait_p95)}`);
     text("c-run", `${seconds(data.latency.run_p50)} / ${seconds(data.latency.run_p95)}`);
     const minutes = data.series.minutes.map((m) => Date.parse(m));
-    lineChart(document.getElementById("chart-finished"), [
-      { name: "finished", points: minutes.map((t, i) => [t, data.series.finished[i]]) },
-      { name: "failed", points: minutes.map((t, i) => [t, data.series.failed[i]]) },
-    ]);
+    lineChart(document.getElementById("chart-finished"), ["succeeded", "failed"], minutes,
+      [data.series.succeeded, data.series.failed]);
     const now = new Date(data.generated_at).getTime();
     for (const q of data.queues) {
       const points = depthHistory.get(q.name) || [];
@@ -102,17 +183,7 @@
       if (points.length > MAX_DEPTH_POINTS) points.shift();
       depthHistory.set(q.name, points);
     }
-    const sampled = data.depth || {};
-    const names = new Set([...Object.keys(sampled), ...depthHistory.keys()]);
-    const shown = [...names].sort().slice(0, MAX_DEPTH_QUEUES);
-    lineChart(document.getElementById("chart-depth"), shown.map((name) => {
-      const samples = (sampled[name] || []).map((row) => [Date.parse(row[0]), row[1]]);
-      const after = samples.length ? samples[samples.length - 1][0] : -Infinity;
-      const live = (depthHistory.get(name) || []).filter((p) => p[0] > after);
-      return { name, points: samples.concat(live) };
-    }));
-    const chart = document.getElementById("chart-depth");
-    chart.dataset.samples = String(shown.reduce((n, name) => n + (sampled[name] || []).length, 0));
+    depthChart(document.getElementById("chart-depth"), data);
     const plain = (v) => String(v);
     fillTable("table-queues", data.queues, [
       ["name", plain], ["depth", plain, true], ["due", plain, true], ["running", plain, true],
@@ -121,7 +192,7 @@
       ["paused", (p) => (p ? "paused" : "running")],
     ]);
     fillTable("table-tasks", data.tasks, [
-      ["path", plain], ["finished", plain, true], ["failed", plain, true],
+      ["path", plain, false, true], ["succeeded", plain, true], ["failed", plain, true], ["cancelled", plain, true],
       ["wait_p50", seconds, true], ["wait_p95", seconds, true],
       ["run_p50", seconds, true], ["run_p95", seconds, true],
     ]);
@@ -157,5 +228,6 @@
     if (document.hidden) clearTimeout(timer);
     else load().finally(schedule);
   });
+  resizeWithPage();
   load().finally(schedule);
 })();
