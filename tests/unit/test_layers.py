@@ -39,6 +39,16 @@ LAYERS: list[tuple[str, list[str]]] = [
         ],
     ),
     (
+        "Operator commands",
+        [
+            "offload.operations",
+            "offload.operations.cli",
+            "offload.operations.status",
+            "offload.operations.status_text",
+            "offload.operations.health",
+        ],
+    ),
+    (
         "Admin",
         [
             "offload.admin",
@@ -104,6 +114,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.worker.memory",
             "offload.worker.protocol",
             "offload.worker.titles",
+            "offload.worker.heartbeat_file",
         ],
     ),
     (
@@ -130,6 +141,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.store",
             "offload.store.operations",
             "offload.store.depth",
+            "offload.store.reads",
             "offload.store.tasks",
             "offload.store.claim",
             "offload.store.enqueue",

@@ -23,6 +23,9 @@ from django.utils import autoreload, timezone
 from offload.exceptions import OffloadError
 from offload.management.errors import command_error
 from offload.management.global_options import add_global_options
+from offload.operations.cli import SUBCOMMANDS as OPERATOR_SUBCOMMANDS
+from offload.operations.cli import add_parsers as operator_parsers
+from offload.operations.cli import run as run_operator_command
 from offload.worker import logs, reloading
 from offload.worker.supervisor import Supervisor
 from offload.worker_options import SETTINGS, WorkerSettings, resolve
@@ -89,6 +92,8 @@ class Command(BaseCommand):
         )
         add_global_options(listing)
         add_global_options(worker, verbosity=False)
+        for operator in operator_parsers(sub):
+            add_global_options(operator)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -98,6 +103,10 @@ class Command(BaseCommand):
                 self.enqueue(options)
             elif options["subcommand"] == "schedules":
                 self.schedules(options)
+            elif options["subcommand"] in OPERATOR_SUBCOMMANDS:
+                code = run_operator_command(options, self.stdout)
+                if code:
+                    raise SystemExit(code)
         except DatabaseError as exc:
             # Before migrate, every subcommand says the same thing.
             raise command_error(exc, options.get("backend") or "default") from exc
