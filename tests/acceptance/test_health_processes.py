@@ -46,7 +46,8 @@ def test_health_follows_a_worker_until_it_is_killed(start_process, tmp_path: Pat
     code, output = probe(start_process, "status", "--json", options=quick)
     assert code == 0, output
     [group] = json.loads(output)["workers"]
-    assert group["process_count"] == 1 and group["stale"] is False
+    assert group["process_count"] == 1
+    assert group["stale"] is False
 
     # The whole worker dies at once: frozen first, so the task process cannot
     # notice its supervisor is gone and remove its row.
@@ -78,7 +79,8 @@ def test_a_stopped_worker_removes_its_heartbeat_file(start_process, tmp_path: Pa
     assert worker.returncode == 0, output
     assert not beat.exists()
     code, output = probe(start_process, "health", "--liveness", options=quick)
-    assert code == 1 and "does not exist" in output, output
+    assert code == 1, output
+    assert "does not exist" in output
 
 
 def test_status_watch_redraws_until_ctrl_c(start_process):

@@ -114,7 +114,8 @@ def test_lag_is_the_oldest_due_task_whatever_its_priority():
     code, found = health("--max-lag", "120")
     assert code == 1
     lag = found["checks"][1]
-    assert lag["name"] == "lag" and lag["limit"] == 120
+    assert lag["name"] == "lag"
+    assert lag["limit"] == 120
     assert 299 <= lag["value"] < 400
     assert health("--max-lag", "600")[0] == 0
 
@@ -197,8 +198,10 @@ def test_status_json_shape():
     TaskRecord.objects.filter(pk=running.pk).update(status=State.RUNNING, lease_owner="w1/p1")
     Queue.objects.create(name="reports", paused_at=timezone.now(), paused_by="ops")
     failed(2)
-    Schedule.objects.create(name="nightly", backend="default", task_path="tests.app.tasks.noop",
-                            cron="0 3 * * *", next_fire_at=timezone.now() + timedelta(hours=2))  # fmt: skip
+    Schedule.objects.create(
+        name="nightly", backend="default", task_path="tests.app.tasks.noop", cron="0 3 * * *",
+        next_fire_at=timezone.now() + timedelta(hours=2),
+    )  # fmt: skip
     code, text = run("status", "--json")
     assert code == 0
     data = json.loads(text)
@@ -206,20 +209,23 @@ def test_status_json_shape():
         "version", "backend", "database", "generated_at", "lease_seconds", "queues", "workers",
         "live_processes", "stale_processes", "failures", "schedules",
     }  # fmt: skip
-    assert data["version"] == 1 and data["backend"] == "default"
+    assert data["version"] == 1
+    assert data["backend"] == "default"
     queues = {q["name"]: q for q in data["queues"]}
     assert set(queues) >= {"default", "emails", "reports"}
     assert (queues["emails"]["ready"], queues["emails"]["due"]) == (1, 1)
     assert queues["emails"]["oldest_due_age_seconds"] >= 29
     assert queues["default"]["running"] == 1
-    assert queues["reports"]["paused"] is True and queues["reports"]["paused_by"] == "ops"
+    assert queues["reports"]["paused"] is True
+    assert queues["reports"]["paused_by"] == "ops"
     assert (data["live_processes"], data["stale_processes"]) == (1, 1)
     process = next(p for w in data["workers"] for p in w["processes"] if p["id"] == "w1/p1")
     assert process["current_tasks"][0]["id"] == running.pk
     assert process["stale"] is False
     assert data["failures"] == {"window_seconds": 3600, "count": 2, "capped": False}
     [nightly] = data["schedules"]
-    assert nightly["name"] == "nightly" and 7000 < nightly["next_fire_in_seconds"] <= 7200
+    assert nightly["name"] == "nightly"
+    assert 7000 < nightly["next_fire_in_seconds"] <= 7200
 
 
 def test_status_text():
@@ -227,7 +233,9 @@ def test_status_text():
     worker_row("w1")
     code, text = run("status")
     assert code == 0
-    assert "Queues:" in text and "emails" in text and "1m30s" in text
+    assert "Queues:" in text
+    assert "emails" in text
+    assert "1m30s" in text
     assert "Workers: 1 live, 0 stale process(es)" in text
     assert "web-1 pid 4241: 1x4" in text
     assert "Failures in the last hour: 0" in text
@@ -250,7 +258,8 @@ def test_an_unmigrated_database_exits_3(unmigrated):
     code, found = health("--worker", "--max-lag", "5")
     assert code == 3
     [check] = found["checks"]
-    assert check["name"] == "database" and check["ok"] is False
+    assert check["name"] == "database"
+    assert check["ok"] is False
     assert check["detail"].startswith(tables_message("default"))
 
 
