@@ -7,6 +7,8 @@ import signal
 import time
 from pathlib import Path
 
+from django.db import connection
+
 from offload.models import WorkerRecord
 from tests.acceptance.processes import children_of
 from tests.helpers import wait_for
@@ -95,3 +97,30 @@ def test_status_watch_redraws_until_ctrl_c(start_process):
     output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
     assert "Traceback" not in output
+
+
+def test_exit_codes_on_the_command_line(start_process, tmp_path: Path):
+    code, output = probe(start_process, "health", "--max-lag", "soon", options={})
+    assert code == 2, output
+    assert "--max-lag: not a number: 'soon'" in output
+    code, output = probe(start_process, "health", "--backend", "nope", options={})
+    assert code == 2, output
+    code, output = probe(start_process, "health", "--liveness", options={})
+    assert code == 2, output
+    assert "needs --heartbeat-file" in output
+    code, output = probe(start_process, "health", options={})
+    assert code == 0, output
+
+
+def test_a_database_that_does_not_answer_exits_3(start_process, tmp_path: Path):
+    # Each engine's way to a database that is not there: a port nothing
+    # listens on, a file in a directory that does not exist.
+    env = {"OFFLOAD_PG_PORT": "1", "OFFLOAD_MARIADB_PORT": "1"}
+    if connection.vendor == "sqlite":
+        env["OFFLOAD_TEST_DB_NAME"] = str(tmp_path / "missing" / "db.sqlite3")
+    proc = start_process(*MANAGE, "health", "--worker", "--json", env=env)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 3, output
+    found = json.loads(output)
+    assert found["exit_code"] == 3
+    assert "does not answer" in found["checks"][0]["detail"]

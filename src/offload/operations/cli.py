@@ -19,14 +19,14 @@ SUBCOMMANDS = ("status", "health")
 REDRAW = "\x1b[H\x1b[2J"
 
 
-def _positive(kind: type[float] | type[int]) -> Callable[[str], float | int]:
+def _positive(kind: type[float] | type[int], least: float = 0) -> Callable[[str], float | int]:
     def parse(text: str) -> float | int:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value >= 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+        if not value >= least or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be {least:g} or more, got {text!r}")
         return value
 
     return parse
@@ -42,7 +42,8 @@ def add_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     shown.add_argument("--backend", default="default", help="TASKS alias (default: default)")
     shown.add_argument("--json", action="store_true", help="one JSON object (a stable shape)")
     shown.add_argument(
-        "--watch", nargs="?", const=2.0, default=None, type=_positive(float), metavar="SECONDS",
+        "--watch", nargs="?", const=2.0, default=None, type=_positive(float, least=0.1),
+        metavar="SECONDS",
         help="redraw every SECONDS (2) until Ctrl-C",
     )  # fmt: skip
     probe = sub.add_parser(
@@ -62,7 +63,7 @@ def add_parsers(sub: Any) -> list[argparse.ArgumentParser]:
         help="fail if the oldest due task waits longer")  # fmt: skip
     add("--max-failures", type=_positive(int), metavar="N",
         help="fail if more than N tasks failed in the window")  # fmt: skip
-    add("--window", type=_positive(float), default=3600.0, metavar="SECONDS",
+    add("--window", type=_positive(float, least=1), default=3600.0, metavar="SECONDS",
         help="the window of --max-failures (3600)")  # fmt: skip
     add("--liveness", action="store_true",
         help="check only the heartbeat file's age, no database")  # fmt: skip

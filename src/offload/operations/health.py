@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
 
 from offload.backend import DatabaseBackend
@@ -79,7 +80,7 @@ class Report:
 def _database(using: str) -> Check:
     try:
         missing = unapplied(using)
-    except DatabaseError as exc:
+    except (DatabaseError, ImproperlyConfigured) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return Check("database", False, f"database {using!r} does not answer: {detail}")
     if missing:

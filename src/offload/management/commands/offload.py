@@ -95,6 +95,13 @@ class Command(BaseCommand):
         for operator in operator_parsers(sub):
             add_global_options(operator)
 
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        # Probes must answer when the database does not, and quickly: Django's
+        # system checks would open a connection first and take their time.
+        if options.get("subcommand") in OPERATOR_SUBCOMMANDS:
+            options["skip_checks"] = True
+        return super().execute(*args, **options)
+
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             if options["subcommand"] == "worker":
