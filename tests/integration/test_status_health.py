@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import DatabaseError
 from django.utils import timezone
 
 from offload.models import Queue, Schedule, TaskRecord, WorkerRecord
@@ -277,3 +278,14 @@ def test_status_before_migrate_says_run_migrate(unmigrated):
     with pytest.raises(CommandError) as caught:
         call_command("offload", "status", stdout=io.StringIO())
     assert str(caught.value) == tables_message("default")
+
+
+def test_a_watched_status_outlives_a_database_error(unmigrated, backend):
+    from offload.operations.cli import _status_frame
+
+    text = _status_frame(backend, as_json=False, watching=True)
+    assert text.startswith("offload status: cannot read the database: ")
+    found = json.loads(_status_frame(backend, as_json=True, watching=True))
+    assert set(found) == {"version", "error"}
+    with pytest.raises(DatabaseError):
+        _status_frame(backend, as_json=False, watching=False)

@@ -9,6 +9,7 @@ from io import TextIOBase
 from typing import Any
 
 from django.core.management.base import CommandError
+from django.db import DatabaseError, connections
 from django.tasks import task_backends
 
 from offload.backend import DatabaseBackend
@@ -99,8 +100,7 @@ def _status(backend: DatabaseBackend, options: dict[str, Any], out: TextIOBase) 
     redraw = interval is not None and not options["json"] and out.isatty()
     try:
         while True:
-            data = status.collect(backend)
-            text = json.dumps(data) if options["json"] else status_text.render(data)
+            text = _status_frame(backend, options["json"], watching=interval is not None)
             out.write((REDRAW if redraw else "") + text + "\n")
             out.flush()
             if interval is None:
@@ -110,6 +110,20 @@ def _status(backend: DatabaseBackend, options: dict[str, Any], out: TextIOBase) 
         # Ctrl-C is how --watch ends: not an error.
         out.write("\n")
         return health.HEALTHY
+
+
+def _status_frame(backend: DatabaseBackend, as_json: bool, *, watching: bool) -> str:
+    try:
+        data = status.collect(backend)
+    except DatabaseError as exc:
+        if not watching:
+            raise
+        # A live view outlives a database restart: say so, and read again next time.
+        connections[backend.config.database].close()
+        if as_json:
+            return json.dumps({"version": status.SHAPE_VERSION, "error": str(exc).strip()})
+        return f"offload status: cannot read the database: {str(exc).strip()}"
+    return json.dumps(data) if as_json else status_text.render(data)
 
 
 def _health(backend: DatabaseBackend, options: dict[str, Any], out: TextIOBase) -> int:
