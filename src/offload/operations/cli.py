@@ -147,6 +147,15 @@ def _health(backend: DatabaseBackend, options: dict[str, Any], out: TextIOBase) 
         if options["heartbeat_file"] or options["max_age"] is not None:
             raise CommandError("--heartbeat-file and --max-age go with --liveness.",
                                returncode=health.USAGE)  # fmt: skip
+        declared = backend.queues
+        unknown = sorted(set(options["queue"]) - declared) if declared else []
+        if unknown:
+            # A misspelt queue would otherwise have no lag and pass for ever.
+            raise CommandError(
+                f"--queue {', '.join(unknown)}: not in TASKS[{backend.alias!r}]['QUEUES'] "
+                f"({', '.join(sorted(declared))}).",
+                returncode=health.USAGE,
+            )
         request = health.HealthRequest(
             worker=options["worker"], queues=tuple(dict.fromkeys(options["queue"])),
             max_lag=options["max_lag"], max_failures=options["max_failures"],
