@@ -1,8 +1,10 @@
 """Whether offload's tables are there: the one message every command and the
 admin give before ``migrate`` has run (or after an upgrade, before it runs again).
 
-Called when something already went wrong (a ``DatabaseError``) or once at a
-worker's start, never on a hot path: it loads the migration graph.
+:func:`tables_problem` is called when something already went wrong (a
+``DatabaseError``) or once at a worker's start, never on a hot path: it loads
+the migration graph. :func:`unapplied` is the probe's cheaper question (``offload
+health``), asked of ``django_migrations`` and the migration files alone.
 """
 
 import importlib
