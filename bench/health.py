@@ -178,7 +178,9 @@ def _explain(argv: tuple[str, ...]) -> None:
 
     with CaptureQueriesContext(connection) as captured, contextlib.suppress(SystemExit):
         call_command("offload", *argv, stdout=io.StringIO())
-    prefix = "EXPLAIN ANALYZE " if connection.vendor == "postgresql" else "EXPLAIN "
+    prefix = {"postgresql": "EXPLAIN ANALYZE ", "sqlite": "EXPLAIN QUERY PLAN "}.get(
+        connection.vendor, "EXPLAIN "
+    )
     seen: set[str] = set()
     for query in captured.captured_queries:
         sql = query["sql"]
