@@ -18,7 +18,9 @@ every few seconds stays cheap with a million rows in the table:
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from django.db import connections
 from django.db.models import Count, Min, QuerySet
 from django.db.models.functions import Upper
 
@@ -114,17 +116,17 @@ def failures_since(using: str, since: datetime, cap: int) -> int:
     """Tasks that ended FAILED since ``since``, counted up to ``cap`` (a count of
     ``cap`` means "at least")."""
     # Read through the finished_at index, newest first, so the cost follows the
-    # window, never the table. Left to themselves the planners pick worse: with
-    # the status as a plain term, SQLite (without ANALYZE) reads every FAILED
-    # task ever through the claim index and sorts them; without the order,
-    # PostgreSQL may bet on a sequential scan finding ``cap`` failures early,
-    # and read the whole table when failures are rare. The status compared
-    # through a function is a term no index serves.
-    failed = (
-        TaskRecord.objects.using(using)
-        .filter(finished_at__gte=since)
-        .alias(state=Upper("status"))
-        .filter(state=State.FAILED)
+    # window, never the table. Without the order, PostgreSQL may bet on a
+    # sequential scan finding ``cap`` failures early, and read the whole table
+    # when failures are rare; with it, it walks the index back from now and
+    # stops at ``cap``. SQLite without ANALYZE prefers the claim index's
+    # status range instead (every FAILED task ever, then a sort): there the
+    # status is compared through a function, a term no index serves.
+    tasks = TaskRecord.objects.using(using).filter(finished_at__gte=since)
+    failed: QuerySet[TaskRecord, Any] = (
+        tasks.alias(state=Upper("status")).filter(state=State.FAILED)
+        if connections[using].vendor == "sqlite"
+        else tasks.filter(status=State.FAILED)
     )
     return len(failed.order_by("-finished_at").values_list("id", flat=True)[:cap])
 
