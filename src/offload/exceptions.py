@@ -53,6 +53,10 @@ class UnsupportedDatabase(OffloadError, ImproperlyConfigured):
     """The tasks tables live on a database engine offload does not support."""
 
 
+class TasksDbNotInstalled(OffloadError, ImproperlyConfigured):
+    """Tasks are to be moved from django-tasks-db, whose app is not installed."""
+
+
 class TaskCancelled(OffloadError):
     """Recorded in the errors of a task that was cancelled before or while it ran."""
 
@@ -79,6 +83,11 @@ class AttemptGivenBack(OffloadError):
     the task runs again."""
 
 
+class OutcomeLost(OffloadError):
+    """Recorded in the errors of an attempt whose code finished but whose outcome
+    died with its process before it was written: the task runs again."""
+
+
 class CorruptTask(OffloadError):
     """Recorded in the errors of a row whose stored arguments cannot be read."""
 
@@ -99,3 +108,8 @@ class InvalidProgress(OffloadError, ValueError):
 class ScheduleNotAllowed(OffloadError, PermissionError):
     """A schedule made in the admin names a command or task that the backend's
     ``OPTIONS["SCHEDULE_ADMIN_COMMANDS"]`` / ``["SCHEDULE_ADMIN_TASKS"]`` do not list."""
+
+
+class DrainLimitReached(OffloadError):
+    """``offload.testing``'s ``run()`` made its most attempts without being
+    given a ``limit`` and tasks were still due (a task that enqueues itself)."""

@@ -1,4 +1,4 @@
-"""A process that dies with successes not yet written: those tasks run again, unblamed."""
+"""A process that dies with successes not yet written: those tasks run again, with a record."""
 
 import signal
 import time
@@ -10,7 +10,7 @@ from offload.worker.losses import give_back, how_it_ended, record_lost_attempts
 from tests.app import tasks
 
 
-def test_a_dead_process_s_unwritten_successes_go_back_without_spending_an_attempt(backend):
+def test_a_dead_process_s_unwritten_successes_go_back_with_a_record_of_the_lost_outcome(backend):
     written, unwritten, running = (int(tasks.add.enqueue(n, n).id) for n in range(3))
     claimed = backend.store.claim("w-dead", limit=3, lease_seconds=60)
     assert sorted(t.id for t in claimed) == [written, unwritten, running]
@@ -40,12 +40,13 @@ def test_a_dead_process_s_unwritten_successes_go_back_without_spending_an_attemp
     assert [e["exception_class_path"] for e in blamed.errors] == [
         "offload.exceptions.WorkerCrashed"
     ]
-    # The one whose success was lost runs again as if never claimed.
+    # The one whose success was lost runs again, and its history says why: a
+    # re-run always leaves a trace.
     again = TaskRecord.objects.get(pk=unwritten)
     assert again.status == State.READY
-    assert again.attempt == 0
-    assert again.errors == []
-    assert again.worker_ids == []
+    assert again.attempt == 1
+    assert [e["exception_class_path"] for e in again.errors] == ["offload.exceptions.OutcomeLost"]
+    assert "outcome was lost with process w-dead" in again.errors[0]["traceback"]
     assert again.lease_owner is None
     # The written one stays written.
     assert TaskRecord.objects.get(pk=written).status == State.SUCCESSFUL

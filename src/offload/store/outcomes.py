@@ -153,9 +153,9 @@ class OutcomeStore(StoreBase):
     def release_owner(self, worker_id: str) -> int:
         """Give back every task ``worker_id`` still holds, as never claimed; for a
         worker process known to be dead, once the attempts it had started are
-        recorded (they no longer hold the lease). What is left never started (or
-        succeeded with its outcome unwritten, see ``losses.give_back``): no
-        trace, no attempt spent (see ``failures.cut_short``).
+        recorded (they no longer hold the lease). What is left never started (those
+        whose outcome was lost are recorded first, see ``losses.give_back``):
+        no trace, no attempt spent (see ``failures.cut_short``).
 
         Not fenced by attempt: the caller saw the process exit, so nothing of
         that lease owner can still write. Returns how many went back.

@@ -13,7 +13,13 @@ import signal
 from django.db import DatabaseError, connections
 
 from offload.conf import Options
-from offload.exceptions import AttemptGivenBack, TaskCancelled, TaskTimedOut, WorkerCrashed
+from offload.exceptions import (
+    AttemptGivenBack,
+    OutcomeLost,
+    TaskCancelled,
+    TaskTimedOut,
+    WorkerCrashed,
+)
 from offload.failures import cut_short
 from offload.store import TaskStore
 from offload.worker.children import Child
@@ -102,20 +108,29 @@ def give_back(alias: str, child: Child) -> int:
     """Return the tasks a dead process had claimed but not started, untouched;
     return how many.
 
-    So are the tasks whose code had succeeded but whose outcome the process
-    had not written yet (see ``worker.announcer``): they run again, as they
-    must since nothing recorded them, but they caused nothing, so they cost
-    no attempt. They are logged one by one, as each is a duplicate run.
+    The tasks whose code had finished but whose outcome the process had not
+    written yet (see ``worker.announcer``) go back too: nothing recorded them,
+    so they must run again. Their code did run, so each such attempt is in the
+    task's history as ``OutcomeLost`` and keeps its attempt number (the rule of
+    ``failures.cut_short``): a re-run always leaves a trace.
     """
     worker_id = child.worker_id
-    for task_id, attempt in child.done.items():
-        logger.warning(
-            "Task %s attempt %d succeeded but its outcome was lost with process %s; "
-            "it runs again (no attempt spent)", task_id, attempt, worker_id,
-        )  # fmt: skip
-    child.done.clear()
+    store = TaskStore(alias)
     try:
-        return TaskStore(alias).release_owner(worker_id)
+        for task_id, attempt in child.done.items():
+            end = cut_short(
+                OutcomeLost,
+                f"attempt {attempt} finished but its outcome was lost with process "
+                f"{worker_id}; it runs again",
+                started=True, attempt=attempt, worker_id=worker_id,
+            )  # fmt: skip
+            if store.release(task_id, attempt, end):
+                logger.warning(
+                    "Task %s attempt %d finished but its outcome was lost with process %s; "
+                    "it runs again", task_id, attempt, worker_id,
+                )  # fmt: skip
+        child.done.clear()
+        return store.release_owner(worker_id)
     except DatabaseError:
         logger.exception("Could not give back the tasks of %s", worker_id)
         return 0
