@@ -100,6 +100,11 @@ class Options:
     heartbeat_seconds: float = option(
         5, "how often a worker process renews its leases (less than LEASE_SECONDS / 2)"
     )
+    heartbeat_file: str = option(
+        "",
+        "file each worker supervisor touches every HEARTBEAT_SECONDS, for a liveness probe "
+        "(default: none)",
+    )
     retry: RetryPolicy = option(  # noqa: RUF009 (option() returns a field)
         RetryPolicy(), "default retry policy of every task (see RETRY_KEYS)", accepts=(dict,)
     )

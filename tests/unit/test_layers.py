@@ -47,6 +47,16 @@ LAYERS: list[tuple[str, list[str]]] = [
         ],
     ),
     (
+        "Operator commands",
+        [
+            "offload.operations",
+            "offload.operations.cli",
+            "offload.operations.status",
+            "offload.operations.status_text",
+            "offload.operations.health",
+        ],
+    ),
+    (
         "Admin",
         [
             "offload.admin",
@@ -114,6 +124,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.worker.memory",
             "offload.worker.protocol",
             "offload.worker.titles",
+            "offload.worker.heartbeat_file",
         ],
     ),
     (
@@ -141,6 +152,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.store",
             "offload.store.operations",
             "offload.store.depth",
+            "offload.store.reads",
             "offload.store.prune",
             "offload.store.tasks",
             "offload.store.claim",

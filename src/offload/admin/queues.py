@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Min, Model
+from django.db import router
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -25,8 +26,7 @@ from offload.admin.options import admin_store, configured_queues
 from offload.admin.security import csp_urls, csp_view, require_perm
 from offload.limits import MAX_NAME_LENGTH
 from offload.models import Queue, TaskRecord
-from offload.states import State
-from offload.store import operations
+from offload.store import operations, reads
 
 # Django's ModelAdmin is generic only to the type checker.
 if TYPE_CHECKING:
@@ -53,44 +53,10 @@ class QueueRow:
 
 
 def queue_rows() -> list[QueueRow]:
-    """Every known queue with its numbers: two grouped reads of the claim index
-    (READY and RUNNING rows only, never the finished ones)."""
-    now = timezone.now()
-    ready = {
-        row["queue_name"]: row
-        for row in TaskRecord.objects.filter(status=State.READY)
-        .order_by()
-        .values("queue_name")
-        .annotate(n=Count("id"))
-    }
-    due = {
-        row["queue_name"]: row
-        for row in TaskRecord.objects.filter(status=State.READY, available_at__lte=now)
-        .order_by()
-        .values("queue_name")
-        .annotate(n=Count("id"), oldest=Min("available_at"))
-    }
-    running = dict(
-        TaskRecord.objects.filter(status=State.RUNNING)
-        .order_by()
-        .values("queue_name")
-        .annotate(n=Count("id"))
-        .values_list("queue_name", "n")
-    )
-    paused = {q.name: q for q in Queue.objects.filter(paused_at__isnull=False)}
-    names = set(configured_queues()) | set(ready) | set(running) | set(paused)
-    return [
-        QueueRow(
-            name=name,
-            ready=ready[name]["n"] if name in ready else 0,
-            due=due[name]["n"] if name in due else 0,
-            running=running.get(name, 0),
-            oldest_due=due[name]["oldest"] if name in due else None,
-            paused_at=paused[name].paused_at if name in paused else None,
-            paused_by=paused[name].paused_by if name in paused else "",
-        )
-        for name in sorted(names)
-    ]
+    """Every known queue with its numbers (see ``offload.store.reads.queue_depths``)."""
+    using = router.db_for_read(TaskRecord) or "default"
+    depths = reads.queue_depths(using, configured_queues(), timezone.now())
+    return [QueueRow(**vars(depth)) for depth in depths]
 
 
 @admin.register(Queue)

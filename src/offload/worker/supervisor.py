@@ -40,6 +40,7 @@ from offload.worker.config import (
     get_backend,
     queue_filter,
 )
+from offload.worker.heartbeat_file import HeartbeatFile
 from offload.worker.identity import make_worker_id
 from offload.worker.losses import give_back, how_it_ended, record_lost_attempts
 from offload.worker.process import ProcessSpec, command
@@ -108,6 +109,8 @@ class Supervisor:
         self.restart_requested = False  # stopping to be started again (--reload)
         self.kill_at: float | None = None
         self.failed_setup = False
+        options = self.backend.config
+        self.heartbeat_file = HeartbeatFile(options.heartbeat_file, options.heartbeat_seconds)
         self._selector = selectors.DefaultSelector()
         self._signal_r, self._signal_w = os.pipe()
         os.set_blocking(self._signal_r, False)
@@ -200,6 +203,7 @@ class Supervisor:
             pruner.stop()
             if scheduler is not None:
                 scheduler.stop()
+            self.heartbeat_file.remove()
             for child in list(self.children.values()):  # only after an unexpected error
                 child.proc.kill()
                 self._reaped(child)
@@ -233,6 +237,8 @@ class Supervisor:
                 self._on_status(child)
                 continue
             self._enforce_limits(child, now)
+        if self.children and not self.stopping:
+            self.heartbeat_file.beat(now)
         if self.progress:
             t = self.summary()
             self.write(f"\r{t.processed} done ({t.succeeded} successful, {t.failed} failed)")

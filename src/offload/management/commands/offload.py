@@ -24,6 +24,9 @@ from offload.exceptions import OffloadError
 from offload.management.errors import command_error
 from offload.management.global_options import add_global_options
 from offload.management.prune import add_prune_parser, run_prune
+from offload.operations.cli import SUBCOMMANDS as OPERATOR_SUBCOMMANDS
+from offload.operations.cli import add_parsers as operator_parsers
+from offload.operations.cli import run as run_operator_command
 from offload.worker import logs, reloading
 from offload.worker.supervisor import Supervisor
 from offload.worker_options import SETTINGS, WorkerSettings, resolve
@@ -91,6 +94,15 @@ class Command(BaseCommand):
         add_global_options(listing)
         add_global_options(add_prune_parser(sub))
         add_global_options(worker, verbosity=False)
+        for operator in operator_parsers(sub):
+            add_global_options(operator)
+
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        # Probes must answer when the database does not, and quickly: Django's
+        # system checks would open a connection first and take their time.
+        if options.get("subcommand") in OPERATOR_SUBCOMMANDS:
+            options["skip_checks"] = True
+        return super().execute(*args, **options)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -100,6 +112,10 @@ class Command(BaseCommand):
                 self.enqueue(options)
             elif options["subcommand"] == "schedules":
                 self.schedules(options)
+            elif options["subcommand"] in OPERATOR_SUBCOMMANDS:
+                code = run_operator_command(options, self.stdout)
+                if code:
+                    raise SystemExit(code)
             elif options["subcommand"] == "prune":
                 run_prune(options, self.stdout)
         except DatabaseError as exc:

@@ -1,0 +1,1 @@
+"""What operators ask from outside: ``offload status`` and ``offload health``."""

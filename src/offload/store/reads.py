@@ -1,0 +1,174 @@
+"""Bounded reads for operators: queue depths, the oldest due task, recent
+failures, worker rows and what each runs. The admin's queue page, ``offload
+status`` and ``offload health`` read through here.
+
+None of these writes or needs the claim's SQL, so they use the ORM on the
+store's alias. Each is bounded by an index or a LIMIT, so that a probe that runs
+every few seconds stays cheap with a million rows in the table:
+
+* the oldest due READY task is found by walking the distinct priorities of the
+  READY rows (one index seek each, at most the 201 priorities there are) and,
+  for each, the first due row in the claim index's own order: never a sort or an
+  aggregate over the backlog;
+* failures are counted through the ``finished_at`` index, over the window only,
+  and stop at a cap;
+* worker rows are read newest heartbeat first, at most ``limit`` of them.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connections
+from django.db.models import Count, Min, QuerySet
+from django.db.models.functions import Upper
+
+from offload.models import Queue, Schedule, TaskRecord, WorkerRecord
+from offload.states import State
+
+# Priorities run from -100 to 100: the walk below never takes more steps.
+PRIORITY_LEVELS = 201
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    name: str
+    ready: int
+    due: int
+    running: int
+    oldest_due: datetime | None
+    paused_at: datetime | None
+    paused_by: str
+
+
+def queue_depths(using: str, known: Iterable[str], now: datetime) -> list[QueueDepth]:
+    """Every queue in ``known``, with READY or RUNNING tasks, or paused, with its
+    numbers: grouped reads of the claim index over READY and RUNNING rows only,
+    never the finished ones."""
+    tasks = TaskRecord.objects.using(using).order_by()
+    ready = dict(
+        tasks.filter(status=State.READY)
+        .values("queue_name")
+        .annotate(n=Count("id"))
+        .values_list("queue_name", "n")
+    )
+    due = {
+        row["queue_name"]: row
+        for row in tasks.filter(status=State.READY, available_at__lte=now)
+        .values("queue_name")
+        .annotate(n=Count("id"), oldest=Min("available_at"))
+    }
+    running = dict(
+        tasks.filter(status=State.RUNNING)
+        .values("queue_name")
+        .annotate(n=Count("id"))
+        .values_list("queue_name", "n")
+    )
+    paused = {q.name: q for q in Queue.objects.using(using).filter(paused_at__isnull=False)}
+    names = set(known) | set(ready) | set(running) | set(paused)
+    return [
+        QueueDepth(
+            name=name,
+            ready=ready.get(name, 0),
+            due=due[name]["n"] if name in due else 0,
+            running=running.get(name, 0),
+            oldest_due=due[name]["oldest"] if name in due else None,
+            paused_at=paused[name].paused_at if name in paused else None,
+            paused_by=paused[name].paused_by if name in paused else "",
+        )
+        for name in sorted(names)
+    ]
+
+
+def _oldest_due_in(ready: QuerySet[TaskRecord], now: datetime) -> datetime | None:
+    """The oldest ``available_at`` of the due rows of ``ready`` (READY rows, maybe
+    of one queue), by a walk over their distinct priorities, highest first."""
+    oldest: datetime | None = None
+    level: int | None = None
+    for _ in range(PRIORITY_LEVELS):
+        above = ready if level is None else ready.filter(priority__lt=level)
+        level = above.order_by("-priority").values_list("priority", flat=True).first()
+        if level is None:
+            break
+        first = (
+            ready.filter(priority=level, available_at__lte=now)
+            .order_by("available_at")
+            .values_list("available_at", flat=True)
+            .first()
+        )
+        if first is not None and (oldest is None or first < oldest):
+            oldest = first
+    return oldest
+
+
+def oldest_due(using: str, now: datetime, queues: Sequence[str] | None = None) -> datetime | None:
+    """When the oldest READY task that is due at ``now`` became due, in ``queues``
+    (None: every queue); None when no task is due."""
+    ready = TaskRecord.objects.using(using).filter(status=State.READY)
+    if queues is None:
+        return _oldest_due_in(ready, now)
+    found = [_oldest_due_in(ready.filter(queue_name=name), now) for name in queues]
+    return min((when for when in found if when is not None), default=None)
+
+
+def failures_since(using: str, since: datetime, cap: int) -> int:
+    """Tasks that ended FAILED since ``since``, counted up to ``cap`` (a count of
+    ``cap`` means "at least")."""
+    # Read through the finished_at index, newest first, so the cost follows the
+    # window, never the table. Without the order, PostgreSQL may bet on a
+    # sequential scan finding ``cap`` failures early, and read the whole table
+    # when failures are rare; with it, it walks the index back from now and
+    # stops at ``cap``. SQLite without ANALYZE prefers the claim index's
+    # status range instead (every FAILED task ever, then a sort): there the
+    # status is compared through a function, a term no index serves.
+    tasks = TaskRecord.objects.using(using).filter(finished_at__gte=since)
+    failed: QuerySet[TaskRecord, Any] = (
+        tasks.alias(state=Upper("status")).filter(state=State.FAILED)
+        if connections[using].vendor == "sqlite"
+        else tasks.filter(status=State.FAILED)
+    )
+    return len(failed.order_by("-finished_at").values_list("id", flat=True)[:cap])
+
+
+def workers(using: str, limit: int) -> list[WorkerRecord]:
+    """Worker rows, the newest heartbeat first, at most ``limit``."""
+    return list(WorkerRecord.objects.using(using).order_by("-heartbeat_at", "id")[:limit])
+
+
+def live_worker_labels(using: str, backend: str, since: datetime, limit: int) -> list[str]:
+    """The queue labels (see :func:`serves`) of ``backend``'s workers whose
+    heartbeat is at or after ``since``, through the ``heartbeat_at`` index."""
+    rows = WorkerRecord.objects.using(using).filter(heartbeat_at__gte=since, backend=backend)
+    return list(rows.order_by("-heartbeat_at").values_list("queues", flat=True)[:limit])
+
+
+def serves(label: str, queue: str) -> bool:
+    """Whether a worker whose row says ``label`` ("a,b", or "*" with ",-c" per
+    excluded queue) claims from ``queue``."""
+    parts = label.split(",")
+    if parts[0] == "*":
+        return f"-{queue}" not in parts[1:]
+    return queue in parts
+
+
+def current_tasks(using: str, worker_ids: Sequence[str], limit: int) -> dict[str, list[TaskRecord]]:
+    """The RUNNING tasks each of ``worker_ids`` holds, at most ``limit`` in all."""
+    if not worker_ids:
+        return {}
+    rows = (
+        TaskRecord.objects.using(using)
+        .filter(status=State.RUNNING, lease_owner__in=list(worker_ids))
+        .only("id", "task_path", "lease_owner", "attempt", "last_attempted_at")
+        .order_by()[:limit]
+    )
+    found: dict[str, list[TaskRecord]] = {}
+    for row in rows:
+        found.setdefault(row.lease_owner or "", []).append(row)
+    return found
+
+
+def schedules(using: str, backend: str, limit: int) -> list[Schedule]:
+    """The backend's schedules, by name, at most ``limit``."""
+    rows = Schedule.objects.using(using).filter(backend=backend).order_by("name")
+    return list(rows[:limit])
