@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.management.global_options",
             "offload.management.errors",
             "offload.apps",
+            "offload.views",
         ],
     ),
     (
@@ -46,6 +47,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.operations.status",
             "offload.operations.status_text",
             "offload.operations.health",
+            "offload.operations.metrics",
         ],
     ),
     (
