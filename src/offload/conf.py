@@ -18,6 +18,9 @@ from offload.retries import RetryPolicy, check_policy_values, import_exceptions
 from offload.schedules.spec import spec_problems
 from offload.worker_options import check_options
 
+# A bearer token shorter than this could be guessed.
+MIN_TOKEN_LENGTH = 16
+
 # OPTIONS["RETRY"] keys -> RetryPolicy fields.
 RETRY_KEYS = {
     "MAX_ATTEMPTS": "max_attempts",
@@ -104,6 +107,11 @@ class Options:
         "",
         "file each worker supervisor touches every HEARTBEAT_SECONDS, for a liveness probe "
         "(default: none)",
+    )
+    metrics_token: str = option(
+        "",
+        "bearer token that may read offload.views.metrics without a staff login "
+        "(default: none, staff only)",
     )
     retry: RetryPolicy = option(  # noqa: RUF009 (option() returns a field)
         RetryPolicy(), "default retry policy of every task (see RETRY_KEYS)", accepts=(dict,)
@@ -368,6 +376,13 @@ def _environment_problems(values: dict[str, Any], queues: set[str]) -> list[str]
         for name in sorted(queues, key=str)
         if not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH
     )
+    token = values.get("metrics_token", "")
+    if token and len(token) < MIN_TOKEN_LENGTH:
+        problems.append(
+            f"OPTIONS['METRICS_TOKEN'] must be at least {MIN_TOKEN_LENGTH} characters (it "
+            "stands in for a login); generate one, for example with "
+            "python -c 'import secrets; print(secrets.token_urlsafe())'."
+        )
     if not getattr(settings, "USE_TZ", True):
         problems.append(
             "offload needs USE_TZ = True: task times are compared with the database's clock in UTC."

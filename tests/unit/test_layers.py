@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.testing.enqueued",
             "offload.testing.mixin",
             "offload.testing.pytest_plugin",
+            "offload.views",
         ],
     ),
     (
@@ -54,6 +55,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.operations.status",
             "offload.operations.status_text",
             "offload.operations.health",
+            "offload.operations.metrics",
         ],
     ),
     (
