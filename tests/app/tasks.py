@@ -263,3 +263,11 @@ def return_unstorable(kind: str, depth: int = 0) -> object:
             value = [value]
         return value
     return {"nul": "a\x00b", "surrogate": "\ud800", "huge": 10**5000}[kind]
+
+
+@task
+def stamp() -> dict[str, object]:
+    """When (wall clock) and where the task's first line ran."""
+    import time
+
+    return {"at": time.time(), "pid": os.getpid()}
