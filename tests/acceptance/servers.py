@@ -170,6 +170,11 @@ WEB_COMMANDS = {
         "-m", "gunicorn", "tests.wsgi:application", "--bind", "127.0.0.1:{port}",
         "--workers", "{workers}", "--graceful-timeout", "30", "--log-level", "warning",
     ),
+    "gunicorn-gthread": (
+        "-m", "gunicorn", "tests.wsgi:application", "--bind", "127.0.0.1:{port}",
+        "--workers", "{workers}", "--threads", "4", "--graceful-timeout", "30",
+        "--log-level", "warning",
+    ),
     "uvicorn": (
         "-m", "uvicorn", "tests.asgi:application", "--host", "127.0.0.1", "--port", "{port}",
         "--lifespan", "on", "--log-level", "warning",

@@ -100,15 +100,33 @@ def _stop(proc, timeout: float = 60) -> str:
     return output
 
 
-def test_gunicorn_four_workers_one_runs_tasks_and_a_kill_hands_over(backend, start_process):
-    proc, base = _start(start_process, "gunicorn", _options(PROCESSES=1), workers=4)
-    # Every gunicorn worker serves a request, so every one runs the slot loop.
+def _serve_everywhere(proc, base: str, workers: int) -> set[int]:
+    """Requests until every gunicorn worker served one (each then runs the slot loop)."""
     pids: set[int] = set()
     deadline = time.monotonic() + 30
-    while len(pids) < 4 and time.monotonic() < deadline:
+    while len(pids) < workers and time.monotonic() < deadline:
         pids.add(get_json(f"{base}/embedded/whoami/")["pid"])
-    assert len(pids) == 4, pids
+    assert len(pids) == workers, pids
     assert set(children_of(proc.pid)) == pids
+    return pids
+
+
+def test_gunicorn_four_workers_two_slots_two_run_one(backend, start_process):
+    proc, base = _start(start_process, "gunicorn", _options(PROCESSES=2), workers=4)
+    pids = _serve_everywhere(proc, base, 4)
+    wait_for(lambda: len(_live_workers()) == 2, what="two embedded workers")
+    for _ in range(5):
+        assert len(_holders()) == 2
+        assert len(_live_workers()) == 2
+        time.sleep(0.5)
+    assert {w.pid for w in _live_workers()} < pids
+    _stop(proc)
+    _nothing_running()
+
+
+def test_gunicorn_four_workers_one_runs_tasks_and_a_kill_hands_over(backend, start_process):
+    proc, base = _start(start_process, "gunicorn", _options(PROCESSES=1), workers=4)
+    pids = _serve_everywhere(proc, base, 4)
     wait_for(lambda: len(_live_workers()) == 1, what="one embedded worker")
     for _ in range(5):  # and never more than one, heartbeat after heartbeat
         assert len(_holders()) == 1
@@ -145,7 +163,7 @@ def test_gunicorn_four_workers_one_runs_tasks_and_a_kill_hands_over(backend, sta
     assert _live_workers() == []
 
 
-@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn"])
+@pytest.mark.parametrize("kind", ["gunicorn", "gunicorn-gthread", "uvicorn"])
 def test_sigterm_gives_a_long_task_back_with_a_record(backend, start_process, kind):
     proc, base = _start(start_process, kind, _options(SHUTDOWN_TIMEOUT=1))
     _check_latency(kind, base)
