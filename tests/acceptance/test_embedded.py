@@ -194,3 +194,18 @@ def test_runserver_runs_it_in_the_autoreloaders_child_only(backend, start_proces
     assert not alive(serving)
     wait_for(lambda: _holders() == [], what="the slot freed")
     _nothing_running()
+
+
+def test_the_scheduler_runs_with_it_when_asked(backend, start_process):
+    options = {
+        **_options(SCHEDULER=True),
+        "SCHEDULES": {"tick": {"task": "tests.app.tasks.stamp", "interval": 1}},
+    }
+    proc, _base = _start(start_process, "uvicorn", options)
+    fired = TaskRecord.objects.filter(task_path="tests.app.tasks.stamp")
+    wait_for(
+        lambda: fired.filter(status=State.SUCCESSFUL).count() >= 2,
+        timeout=20, what="two scheduled ticks run",
+    )  # fmt: skip
+    _stop(proc)
+    _nothing_running()

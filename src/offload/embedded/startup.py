@@ -23,6 +23,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.tasks import task_backends
 
 from offload.embedded_options import parse_embedded
@@ -58,7 +59,8 @@ def _new_hosts() -> list[tuple[str, EmbeddedHost]]:
     from offload.embedded.host import EmbeddedHost
 
     found = []
-    for backend in task_backends.all():
+    for alias in _enabled_aliases():
+        backend = task_backends[alias]
         if not isinstance(backend, DatabaseBackend):
             continue
         settings, problems = parse_embedded(backend.config.embedded)
@@ -66,6 +68,17 @@ def _new_hosts() -> list[tuple[str, EmbeddedHost]]:
             backend.ensure_usable()
             found.append((backend.alias, EmbeddedHost(backend, settings)))
     return found
+
+
+def _enabled_aliases() -> list[str]:
+    """Backends whose raw settings turn it on: the others are not even built."""
+    aliases = []
+    for alias, config in getattr(settings, "TASKS", {}).items():
+        options = config.get("OPTIONS") if isinstance(config, dict) else None
+        embedded = options.get("EMBEDDED") if isinstance(options, dict) else None
+        if isinstance(embedded, dict) and embedded.get("ENABLED") is True:
+            aliases.append(alias)
+    return aliases
 
 
 def on_request_started(**kwargs: Any) -> None:
