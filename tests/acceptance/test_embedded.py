@@ -6,6 +6,7 @@ import statistics
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -189,6 +190,8 @@ def test_runserver_runs_it_in_the_autoreloaders_child_only(backend, start_proces
     _check_latency("runserver", base)
     workers = _live_workers()
     assert [w.pid for w in workers] == [serving]
+    # The process keeps the server's title.
+    assert b"runserver" in Path(f"/proc/{serving}/cmdline").read_bytes()
     os.killpg(proc.pid, signal.SIGINT)
     proc.communicate(timeout=30)
     assert not alive(serving)

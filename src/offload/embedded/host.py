@@ -127,6 +127,7 @@ class EmbeddedHost:
             threads=s.threads,
             async_concurrency=s.async_concurrency,
             shutdown_timeout=s.shutdown_timeout,
+            process_title=False,
         )
         worker = Worker(config)
         self.worker = worker
