@@ -90,7 +90,7 @@ class EmbeddedHost:
         try:
             while not self._stop.is_set():
                 try:
-                    self._turn(TaskStore(self.alias))
+                    self.turn(TaskStore(self.alias))
                 except DatabaseError:
                     logger.warning("Embedded worker: slot check failed, retrying", exc_info=True)
                     connections[self.alias].close()
@@ -100,7 +100,8 @@ class EmbeddedHost:
         finally:
             connections[self.alias].close()
 
-    def _turn(self, store: TaskStore) -> None:
+    def turn(self, store: TaskStore) -> None:
+        """Take a slot (and start the worker), or keep the one held; the loop's step."""
         if self.slot is None:
             self.slot = self._take_slot(store)
             if self.slot is not None:
@@ -175,7 +176,8 @@ class EmbeddedHost:
     def stop(self) -> None:
         """Stop everything this host started and free its slot; for the process's exit."""
         self._stop.set()
-        self._thread.join(GIVE_BACK_SECONDS)
+        if self._thread.ident is not None:
+            self._thread.join(GIVE_BACK_SECONDS)
         self._stop_worker()
         for role in self._roles:
             role.stop()
