@@ -59,3 +59,17 @@ def test_two_slots_take_two_hosts_and_no_third(backend):
         for host in hosts:
             host.stop()
         connection.close()
+
+
+def test_the_test_clients_requests_start_nothing(client, settings):
+    from offload.embedded import startup
+
+    settings.TASKS = {
+        "default": {
+            "BACKEND": "offload.backend.DatabaseBackend",
+            "OPTIONS": {"EMBEDDED": {"ENABLED": True}},
+        }
+    }
+    client.get("/embedded/whoami/")
+    assert startup._checked_pid is None or startup._hosts == {}
+    assert not WorkerRecord.objects.exists()

@@ -81,10 +81,14 @@ def _enabled_aliases() -> list[str]:
     return aliases
 
 
-def on_request_started(**kwargs: Any) -> None:
+def on_request_started(sender: object = None, **kwargs: Any) -> None:
     """``request_started`` receiver: the first request of a process starts its workers."""
     if _checked_pid == os.getpid():
         return  # every later request: one comparison
+    if getattr(sender, "__module__", "") == "django.test.client":
+        # A test suite's client is no server: a worker would run the tasks
+        # that the project's own tests enqueue, behind their backs.
+        return
     try:
         start()
     except Exception:
