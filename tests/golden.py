@@ -16,16 +16,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from offload.schedules.firing import fire_insert
+from offload.states import State
 from offload.store.base import Fence, fenced_update
 from offload.store.claim import claim_read, claim_statement, claim_write
 from offload.store.outcomes import complete_assignments, complete_many_statement
+from offload.store.prune import PruneFilter, delete_read, fire_batch, one_statement, task_batch
 from offload.store.rescue import attempt_lost_statement, expired_select
 from offload.store.rows import ALL_QUEUES, QueueFilter
 from offload.store.vendor import Vendor, vendor_named
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 ENGINES = ("postgresql", "sqlite", "mysql")
-STATEMENTS = ("claim", "complete", "rescue", "fire")
+STATEMENTS = ("claim", "complete", "rescue", "fire", "prune")
 
 # The arguments every rendering uses; the integration test calls the store
 # with the same ones.
@@ -35,6 +37,7 @@ LEASE = 60.0
 DONE = ((1, 1, "1"), (2, 1, "2"))  # complete_many's (id, attempt, value)
 READ = ((1, 0), (2, 0))  # MariaDB's claim: rows read, (id, attempt)
 ONLY = QueueFilter(only=("default", "emails"))
+PRUNED = PruneFilter(queue="emails", task_path="tests.app.tasks.noop")  # offload prune's filters
 
 WHY: dict[str, str] = {
     "claim": """\
@@ -64,6 +67,16 @@ task's enqueue (which announces the task at commit). The unique
 transaction, task included, rolls back: each tick fires once however many
 schedulers run. So a plain INSERT, no skip on conflict; quoted and returning
 the id as Django's ORM writes it.""",
+    "prune": """\
+The pruner's batch: the ids of the oldest finished rows of one status
+(a parameter, always SUCCESSFUL, FAILED or CANCELLED) that finished before
+the cutoff, through the finished_at index and stopping after LIMIT rows,
+then the DELETE of those ids, which tests the status and the cutoff again
+on each row: a task an operator retried in between is kept. READY and
+RUNNING rows never match, so a claim never waits for a prune; each batch
+is its own short transaction. Fire records go the same way, oldest ids
+first, once their schedule has moved past their tick: until then the record
+is what stops the tick from firing twice.""",
 }
 
 # What is particular to one engine's shape of the statement.
@@ -96,6 +109,15 @@ were written.""",
 MariaDB: a CASE on the id picks each row's value. No RETURNING: only when
 fewer rows were written than sent are the written ones read back (a row
 holds this attempt and SUCCESSFUL only if this worker wrote it).""",
+    ("prune", "postgresql"): """\
+PostgreSQL: one statement. The MATERIALIZED CTE applies the LIMIT once;
+SKIP LOCKED leaves a row another transaction holds (an operator's action)
+for the next batch instead of waiting for it.""",
+    ("prune", "sqlite"): """\
+SQLite: one DELETE ... WHERE id IN (pick), so one short write transaction.""",
+    ("prune", "mysql"): """\
+MariaDB has no LIMIT in an IN subquery: a plain read of the ids (no locks),
+then a DELETE of exactly those rows by primary key, which locks only them.""",
 }
 
 
@@ -138,14 +160,35 @@ def _fire(vendor: Vendor) -> list[tuple[str, str]]:
     return [("fire row", fire_insert(vendor))]
 
 
+def _prune(vendor: Vendor) -> list[tuple[str, str]]:
+    batches = [
+        ("finished tasks", task_batch(State.SUCCESSFUL, "cutoff", LIMIT)),
+        ("finished tasks of one queue and task", task_batch(State.FAILED, "c", LIMIT, PRUNED)),
+        ("fire records", fire_batch("cutoff", LIMIT)),
+    ]
+    found = []
+    for label, batch in batches:
+        single = one_statement(vendor, batch)
+        if single is not None:
+            found.append((label, single[0]))
+            continue
+        found.append((f"read ({label})", batch.pick))
+        found.append((f"delete ({label}, two rows read)", delete_read(batch, [1, 2])[0]))
+    return found
+
+
 RENDER: dict[str, Callable[[Vendor], list[tuple[str, str]]]] = {
     "claim": _claim,
     "complete": _complete,
     "rescue": _rescue,
     "fire": _fire,
+    "prune": _prune,
 }
 
-_CLAUSES = ("SELECT", "FROM", "WHERE", "ORDER BY", "LIMIT", "RETURNING", "UPDATE", "SET", "VALUES")
+_CLAUSES = (
+    "SELECT", "FROM", "WHERE", "ORDER BY", "LIMIT", "RETURNING", "UPDATE", "SET", "VALUES",
+    "DELETE", "USING",
+)  # fmt: skip
 # A parenthesised SELECT longer than this gets its clauses on lines of their own.
 _INLINE = 80
 
@@ -194,6 +237,8 @@ def layout(sql: str) -> str:
         rest, depth = sql[i + 1 :], "    " * len(stack)
         clause = next((c for c in _CLAUSES if rest.startswith(c + " ")), None)
         if clause == "UPDATE" and sql[:i].endswith(" FOR"):
+            clause = None
+        if clause == "FROM" and sql[:i].endswith("DELETE"):
             clause = None
         if clause is not None:
             in_set = clause == "SET"

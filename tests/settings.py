@@ -72,6 +72,11 @@ TIME_ZONE = "UTC"
 # "queue" is a second database of the same engine, for a backend whose
 # OPTIONS["DATABASE"] puts the tasks tables apart from the project's data.
 DATABASES = {"default": _database(), "queue": _database("_queue")}
+# A worker started behind PgBouncer (tests/acceptance/test_pgbouncer.py) reaches
+# the tasks through the pooler's port (OFFLOAD_PG_PORT) and LISTENs on this
+# direct one.
+if DB == "postgres" and os.environ.get("OFFLOAD_TEST_PG_DIRECT_PORT"):
+    DATABASES["direct"] = {**_database(), "PORT": os.environ["OFFLOAD_TEST_PG_DIRECT_PORT"]}
 DATABASE_ROUTERS = ["offload.routers.OffloadRouter"]
 INSTALLED_APPS = [
     "django.contrib.admin",

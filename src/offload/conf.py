@@ -7,7 +7,8 @@ of them at once; using a misconfigured backend raises ``BackendMisconfigured``.
 import difflib
 import typing
 from dataclasses import MISSING, Field, dataclass, field, fields
-from types import UnionType
+from datetime import timedelta
+from types import NoneType, UnionType
 from typing import Any
 
 from django.conf import settings
@@ -51,6 +52,19 @@ def option(
     return field(default=default, metadata=metadata)
 
 
+DAY = 24 * 3600
+# A retention shorter than a minute would delete results before a caller that
+# polls for them has read them; longer than a century is "forever", said None.
+RETENTION_BOUNDS = (60, 36_500 * DAY)
+RETENTION_TYPES = (int, float, timedelta, NoneType)
+RETENTION_OPTIONS = (
+    "RETAIN_SUCCESSFUL",
+    "RETAIN_FAILED",
+    "RETAIN_CANCELLED",
+    "RETAIN_SCHEDULE_FIRES",
+)
+
+
 @dataclass(frozen=True)
 class Options:
     """The backend's settings. Each field is the option of its name in upper case
@@ -58,6 +72,20 @@ class Options:
     are written here only, and docs/configuration.md documents each."""
 
     database: str = option("default", "database alias that holds the tasks tables")
+    # Behind PgBouncer (or another pooler) in transaction mode, a session
+    # setting or a LISTEN made on one transaction lands on whichever server
+    # connection served it: the worker must keep no session state there.
+    transaction_pooler: bool = option(
+        False,
+        "the database is reached through a pooler in transaction mode: workers keep no "
+        "session state on it (no session settings, no LISTEN)",
+        zero_allowed=True,
+    )
+    listen_database: str | None = option(
+        None,
+        "database alias of a direct connection to the same PostgreSQL, on which workers "
+        "LISTEN for new tasks (None: the tasks' database, unless TRANSACTION_POOLER)",
+    )
     max_payload_bytes: int = option(1024 * 1024, "largest args + kwargs accepted, as JSON bytes")
     # MariaDB's JSON check refuses columns nested 32 deep, and the stored list
     # of args (or dict of kwargs) is one level: past 30, a task enqueued fine on
@@ -161,6 +189,40 @@ class Options:
         "task paths, prefixes ending in '*', or '*' for all, whose arguments the admin never shows",
         accepts=(list, tuple),
     )
+    # Retention: how long a finished row is kept before the elected pruner
+    # deletes it (docs/operations.md). Seconds or a timedelta; None keeps forever.
+    retain_successful: float | None = option(
+        7 * DAY,
+        "seconds (or a timedelta) a SUCCESSFUL task is kept after it finished (None: forever)",
+        bounds=RETENTION_BOUNDS,
+        accepts=RETENTION_TYPES,
+    )
+    retain_failed: float | None = option(
+        30 * DAY,
+        "seconds (or a timedelta) a FAILED task is kept after it finished (None: forever)",
+        bounds=RETENTION_BOUNDS,
+        accepts=RETENTION_TYPES,
+    )
+    retain_cancelled: float | None = option(
+        7 * DAY,
+        "seconds (or a timedelta) a CANCELLED task is kept after it finished (None: forever)",
+        bounds=RETENTION_BOUNDS,
+        accepts=RETENTION_TYPES,
+    )
+    retain_schedule_fires: float | None = option(
+        30 * DAY,
+        "seconds (or a timedelta) a schedule's fire record is kept (None: forever)",
+        bounds=RETENTION_BOUNDS,
+        accepts=RETENTION_TYPES,
+    )
+    prune_batch_size: int = option(
+        1000, "most rows the pruner deletes in one statement", bounds=(1, 100_000)
+    )
+    prune_max_rows_per_second: float | None = option(
+        5000,
+        "most rows the pruner deletes per second, batches included (None: no cap)",
+        bounds=(1, 10_000_000),
+    )
     # Not an option: what parse_options found wrong.
     problems: list[str] = field(default_factory=list)
     # Not an option: what is wrong with single entries of SCHEDULES. Each is that
@@ -221,7 +283,7 @@ def parse_options(raw: object, queues: set[str]) -> Options:
     if not isinstance(raw, dict):
         return Options(problems=[f"OPTIONS must be a dict, got {type(raw).__name__}."])
 
-    values = _read_values(raw, problems)
+    values = _read_values(_retention_in_seconds(raw), problems)
     if "retry" in values:
         values["retry"] = _parse_retry(values["retry"], problems)
     lease = values.get("lease_seconds", Options.lease_seconds)
@@ -252,6 +314,17 @@ def parse_options(raw: object, queues: set[str]) -> Options:
     return Options(**values, problems=problems, schedule_problems=schedule_problems)
 
 
+def _retention_in_seconds(raw: dict[Any, Any]) -> dict[Any, Any]:
+    """``raw`` with each retention given as a timedelta turned into seconds, so
+    the bounds check sees one unit."""
+    return {
+        name: value.total_seconds()
+        if name in RETENTION_OPTIONS and isinstance(value, timedelta)
+        else value
+        for name, value in raw.items()
+    }
+
+
 def _read_values(raw: dict[Any, Any], problems: list[str]) -> dict[str, Any]:
     """Each known option's raw value, by field name, if its type and range are right."""
     values: dict[str, Any] = {}
@@ -262,8 +335,9 @@ def _read_values(raw: dict[Any, Any], problems: list[str]) -> dict[str, Any]:
             problems.append(f"Unknown option OPTIONS[{name!r}].{hint}")
             continue
         _default, types, _doc = KNOWN_OPTIONS[name]
-        if isinstance(value, bool) or not isinstance(value, types):
-            expected = " or ".join(t.__name__ for t in types)
+        # bool is an int: accepted only where the option is a bool.
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            expected = " or ".join("None" if t is NoneType else t.__name__ for t in types)
             problems.append(
                 f"OPTIONS[{name!r}] must be {expected}, got {type(value).__name__} {value!r}."
             )
@@ -290,6 +364,7 @@ def _environment_problems(values: dict[str, Any], queues: set[str]) -> list[str]
             f"OPTIONS['DATABASE'] names {database!r}, which is not in DATABASES "
             f"({', '.join(sorted(settings.DATABASES))})."
         )
+    problems.extend(_listen_problems(values, database))
     problems.extend(
         f"Queue name {name!r} in QUEUES must be a non-empty string of at most "
         f"{MAX_NAME_LENGTH} characters."
@@ -301,6 +376,27 @@ def _environment_problems(values: dict[str, Any], queues: set[str]) -> list[str]
             "offload needs USE_TZ = True: task times are compared with the database's clock in UTC."
         )
     return problems
+
+
+def _listen_problems(values: dict[str, Any], database: str) -> list[str]:
+    listen = values.get("listen_database")
+    if listen is None:
+        return []
+    if listen not in settings.DATABASES:
+        return [
+            f"OPTIONS['LISTEN_DATABASE'] names {listen!r}, which is not in DATABASES "
+            f"({', '.join(sorted(settings.DATABASES))})."
+        ]
+    engines = {
+        alias: str(settings.DATABASES.get(alias, {}).get("ENGINE", ""))
+        for alias in (listen, database)
+    }
+    if not all("postgresql" in engine for engine in engines.values()):
+        return [
+            "OPTIONS['LISTEN_DATABASE'] is for PostgreSQL (LISTEN/NOTIFY): both it "
+            f"({listen!r}) and the tasks' database ({database!r}) must be PostgreSQL."
+        ]
+    return []
 
 
 def _parse_mask_arguments(raw: list[Any] | tuple[Any, ...], problems: list[str]) -> tuple[str, ...]:

@@ -108,3 +108,8 @@ class InvalidProgress(OffloadError, ValueError):
 class ScheduleNotAllowed(OffloadError, PermissionError):
     """A schedule made in the admin names a command or task that the backend's
     ``OPTIONS["SCHEDULE_ADMIN_COMMANDS"]`` / ``["SCHEDULE_ADMIN_TASKS"]`` do not list."""
+
+
+class DrainLimitReached(OffloadError):
+    """``offload.testing``'s ``run()`` made its most attempts without being
+    given a ``limit`` and tasks were still due (a task that enqueues itself)."""

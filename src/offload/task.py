@@ -1,4 +1,5 @@
-"""``OffloadTask``: Django's ``Task`` with a retry policy and a time limit.
+"""``OffloadTask``: Django's ``Task`` with a retry policy, a time limit, and a
+``cpu_bound`` flag (such tasks run one at a time per worker process).
 
 On Django 6.1, ``django.tasks.task`` passes extra keyword arguments to the
 backend's ``task_class``, so with offload as the backend::
@@ -42,6 +43,9 @@ class OffloadTask(Task):  # type: ignore[type-arg]
     retry_delay: float | None = None  # seconds before the first retry
     # Seconds one attempt may run before its process is killed; None: OPTIONS["TIMEOUT"].
     timeout: float | None = None
+    # Computes in Python more than it waits: a worker process runs one such
+    # task at a time and claims nothing else meanwhile (see worker.cpu_bound).
+    cpu_bound: bool = False
 
     def __post_init__(self) -> None:
         where = f"Task {self.func.__qualname__!r}:"
@@ -59,6 +63,13 @@ class OffloadTask(Task):  # type: ignore[type-arg]
         ):
             problems.append(
                 f"{where} timeout must be a number of seconds > 0, got {self.timeout!r}."
+            )
+        if not isinstance(self.cpu_bound, bool):
+            problems.append(f"{where} cpu_bound must be True or False, got {self.cpu_bound!r}.")
+        elif self.cpu_bound and is_async(self.func):
+            problems.append(
+                f"{where} cpu_bound applies to sync functions: an async def task runs on "
+                "the event loop, which CPU-heavy code would block (make it a plain def)."
             )
         for name in ("retry_on", "dont_retry_on"):
             value = getattr(self, name)

@@ -143,6 +143,9 @@ SETTINGS: tuple[Setting, ...] = (
             "comma-separated queues to take tasks from (default: all)"),
     Setting("exclude_queues", "--exclude-queues", "OFFLOAD_EXCLUDE_QUEUES", "EXCLUDE_QUEUES",
             _names, "comma-separated queues never to take tasks from"),
+    Setting("cpu_bound_queues", "--cpu-bound-queues", "OFFLOAD_CPU_BOUND_QUEUES",
+            "CPU_BOUND_QUEUES", _names,
+            "comma-separated queues whose tasks are CPU-bound: one at a time per process"),
     Setting("processes", "--processes", "OFFLOAD_PROCESSES", "PROCESSES", _int(1, 256),
             "task processes to run (default: the number of CPUs)"),
     Setting("threads", "--threads", "OFFLOAD_THREADS", "THREADS", _int(1, 1024),
@@ -182,6 +185,7 @@ class WorkerSettings:
     backend: str = "default"
     queues: tuple[str, ...] | None = None
     exclude_queues: tuple[str, ...] = ()
+    cpu_bound_queues: tuple[str, ...] = ()
     processes: int = 0  # 0: default_processes(), resolved in resolve()
     threads: int = 4
     async_concurrency: int = 100

@@ -271,3 +271,37 @@ def stamp() -> dict[str, object]:
     import time
 
     return {"at": time.time(), "pid": os.getpid()}
+
+
+def _busy(seconds: float) -> dict[str, float]:
+    """Compute in pure Python for ``seconds``; where and when that ran."""
+    import time
+
+    start = time.time()
+    deadline = time.perf_counter() + seconds
+    total = 0
+    while time.perf_counter() < deadline:
+        total += sum(range(200))
+    return {"pid": os.getpid(), "start": start, "end": time.time()}
+
+
+@offload_task(cpu_bound=True)
+def crunch(seconds: float) -> dict[str, float]:
+    """A CPU-bound task, marked as such on its decorator."""
+    return _busy(seconds)
+
+
+@task
+def crunch_unmarked(seconds: float) -> dict[str, float]:
+    """The same work, unmarked: CPU-bound only on a queue the worker says is."""
+    return _busy(seconds)
+
+
+@task
+def wait_io(seconds: float) -> dict[str, float]:
+    """An I/O-bound task: it sleeps; where and when it ran."""
+    import time
+
+    start = time.time()
+    time.sleep(seconds)
+    return {"pid": os.getpid(), "start": start, "end": time.time()}

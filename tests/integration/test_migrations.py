@@ -63,3 +63,25 @@ def test_the_schedule_error_migration_reverses_and_reapplies():
     assert not {"last_error", "last_error_at"} & columns()
     call_command("migrate", "offload", verbosity=0)
     assert {"last_error", "last_error_at"} <= columns()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_autovacuum_migration_sets_and_resets_the_task_table_storage():
+    from django.db import connection
+
+    def storage() -> set[str]:
+        if connection.vendor != "postgresql":
+            return set()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'offload_task'")
+            return set(cursor.fetchone()[0] or [])
+
+    tuned = {"autovacuum_vacuum_scale_factor=0.01", "autovacuum_vacuum_threshold=1000"}
+    if connection.vendor == "postgresql":
+        assert tuned <= storage()
+    call_command("migrate", "offload", "0010", verbosity=0)
+    assert storage() == set()
+    call_command("migrate", "offload", verbosity=0)
+    if connection.vendor == "postgresql":
+        assert tuned <= storage()
+        assert "autovacuum_analyze_scale_factor=0.01" in storage()

@@ -102,3 +102,38 @@ def test_a_queue_filter_changes_only_the_queue_terms():
     # The golden filter names two queues: the claim gets equality on a list.
     assert golden.ONLY.sql() == (" AND queue_name IN (%s, %s)", ["default", "emails"])
     assert QueueFilter(only=("default",)).sql() == (" AND queue_name = %s", ["default"])
+
+
+def test_the_prune_batches_are_the_golden_ones(backend):
+    from django.utils import timezone
+
+    from offload.models import ScheduleFire
+    from offload.retention import cutoff
+    from offload.states import State
+    from offload.store.prune import delete_batch, fire_batch, task_batch
+    from tests.integration.test_prune import DAY, row
+
+    store = backend.store
+    old = timezone.now() - 10 * DAY
+    schedule = Schedule.objects.create(name="golden", task_path="tests.app.tasks.noop", interval=60)
+    for minute in range(2):
+        row(State.SUCCESSFUL, 10 * DAY)
+        row(State.FAILED, 10 * DAY, queue_name=golden.PRUNED.queue,
+            task_path=golden.PRUNED.task_path)  # fmt: skip
+        at = old.replace(minute=minute)
+        ScheduleFire.objects.create(schedule=schedule, fire_at=at, fired_at=at, outcome="enqueued")
+    before = cutoff(store, DAY)
+    batches = {
+        "finished tasks": task_batch(State.SUCCESSFUL, before, golden.LIMIT),
+        "finished tasks of one queue and task": task_batch(
+            State.FAILED, before, golden.LIMIT, golden.PRUNED
+        ),
+        "fire records": fire_batch(before, golden.LIMIT),
+    }
+    for label, batch in batches.items():
+        with executed() as seen:
+            assert delete_batch(store, batch) == (2, 2)
+        if two_statements():
+            assert seen == expected("prune", f"read ({label})", f"delete ({label}, two rows read)")
+        else:
+            assert seen == expected("prune", label)

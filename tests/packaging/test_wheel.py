@@ -60,8 +60,13 @@ def test_wheel_holds_what_the_app_needs(dist: Path) -> None:
         "offload/migrations/0001_initial.py",
         "offload/static/offload/dashboard.js",
         "offload/templates/admin/offload/dashboard.html",
+        "offload/testing/pytest_plugin.py",
     ):
         assert needed in names, needed
+    # The test kit's pytest plugin is registered by the package.
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[pytest11]\noffload = offload.testing.pytest_plugin" in text, text
     assert not any(n.startswith(("tests/", "bench/", "example/")) for n in names)
 
 
@@ -106,6 +111,9 @@ def test_installed_wheel_runs_the_demo_and_the_admin(dist: Path, tmp_path: Path)
 
     demo = manage("demo")
     assert "SUCCESSFUL" in demo, demo
+    # The demo's tests use offload.testing from the wheel.
+    tested = _run(python, "manage.py", "test", "demo", "--noinput", cwd=site, env=env)
+    assert "FAILED" not in tested, tested
     assert "[ ]" not in manage("showmigrations", "offload")
 
     manage("collectstatic", "--noinput", "--verbosity", "0")

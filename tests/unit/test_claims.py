@@ -4,6 +4,7 @@ import pytest
 
 from offload.worker.claims import (
     CLAIM_HORIZON_SECONDS,
+    CPU_MEMORY_CLAIMS,
     FIRST_POLL_SECONDS,
     ClaimSizer,
     Load,
@@ -11,8 +12,10 @@ from offload.worker.claims import (
 )
 
 
-def _load(*, sync: int = 0, async_: int = 0, finished: int = 0, unwritten: int = 0) -> Load:
-    return Load(finished=finished, unwritten=unwritten, sync=sync, async_=async_)
+def _load(
+    *, sync: int = 0, async_: int = 0, finished: int = 0, unwritten: int = 0, cpu: int = 0
+) -> Load:
+    return Load(finished=finished, unwritten=unwritten, sync=sync, async_=async_, cpu=cpu)
 
 
 def test_an_idle_worker_asks_for_either_kind_as_much_as_both_can_take():
@@ -81,3 +84,40 @@ def test_with_listen_the_next_look_is_a_poll_interval_away_or_the_next_due_task(
     assert looks.next_look(True) == 0.5
     assert looks.next_look(None) == 0.5
     assert looks.next_look(False) == 5.0
+
+
+def test_a_process_holding_a_cpu_bound_task_claims_nothing_more():
+    sizer = ClaimSizer(threads=4, async_limit=100, batch_size=20, max_tasks=None)
+    # Three threads and every async slot free: still nothing, of either kind.
+    assert sizer.room(_load(sync=1, cpu=1), set()) is None
+    assert sizer.room(_load(sync=1, cpu=1), {False}) is None
+    assert sizer.room(_load(sync=1), set()) == (3, None)
+
+
+def test_after_cpu_bound_tasks_a_process_claims_only_what_its_free_threads_start():
+    sizer = ClaimSizer(threads=4, async_limit=0, batch_size=20, max_tasks=None)
+    sizer.mean_sync_seconds = CLAIM_HORIZON_SECONDS / 100  # tiny tasks: full batches
+    assert sizer.room(_load(), set()) == (20, False)
+    sizer.claimed(tasks=4, cpu_bound=1)
+    assert sizer.room(_load(), set()) == (4, False)
+    assert sizer.room(_load(sync=3), set()) == (1, False)
+
+
+def test_the_prefetch_comes_back_after_claims_without_cpu_bound_tasks():
+    sizer = ClaimSizer(threads=2, async_limit=0, batch_size=10, max_tasks=None)
+    sizer.mean_sync_seconds = CLAIM_HORIZON_SECONDS / 100
+    sizer.claimed(tasks=2, cpu_bound=2)
+    for _ in range(CPU_MEMORY_CLAIMS - 1):
+        sizer.claimed(tasks=0, cpu_bound=0)  # an empty claim proves nothing
+        sizer.claimed(tasks=2, cpu_bound=0)
+    assert sizer.sync_target() == 2
+    sizer.claimed(tasks=1, cpu_bound=0)
+    assert sizer.sync_target() == 20
+
+
+def test_no_op_tasks_keep_their_full_batches():
+    sizer = ClaimSizer(threads=1, async_limit=0, batch_size=20, max_tasks=None)
+    sizer.mean_sync_seconds = 0.0001
+    for _ in range(50):
+        sizer.claimed(tasks=20, cpu_bound=0)
+    assert sizer.room(_load(), set()) == (20, False)

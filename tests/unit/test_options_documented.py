@@ -28,7 +28,9 @@ def spelled_types(types: tuple[type, ...]) -> str:
 def spelled_default(name: str, default: object) -> str:
     if name in SPELLED:
         return SPELLED[name]
-    return "None" if default is None else json.dumps(default)
+    if default is None or isinstance(default, bool):
+        return repr(default)  # as Python settings spell them
+    return json.dumps(default)
 
 
 def test_every_option_is_documented_with_its_default_and_types():

@@ -76,3 +76,17 @@ def test_without_listen_or_socket_nothing_claims_to_listen():
         assert not wakeups.has_socket
     finally:
         wakeups.close()
+
+
+def test_where_a_worker_listens_follows_the_pooler_options():
+    from offload.conf import parse_options
+    from offload.worker.wakeups import ListenPlan, listen_plan
+
+    def plan(**raw: object) -> ListenPlan:
+        options = parse_options(raw, {"default"})
+        # tests.settings has no PostgreSQL "direct" alias: only the plan is read here.
+        return listen_plan(options)
+
+    assert plan() == ListenPlan(enabled=True, alias=None)
+    assert plan(TRANSACTION_POOLER=True) == ListenPlan(enabled=False)
+    assert plan(TRANSACTION_POOLER=True, LISTEN_DATABASE="queue").alias == "queue"

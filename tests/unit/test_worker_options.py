@@ -4,6 +4,7 @@ import pytest
 
 from offload.conf import parse_options
 from offload.exceptions import BackendMisconfigured
+from offload.worker.config import check_cpu_bound_queues, get_backend
 from offload.worker_options import check_options, default_processes, resolve
 
 
@@ -80,3 +81,16 @@ def test_options_are_checked_when_the_backend_is_built():
     assert parse_options({"WORKER": []}, set()).problems == [
         "OPTIONS['WORKER'] must be dict, got list []."
     ]
+
+
+def test_cpu_bound_queues_come_from_any_source_and_must_be_declared():
+    assert _resolve().cpu_bound_queues == ()
+    assert _resolve(env={"OFFLOAD_CPU_BOUND_QUEUES": "reports, emails"}).cpu_bound_queues == (
+        "reports",
+        "emails",
+    )
+    assert _resolve(options={"CPU_BOUND_QUEUES": ["reports"]}).cpu_bound_queues == ("reports",)
+    backend = get_backend("default")  # QUEUES: default, emails, reports
+    check_cpu_bound_queues(backend, ("reports",))
+    with pytest.raises(BackendMisconfigured, match=r"CPU-bound queue\(s\) 'thumbs' are not in"):
+        check_cpu_bound_queues(backend, ("reports", "thumbs"))

@@ -8,9 +8,9 @@ slot at its next try. A process without a slot tries again every heartbeat.
 
 The process holding a slot runs, on threads of its own: the ``Worker`` that
 ``offload worker`` runs in each task process (dispatcher, thread pool, event
-loop for async tasks, heartbeats, a worker row), the rescuer and the depth
-sampler (elected among every host, embedded or not), and the scheduler if
-asked for.
+loop for async tasks, heartbeats, a worker row), the rescuer, the depth
+sampler and the pruner (elected among every host, embedded or not), and the
+scheduler if asked for.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from offload.store import TaskStore
 from offload.worker.config import WorkerConfig
 from offload.worker.identity import make_worker_id
 from offload.worker.loop import Worker
+from offload.worker.pruner import Pruner
 from offload.worker.rescue import Rescuer
 from offload.worker.roles import ElectedRole
 from offload.worker.sampler import DepthSampler
@@ -140,6 +141,7 @@ class EmbeddedHost:
             self._roles = [
                 Rescuer(self.alias, self.backend.config, self.worker_id),
                 DepthSampler(self.alias, self.worker_id, self.backend.queues),
+                Pruner(self.alias, self.backend.config, self.worker_id),
             ]
             for role in self._roles:
                 role.start()

@@ -25,15 +25,20 @@ from django.db.utils import load_backend
 
 from offload.store.vendor import worker_session
 
-# The connections open_private made, to tell them apart in connection_created.
+# The connections open_private made with session statements, to tell them
+# apart in connection_created.
 _private: "weakref.WeakSet[BaseDatabaseWrapper]" = weakref.WeakSet()
 
 
-def open_private(alias: str) -> BaseDatabaseWrapper:
+def open_private(alias: str, *, session: bool = True) -> BaseDatabaseWrapper:
     """A connection to ``alias`` that Django's request hygiene does not close.
 
-    An in-memory SQLite database exists only inside its one connection, so there
-    the shared connection is returned instead.
+    With ``session``, each (re)connect runs the vendor's ``worker_session``
+    statements; without, it keeps no session state of offload's (for a pooler
+    in transaction mode, where a session setting would land on a server
+    connection that other clients then draw). An in-memory SQLite database
+    exists only inside its one connection, so there the shared connection is
+    returned instead.
     """
     shared = connections[alias]
     if shared.vendor == "sqlite" and shared.is_in_memory_db():  # type: ignore[attr-defined]
@@ -55,7 +60,8 @@ def open_private(alias: str) -> BaseDatabaseWrapper:
     # Django sends connection_created on every (re)connect, so the session
     # settings come back after a reconnect too. Connected here, on first use.
     connection_created.connect(_set_up_session, dispatch_uid="offload.worker_session")
-    _private.add(wrapper)
+    if session:
+        _private.add(wrapper)
     return wrapper
 
 

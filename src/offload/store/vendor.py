@@ -63,6 +63,12 @@ class Vendor:
     # per column whatever the batch: {table}, {assignments}, {fence}. None:
     # a CASE on the id picks each row's value instead.
     complete_from_arrays: str | None
+    # The pruner's delete of a batch in one statement, from {pick} (the SELECT
+    # of the ids to delete, oldest first, with its LIMIT), {table} and {recheck}
+    # (the terms that make a row deletable, tested again on the row deleted).
+    # None on MariaDB, which has no LIMIT in an IN subquery: it reads the ids,
+    # then deletes them by primary key (see ``store.prune``).
+    delete_picked: str | None
     # Whether an UPDATE can end in RETURNING (MariaDB's cannot).
     update_returning: bool
     # The multi-row INSERT of new tasks from arrays ({table}, {columns}), or
@@ -116,6 +122,12 @@ _POSTGRESQL = Vendor(
         "UPDATE {table} AS t SET {assignments}, return_value = d.value::jsonb "
         "FROM unnest(%s::bigint[], %s::integer[], %s::text[]) AS d(id, attempt, value) "
         "WHERE {fence} RETURNING t.id"
+    ),
+    # MATERIALIZED: the LIMIT applies once. SKIP LOCKED: a row an operator's
+    # action holds is left for the next batch rather than waited for.
+    delete_picked=(
+        "WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) "
+        "DELETE FROM {table} USING picked WHERE {table}.id = picked.id AND {recheck}"
     ),
     update_returning=True,
     insert_from_arrays=(
@@ -174,6 +186,8 @@ _SQLITE = Vendor(
     # UPDATE, and there is no read-to-write upgrade to fail with BUSY.
     claim="UPDATE {table} SET {assignments} WHERE id IN ({pick}) RETURNING {columns}",
     complete_from_arrays=None,
+    # One statement, so one short write transaction.
+    delete_picked="DELETE FROM {table} WHERE id IN ({pick}) AND {recheck}",
     update_returning=True,
     insert_from_arrays=None,
     insert_and_notify=None,
@@ -206,6 +220,7 @@ _MYSQL = Vendor(
     use_index="",
     claim=None,
     complete_from_arrays=None,
+    delete_picked=None,
     update_returning=False,
     insert_from_arrays=None,
     insert_and_notify=None,

@@ -6,6 +6,13 @@ within ``CLAIM_HORIZON_SECONDS`` (tiny tasks are claimed in full batches, one
 statement for many); for async tasks, the free room under the async limit.
 When only one kind has room, the claim asks for that kind only.
 
+CPU-bound tasks (see ``worker.cpu_bound``) share their process's interpreter
+lock with every other thread, so a process holding one claims nothing more
+until it ends: its siblings, each with its own lock, take the rest. After a
+claim that brought CPU-bound tasks, a process claims no more than its free
+threads for a while, so one process does not prefetch a batch of them that
+its siblings could have started at once.
+
 Both classes here are plain arithmetic on figures the loop passes in: no
 database, no threads.
 """
@@ -25,6 +32,12 @@ CLAIM_HORIZON_SECONDS = 0.1
 # costs one cheap read per POLL_INTERVAL.
 FIRST_POLL_SECONDS = 0.02
 
+# After a claim that brought a CPU-bound task, this many claims that bring
+# tasks but none CPU-bound pass before the sync prefetch comes back: a mixed
+# queue's short tasks would otherwise pull the average time down and the next
+# claims would take CPU-bound tasks in batches again.
+CPU_MEMORY_CLAIMS = 10
+
 # A kind of task: False for sync, True for async; None in a claim means either.
 Kind = bool
 
@@ -37,6 +50,7 @@ class Load:
     unwritten: int  # outcomes posted, not written yet: they count as finished
     sync: int  # sync tasks held: running plus waiting for a thread
     async_: int  # async tasks held
+    cpu: int = 0  # CPU-bound tasks held (counted in sync as well)
 
     @property
     def busy(self) -> int:
@@ -56,6 +70,15 @@ class ClaimSizer:
         # Moving averages of how long tasks ran; None: none timed yet.
         self.mean_sync_seconds: float | None = None
         self.mean_async_seconds: float | None = None
+        # Claims left before prefetching comes back (see CPU_MEMORY_CLAIMS).
+        self.cpu_memory = 0
+
+    def claimed(self, tasks: int, cpu_bound: int) -> None:
+        """A claim brought ``tasks`` tasks, ``cpu_bound`` of them CPU-bound."""
+        if cpu_bound:
+            self.cpu_memory = CPU_MEMORY_CLAIMS
+        elif tasks and self.cpu_memory:
+            self.cpu_memory -= 1
 
     def timed(self, is_async: bool, elapsed: float) -> None:
         """A task of that kind ran ``elapsed`` seconds."""
@@ -73,6 +96,11 @@ class ClaimSizer:
 
         ``drained`` holds the kinds not worth asking for until the next look.
         """
+        if load.cpu:
+            # A CPU-bound task holds the interpreter lock most of the time:
+            # whatever else this process took would wait for it, while a
+            # sibling process could run it.
+            return None
         done = load.finished + load.unwritten
         if self.max_tasks is not None and done + load.busy >= self.max_tasks:
             return None
@@ -101,8 +129,10 @@ class ClaimSizer:
 
     def sync_target(self) -> int:
         """Sync tasks to hold at once: one per thread, more per thread when tasks are tiny."""
-        if self.mean_sync_seconds is None:
-            return self.threads  # nothing known yet: the first tasks could be slow
+        if self.mean_sync_seconds is None or self.cpu_memory:
+            # Nothing known yet (the first tasks could be slow), or CPU-bound
+            # tasks came lately: no more than the threads can start now.
+            return self.threads
         fits = int(CLAIM_HORIZON_SECONDS / max(self.mean_sync_seconds, 1e-6))
         return self.threads * max(1, min(self.batch_size, fits))
 

@@ -30,6 +30,8 @@ class WorkerConfig:
     _: KW_ONLY
     queues: tuple[str, ...] | None = None  # None: every queue not excluded
     exclude_queues: tuple[str, ...] = ()
+    # Every sync task of these queues is CPU-bound (see worker.cpu_bound).
+    cpu_bound_queues: tuple[str, ...] = ()
     name: str | None = None
     worker_id: str | None = None  # None: made from the name
     threads: int = 1
@@ -50,6 +52,7 @@ class WorkerConfig:
         if self.queues is not None:
             object.__setattr__(self, "queues", tuple(self.queues))
         object.__setattr__(self, "exclude_queues", tuple(self.exclude_queues))
+        object.__setattr__(self, "cpu_bound_queues", tuple(self.cpu_bound_queues))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only: how it travels to a task process."""
@@ -98,3 +101,14 @@ def queue_filter(
     if not chosen:
         raise BackendMisconfigured("Every queue is excluded: this worker would never run anything.")
     return QueueFilter(chosen)
+
+
+def check_cpu_bound_queues(backend: DatabaseBackend, names: Sequence[str]) -> None:
+    """Refuse CPU-bound queues that the backend's QUEUES does not declare."""
+    declared = backend.queues
+    unknown = sorted(set(names) - declared) if declared else []
+    if unknown:
+        raise BackendMisconfigured(
+            f"CPU-bound queue(s) {', '.join(map(repr, unknown))} are not in "
+            f"TASKS[{backend.alias!r}]['QUEUES'] ({', '.join(sorted(declared))})."
+        )

@@ -92,6 +92,19 @@ class Leases:
             logger.info("Gave back %d claimed task(s) that had not finished", released)
         return released
 
+    def pass_on(self, store: TaskStore, claimed: Sequence[ClaimedTask]) -> int:
+        """Give back tasks this process will not start now, as never claimed, and
+        wake the workers of their queues (a sibling process is free to run them).
+        Returns how many went back."""
+        released = 0
+        for task in claimed:
+            self.held.pop(task.id, None)
+            released += store.release(task.id, task.attempt, NOT_STARTED)
+        if released:
+            store.announcer.announce(store.connection, {task.queue_name for task in claimed})
+            logger.debug("Passed %d CPU-bound task(s) on to other processes", released)
+        return released
+
     def started(self, claimed: ClaimedTask) -> threading.Event:
         """``claimed`` starts now (task thread): its cancel event."""
         with self._events_lock:

@@ -6,6 +6,7 @@ worker's private database connection: it claims, writes every outcome, gives
 tasks back and, on PostgreSQL, LISTENs for new tasks. It composes the parts:
 
 - ``claims``: how much to claim, and when to look again;
+- ``cpu_bound``: which tasks are CPU-bound (one at a time per process);
 - ``wakeups``: the one ``select()`` it sleeps in, and what ends it;
 - ``outbox``: where tasks post their outcome for it to write and settle;
 - ``leases``: heartbeats, cancel requests, orphaned claims;
@@ -36,6 +37,7 @@ from offload.worker import protocol
 from offload.worker.announcer import Announcer
 from offload.worker.claims import ClaimSizer, Kind, Load, Looks
 from offload.worker.config import WorkerConfig, get_backend, queue_filter
+from offload.worker.cpu_bound import CpuBound
 from offload.worker.execution import Execution
 from offload.worker.identity import make_worker_id
 from offload.worker.leases import Leases, Registration, queue_label
@@ -45,7 +47,7 @@ from offload.worker.progress_writes import ProgressWrites
 from offload.worker.recycling import Recycling
 from offload.worker.reporting import Reporter, WorkerStats
 from offload.worker.titles import set_title
-from offload.worker.wakeups import Wakeups
+from offload.worker.wakeups import Wakeups, listen_plan
 
 __all__ = ["Worker", "WorkerStats"]
 
@@ -81,13 +83,16 @@ class Worker:
         self.stats = WorkerStats()
         # The private connection is opened by run(), in the thread that uses it.
         self.store = TaskStore(options.database)
-        self.wakeups = Wakeups(self.queues, config.control_fd, self._on_control)
+        self.wakeups = Wakeups(
+            self.queues, config.control_fd, self._on_control, listen=listen_plan(options)
+        )
         self.claims = ClaimSizer(
             config.threads,
             config.async_concurrency,
             config.batch_size or options.claim_batch_size,
             config.max_tasks,
         )
+        self.cpu_bound = CpuBound(config.cpu_bound_queues)
         self.recycling = Recycling(config.max_tasks, config.max_memory)
         self.reporter = Reporter(
             self.worker_id, config.threads, config.status_fd, config.process_title
@@ -203,7 +208,10 @@ class Worker:
     def run(self, *, burst: bool = False) -> WorkerStats:
         """Work until stopped; with ``burst``, return once no task is due."""
         database = self.backend.config.database
-        self.store = TaskStore(database, connection=open_private(database))
+        self.store = TaskStore(
+            database,
+            connection=open_private(database, session=not self.backend.config.transaction_pooler),
+        )
         # -v 3: Django logs a connection's SQL (django.db.backends) only in
         # DEBUG or when asked, and the worker's connection is not DEBUG's.
         self.store.connection.force_debug_cursor = self.config.log_sql
@@ -342,7 +350,8 @@ class Worker:
         return self.sync_pool.load + self.async_pool.load
 
     def _load(self) -> Load:
-        return Load(self._finished, len(self.outbox), self.sync_pool.load, self.async_pool.load)
+        held = (self.sync_pool.load, self.async_pool.load, len(self.cpu_bound.held))
+        return Load(self._finished, len(self.outbox), *held)
 
     def _until_due(self) -> float:
         """Seconds until the dispatcher must wake for a heartbeat, a progress
@@ -362,14 +371,18 @@ class Worker:
             lease_seconds=self.backend.config.lease_seconds,
             is_async=kind,
         )
+        split = self.cpu_bound.split(batch)
+        self.claims.claimed(len(batch), split.cpu_bound)
         # Routed by the row's flag, set at enqueue: resolving each task here
         # as well as in the runner would double that work on the hot path. A
         # function that changed kind since still runs: Task.call drives a
         # coroutine with async_to_sync, Task.acall a plain function with
         # sync_to_async.
-        for claimed in batch:
+        for claimed in split.keep:
             self.leases.hold(claimed)
             (self.async_pool if claimed.is_async else self.sync_pool).submit(claimed)
+        if split.passed:
+            self.leases.pass_on(self.store, split.passed)
         return batch
 
     def _after_sync_task(self) -> None:
@@ -448,6 +461,7 @@ class Worker:
         """Forget ``claimed``'s attempt; its ``end`` line is sent now, or put in
         ``ends`` for the caller to send with the others of its batch."""
         self.leases.ended(claimed)
+        self.cpu_bound.ended(claimed.id)
         line = protocol.task_line("end", claimed.id, claimed.attempt)
         if ends is None:
             self.reporter.tell(line)

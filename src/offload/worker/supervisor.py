@@ -34,14 +34,21 @@ from offload import __version__
 from offload.exceptions import BackendMisconfigured
 from offload.worker import protocol
 from offload.worker.children import Child
-from offload.worker.config import WorkerConfig, get_backend, queue_filter
+from offload.worker.config import (
+    WorkerConfig,
+    check_cpu_bound_queues,
+    get_backend,
+    queue_filter,
+)
 from offload.worker.identity import make_worker_id
 from offload.worker.losses import give_back, how_it_ended, record_lost_attempts
 from offload.worker.process import ProcessSpec, command
 from offload.worker.protocol import Counts
+from offload.worker.pruner import Pruner
 from offload.worker.rescue import Rescuer
 from offload.worker.sampler import DepthSampler
 from offload.worker.titles import set_title
+from offload.worker.wakeups import listen_plan
 from offload.worker_options import WorkerSettings
 
 logger = logging.getLogger("offload.worker")
@@ -79,10 +86,12 @@ class Supervisor:
         s = self.settings
         self.backend = get_backend(s.backend)
         self.queues = queue_filter(self.backend, s.queues, s.exclude_queues)
+        check_cpu_bound_queues(self.backend, s.cpu_bound_queues)
         self.worker_id = make_worker_id(s.name)
         # What every task process runs with (see _start for what differs).
         self.worker_config = WorkerConfig(
             s.backend, queues=s.queues, exclude_queues=s.exclude_queues, threads=s.threads,
+            cpu_bound_queues=s.cpu_bound_queues,
             async_concurrency=s.async_concurrency, max_tasks=s.max_tasks_per_child,
             max_memory=s.max_memory_per_child, shutdown_timeout=s.shutdown_timeout,
             log_sql=s.verbosity >= 3, supervisor_pid=os.getpid(),
@@ -138,15 +147,19 @@ class Supervisor:
             limits.append(f"recycle after {s.max_tasks_per_child} tasks")
         if s.max_memory_per_child:
             limits.append(f"recycle above {s.max_memory_per_child >> 20} MiB")
-        listens = connections[self.backend.config.database].vendor == "postgresql"
+        config = self.backend.config
+        plan = listen_plan(config)
+        listens = connections[config.database].vendor == "postgresql" and plan.enabled
         wakeups = (
-            "LISTEN/NOTIFY" if listens else
-            f"polling, every {self.backend.config.poll_interval:g}s at most when idle"
+            "LISTEN/NOTIFY" + (f" on {plan.alias}" if plan.alias else "") if listens else
+            f"polling, every {config.poll_interval:g}s at most when idle"
         )  # fmt: skip
         lines = [
             f"offload {__version__} worker {self.worker_id} (pid {os.getpid()})",
             f"  backend   {s.backend} -> {database}",
             f"  queues    {queues}",
+            *([f"  cpu-bound {', '.join(s.cpu_bound_queues)}: one task at a time per process"]
+              if s.cpu_bound_queues else []),
             f"  capacity  {s.processes} process{'es' if s.processes != 1 else ''} x "
             f"{s.threads} thread{'s' if s.threads != 1 else ''}, "
             f"up to {s.async_concurrency} async tasks per process",
@@ -172,6 +185,8 @@ class Supervisor:
         rescuer.start()
         sampler = DepthSampler(self.backend.config.database, self.worker_id, self.backend.queues)
         sampler.start()
+        pruner = Pruner(self.backend.config.database, self.backend.config, self.worker_id)
+        pruner.start()
         # Imported here: the scheduler is optional and loads the schedule models.
         from offload.schedules.thread import start_scheduler
 
@@ -182,6 +197,7 @@ class Supervisor:
         finally:
             rescuer.stop()
             sampler.stop()
+            pruner.stop()
             if scheduler is not None:
                 scheduler.stop()
             for child in list(self.children.values()):  # only after an unexpected error

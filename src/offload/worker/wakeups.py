@@ -2,9 +2,10 @@
 
 The sources: a pipe that the worker's own threads write to (an outcome, a freed
 slot, a stop request), the supervisor's control pipe, and a way to hear of new
-tasks: on PostgreSQL, LISTEN on the worker's connection; elsewhere, this
-process's local wake-up socket (see ``store.wakeup``). An idle worker costs
-almost nothing and wakes at once.
+tasks: on PostgreSQL, LISTEN on the worker's connection (or, behind a pooler
+in transaction mode, on a direct connection of its own: see ``listen_plan``);
+elsewhere, this process's local wake-up socket (see ``store.wakeup``). An idle
+worker costs almost nothing and wakes at once.
 """
 
 from __future__ import annotations
@@ -14,13 +15,38 @@ import logging
 import os
 import selectors
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from django.db import DatabaseError
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from offload.conf import Options
 from offload.store import QueueFilter, TaskStore
 from offload.store.announce import NOTIFY_CHANNEL
+from offload.store.connection import open_private
 from offload.store.wakeup import WakeSocket, wake_key
 
 logger = logging.getLogger("offload.worker")
+
+
+@dataclass(frozen=True)
+class ListenPlan:
+    """Where a PostgreSQL worker LISTENs: on its own connection (the default), on
+    a direct connection to ``alias``, or nowhere (``enabled`` False: it polls)."""
+
+    enabled: bool = True
+    alias: str | None = None
+
+
+def listen_plan(options: Options) -> ListenPlan:
+    """A LISTEN through a pooler in transaction mode subscribes whichever server
+    connection served it, and the notifications go to that connection's next
+    client, if any: so behind one, only a direct alias (``LISTEN_DATABASE``)
+    can listen, and without it the worker polls."""
+    if options.listen_database is not None:
+        return ListenPlan(alias=options.listen_database)
+    return ListenPlan(enabled=not options.transaction_pooler)
 
 
 class Wakeups:
@@ -31,8 +57,12 @@ class Wakeups:
         queues: QueueFilter,
         control_fd: int | None = None,
         on_control: Callable[[bytes], None] | None = None,
+        *,
+        listen: ListenPlan | None = None,
     ) -> None:
         self.queues = queues
+        self._plan = listen or ListenPlan()
+        self._direct: BaseDatabaseWrapper | None = None  # the plan's own connection
         self.notified = False  # a task of our queues was enqueued: look now
         # Whether the dispatcher sleeps (or is about to), and whether anything
         # changed since its loop last looked (see nudge).
@@ -123,13 +153,15 @@ class Wakeups:
     # -- hearing of new tasks ------------------------------------------------------------
 
     def ensure_listening(self, store: TaskStore) -> None:
-        """On PostgreSQL, LISTEN on the worker's connection (again after a reconnect);
+        """On PostgreSQL, LISTEN as the plan says (again after a reconnect);
         elsewhere, open this process's local wake-up socket (see ``store.wakeup``)."""
         self._store = store
-        connection = store.connection
-        if connection.vendor != "postgresql":
+        if store.connection.vendor != "postgresql":
             if self._socket is None and not self._socket_failed:
                 self._open_socket(store)
+            return
+        connection = self._listen_connection(store)
+        if connection is None:
             return
         connection.ensure_connection()
         raw = connection.connection
@@ -140,9 +172,19 @@ class Wakeups:
         # Notifications that arrive while a query runs are handed to this
         # handler by psycopg; the ones that arrive while idle are read in wait().
         raw.add_notify_handler(lambda notify: self._on_notify(notify.payload))
-        self.stop_listening()
+        self._unregister_listen()
         self._selector.register(raw.fileno(), selectors.EVENT_READ, "listen")
         self._listening_on = raw
+
+    def _listen_connection(self, store: TaskStore) -> BaseDatabaseWrapper | None:
+        if not self._plan.enabled:
+            return None
+        if self._plan.alias is None:
+            return store.connection
+        if self._direct is None:
+            # Opened in the dispatcher's thread, which alone uses it.
+            self._direct = open_private(self._plan.alias, session=False)
+        return self._direct
 
     def _open_socket(self, store: TaskStore) -> None:
         connection = store.connection
@@ -156,12 +198,25 @@ class Wakeups:
         self._selector.register(self._socket.fileno(), selectors.EVENT_READ, "local")
 
     def stop_listening(self) -> None:
-        """Forget the LISTEN connection (it broke, or is being replaced)."""
+        """Forget the LISTEN connection (it broke, or a database error may have
+        broken it); a direct one is closed, to be opened afresh."""
+        self._unregister_listen()
+        self._listening_on = None
+        self._close_direct()
+
+    def _unregister_listen(self) -> None:
         # By the registered key, not raw.fileno(): a broken connection has none.
         for key in list(self._selector.get_map().values()):
             if key.data == "listen":
                 self._selector.unregister(key.fileobj)
-        self._listening_on = None
+
+    def _close_direct(self) -> None:
+        # A direct connection is only for LISTEN: once forgotten, it is closed,
+        # and the next ensure_listening opens a fresh one.
+        if self._direct is not None:
+            with contextlib.suppress(DatabaseError):
+                self._direct.close()
+            self._direct = None
 
     def _on_notify(self, queue_name: str) -> None:
         if self.queues.allows(queue_name):
@@ -178,14 +233,16 @@ class Wakeups:
         except Exception:
             # The connection broke while idle: drop it; the next claim reconnects.
             logger.warning("Lost the LISTEN connection; reconnecting", exc_info=True)
+            direct = self._direct is not None
             self.stop_listening()
-            if self._store is not None:
+            if self._store is not None and not direct:
                 self._store.reset()
             self.notified = True
 
     def close_sources(self) -> None:
         """Drop the LISTEN connection and the local socket (the connection is closed)."""
         self._listening_on = None
+        self._close_direct()
         if self._socket is not None:
             self._socket.close()
             self._socket = None

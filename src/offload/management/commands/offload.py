@@ -16,13 +16,14 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 from django.tasks import task_backends
 from django.utils import autoreload, timezone
 
 from offload.exceptions import OffloadError
 from offload.management.errors import command_error
 from offload.management.global_options import add_global_options
+from offload.management.prune import add_prune_parser, run_prune
 from offload.worker import logs, reloading
 from offload.worker.supervisor import Supervisor
 from offload.worker_options import SETTINGS, WorkerSettings, resolve
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 
 class Command(BaseCommand):
-    help = "Run and inspect offload's background task workers."
+    help = "Run and inspect offload's background task workers; prune finished tasks."
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
@@ -88,6 +89,7 @@ class Command(BaseCommand):
             "--sync", action="store_true", help="copy schedules from code to the table first"
         )
         add_global_options(listing)
+        add_global_options(add_prune_parser(sub))
         add_global_options(worker, verbosity=False)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -98,6 +100,8 @@ class Command(BaseCommand):
                 self.enqueue(options)
             elif options["subcommand"] == "schedules":
                 self.schedules(options)
+            elif options["subcommand"] == "prune":
+                run_prune(options, self.stdout)
         except DatabaseError as exc:
             # Before migrate, every subcommand says the same thing.
             raise command_error(exc, options.get("backend") or "default") from exc
@@ -163,6 +167,7 @@ class Command(BaseCommand):
             logs.configure(chosen.verbosity, chosen.log_format, "supervisor")
         except (OffloadError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from exc
+        _refuse_inside_transaction(chosen.backend)
         if not chosen.reload or chosen.burst:
             self._supervise(chosen, None)
         elif not reloading.in_child():
@@ -302,6 +307,23 @@ def _check_enqueue_flags(options: dict[str, Any]) -> None:
             pass  # enqueue_by_name says what is wrong
         except (ValueError, RecursionError) as exc:
             raise CommandError(f"{flag}: cannot be read ({exc}).") from None
+
+
+def _refuse_inside_transaction(alias: str) -> None:
+    """A worker started inside an open transaction (a ``TestCase``, an
+    ``atomic()`` block) would look for tasks with processes and connections of
+    its own, which cannot see the rows that transaction has not committed."""
+    backend = task_backends[alias]
+    config = getattr(backend, "config", None)
+    database = getattr(config, "database", "default")
+    if connections[database].in_atomic_block:
+        raise CommandError(
+            f"offload worker cannot run inside an open transaction on database {database!r} "
+            "(a TestCase, or an atomic() block): its task processes use connections of their "
+            "own, which cannot see the rows that transaction has not committed. In tests, run "
+            "the due tasks in the test itself with offload.testing (OffloadTasks.run(), the "
+            "offload_tasks pytest fixture, or OffloadTestMixin); see docs/testing.md."
+        )
 
 
 def _worker_options(alias: str) -> dict[str, Any]:
