@@ -66,6 +66,8 @@ SECRET_KEY = "offload-tests-only"
 # On for a worker started as a new project runs it (startproject sets DEBUG = True).
 DEBUG = os.environ.get("OFFLOAD_TEST_DEBUG") == "1"
 USE_TZ = True
+# The embedded worker's tests call real servers on the loopback.
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 TIME_ZONE = "UTC"
 # "queue" is a second database of the same engine, for a backend whose
 # OPTIONS["DATABASE"] puts the tasks tables apart from the project's data.

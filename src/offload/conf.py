@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
+from offload.embedded_options import parse_embedded
 from offload.limits import MAX_ARGUMENT_DEPTH, MAX_NAME_LENGTH
 from offload.retries import RetryPolicy, check_policy_values, import_exceptions
 from offload.schedules.spec import spec_problems
@@ -147,6 +148,11 @@ class Options:
     )
     worker: dict[str, Any] = option(  # noqa: RUF009 (option() returns a field)
         {}, "worker settings (see offload.worker_options), like its flags"
+    )
+    embedded: dict[str, Any] = option(  # noqa: RUF009 (option() returns a field)
+        {},
+        "a worker run inside the web processes (docs/embedded.md): ENABLED, THREADS, "
+        "ASYNC_CONCURRENCY, QUEUES, PROCESSES, SCHEDULER, SHUTDOWN_TIMEOUT",
     )
     schedules: dict[str, Any] = option(  # noqa: RUF009 (option() returns a field)
         {}, "schedules defined in settings: name -> schedule (docs/schedules.md)"
@@ -304,6 +310,8 @@ def parse_options(raw: object, queues: set[str]) -> Options:
 
     if "worker" in values:
         problems.extend(check_options(values["worker"]))
+    if "embedded" in values:
+        problems.extend(parse_embedded(values["embedded"])[1])
     if "admin_mask_arguments" in values:
         values["admin_mask_arguments"] = _parse_mask_arguments(
             values["admin_mask_arguments"], problems

@@ -160,3 +160,43 @@ def private_server(vendor: str) -> Iterator[Server]:
         with contextlib.suppress(Exception):
             server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+# -- web servers running the test project (the embedded worker's tests) --------
+
+WEB_COMMANDS = {
+    "runserver": ("-m", "django", "runserver", "127.0.0.1:{port}"),
+    "gunicorn": (
+        "-m", "gunicorn", "tests.wsgi:application", "--bind", "127.0.0.1:{port}",
+        "--workers", "{workers}", "--graceful-timeout", "30", "--log-level", "warning",
+    ),
+    "gunicorn-gthread": (
+        "-m", "gunicorn", "tests.wsgi:application", "--bind", "127.0.0.1:{port}",
+        "--workers", "{workers}", "--threads", "4", "--graceful-timeout", "30",
+        "--log-level", "warning",
+    ),
+    "uvicorn": (
+        "-m", "uvicorn", "tests.asgi:application", "--host", "127.0.0.1", "--port", "{port}",
+        "--lifespan", "on", "--log-level", "warning",
+    ),
+}  # fmt: skip
+
+
+def web_command(kind: str, port: int, workers: int = 1) -> list[str]:
+    return [part.format(port=port, workers=workers) for part in WEB_COMMANDS[kind]]
+
+
+def get_json(url: str, timeout: float = 10.0) -> Any:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def wait_for_web(url: str, timeout: float = 30.0) -> None:
+    _wait_until(lambda: get_json(url, timeout=2), timeout, url)
+
+
+def free_port() -> int:
+    return _free_port()

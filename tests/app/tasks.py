@@ -265,6 +265,14 @@ def return_unstorable(kind: str, depth: int = 0) -> object:
     return {"nul": "a\x00b", "surrogate": "\ud800", "huge": 10**5000}[kind]
 
 
+@task
+def stamp() -> dict[str, object]:
+    """When (wall clock) and where the task's first line ran."""
+    import time
+
+    return {"at": time.time(), "pid": os.getpid()}
+
+
 def _busy(seconds: float) -> dict[str, float]:
     """Compute in pure Python for ``seconds``; where and when that ran."""
     import time

@@ -87,6 +87,10 @@ LAYERS: list[tuple[str, list[str]]] = [
     (
         "Worker supervisor",
         [
+            "offload.embedded",
+            "offload.embedded.asgi",
+            "offload.embedded.startup",
+            "offload.embedded.host",
             "offload.worker.supervisor",
             "offload.worker.reloading",
             "offload.worker.rescue",
@@ -188,6 +192,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "Definitions",
         [
             "offload.worker_options",
+            "offload.embedded_options",
             "offload.schedules",
             "offload.schedules.spec",
             "offload.schedules.registry",

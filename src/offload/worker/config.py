@@ -44,6 +44,8 @@ class WorkerConfig:
     status_fd: int | None = None  # where figures and task lines go
     log_sql: bool = False
     supervisor_pid: int | None = None  # None: this process
+    # Off inside a web process (offload.embedded): the title is the server's.
+    process_title: bool = True
 
     def __post_init__(self) -> None:
         # Lists are accepted (they come from JSON and from callers): kept as tuples.

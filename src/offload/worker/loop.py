@@ -94,7 +94,9 @@ class Worker:
         )
         self.cpu_bound = CpuBound(config.cpu_bound_queues)
         self.recycling = Recycling(config.max_tasks, config.max_memory)
-        self.reporter = Reporter(self.worker_id, config.threads, config.status_fd)
+        self.reporter = Reporter(
+            self.worker_id, config.threads, config.status_fd, config.process_title
+        )
         self.outbox = Outbox(self.wakeups.nudge)
         self.leases = Leases(
             Registration(
@@ -216,7 +218,8 @@ class Worker:
         self.sync_pool.start()
         if self._announcer is not None:
             self._announcer.start()
-        set_title(f"worker {self.worker_id}: starting")
+        if self.config.process_title:
+            set_title(f"worker {self.worker_id}: starting")
         try:
             self._dispatch(burst)
         finally:

@@ -42,8 +42,11 @@ class WorkerStats(protocol.Counts):
 class Reporter:
     """Refreshes the process title and sends the figures, at most every REPORT_SECONDS."""
 
-    def __init__(self, worker_id: str, threads: int, status_fd: int | None) -> None:
+    def __init__(
+        self, worker_id: str, threads: int, status_fd: int | None, titles: bool = True
+    ) -> None:
         self.worker_id = worker_id
+        self.titles = titles
         self.threads = threads
         self.status_fd = status_fd
         self._last = 0.0
@@ -63,13 +66,20 @@ class Reporter:
         # Running and prefetched apart: "busy, 7/4 threads" would read as a bug.
         running, queued = sync
         running_async, queued_async = async_
+        if self.titles:
+            self._title(state, stats, running, queued, running_async, queued_async)
+        self.tell(stats.line())
+
+    def _title(
+        self, state: str, stats: WorkerStats, running: int, queued: int,
+        running_async: int, queued_async: int,
+    ) -> None:  # fmt: skip
         set_title(
             f"worker {self.worker_id}: {state}, {running}/{self.threads} threads"
             f"{f' (+{queued} queued)' if queued else ''}, "
             f"{running_async} async{f' (+{queued_async} queued)' if queued_async else ''}, "
             f"{stats.processed} done"
         )
-        self.tell(stats.line())
 
     def tell(self, lines: bytes) -> None:
         """Send lines (figures, ``protocol.task_line``) to the supervisor."""
