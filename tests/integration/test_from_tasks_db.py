@@ -31,6 +31,12 @@ def old_table(settings: Any) -> Any:
     yield model
     with connection.schema_editor() as editor:
         editor.delete_model(model)
+    # Installing the app registered its ModelAdmin on the shared admin site;
+    # left there, every admin page of later tests would look up an app that is
+    # gone again.
+    from django.contrib import admin
+
+    admin.site._registry.pop(model, None)
 
 
 def old_row(model: Any, path: str, *args: Any, **fields: Any) -> str:
