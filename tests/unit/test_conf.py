@@ -28,7 +28,6 @@ def test_unknown_option_suggests_the_close_one():
         ({"MAX_PAYLOAD_BYTES": True}, "must be int, got bool"),
         ({"TRANSACTION_POOLER": 1}, "must be bool, got int"),
         ({"LISTEN_DATABASE": "nowhere"}, "names 'nowhere', which is not in DATABASES"),
-        ({"LISTEN_DATABASE": "queue"}, "is for PostgreSQL"),
         ({"MAX_PAYLOAD_BYTES": 0}, "must be greater than 0"),
         ({"POLL_INTERVAL": -1}, "must be greater than 0"),
         ({"MAX_ARGUMENT_DEPTH": 31}, "must be between 1 and 30, got 31"),
