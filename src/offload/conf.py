@@ -68,6 +68,16 @@ RETENTION_OPTIONS = (
 )
 
 
+def retention(days: int, kept: str) -> Any:
+    """A retention option: ``days`` by default, in seconds or a timedelta, None forever."""
+    return option(
+        days * DAY,
+        f"seconds (or a timedelta) {kept} (None: forever)",
+        bounds=RETENTION_BOUNDS,
+        accepts=RETENTION_TYPES,
+    )
+
+
 @dataclass(frozen=True)
 class Options:
     """The backend's settings. Each field is the option of its name in upper case
@@ -204,30 +214,10 @@ class Options:
     )
     # Retention: how long a finished row is kept before the elected pruner
     # deletes it (docs/operations.md). Seconds or a timedelta; None keeps forever.
-    retain_successful: float | None = option(
-        7 * DAY,
-        "seconds (or a timedelta) a SUCCESSFUL task is kept after it finished (None: forever)",
-        bounds=RETENTION_BOUNDS,
-        accepts=RETENTION_TYPES,
-    )
-    retain_failed: float | None = option(
-        30 * DAY,
-        "seconds (or a timedelta) a FAILED task is kept after it finished (None: forever)",
-        bounds=RETENTION_BOUNDS,
-        accepts=RETENTION_TYPES,
-    )
-    retain_cancelled: float | None = option(
-        7 * DAY,
-        "seconds (or a timedelta) a CANCELLED task is kept after it finished (None: forever)",
-        bounds=RETENTION_BOUNDS,
-        accepts=RETENTION_TYPES,
-    )
-    retain_schedule_fires: float | None = option(
-        30 * DAY,
-        "seconds (or a timedelta) a schedule's fire record is kept (None: forever)",
-        bounds=RETENTION_BOUNDS,
-        accepts=RETENTION_TYPES,
-    )
+    retain_successful: float | None = retention(7, "a SUCCESSFUL task is kept after it finished")
+    retain_failed: float | None = retention(30, "a FAILED task is kept after it finished")
+    retain_cancelled: float | None = retention(7, "a CANCELLED task is kept after it finished")
+    retain_schedule_fires: float | None = retention(30, "a schedule's fire record is kept")
     prune_batch_size: int = option(
         1000, "most rows the pruner deletes in one statement", bounds=(1, 100_000)
     )
