@@ -64,10 +64,23 @@ class WorkerStore(StoreBase):
     def forget_silent_workers(self, seconds: float) -> int:
         """Delete worker rows with no heartbeat for ``seconds``; their leases lapse alone."""
         vendor = self.vendor
+        # Read first, then delete by key: a range DELETE on InnoDB locks the
+        # gaps of every row it scans and deadlocks with live workers' heartbeat
+        # and register statements. The heartbeat test is repeated so a worker
+        # that spoke up in between is kept.
         with self.connection.cursor() as cursor:
             cursor.execute(
-                f"DELETE FROM {WORKER_TABLE} WHERE heartbeat_at < {vendor.now_plus_seconds}",
+                f"SELECT id FROM {WORKER_TABLE} WHERE heartbeat_at < {vendor.now_plus_seconds}",
                 [-seconds],
+            )
+            silent = [row[0] for row in cursor.fetchall()]
+            if not silent:
+                return 0
+            marks = ", ".join(["%s"] * len(silent))
+            cursor.execute(
+                f"DELETE FROM {WORKER_TABLE} WHERE id IN ({marks}) "
+                f"AND heartbeat_at < {vendor.now_plus_seconds}",
+                [*silent, -seconds],
             )
             return int(cursor.rowcount)
 

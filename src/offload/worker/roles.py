@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from django.db import DatabaseError, connections
 
 from offload.store import TaskStore
+from offload.store.vendor import is_lock_conflict
 
 logger = logging.getLogger("offload.worker")
 
@@ -74,8 +75,13 @@ class ElectedRole(ABC):
             while not self._stop.is_set():
                 try:
                     self.turn()
-                except DatabaseError:
-                    logger.warning("%s failed; trying again later", self.label, exc_info=True)
+                except DatabaseError as exc:
+                    if is_lock_conflict(exc):
+                        # A deadlock victim was rolled back whole; the next
+                        # turn redoes it. Nothing for an operator to act on.
+                        logger.info("%s lost a lock conflict; trying again later", self.label)
+                    else:
+                        logger.warning("%s failed; trying again later", self.label, exc_info=True)
                     connections[self.alias].close()
                 except Exception:
                     # A bug in one turn must not end the role for this host.
