@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -82,14 +82,18 @@ def start_process(child_env: dict[str, str]) -> Iterator[object]:
     started: list[subprocess.Popen[str]] = []
 
     def start(
-        *args: str, options: dict[str, object] | None = None, env: dict[str, str] | None = None
+        *args: str,
+        options: dict[str, object] | None = None,
+        env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
     ) -> subprocess.Popen[str]:
+        """``python *args``, after ``prefix`` (a command that execs it: ``ip netns exec``)."""
         env = {**child_env, **(env or {})}
         if options is not None:
             # Extra backend OPTIONS for this worker only (see tests/settings.py).
             env["OFFLOAD_TEST_OPTIONS"] = json.dumps(options)
         proc = subprocess.Popen(
-            [sys.executable, *args],
+            [*prefix, sys.executable, *args],
             env=env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
