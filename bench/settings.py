@@ -6,6 +6,7 @@ Environment variables (the runner, ``python -m bench.run``, sets the first three
 * ``OFFLOAD_BENCH_SQLITE_DIR``: directory of the SQLite file (default: the temp dir).
 * ``OFFLOAD_BENCH_OPTIONS``: JSON object merged into the backend's ``OPTIONS``
   (default: none, so offload's own defaults are what gets measured).
+* ``OFFLOAD_BENCH_DB_NAME``: the database's name (default ``offload_bench``).
 * ``OFFLOAD_BENCH_CONN_MAX_AGE``: ``CONN_MAX_AGE`` in seconds, or ``none`` for
   persistent connections (default 0, Django's default).
 * Server connection details, as for the test suite:
@@ -24,7 +25,8 @@ import tempfile
 from pathlib import Path
 
 DB = os.environ.get("OFFLOAD_BENCH_DB", "sqlite")
-BENCH_DB_NAME = "offload_bench"
+# A run that must not meet scripts/bench's database (bench.soak) names its own.
+BENCH_DB_NAME = os.environ.get("OFFLOAD_BENCH_DB_NAME", "offload_bench")
 SQLITE_PATH = (
     Path(os.environ.get("OFFLOAD_BENCH_SQLITE_DIR") or tempfile.gettempdir())
     / f"{BENCH_DB_NAME}.sqlite3"
