@@ -159,6 +159,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.store.operations",
             "offload.store.depth",
             "offload.store.reads",
+            "offload.store.vacuum",
             "offload.store.prune",
             "offload.store.tasks",
             "offload.store.claim",
