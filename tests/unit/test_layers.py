@@ -99,6 +99,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.worker.roles",
             "offload.worker.children",
             "offload.worker.losses",
+            "offload.worker.metrics_server",
         ],
     ),
     (
@@ -120,6 +121,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.worker.cpu_bound",
             "offload.worker.recycling",
             "offload.worker.config",
+            "offload.worker.task_metrics",
         ],
     ),
     (
