@@ -126,6 +126,9 @@ class Vendor:
 # to_jsonb so the same statement runs on older servers (it is NULL there);
 # an inactive slot with an xmin but no time is reported whatever the
 # threshold, since nothing will ever move its horizon on.
+# pg_stat_activity shows other roles' transaction columns only to
+# superusers and pg_read_all_stats: without it, only the site's own role's
+# sessions can be named (docs/operations.md#what-holds-vacuum-back).
 _PG_VACUUM_BLOCKERS = """
 SELECT kind, pid, name, application_name, client, state, since, query_start,
        EXTRACT(EPOCH FROM statement_timestamp() - since) AS age_seconds, xmin_age
