@@ -226,6 +226,15 @@ class Options:
         "most rows the pruner deletes per second, batches included (None: no cap)",
         bounds=(1, 10_000_000),
     )
+    # One long transaction anywhere in the database stops VACUUM from removing
+    # the dead rows every claim and outcome leaves in the task table; past
+    # this age, status, health and the dashboard name it (docs/operations.md).
+    vacuum_blocker_warning: float | None = option(
+        600,
+        "seconds after which a transaction, prepared transaction or replication slot that "
+        "holds back VACUUM is reported, on PostgreSQL (None: never)",
+        bounds=(1, 30 * DAY),
+    )
     # Not an option: what parse_options found wrong.
     problems: list[str] = field(default_factory=list)
     # Not an option: what is wrong with single entries of SCHEDULES. Each is that

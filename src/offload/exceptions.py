@@ -113,3 +113,8 @@ class ScheduleNotAllowed(OffloadError, PermissionError):
 class DrainLimitReached(OffloadError):
     """``offload.testing``'s ``run()`` made its most attempts without being
     given a ``limit`` and tasks were still due (a task that enqueues itself)."""
+
+
+class MetricsUnavailable(OffloadError):
+    """The worker's metrics port cannot be served: the ``metrics`` extra is not
+    installed, or the port cannot be listened on."""

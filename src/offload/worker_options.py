@@ -120,6 +120,12 @@ def _name(value: object) -> str:
     return value.strip()
 
 
+def _address(value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or " " in value.strip():
+        raise ValueError("expected a host name or IP address, e.g. 127.0.0.1 or 0.0.0.0")
+    return value.strip()
+
+
 def default_processes() -> int:
     """The CPUs this process may run on (a container's limit, not the host's count)."""
     count = getattr(os, "process_cpu_count", os.cpu_count)()
@@ -176,6 +182,12 @@ SETTINGS: tuple[Setting, ...] = (
             "(default: on, off with --burst)"),
     Setting("log_format", "--log-format", "OFFLOAD_LOG_FORMAT", "LOG_FORMAT",
             _choice("text", "json"), "text for people, json for log collectors (default: text)"),
+    Setting("metrics_port", "--metrics-port", "OFFLOAD_METRICS_PORT", "METRICS_PORT",
+            _int(1, 65535),
+            "serve the task processes' counters and histograms for Prometheus on this port, "
+            "from the supervisor (default: off; needs the metrics extra)"),
+    Setting("metrics_address", "--metrics-address", "OFFLOAD_METRICS_ADDRESS", "METRICS_ADDRESS",
+            _address, "address the metrics port listens on (default: 127.0.0.1)"),
 )  # fmt: skip
 BY_KEY = {s.key: s for s in SETTINGS if s.key}
 
@@ -198,6 +210,8 @@ class WorkerSettings:
     verbosity: int = 1
     log_format: str = "text"
     scheduler: bool = True
+    metrics_port: int | None = None  # None: no metrics port
+    metrics_address: str = "127.0.0.1"
 
 
 def check_options(raw: object) -> list[str]:

@@ -434,3 +434,31 @@ def test_the_dashboard_fits_and_its_day_axis_has_dates_and_gaps(page, width):
     assert cells[1:4] == ["1", "1", "0"], cells  # succeeded, failed, cancelled
     if width == 1280:
         page.screenshot(path=ARTIFACTS / "dashboard-day.png", full_page=True)
+
+
+@pytest.mark.skipif(
+    connections["default"].vendor != "postgresql",
+    reason="only PostgreSQL's VACUUM can be held back",
+)
+def test_the_dashboard_names_a_transaction_that_holds_back_vacuum(page, settings):
+    from tests.helpers import override_options
+    from tests.integration.test_vacuum_blockers import APPLICATION, Snapshot
+
+    held = Snapshot()
+    try:
+        with override_options(VACUUM_BLOCKER_WARNING=1):
+            page.wait_for_timeout(1200)
+            page.goto(f"{page.base}/admin/offload/dashboard/")
+            page.wait_for_selector("#offload-dash[data-loaded]")
+            assert page.is_visible("#offload-vacuum")
+            shown = page.text_content("#offload-vacuum-list") or ""
+            assert f"transaction of pid {held.pid} ({APPLICATION}, user " in shown
+            assert "idle in transaction" in shown
+            page.screenshot(path=ARTIFACTS / "dashboard-vacuum.png", full_page=True)
+            held.end()
+            page.goto(f"{page.base}/admin/offload/dashboard/")
+            page.wait_for_selector("#offload-dash[data-loaded]")
+            assert not page.is_visible("#offload-vacuum")
+    finally:
+        if not held.raw.closed:
+            held.end()

@@ -77,3 +77,25 @@ def test_a_backend_without_the_app_refuses_use():
         pytest.raises(BackendMisconfigured, match="not in INSTALLED_APPS"),
     ):
         task_backends["default"].ensure_usable()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (600, None),
+        (None, None),
+        (1.5, None),
+        (0, "must be between 1 and 2,592,000"),
+        ("600", "must be int or float or None"),
+        (31 * 86400, "must be between 1 and 2,592,000"),
+    ],
+)
+def test_vacuum_blocker_warning(value, problem):
+    options = parse_options({"VACUUM_BLOCKER_WARNING": value}, {"default"})
+    if problem is None:
+        assert options.problems == []
+        assert options.vacuum_blocker_warning == value
+    else:
+        assert options.problems
+        assert all("VACUUM_BLOCKER_WARNING" in found for found in options.problems)
+        assert any(problem in found for found in options.problems)

@@ -99,6 +99,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.worker.roles",
             "offload.worker.children",
             "offload.worker.losses",
+            "offload.worker.metrics_server",
         ],
     ),
     (
@@ -120,6 +121,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.worker.cpu_bound",
             "offload.worker.recycling",
             "offload.worker.config",
+            "offload.worker.task_metrics",
         ],
     ),
     (
@@ -159,6 +161,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.store.operations",
             "offload.store.depth",
             "offload.store.reads",
+            "offload.store.vacuum",
             "offload.store.prune",
             "offload.store.tasks",
             "offload.store.claim",

@@ -87,3 +87,52 @@ def test_the_report_takes_the_worst_code():
 )
 def test_ages_in_status_text(seconds, text):
     assert status_text._seconds(seconds) == text
+
+
+def test_a_warning_passes_and_says_warn():
+    report = health.Report()
+    report.add(health.Check("vacuum", True, "held back", 700.0, 600, warning=True))
+    assert report.code == health.HEALTHY
+    assert report.as_text().splitlines() == ["healthy", "  WARN vacuum: held back"]
+    assert report.as_dict()["checks"][0]["warning"] is True
+
+
+BLOCKER = {
+    "pid": None, "client": None, "query_start": None, "since": None, "xmin_age": 12,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("entry", "text"),
+    [
+        (
+            {"kind": "transaction", "pid": 77, "name": "app", "application_name": "psql",
+             "client": "10.0.0.5", "state": "idle in transaction", "age_seconds": 4000,
+             "since": "2026-12-03T08:00:00+00:00", "query_start": "2026-12-03T08:00:01+00:00"},
+            "transaction of pid 77 (psql, user app, from 10.0.0.5), idle in transaction, "
+            "open 1h06m, began 2026-12-03T08:00:00+00:00, "
+            "last query started 2026-12-03T08:00:01+00:00",
+        ),
+        (
+            {"kind": "prepared transaction", "name": "tx-1", "application_name": "app",
+             "state": "prepared", "age_seconds": 700},
+            "prepared transaction 'tx-1' (owner app), 11m40s old",
+        ),
+        (
+            {"kind": "replication slot", "name": "standby_1", "application_name": "physical",
+             "state": "inactive", "age_seconds": None},
+            "inactive physical replication slot 'standby_1', an unknown time",
+        ),
+    ],
+)  # fmt: skip
+def test_what_holds_vacuum_back_is_named_in_one_line(entry, text):
+    assert status_text.describe_blocker({**BLOCKER, **entry}) == text
+
+
+def test_the_vacuum_section_is_shown_only_where_it_was_checked():
+    off = {"warning_seconds": 600, "checked": False, "blockers": []}
+    assert status_text._vacuum({"vacuum": off}) == []
+    quiet = {**off, "checked": True}
+    assert status_text._vacuum({"vacuum": quiet})[1] == (
+        "Vacuum: nothing has held it back for more than 10m00s"
+    )

@@ -9,6 +9,8 @@
   ``OPTIONS["DASHBOARD_SAMPLE_SIZE"]`` finished tasks of the window, read
   through the same index: engines differ in percentile functions, and a sample
   is plenty for p50 and p95.
+* What holds back VACUUM (PostgreSQL) is read from three catalog views, never
+  the task table (``offload.store.vacuum``).
 """
 
 import math
@@ -27,6 +29,7 @@ from offload.admin.options import admin_options
 from offload.admin.queues import QueueRow, queue_rows
 from offload.models import DepthSample, TaskRecord
 from offload.states import State
+from offload.store import vacuum
 
 WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 CLOSED_AFTER = timedelta(minutes=2)
@@ -241,4 +244,7 @@ def dashboard_data(window: str = "hour") -> dict[str, Any]:
         "depth": _depth_samples(since),
         "queues": _queue_entries(queue_rows(), latency),
         "tasks": _task_entries(latency),
+        "vacuum": vacuum.section(
+            router.db_for_read(TaskRecord) or "default", options.vacuum_blocker_warning
+        ),
     }

@@ -9,6 +9,11 @@ Exit codes (docs/operations.md#health-checks-and-probes):
 * 3 (``DATABASE``): the database does not answer, or offload's migrations are
   not all applied on it.
 
+A warning (``vacuum``: something has held back PostgreSQL's VACUUM for longer
+than ``OPTIONS["VACUUM_BLOCKER_WARNING"]``) is reported but never changes the
+exit code: a probe that restarts the worker would not end someone else's
+transaction, and the queue still works, only slower as the table bloats.
+
 Each check is one or a few bounded reads (see ``offload.store.reads``), so a
 probe answers in milliseconds with a million rows in the table. The liveness
 check reads no database at all: only the heartbeat file's modification time.
@@ -25,7 +30,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
 
 from offload.backend import DatabaseBackend
-from offload.store import reads
+from offload.operations import status_text
+from offload.store import reads, vacuum
 from offload.store.base import database_now
 from offload.tables import tables_message, unapplied
 
@@ -41,6 +47,8 @@ class Check:
     detail: str
     value: float | int | None = None
     limit: float | int | None = None
+    # A passing check that still has something to say (never fails the probe).
+    warning: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,8 +81,14 @@ class Report:
     def as_text(self) -> str:
         word = {HEALTHY: "healthy", UNHEALTHY: "unhealthy", DATABASE: "database problem"}
         lines = [word.get(self.code, "unhealthy")]
-        lines += [f"  {'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in self.checks]
+        lines += [f"  {_mark(c)} {c.name}: {c.detail}" for c in self.checks]
         return "\n".join(lines)
+
+
+def _mark(check: Check) -> str:
+    if not check.ok:
+        return "FAIL"
+    return "WARN" if check.warning else "ok  "
 
 
 def _database(using: str) -> Check:
@@ -121,6 +135,18 @@ def _failures(using: str, limit: int, window: float, now: Any) -> Check:
     return Check("failures", count <= limit, detail, count, limit)
 
 
+def _vacuum(using: str, threshold: float) -> Check:
+    section = vacuum.section(using, threshold)
+    found = section["blockers"]
+    if not found:
+        detail = f"nothing has held back VACUUM for more than {threshold:g}s"
+        return Check("vacuum", True, detail, None, threshold)
+    oldest = found[0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    detail = f"held back VACUUM: {status_text.describe_blocker(oldest)}{more}"
+    return Check("vacuum", True, detail, oldest["age_seconds"], threshold, warning=True)
+
+
 def check(backend: DatabaseBackend, request: HealthRequest) -> Report:
     """Run the checks ``request`` asks for, the database's first."""
     report = Report()
@@ -136,6 +162,9 @@ def check(backend: DatabaseBackend, request: HealthRequest) -> Report:
             report.add(_lag(using, request.queues, request.max_lag, now))
         if request.max_failures is not None:
             report.add(_failures(using, request.max_failures, request.window, now))
+        threshold = backend.config.vacuum_blocker_warning
+        if threshold is not None and vacuum.supported(using):
+            report.add(_vacuum(using, threshold))
     except DatabaseError as exc:
         report.add(Check("database", False, f"a read failed: {exc}"), failing=DATABASE)
     return report

@@ -13,7 +13,7 @@ from django.db import connections
 
 from offload.backend import DatabaseBackend
 from offload.models import WorkerRecord
-from offload.store import reads
+from offload.store import reads, vacuum
 from offload.store.base import database_now
 
 # Bumped only when a key changes meaning or goes away; new keys may appear.
@@ -120,4 +120,5 @@ def collect(backend: DatabaseBackend) -> dict[str, Any]:
             "capped": failed > cap,
         },
         "schedules": _schedules(using, backend, now),
+        "vacuum": vacuum.section(using, options.vacuum_blocker_warning),
     }

@@ -75,6 +75,35 @@ def _schedules(data: dict[str, Any]) -> list[str]:
     return ["Schedules:", *_table(["NAME", "NEXT FIRE", "LAST FIRE", ""], rows)]
 
 
+def _vacuum(data: dict[str, Any]) -> list[str]:
+    section = data["vacuum"]
+    if not section["checked"]:
+        return []
+    limit = _seconds(section["warning_seconds"])
+    if not section["blockers"]:
+        return ["", f"Vacuum: nothing has held it back for more than {limit}"]
+    return [
+        "",
+        f"WARNING: held back VACUUM for more than {limit} (the tables bloat until it ends):",
+        *("  " + describe_blocker(b) for b in section["blockers"]),
+    ]
+
+
+def describe_blocker(b: dict[str, Any]) -> str:
+    """One line naming what holds vacuum back (an entry of ``vacuum.blockers``)."""
+    age = _seconds(b["age_seconds"]) if b["age_seconds"] is not None else "an unknown time"
+    if b["kind"] == "transaction":
+        client = f", from {b['client']}" if b["client"] else ""
+        return (
+            f"transaction of pid {b['pid']} ({b['application_name'] or 'no application_name'}, "
+            f"user {b['name']}{client}), {b['state']}, open {age}, "
+            f"began {b['since']}, last query started {b['query_start'] or '-'}"
+        )
+    if b["kind"] == "prepared transaction":
+        return f"prepared transaction {b['name']!r} (owner {b['application_name']}), {age} old"
+    return f"{b['state']} {b['application_name']} replication slot {b['name']!r}, {age}"
+
+
 def render(data: dict[str, Any]) -> str:
     failures = data["failures"]
     count = f"more than {failures['count']}" if failures["capped"] else str(failures["count"])
@@ -89,5 +118,6 @@ def render(data: dict[str, Any]) -> str:
         f"Failures in the last hour: {count}",
         "",
         *_schedules(data),
+        *_vacuum(data),
     ]
     return "\n".join(line.rstrip() for line in lines)

@@ -104,7 +104,67 @@ class Vendor:
     # Whether each SET term of an UPDATE sees the terms before it (MariaDB),
     # rather than the row as it was (the standard).
     set_in_order: bool = False
+    # What holds back VACUUM on the task table for longer than %s seconds,
+    # oldest first, at most %s rows (see ``store.vacuum``), or None where
+    # nothing can (SQLite has no MVCC garbage; InnoDB's purge thread is
+    # another story, see docs/operations.md#what-holds-vacuum-back).
+    vacuum_blockers: str | None = None
 
+
+# Three catalog views, read once each: no table of offload's, no lock, no
+# statistics function that walks the whole server. Only what can hold back a
+# table of this database: sessions and prepared transactions of other
+# databases cannot (each database has its own horizon since PostgreSQL 14, and
+# before it sessions of other databases never counted for its tables), while a
+# physical slot (database NULL) counts for every database. A session counts
+# when it has a snapshot (backend_xmin) or an xid of its own (backend_xid: a
+# READ COMMITTED transaction that wrote and sits idle); its age is its
+# transaction's, an upper bound of how long it has held the horizon.
+# Autovacuum's own workers and this probe's session are left out: vacuum
+# ignores the former, and the latter holds nothing once it returns.
+# A slot records no time: PostgreSQL 17 adds inactive_since, read through
+# to_jsonb so the same statement runs on older servers (it is NULL there);
+# an inactive slot with an xmin but no time is reported whatever the
+# threshold, since nothing will ever move its horizon on.
+# pg_stat_activity shows other roles' transaction columns only to
+# superusers and pg_read_all_stats: without it, only the site's own role's
+# sessions can be named (docs/operations.md#what-holds-vacuum-back).
+_PG_VACUUM_BLOCKERS = """
+SELECT kind, pid, name, application_name, client, state, since, query_start,
+       EXTRACT(EPOCH FROM statement_timestamp() - since) AS age_seconds, xmin_age
+FROM (
+    SELECT 'transaction' AS kind, a.pid, a.usename::text AS name,
+           a.application_name::text AS application_name,
+           host(a.client_addr) AS client, a.state::text AS state,
+           a.xact_start AS since, a.query_start,
+           greatest(age(a.backend_xmin), age(a.backend_xid)) AS xmin_age
+    FROM pg_stat_activity AS a
+    WHERE a.datname = current_database()
+      AND a.pid <> pg_backend_pid()
+      AND (a.backend_xmin IS NOT NULL OR a.backend_xid IS NOT NULL)
+      AND a.backend_type NOT LIKE 'autovacuum%%'
+      AND a.xact_start < statement_timestamp() - %s * interval '1 second'
+    UNION ALL
+    SELECT 'prepared transaction', NULL, p.gid::text, p.owner::text, NULL, 'prepared',
+           p.prepared, NULL, age(p.transaction)
+    FROM pg_prepared_xacts AS p
+    WHERE p.database = current_database()
+      AND p.prepared < statement_timestamp() - %s * interval '1 second'
+    UNION ALL
+    SELECT 'replication slot', s.active_pid, s.slot_name::text, s.slot_type::text, NULL,
+           CASE WHEN s.active THEN 'active' ELSE 'inactive' END,
+           (to_jsonb(s) ->> 'inactive_since')::timestamptz, NULL,
+           greatest(age(s.xmin), age(s.catalog_xmin))
+    FROM pg_replication_slots AS s
+    WHERE (s.database IS NULL OR s.database = current_database())
+      AND (s.xmin IS NOT NULL OR s.catalog_xmin IS NOT NULL)
+      AND NOT s.active
+      AND coalesce((to_jsonb(s) ->> 'inactive_since')::timestamptz, '-infinity')
+          < statement_timestamp() - %s * interval '1 second'
+) AS found
+ORDER BY xmin_age DESC NULLS LAST, since NULLS FIRST
+LIMIT %s
+"""
 
 _POSTGRESQL = Vendor(
     name="postgresql",
@@ -174,6 +234,7 @@ _POSTGRESQL = Vendor(
     # sorts priced out, the index scan is the plan whatever the statistics
     # say; a statement with no other way still sorts.
     worker_session=("SET enable_sort = off",),
+    vacuum_blockers=_PG_VACUUM_BLOCKERS,
 )
 _SQLITE = Vendor(
     name="sqlite",

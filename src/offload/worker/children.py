@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from offload.worker.protocol import Counts, TaskEvent
@@ -37,6 +38,8 @@ class Child:
     # reason being "timeout" or "cancelled". None: not killed by us.
     culprit: tuple[int, int, str] | None = None
     ran_tasks: bool = False  # it got far enough to start a task
+    # Where its ``metrics`` lines go (the supervisor's metrics port), or None.
+    metrics: Callable[[bytes], bool] | None = None
 
     def take(self, data: bytes) -> None:
         """Read status lines out of ``data``; keep an unfinished line for later."""
@@ -45,6 +48,10 @@ class Child:
         for line in lines:
             if line.startswith(b"stats"):
                 self.counts = Counts.parse(line) or self.counts
+                continue
+            if line.startswith(b"metrics"):
+                if self.metrics is not None:
+                    self.metrics(line)
                 continue
             event = TaskEvent.parse(line)
             if event is None:

@@ -46,6 +46,8 @@ class WorkerConfig:
     supervisor_pid: int | None = None  # None: this process
     # Off inside a web process (offload.embedded): the title is the server's.
     process_title: bool = True
+    # Count tasks for the supervisor's metrics port (see worker.task_metrics).
+    metrics: bool = False
 
     def __post_init__(self) -> None:
         # Lists are accepted (they come from JSON and from callers): kept as tuples.

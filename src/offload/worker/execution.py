@@ -51,6 +51,7 @@ class Execution:
         self.interrupted: Callable[[], None] = lambda: None  # Ctrl-C inside a task
         self.after_sync: Callable[[], None] = lambda: None  # a sync task's thread is free
         self.settling: Callable[[ClaimedTask], None] = lambda claimed: None  # an async slot frees
+        self.on_start: Callable[[ClaimedTask], None] = lambda claimed: None  # its code begins
 
     def run_sync(self, claimed: ClaimedTask) -> None:
         begun = time.monotonic()
@@ -110,6 +111,7 @@ class Execution:
         """Note that ``claimed`` starts at ``begun`` (monotonic, just before its
         code runs); return its cancel event."""
         cancel = self.leases.started(claimed, begun)
+        self.on_start(claimed)
         self.tell(protocol.task_line("start", claimed.id, claimed.attempt, claimed.timeout))
         return cancel
 

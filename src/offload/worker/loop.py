@@ -45,7 +45,8 @@ from offload.worker.outbox import Outbox, Posted, write_failure, write_successes
 from offload.worker.pools import AsyncPool, ThreadPool
 from offload.worker.progress_writes import ProgressWrites
 from offload.worker.recycling import Recycling
-from offload.worker.reporting import Reporter, WorkerStats
+from offload.worker.reporting import Reporter, WorkerStats, label
+from offload.worker.task_metrics import OUTCOME_COUNTER, TaskMetrics
 from offload.worker.titles import set_title
 from offload.worker.wakeups import Wakeups, listen_plan
 
@@ -97,6 +98,8 @@ class Worker:
         self.reporter = Reporter(
             self.worker_id, config.threads, config.status_fd, config.process_title
         )
+        # Counts for the supervisor's metrics port, only when it serves one.
+        self.metrics = TaskMetrics() if config.metrics else None
         self.outbox = Outbox(self.wakeups.nudge)
         self.leases = Leases(
             Registration(
@@ -142,6 +145,8 @@ class Worker:
         self.async_pool = AsyncPool(config.async_concurrency, run.run_async, "offload-async", nudge)
         run.interrupted, run.after_sync = self.stop, self._after_sync_task
         run.settling = self.async_pool.settling
+        if self.metrics is not None:
+            run.on_start = self.metrics.started
 
     # -- stopping -------------------------------------------------------------------
 
@@ -443,6 +448,8 @@ class Worker:
         assert outcome is not None
         self.leases.drop(claimed.id)
         self.stats.count(outcome, written)
+        if written and self.metrics is not None:
+            self.metrics.settled(claimed, OUTCOME_COUNTER[label(outcome)], posted.elapsed)
         if not written:
             logger.warning(
                 "task id=%s attempt=%s: outcome dropped, a newer attempt holds the task",
@@ -477,6 +484,9 @@ class Worker:
         self.reporter.report(
             state, self.stats, self.sync_pool.occupancy(), self.async_pool.occupancy()
         )
+        if self.metrics is not None:
+            for lines in protocol.writes(self.metrics.lines()):
+                self.reporter.tell(lines)
 
     def _shutdown(self) -> None:
         """Write what finished, give back what did not, and close."""

@@ -43,6 +43,7 @@ from offload.worker.config import (
 from offload.worker.heartbeat_file import HeartbeatFile
 from offload.worker.identity import make_worker_id
 from offload.worker.losses import give_back, how_it_ended, record_lost_attempts
+from offload.worker.metrics_server import WorkerMetrics
 from offload.worker.process import ProcessSpec, command
 from offload.worker.protocol import Counts
 from offload.worker.pruner import Pruner
@@ -96,7 +97,9 @@ class Supervisor:
             async_concurrency=s.async_concurrency, max_tasks=s.max_tasks_per_child,
             max_memory=s.max_memory_per_child, shutdown_timeout=s.shutdown_timeout,
             log_sql=s.verbosity >= 3, supervisor_pid=os.getpid(),
+            metrics=s.metrics_port is not None,
         )  # fmt: skip
+        self.metrics = WorkerMetrics(s.backend) if s.metrics_port is not None else None
         self.totals = Counts()  # of processes that have ended
         self.restarts = 0
         self.children: dict[int, Child] = {}  # by slot
@@ -173,6 +176,12 @@ class Supervisor:
         ]  # fmt: skip
         return "\n".join(lines)
 
+    def serve_metrics(self) -> None:
+        """Listen on the metrics port, if asked (before ``run``, so that a port
+        taken stops the command with a clear error before any task runs)."""
+        if self.metrics is not None and self.settings.metrics_port is not None:
+            self.metrics.serve(self.settings.metrics_address, self.settings.metrics_port)
+
     # -- running ------------------------------------------------------------------------
 
     def run(self) -> int:
@@ -186,6 +195,8 @@ class Supervisor:
             self._start(slot)
         rescuer = Rescuer(self.backend.config.database, self.backend.config, self.worker_id)
         rescuer.start()
+        if self.metrics is not None:
+            self.metrics.rescued = lambda: rescuer.rescued
         sampler = DepthSampler(self.backend.config.database, self.worker_id, self.backend.queues)
         sampler.start()
         pruner = Pruner(self.backend.config.database, self.backend.config, self.worker_id)
@@ -204,6 +215,8 @@ class Supervisor:
             if scheduler is not None:
                 scheduler.stop()
             self.heartbeat_file.remove()
+            if self.metrics is not None:
+                self.metrics.stop()
             for child in list(self.children.values()):  # only after an unexpected error
                 child.proc.kill()
                 self._reaped(child)
@@ -306,6 +319,7 @@ class Supervisor:
             os.close(status_w)
         os.set_blocking(status_r, False)
         child = Child(slot, worker_id, proc, control_w, status_r, time.monotonic())
+        child.metrics = self.metrics.take if self.metrics is not None else None
         self.children[slot] = child
         self._selector.register(status_r, selectors.EVENT_READ, child)
         logger.debug("Started process %s (pid %d)", worker_id, proc.pid)

@@ -235,6 +235,7 @@ class Command(BaseCommand):
                 progress=chosen.burst and sys.stdout.isatty() and chosen.verbosity > 0,
             )
             database = supervisor.describe_database()
+            supervisor.serve_metrics()
         except (OffloadError, ImproperlyConfigured, DatabaseError) as exc:
             raise command_error(exc, chosen.backend) from exc
         if chosen.verbosity > 0:

@@ -197,6 +197,29 @@
       ["run_p50", seconds, true], ["run_p95", seconds, true],
     ]);
     text("offload-sample", `Percentiles from the newest ${data.latency.sample} finished tasks of the window.`);
+    renderVacuum(data.vacuum);
+  }
+
+  function describeBlocker(b) {
+    const age = b.age_seconds === null ? "for an unknown time" : "for " + seconds(b.age_seconds);
+    if (b.kind === "transaction") {
+      const from = b.client ? `, from ${b.client}` : "";
+      return `transaction of pid ${b.pid} (${b.application_name || "no application_name"}, user ${b.name}${from}), ` +
+        `${b.state}, open ${age}, began ${b.since}, last query started ${b.query_start || "-"}`;
+    }
+    if (b.kind === "prepared transaction") return `prepared transaction "${b.name}" (owner ${b.application_name}), ${age}`;
+    return `${b.state} ${b.application_name} replication slot "${b.name}", ${age}`;
+  }
+
+  function renderVacuum(section) {
+    const box = document.getElementById("offload-vacuum");
+    box.hidden = !section.blockers.length;
+    text("offload-vacuum-limit", seconds(section.warning_seconds));
+    document.getElementById("offload-vacuum-list").replaceChildren(...section.blockers.map((b) => {
+      const li = document.createElement("li");
+      li.textContent = describeBlocker(b);
+      return li;
+    }));
   }
 
   async function load() {
