@@ -235,6 +235,12 @@ class Options:
         "holds back VACUUM is reported, on PostgreSQL (None: never)",
         bounds=(1, 30 * DAY),
     )
+    prune_vacuum: bool = option(
+        True,
+        "on PostgreSQL, the pruner runs VACUUM (ANALYZE) on the task table when dead rows "
+        "pile up and autovacuum will not run there (off for the server or for the table)",
+        zero_allowed=True,
+    )
     # Not an option: what parse_options found wrong.
     problems: list[str] = field(default_factory=list)
     # Not an option: what is wrong with single entries of SCHEDULES. Each is that

@@ -10,6 +10,12 @@ the table and its claim index to fill with dead rows. This read names them.
 It reads three catalog views (``Vendor.vacuum_blockers``), never offload's
 tables, and takes no lock: cheap enough for every ``offload health`` probe.
 Other engines have nothing to report (the SQL is None there).
+
+Where autovacuum is off, for the server or for the table, nothing removes
+those dead rows at all, and the claim's index scan steps over more of them on
+every claim. The elected pruner then vacuums the table itself
+(``vacuum_due``, ``vacuum``) once the dead rows pass the same kind of
+threshold autovacuum would use: a floor plus a share of the live rows.
 """
 
 from dataclasses import asdict, dataclass
@@ -18,10 +24,14 @@ from typing import Any
 
 from django.db import connections
 
+from offload.store.base import TABLE
 from offload.store.vendor import read_datetime, vendor_for
 
 # The most blockers named at once: the oldest is the one to end first.
 MAX_BLOCKERS = 5
+# The pruner vacuums once dead rows exceed this many plus this share of the live rows.
+DEAD_FLOOR = 1000
+DEAD_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -93,3 +103,25 @@ def section(using: str, threshold: float | None) -> dict[str, Any]:
         "checked": checked,
         "blockers": [b.as_dict() for b in found],
     }
+
+
+def vacuum_due(using: str) -> bool:
+    """Whether the task table needs a VACUUM that autovacuum will not run."""
+    sql = vendor_for(connections[using]).dead_rows
+    if sql is None:
+        return False
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, [TABLE])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    autovacuum, live, dead = row
+    return not autovacuum and dead > DEAD_FLOOR + DEAD_SHARE * live
+
+
+def vacuum(using: str) -> None:
+    """VACUUM (ANALYZE) the task table; in autocommit (it cannot run in a transaction)."""
+    sql = vendor_for(connections[using]).vacuum
+    if sql is not None:
+        with connections[using].cursor() as cursor:
+            cursor.execute(sql.format(table=TABLE))

@@ -109,6 +109,12 @@ class Vendor:
     # nothing can (SQLite has no MVCC garbage; InnoDB's purge thread is
     # another story, see docs/operations.md#what-holds-vacuum-back).
     vacuum_blockers: str | None = None
+    # For an engine whose dead row versions stay until a VACUUM (PostgreSQL):
+    # one row of (whether autovacuum will vacuum table %s, its live rows, its
+    # dead rows), and the VACUUM to run when it will not. None elsewhere:
+    # SQLite reuses freed pages and InnoDB's purge thread needs no help.
+    dead_rows: str | None = None
+    vacuum: str | None = None
 
 
 # Three catalog views, read once each: no table of offload's, no lock, no
@@ -168,6 +174,18 @@ LIMIT %s
 
 _POSTGRESQL = Vendor(
     name="postgresql",
+    # Autovacuum runs on a table only when it is on for the server and not
+    # turned off for the table (reloption autovacuum_enabled).
+    dead_rows=(
+        "SELECT current_setting('autovacuum')::boolean AND COALESCE(("
+        "SELECT option_value::boolean FROM pg_options_to_table(c.reloptions) "
+        "WHERE option_name = 'autovacuum_enabled'), true), s.n_live_tup, s.n_dead_tup "
+        "FROM pg_class AS c JOIN pg_stat_user_tables AS s ON s.relid = c.oid "
+        "WHERE c.oid = %s::regclass"
+    ),
+    # Not FULL: plain VACUUM takes a lock that claims, enqueues and outcome
+    # writes never wait for.
+    vacuum="VACUUM (ANALYZE) {table}",
     # statement_timestamp(), not now(): inside a longer transaction now() is the
     # transaction's start.
     now="statement_timestamp()",

@@ -20,6 +20,7 @@ import time
 from offload.conf import Options
 from offload.retention import PruneRun, fires_kept_for, rules_from
 from offload.store import TaskStore
+from offload.store.vacuum import vacuum, vacuum_due
 from offload.worker.roles import ElectedRole
 
 logger = logging.getLogger("offload.worker")
@@ -64,6 +65,13 @@ class Pruner(ElectedRole):
         if fires is not None:
             run.fires(fires)
         self.more = not run.complete
+        if self.config.prune_vacuum and not self.more and vacuum_due(store.alias):
+            began = time.monotonic()
+            vacuum(store.alias)
+            logger.info(
+                "Vacuumed the task table (autovacuum is off for it) in %.1fs",
+                time.monotonic() - began,
+            )
         deleted = sum(run.deleted.values())
         if deleted:
             counts = ", ".join(f"{n} {label}" for label, n in run.deleted.items() if n)
