@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span, Tracer
+    from opentelemetry.trace import Span, Tracer, TracerProvider
 
 # The instrumentation scope of offload's spans.
 SCOPE = "offload"
@@ -200,10 +200,12 @@ def active() -> Tracing | None:
     return _active
 
 
-def reset() -> None:
-    """Resolve again at the next use (for tests that set a tracer provider)."""
+def reset(provider: TracerProvider | None = None) -> None:
+    """Trace with ``provider`` from now on; None: resolve again, from the
+    global provider, at the next use. For tests, which cannot set the
+    global provider more than once in a process."""
     global _active
-    _active = _UNRESOLVED
+    _active = _UNRESOLVED if provider is None else Tracing(provider.get_tracer(SCOPE))
 
 
 def _resolve() -> Tracing | None:
