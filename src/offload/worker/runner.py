@@ -255,9 +255,7 @@ def _unresolvable(claimed: ClaimedTask, worker_id: str, exc: Exception) -> Outco
 def _span(
     claimed: ClaimedTask, worker_id: str, backend: BaseTaskBackend | None
 ) -> AbstractContextManager[Attempting]:
-    """The attempt's span (see ``offload.tracing``); OFF, for nothing, when not tracing."""
-    if active() is None:
-        return OFF
+    """The attempt's span (see ``offload.tracing``); OFF when the backend does not trace."""
     config = getattr(backend, "config", None)
     return attempting(
         getattr(config, "tracing", True),
@@ -286,6 +284,8 @@ def run(
     A success handed to ``record`` with its announcement may be written behind:
     this then returns without waiting for the write (see ``worker.announcer``).
     """
+    if active() is None:  # not traced: not even the with-block, which costs more than this
+        return _run(claimed, worker_id, record, cancel, progress, backend, OFF)
     with _span(claimed, worker_id, backend) as span:
         return _run(claimed, worker_id, record, cancel, progress, backend, span)
 
@@ -343,6 +343,8 @@ async def arun(
     backend: BaseTaskBackend | None = None,
 ) -> Outcome:
     """Run ``claimed`` on the running event loop, record the outcome, and return it."""
+    if active() is None:
+        return await _arun(claimed, worker_id, record, cancel, progress, backend, OFF)
     with _span(claimed, worker_id, backend) as span:
         return await _arun(claimed, worker_id, record, cancel, progress, backend, span)
 
