@@ -19,12 +19,15 @@ SDK at start-up (settings, ``wsgi.py``/``asgi.py``, or an ``AppConfig.ready``).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
+
+logger = logging.getLogger("offload.tracing")
 
 # The instrumentation scope of offload's spans.
 SCOPE = "offload"
@@ -94,6 +97,14 @@ class _Running:
         self.span = span
 
     def failed(self, exc: BaseException, attempt: int, retry_in: float | None) -> None:
+        # Called before the outcome is written: nothing here may stop that
+        # (the SDK calls str() on the exception, which task code may break).
+        try:
+            self._failed(exc, attempt, retry_in)
+        except Exception:
+            logger.exception("Could not record the failure of attempt %d on its span", attempt)
+
+    def _failed(self, exc: BaseException, attempt: int, retry_in: float | None) -> None:
         from opentelemetry.trace import Status, StatusCode
 
         span = self.span
@@ -107,7 +118,7 @@ class _Running:
 
 
 class Tracing:
-    """This process's tracer and the propagator that carries its context."""
+    """This process's tracer (the context goes through the project's global propagator)."""
 
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer

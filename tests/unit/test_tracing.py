@@ -96,3 +96,16 @@ def test_the_attempt_after_a_lost_one_carries_the_rescue():
 )
 def test_other_histories_carry_no_rescue(errors, attempt):
     assert tracing._lost_before(errors, attempt) is None
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no text")
+
+
+def test_a_failure_that_cannot_be_recorded_does_not_stop_the_attempt(caplog):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    with TracerProvider().get_tracer("tests").start_as_current_span("attempt") as span:
+        tracing._Running(span).failed(Unprintable(), 1, None)
+    assert "Could not record the failure of attempt 1" in caplog.text
