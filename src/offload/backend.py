@@ -45,6 +45,7 @@ from offload.store import NewTask, TaskStore
 from offload.store.vendor import engine_problem
 from offload.task import OffloadTask, check_arguments, is_async
 from offload.task_options import option_problem
+from offload.tracing import sending
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -104,11 +105,13 @@ class DatabaseBackend(BaseTaskBackend):
         self.ensure_usable()
         self.validate_task(task)
         check_arguments(task, args, kwargs)
-        new = self._new_task(task, args, kwargs)
-        # Built before the INSERT: whatever fails in building it writes nothing.
-        result = self._pending(task, args, kwargs)
-        task_id, enqueued_at = self.store.enqueue(new)
-        return self._enqueued(result, task_id, enqueued_at)
+        with sending(self.config.tracing, task.module_path, task.queue_name) as span:
+            new = self._new_task(task, args, kwargs, span.carrier)
+            # Built before the INSERT: whatever fails in building it writes nothing.
+            result = self._pending(task, args, kwargs)
+            task_id, enqueued_at = self.store.enqueue(new)
+            span.sent(task_id)
+            return self._enqueued(result, task_id, enqueued_at)
 
     def enqueue_many(
         self,
@@ -124,10 +127,24 @@ class DatabaseBackend(BaseTaskBackend):
         """
         self.ensure_usable()
         self.validate_task(task)
+        listed = list(calls)
+        with sending(self.config.tracing, task.module_path, task.queue_name, len(listed)) as span:
+            # What every row shares, worked out once rather than per call.
+            template = self._new_task(task, [], {}, span.carrier)
+            results = self._enqueue_calls(task, template, listed)
+            if len(results) == 1:
+                span.sent(int(results[0].id))
+            return results
+
+    def _enqueue_calls(
+        self,
+        task: Task[_P, _R],
+        template: NewTask,
+        calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
+    ) -> list[TaskResult[_P, _R]]:
+        """The rows of ``calls`` (each ``template`` with its arguments), checked, then inserted."""
         results: list[TaskResult[_P, _R]] = []
         rows = []
-        # What every row shares, worked out once rather than per call.
-        template = self._new_task(task, [], {})
         for index, call in enumerate(calls):
             args, kwargs = _unpack_call(call, index)
             try:
@@ -146,7 +163,9 @@ class DatabaseBackend(BaseTaskBackend):
             for (task_id, enqueued_at), result in zip(stored, results, strict=True)
         ]
 
-    def _new_task(self, task: Task[..., Any], args: Any, kwargs: Any) -> NewTask:
+    def _new_task(
+        self, task: Task[..., Any], args: Any, kwargs: Any, trace_context: str | None = None
+    ) -> NewTask:
         """The row ``task(*args, **kwargs)`` becomes; raises if the arguments are not JSON."""
         args_json, kwargs_json = encode_arguments(
             args, kwargs, self.config.max_payload_bytes, self.config.max_argument_depth
@@ -162,6 +181,7 @@ class DatabaseBackend(BaseTaskBackend):
             is_async=is_async(task.func),
             max_attempts=self.max_attempts_for(task),
             timeout=self.timeout_for(task),
+            trace_context=trace_context,
         )
 
     def _pending(

@@ -124,6 +124,11 @@ class Options:
         "bearer token that may read offload.views.metrics without a staff login "
         "(default: none, staff only)",
     )
+    tracing: bool = option(
+        True,
+        "OpenTelemetry spans of enqueues and attempts when the project traces "
+        "(see offload.tracing)",
+    )
     retry: RetryPolicy = option(  # noqa: RUF009 (option() returns a field)
         RetryPolicy(), "default retry policy of every task (see RETRY_KEYS)", accepts=(dict,)
     )

@@ -71,6 +71,11 @@ class TaskRecord(models.Model):
     kwargs = models.JSONField(default=dict, blank=True)
     return_value = models.JSONField(null=True, blank=True)
     errors = models.JSONField(default=list, blank=True)
+    # The enqueuing trace, as OpenTelemetry's propagator wrote it (W3C
+    # ``traceparent`` and ``tracestate``, and whatever else the project's
+    # propagator carries), so the worker's span of each attempt continues it.
+    # NULL when the enqueue was not traced (see offload.tracing).
+    trace_context = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         db_table = "offload_task"

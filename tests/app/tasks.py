@@ -305,3 +305,11 @@ def wait_io(seconds: float) -> dict[str, float]:
     start = time.time()
     time.sleep(seconds)
     return {"pid": os.getpid(), "start": start, "end": time.time()}
+
+
+@task
+def current_span_id() -> str:
+    """The id of the OpenTelemetry span current while the task runs (hex)."""
+    from opentelemetry import trace
+
+    return format(trace.get_current_span().get_span_context().span_id, "016x")

@@ -124,7 +124,7 @@ def test_a_rolled_back_transaction_enqueues_nothing(backend):
 
 
 def test_a_chunk_never_exceeds_the_drivers_parameter_limit(backend, monkeypatch):
-    # 14 parameters per row: two rows fit under this limit.
+    # 15 parameters per row: two rows fit under this limit.
     # A class attribute: it is a property on some engines, a cached one on others.
     monkeypatch.setattr(type(connection.features), "max_query_params", 30, raising=False)
     connection.features.__dict__.pop("max_query_params", None)

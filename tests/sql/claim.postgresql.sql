@@ -36,7 +36,7 @@ SET status = %s,
     worker_ids = worker_ids || jsonb_build_array(%s::text)
 FROM picked
 WHERE t.id = picked.id
-RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout;
+RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout, t.trace_context;
 
 -- two queues, sync
 WITH picked AS MATERIALIZED (SELECT id
@@ -57,7 +57,7 @@ SET status = %s,
     worker_ids = worker_ids || jsonb_build_array(%s::text)
 FROM picked
 WHERE t.id = picked.id
-RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout;
+RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout, t.trace_context;
 
 -- async
 WITH picked AS MATERIALIZED (SELECT id
@@ -77,4 +77,4 @@ SET status = %s,
     worker_ids = worker_ids || jsonb_build_array(%s::text)
 FROM picked
 WHERE t.id = picked.id
-RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout;
+RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout, t.trace_context;

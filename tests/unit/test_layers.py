@@ -185,6 +185,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.task",
             "offload.failures",
             "offload.signals",
+            "offload.tracing",
             "offload.progress",
             "offload.payload",
             "offload.routers",

@@ -18,7 +18,8 @@ from offload.store.vendor import Vendor, read_datetime
 # and ``EnqueueStore._row_params``.
 INSERT_COLUMNS = (
     "(task_path, backend, queue_name, priority, status, is_async, max_attempts, timeout, "
-    "run_after, available_at, enqueued_at, attempt, worker_ids, args, kwargs, errors)"
+    "run_after, available_at, enqueued_at, attempt, worker_ids, args, kwargs, errors, "
+    "trace_context)"
 )
 
 
@@ -29,7 +30,8 @@ def row_values(vendor: Vendor) -> str:
     return (
         "(%s, %s, %s, %s, %s, %s, %s, %s, %s, "
         f"COALESCE(%s, {vendor.now}), {vendor.now}, 0, "
-        f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, {vendor.json_param})"
+        f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, {vendor.json_param}, "
+        f"{vendor.json_param})"
     )
 
 
@@ -115,6 +117,7 @@ class EnqueueStore(StoreBase):
             [None if new.run_after is None else adapt(new.run_after) for new in chunk],
             [new.args_json for new in chunk],
             [new.kwargs_json for new in chunk],
+            [new.trace_context for new in chunk],
         ]
 
     def _row_params(self, new: NewTask) -> list[Any]:
@@ -126,5 +129,5 @@ class EnqueueStore(StoreBase):
         return [
             new.task_path, new.backend, new.queue_name, new.priority, State.READY, new.is_async,
             new.max_attempts, new.timeout, run_after, run_after,
-            "[]", new.args_json, new.kwargs_json, "[]",
+            "[]", new.args_json, new.kwargs_json, "[]", new.trace_context,
         ]  # fmt: skip

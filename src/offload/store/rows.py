@@ -13,7 +13,7 @@ from offload.store.vendor import read_datetime
 CLAIMED_COLUMNS = (
     "id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, "
     "started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, "
-    "max_attempts, timeout"
+    "max_attempts, timeout, trace_context"
 )
 
 
@@ -41,6 +41,8 @@ class ClaimedTask:
     is_async: bool = False
     max_attempts: int = 1
     timeout: float | None = None
+    # The enqueue's trace context (see offload.tracing); None: not traced.
+    trace_context: dict[str, str] | None = None
     # Why the row cannot run (its stored JSON is unreadable), or None.
     problem: str | None = None
 
@@ -48,7 +50,7 @@ class ClaimedTask:
     def from_row(cls, row: Sequence[Any]) -> "ClaimedTask":
         (id_, path, backend, queue, priority, run_after, available_at, enqueued_at, started_at,
          attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts,
-         timeout) = row  # fmt: skip
+         timeout, trace_context) = row  # fmt: skip
         # A row whose JSON does not decode (written by hand, or by another tool)
         # must fail on its own, not break the claim of the tasks around it.
         problem = None
@@ -81,12 +83,25 @@ class ClaimedTask:
             is_async=bool(is_async),
             max_attempts=int(max_attempts),
             timeout=None if timeout is None else float(timeout),
+            trace_context=None if trace_context is None else _carrier(trace_context),
             problem=problem,
         )
 
     @property
     def claim_order(self) -> tuple[int, datetime, int]:
         return (-self.priority, self.available_at, self.id)
+
+
+def _carrier(stored: Any) -> dict[str, str] | None:
+    """A stored trace context, or None where it is not one: a row's trace is
+    worth less than its run, so a bad one is dropped, never failed."""
+    try:
+        carrier = decode(stored)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(carrier, dict):
+        return None
+    return {str(key): str(value) for key, value in carrier.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +126,8 @@ class NewTask:
     is_async: bool = False
     max_attempts: int = 1
     timeout: float | None = None
+    # The enqueue's trace context as JSON (see offload.tracing); None: not traced.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

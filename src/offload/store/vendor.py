@@ -226,11 +226,13 @@ _POSTGRESQL = Vendor(
         "INSERT INTO {table} {columns} "
         "SELECT r.task_path, r.backend, r.queue_name, r.priority, %s, r.is_async, "
         "r.max_attempts, r.timeout, r.run_after, COALESCE(r.run_after, statement_timestamp()), "
-        "statement_timestamp(), 0, '[]'::jsonb, r.args::jsonb, r.kwargs::jsonb, '[]'::jsonb "
+        "statement_timestamp(), 0, '[]'::jsonb, r.args::jsonb, r.kwargs::jsonb, '[]'::jsonb, "
+        "r.trace_context::jsonb "
         "FROM unnest(%s::text[], %s::text[], %s::text[], %s::smallint[], %s::boolean[], "
-        "%s::integer[], %s::double precision[], %s::timestamptz[], %s::text[], %s::text[]) "
+        "%s::integer[], %s::double precision[], %s::timestamptz[], %s::text[], %s::text[], "
+        "%s::text[]) "
         "WITH ORDINALITY AS r(task_path, backend, queue_name, priority, is_async, max_attempts, "
-        "timeout, run_after, args, kwargs, n) "
+        "timeout, run_after, args, kwargs, trace_context, n) "
         "ORDER BY r.n RETURNING id, enqueued_at"
     ),
     # Delayed tasks notify too: a sleeping worker re-reads when the next task

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -35,6 +36,7 @@ from offload.signals import heard
 from offload.states import State
 from offload.store import ClaimedTask
 from offload.task import call
+from offload.tracing import OFF, Attempting, active, attempting
 
 logger = logging.getLogger("offload.worker")
 
@@ -250,6 +252,24 @@ def _unresolvable(claimed: ClaimedTask, worker_id: str, exc: Exception) -> Outco
     )
 
 
+def _span(
+    claimed: ClaimedTask, worker_id: str, backend: BaseTaskBackend | None
+) -> AbstractContextManager[Attempting]:
+    """The attempt's span (see ``offload.tracing``); OFF when the backend does not trace."""
+    config = getattr(backend, "config", None)
+    return attempting(
+        getattr(config, "tracing", True),
+        task_id=claimed.id, task_path=claimed.task_path, queue=claimed.queue_name,
+        attempt=claimed.attempt, worker_id=worker_id, carrier=claimed.trace_context,
+        errors=claimed.errors,
+    )  # fmt: skip
+
+
+def _failed(claimed: ClaimedTask, worker_id: str, exc: Exception, span: Attempting) -> Outcome:
+    span.failed(exc, claimed.attempt, None)
+    return _unresolvable(claimed, worker_id, exc)
+
+
 def run(
     claimed: ClaimedTask,
     worker_id: str,
@@ -264,10 +284,25 @@ def run(
     A success handed to ``record`` with its announcement may be written behind:
     this then returns without waiting for the write (see ``worker.announcer``).
     """
+    if active() is None:  # not traced: not even the with-block, which costs more than this
+        return _run(claimed, worker_id, record, cancel, progress, backend, OFF)
+    with _span(claimed, worker_id, backend) as span:
+        return _run(claimed, worker_id, record, cancel, progress, backend, span)
+
+
+def _run(
+    claimed: ClaimedTask,
+    worker_id: str,
+    record: Recorder,
+    cancel: threading.Event | None,
+    progress: Callable[[Progress], None] | None,
+    backend: BaseTaskBackend | None,
+    span: Attempting,
+) -> Outcome:
     try:
         attempt = _Attempt(claimed, worker_id, cancel, progress, backend)
     except Exception as exc:
-        outcome = _unresolvable(claimed, worker_id, exc)
+        outcome = _failed(claimed, worker_id, exc, span)
         record(outcome, _nothing)
         return outcome
     if attempt.cancel.is_set():
@@ -278,7 +313,7 @@ def run(
     try:
         args, kwargs = attempt.start()
     except Exception as exc:  # e.g. arguments too deep to rebuild: FAILED, not RUNNING
-        outcome = _unresolvable(claimed, worker_id, exc)
+        outcome = _failed(claimed, worker_id, exc, span)
         record(outcome, _nothing)
         return outcome
     try:
@@ -290,6 +325,7 @@ def run(
         raise  # the worker is being stopped; this is not the task's failure
     except BaseException as exc:
         outcome = attempt.failed(exc)
+        span.failed(exc, claimed.attempt, outcome.retry_in)
         if record(outcome, _nothing):
             attempt.announce(outcome)
         return outcome
@@ -307,10 +343,25 @@ async def arun(
     backend: BaseTaskBackend | None = None,
 ) -> Outcome:
     """Run ``claimed`` on the running event loop, record the outcome, and return it."""
+    if active() is None:
+        return await _arun(claimed, worker_id, record, cancel, progress, backend, OFF)
+    with _span(claimed, worker_id, backend) as span:
+        return await _arun(claimed, worker_id, record, cancel, progress, backend, span)
+
+
+async def _arun(
+    claimed: ClaimedTask,
+    worker_id: str,
+    record: AsyncRecorder,
+    cancel: threading.Event | None,
+    progress: Callable[[Progress], None] | None,
+    backend: BaseTaskBackend | None,
+    span: Attempting,
+) -> Outcome:
     try:
         attempt = _Attempt(claimed, worker_id, cancel, progress, backend)
     except Exception as exc:
-        outcome = _unresolvable(claimed, worker_id, exc)
+        outcome = _failed(claimed, worker_id, exc, span)
         await record(outcome)
         return outcome
     if attempt.cancel.is_set():
@@ -321,7 +372,7 @@ async def arun(
     try:
         args, kwargs = attempt.start()
     except Exception as exc:  # e.g. arguments too deep to rebuild: FAILED, not RUNNING
-        outcome = _unresolvable(claimed, worker_id, exc)
+        outcome = _failed(claimed, worker_id, exc, span)
         await record(outcome)
         return outcome
     try:
@@ -330,6 +381,7 @@ async def arun(
         raise  # cancelled by the worker stopping: not the task's failure
     except BaseException as exc:
         outcome = attempt.failed(exc)
+        span.failed(exc, claimed.attempt, outcome.retry_in)
         if await record(outcome):
             attempt.announce(outcome)
         return outcome
