@@ -305,3 +305,19 @@ def wait_io(seconds: float) -> dict[str, float]:
     start = time.time()
     time.sleep(seconds)
     return {"pid": os.getpid(), "start": start, "end": time.time()}
+
+
+# Unique tasks (docs/coordination.md).
+@offload_task(unique_key=lambda customer_id, **kwargs: f"customer-{customer_id}")
+def sync_customer(customer_id: int, full: bool = False) -> int:
+    return customer_id
+
+
+@offload_task(unique_key="reindex", unique_scope="active", on_duplicate="raise", max_attempts=1)
+def reindex(index: str = "all") -> str:
+    return index
+
+
+@offload_task(unique_key="digest", unique_for=3600)
+def send_digest(day: str) -> str:
+    return day

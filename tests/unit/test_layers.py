@@ -203,6 +203,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "Leaves",
         [
             "offload.task_options",
+            "offload.uniqueness",
             "offload.tables",
             "offload.online_indexes",
             "offload.limits",

@@ -104,6 +104,14 @@ class Vendor:
     # Whether each SET term of an UPDATE sees the terms before it (MariaDB),
     # rather than the row as it was (the standard).
     set_in_order: bool = False
+    # What ends a SELECT that must see the latest committed rows whatever
+    # the transaction's snapshot (the holder of a unique key, just refused
+    # by the unique index, see ``store.unique``). InnoDB's default REPEATABLE
+    # READ reads an older snapshot in a transaction that already read, which
+    # may predate the holder; a locking read reads the latest, and the shared
+    # lock is the one the refused INSERT already took on that entry.
+    # PostgreSQL's READ COMMITTED and SQLite's one writer see it anyway.
+    read_latest: str = ""
 
 
 _POSTGRESQL = Vendor(
@@ -254,6 +262,7 @@ _MYSQL = Vendor(
     explain="EXPLAIN",
     quote="`",
     set_in_order=True,
+    read_latest=" LOCK IN SHARE MODE",
 )
 
 _VENDORS = {"postgresql": _POSTGRESQL, "sqlite": _SQLITE, "mysql": _MYSQL}
