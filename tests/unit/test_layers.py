@@ -161,6 +161,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.store.reads",
             "offload.store.prune",
             "offload.store.tasks",
+            "offload.store.unique",
             "offload.store.claim",
             "offload.store.enqueue",
             "offload.store.outcomes",
