@@ -91,8 +91,8 @@ def test_the_key_of_a_call():
 @pytest.mark.parametrize(
     ("key", "message"),
     [
-        (lambda customer_id, **kw: customer_id, "the unique_key callable's result: unique_key must"),
-        (lambda customer_id, **kw: "", "the unique_key callable's result: unique_key must not"),
+        (lambda customer_id, **kw: customer_id, "callable's result: unique_key must be a"),
+        (lambda customer_id, **kw: "", "callable's result: unique_key must not be empty"),
         (lambda: "k", "unique_key raised TypeError"),
     ],
 )
