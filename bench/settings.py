@@ -15,8 +15,10 @@ Environment variables (the runner, ``python -m bench.run``, sets the first three
 ``TASKS["peer"]`` is django-tasks-db, which the benchmark runs on the same
 workloads to compare offload with.
 
-PostgreSQL and MariaDB use a database of the benchmark's own, ``offload_bench``,
-which the runner drops and creates again before each run and drops afterwards.
+PostgreSQL and MariaDB use a database of the benchmark's own, ``offload_bench``
+(``OFFLOAD_BENCH_DB_NAME`` names another, so two benchmarks on one server do not
+drop each other's), which the runner drops and creates again before each run
+and drops afterwards.
 """
 
 import json

@@ -14,12 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
-from django.db import connections
+from django.db import connections, transaction
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
@@ -29,6 +29,7 @@ from offload.conf import Options, parse_options
 from offload.exceptions import (
     ArgumentsMismatch,
     BackendMisconfigured,
+    DuplicateTask,
     InvalidArguments,
     InvalidTaskOptions,
     PayloadTooLarge,
@@ -41,11 +42,12 @@ from offload.progress import Progress, stored_number
 from offload.results import build_result, task_of
 from offload.retries import RetryPolicy
 from offload.signals import send_task_signal
-from offload.store import NewTask, TaskStore
+from offload.store import Holder, NewTask, TaskStore
 from offload.store.vendor import engine_problem
 from offload.task import OffloadTask, check_arguments, is_async
 from offload.task_options import option_problem
 from offload.tracing import sending
+from offload.uniqueness import RAISE, REPLACE, UniqueKeyOf
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -109,6 +111,11 @@ class DatabaseBackend(BaseTaskBackend):
             new = self._new_task(task, args, kwargs, span.carrier)
             # Built before the INSERT: whatever fails in building it writes nothing.
             result = self._pending(task, args, kwargs)
+            unique = _unique_of(task, args, kwargs)
+            if unique is not None:
+                found = self._enqueue_unique(replace(new, unique=unique), result)
+                span.sent(int(found.id))
+                return found
             task_id, enqueued_at = self.store.enqueue(new)
             span.sent(task_id)
             return self._enqueued(result, task_id, enqueued_at)
@@ -124,6 +131,11 @@ class DatabaseBackend(BaseTaskBackend):
         calls, all in one transaction (the caller's, if one is open). Every call
         is checked as ``enqueue`` checks it before anything is written: one bad
         call raises the same error, naming its index, and nothing is enqueued.
+
+        A task with a unique key is inserted one row at a time (each needs its
+        own savepoint), still in one transaction: a call whose key an earlier
+        call of the batch holds is a duplicate like any other, and a
+        ``DuplicateTask`` raised for one call leaves nothing enqueued.
         """
         self.ensure_usable()
         self.validate_task(task)
@@ -157,11 +169,71 @@ class DatabaseBackend(BaseTaskBackend):
                 raise type(exc)(f"calls[{index}]: {exc}") from exc
             rows.append(replace(template, args_json=args_json, kwargs_json=kwargs_json))
             results.append(self._pending(task, args, kwargs))
+        if isinstance(task, OffloadTask) and task.unique_key is not None:
+            return self._enqueue_many_unique(task, rows, results)
         stored = self.store.enqueue_many(rows, self.config.enqueue_batch_size)
         return [
             self._enqueued(result, task_id, enqueued_at)
             for (task_id, enqueued_at), result in zip(stored, results, strict=True)
         ]
+
+    def _enqueue_many_unique(
+        self, task: OffloadTask, rows: list[NewTask], results: list[TaskResult[_P, _R]]
+    ) -> list[TaskResult[_P, _R]]:
+        """``enqueue_many`` of a task with a unique key: row by row, in one transaction."""
+        keys = []
+        for index, result in enumerate(results):
+            try:
+                keys.append(_unique_of(task, result.args, result.kwargs))
+            except InvalidTask as exc:
+                raise type(exc)(f"calls[{index}]: {exc}") from exc
+        done = []
+        with transaction.atomic(using=self.config.database):
+            for new, result, unique in zip(rows, results, keys, strict=True):
+                if unique is None:
+                    done.append(self._enqueued(result, *self.store.enqueue(new)))
+                else:
+                    done.append(self._enqueue_unique(replace(new, unique=unique), result))
+        return done
+
+    def _enqueue_unique(self, new: NewTask, result: TaskResult[_P, _R]) -> TaskResult[_P, _R]:
+        """Enqueue ``new``, which has a unique key; a duplicate does what its
+        ``on_duplicate`` says (see ``offload.uniqueness``)."""
+        found = self.store.enqueue_unique(new)
+        if not isinstance(found, Holder):
+            return self._enqueued(result, *found)
+        unique = required_unique(new)
+        if unique.on_duplicate == RAISE:
+            raise DuplicateTask(unique.key, str(found.id))
+        if (
+            unique.on_duplicate == REPLACE
+            and found.task_path == new.task_path
+            and self.store.replace_waiting(found, new)
+        ):
+            # The holder now runs these arguments: the result is the new
+            # call's, under the holder's id and enqueue time.
+            object.__setattr__(result, "id", str(found.id))
+            object.__setattr__(result, "enqueued_at", found.enqueued_at)
+            return result
+        # The holder may be another task of the backend with the same key.
+        return cast("TaskResult[_P, _R]", self._holder_result(found))
+
+    def _holder_result(self, holder: Holder) -> TaskResult[..., Any]:
+        """The result of the task that holds a key, as read with its key."""
+        return build_result(
+            task_of(holder),
+            task_id=holder.id,
+            status=holder.status,
+            enqueued_at=holder.enqueued_at,
+            started_at=holder.started_at,
+            finished_at=holder.finished_at,
+            last_attempted_at=holder.last_attempted_at,
+            args=holder.args,
+            kwargs=holder.kwargs,
+            errors=holder.errors,
+            worker_ids=holder.worker_ids,
+            return_value=holder.return_value,
+        )
 
     def _new_task(
         self, task: Task[..., Any], args: Any, kwargs: Any, trace_context: str | None = None
@@ -313,6 +385,21 @@ class DatabaseBackend(BaseTaskBackend):
         if problem:
             messages.append(checks.Error(problem, obj=f"TASKS[{self.alias!r}]", id="offload.E003"))
         return messages
+
+
+def _unique_of(
+    task: Task[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> UniqueKeyOf | None:
+    """The unique key of one call of ``task`` (None: none); raises ``InvalidTaskOptions``."""
+    if isinstance(task, OffloadTask) and task.unique_key is not None:
+        return task.unique_key_of(args, dict(kwargs))
+    return None
+
+
+def required_unique(new: NewTask) -> UniqueKeyOf:
+    if new.unique is None:
+        raise ValueError("a task with a unique key was expected")
+    return new.unique
 
 
 def _unpack_call(call: object, index: int) -> tuple[list[Any], dict[str, Any]]:

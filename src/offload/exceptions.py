@@ -6,6 +6,7 @@ Each one also derives from the Django or built-in exception that a caller of
 """
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError
 from django.tasks.exceptions import InvalidTask, InvalidTaskBackend
 
 
@@ -118,3 +119,19 @@ class DrainLimitReached(OffloadError):
 class MetricsUnavailable(OffloadError):
     """The worker's metrics port cannot be served: the ``metrics`` extra is not
     installed, or the port cannot be listened on."""
+
+
+class DuplicateTask(OffloadError, IntegrityError):
+    """A task with ``on_duplicate="raise"`` was enqueued while another task of
+    its backend held its unique key. Nothing was enqueued; the caller's
+    transaction is intact (the refused INSERT ran in a savepoint).
+
+    An ``IntegrityError``, as the database's unique index is what refused it.
+    ``existing_id`` is the id of the task that holds the key (its result:
+    ``backend.get_result(existing_id)``), ``key`` the key.
+    """
+
+    def __init__(self, key: str, existing_id: str) -> None:
+        super().__init__(f"Task {existing_id} already holds unique key {key!r}.")
+        self.key = key
+        self.existing_id = existing_id

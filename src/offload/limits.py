@@ -17,6 +17,11 @@ MAX_WORKER_NAME_LENGTH = MAX_NAME_LENGTH - 30
 # The import path of a task (offload_task.task_path, offload_schedule.task_path).
 MAX_TASK_PATH_LENGTH = 255
 
+# A unique task's key (offload_task.unique_key). With the backend's name it
+# makes one entry of a unique index: 255 characters of utf8mb4 and the name
+# stay under InnoDB's 3,072 bytes per index entry.
+MAX_UNIQUE_KEY_LENGTH = 255
+
 # The message a running task reports with its progress (offload_task.progress_message).
 MAX_PROGRESS_MESSAGE_LENGTH = 255
 # The largest int progress a task may report: every int up to it is exact in

@@ -4,7 +4,12 @@ describe the schema (and serve the admin), they are not the hot path."""
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from offload.limits import MAX_NAME_LENGTH, MAX_PROGRESS_MESSAGE_LENGTH, MAX_TASK_PATH_LENGTH
+from offload.limits import (
+    MAX_NAME_LENGTH,
+    MAX_PROGRESS_MESSAGE_LENGTH,
+    MAX_TASK_PATH_LENGTH,
+    MAX_UNIQUE_KEY_LENGTH,
+)
 from offload.schedules.spec import check_row
 from offload.states import State
 
@@ -67,6 +72,18 @@ class TaskRecord(models.Model):
     )
     progress_at = models.DateTimeField(null=True, blank=True)
 
+    # A unique task's key while it holds it (see offload.uniqueness): NULL for
+    # every task enqueued without one, and once the key is released (at the
+    # claim for scope "waiting", at a final state for "active"); a task of
+    # scope "period" keeps it until unique_until, which the next enqueue of
+    # the key checks. One task per (backend, unique_key): the unique index
+    # offload_task_unique_key_uniq of migration 0014.
+    unique_key = models.CharField(  # noqa: DJ001
+        max_length=MAX_UNIQUE_KEY_LENGTH, null=True, blank=True
+    )
+    unique_scope = models.CharField(max_length=10, null=True, blank=True)  # noqa: DJ001
+    unique_until = models.DateTimeField(null=True, blank=True)
+
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)
     return_value = models.JSONField(null=True, blank=True)
@@ -111,6 +128,11 @@ class TaskRecord(models.Model):
             #   tasks alone (a worker whose threads are full), which with a
             #   sync backlog otherwise read every ready row and sorted what
             #   matched (15 ms at 100,000 ready rows on PostgreSQL).
+            # - offload_task_unique_key_uniq (0014), UNIQUE (backend,
+            #   unique_key) WHERE unique_key IS NOT NULL: one holder per key.
+            #   Partial where the engine allows, so a task without a key adds
+            #   no entry; MariaDB's unique index holds every row but lets
+            #   NULLs repeat.
         ]
 
     def __str__(self) -> str:

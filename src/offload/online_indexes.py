@@ -59,23 +59,33 @@ def _drop_if_invalid(schema_editor: BaseDatabaseSchemaEditor, name: str) -> None
 
 
 def create_index_sql(
-    schema_editor: BaseDatabaseSchemaEditor, name: str, table: str, columns: str, where: str = ""
+    schema_editor: BaseDatabaseSchemaEditor,
+    name: str,
+    table: str,
+    columns: str,
+    where: str = "",
+    *,
+    unique: bool = False,
 ) -> None:
-    """``CREATE INDEX name ON table (columns) [WHERE where]``, online on every engine.
+    """``CREATE [UNIQUE] INDEX name ON table (columns) [WHERE where]``, online on every engine.
 
     For indexes the migrations write in SQL (partial ones, and ones kept out of
     the model's state); ``where`` is ignored where partial indexes do not exist.
+    A unique index built CONCURRENTLY on PostgreSQL enforces itself from the
+    moment its build starts (a duplicate written meanwhile fails the build,
+    whose INVALID index the next attempt drops).
     """
     condition = f" WHERE {where}" if where else ""
+    create = "CREATE UNIQUE INDEX" if unique else "CREATE INDEX"
     vendor = _vendor(schema_editor)
     if vendor == "postgresql":
         _outside_transaction(schema_editor, f"Creating index {name}")
         _drop_if_invalid(schema_editor, name)
-        schema_editor.execute(f"CREATE INDEX CONCURRENTLY {name} ON {table} ({columns}){condition}")
+        schema_editor.execute(f"{create} CONCURRENTLY {name} ON {table} ({columns}){condition}")
     elif vendor == "mysql":
-        schema_editor.execute(f"CREATE INDEX {name} ON {table} ({columns}) {MARIADB_ONLINE}")
+        schema_editor.execute(f"{create} {name} ON {table} ({columns}) {MARIADB_ONLINE}")
     else:
-        schema_editor.execute(f"CREATE INDEX {name} ON {table} ({columns}){condition}")
+        schema_editor.execute(f"{create} {name} ON {table} ({columns}){condition}")
 
 
 def drop_index_sql(schema_editor: BaseDatabaseSchemaEditor, name: str, table: str) -> None:

@@ -1,5 +1,6 @@
-"""``OffloadTask``: Django's ``Task`` with a retry policy, a time limit, and a
-``cpu_bound`` flag (such tasks run one at a time per worker process).
+"""``OffloadTask``: Django's ``Task`` with a retry policy, a time limit, a
+``cpu_bound`` flag (such tasks run one at a time per worker process), and a
+unique key (see ``offload.uniqueness``).
 
 On Django 6.1, ``django.tasks.task`` passes extra keyword arguments to the
 backend's ``task_class``, so with offload as the backend::
@@ -18,8 +19,9 @@ import contextlib
 import inspect
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, Self
 
 from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME, Task, task_backends
@@ -27,6 +29,7 @@ from django.tasks.base import DEFAULT_TASK_PRIORITY
 
 from offload.exceptions import ArgumentsMismatch, InvalidTaskOptions
 from offload.retries import RetryPolicy, check_policy_values
+from offload.uniqueness import UniqueKey, UniqueKeyOf, key_of_call, unique_problems
 
 ExceptionClasses = type[BaseException] | Sequence[type[BaseException]]
 
@@ -46,6 +49,14 @@ class OffloadTask(Task):  # type: ignore[type-arg]
     # Computes in Python more than it waits: a worker process runs one such
     # task at a time and claims nothing else meanwhile (see worker.cpu_bound).
     cpu_bound: bool = False
+    # A unique task (see offload.uniqueness): its key, a string or a callable
+    # of the call's arguments; how long the key holds ("waiting", "active",
+    # "period", None: "waiting", or "period" when unique_for is given); the
+    # period; and what a duplicate enqueue does ("existing", "replace", "raise").
+    unique_key: UniqueKey | None = None
+    unique_scope: str | None = None
+    unique_for: float | timedelta | None = None
+    on_duplicate: str | None = None
 
     def __post_init__(self) -> None:
         where = f"Task {self.func.__qualname__!r}:"
@@ -71,6 +82,9 @@ class OffloadTask(Task):  # type: ignore[type-arg]
                 f"{where} cpu_bound applies to sync functions: an async def task runs on "
                 "the event loop, which CPU-heavy code would block (make it a plain def)."
             )
+        problems += unique_problems(
+            where, self.unique_key, self.unique_scope, self.unique_for, self.on_duplicate
+        )
         for name in ("retry_on", "dont_retry_on"):
             value = getattr(self, name)
             if value is None:
@@ -83,6 +97,45 @@ class OffloadTask(Task):  # type: ignore[type-arg]
         if problems:
             raise InvalidTaskOptions(" ".join(problems))
         super(OffloadTask, self).__post_init__()
+
+    def unique(
+        self,
+        key: UniqueKey | None,
+        *,
+        scope: str | None = None,
+        unique_for: float | timedelta | None = None,
+        on_duplicate: str | None = None,
+    ) -> Self:
+        """This task with unique key ``key`` (None: no key), for the enqueues
+        made through the copy, as ``using()`` sets a priority or a queue::
+
+            sync_customer.unique(f"customer-{customer.pk}").enqueue(customer.pk)
+
+        ``scope``, ``unique_for`` and ``on_duplicate`` left as None keep the
+        task's own. Bad values raise ``InvalidTask``, as on ``@task``.
+        """
+        changes: dict[str, Any] = {"unique_key": key}
+        if scope is not None:
+            changes["unique_scope"] = scope
+        if unique_for is not None:
+            changes["unique_for"] = unique_for
+        if on_duplicate is not None:
+            changes["on_duplicate"] = on_duplicate
+        return replace(self, **changes)
+
+    def unique_key_of(self, args: Sequence[Any], kwargs: dict[str, Any]) -> UniqueKeyOf | None:
+        """The unique key of ``self(*args, **kwargs)`` and how it holds, or None."""
+        if self.unique_key is None:
+            return None
+        return key_of_call(
+            f"Task {self.func.__qualname__!r}:",
+            self.unique_key,
+            self.unique_scope,
+            self.unique_for,
+            self.on_duplicate,
+            args,
+            kwargs,
+        )
 
     def policy(self, defaults: RetryPolicy) -> RetryPolicy:
         """This task's retry policy: its own options over the backend's defaults."""

@@ -313,3 +313,19 @@ def current_span_id() -> str:
     from opentelemetry import trace
 
     return format(trace.get_current_span().get_span_context().span_id, "016x")
+
+
+# Unique tasks (docs/coordination.md).
+@offload_task(unique_key=lambda customer_id, **kwargs: f"customer-{customer_id}")
+def sync_customer(customer_id: int, full: bool = False) -> int:
+    return customer_id
+
+
+@offload_task(unique_key="reindex", unique_scope="active", on_duplicate="raise", max_attempts=1)
+def reindex(index: str = "all") -> str:
+    return index
+
+
+@offload_task(unique_key="digest", unique_for=3600)
+def send_digest(day: str) -> str:
+    return day

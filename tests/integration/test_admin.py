@@ -10,7 +10,9 @@ from django.urls import reverse
 
 from offload.models import TaskRecord
 from offload.states import State
+from offload.store import TaskStore
 from tests.admin_factory import confirm, make_failed, make_task, make_user, make_worker
+from tests.app import tasks
 
 
 @pytest.fixture
@@ -295,3 +297,17 @@ def test_arguments_of_the_tasks_in_admin_mask_arguments_are_never_shown(operator
     page = operator.get(reverse("admin:offload_taskrecord_change", args=[shown.pk]))
     assert "ann" in page.text
     assert "hunter2" not in page.text  # the URL's password, masked on its own
+
+
+def test_a_unique_tasks_page_shows_its_key_and_scope(operator):
+    held = tasks.reindex.unique("reindex-products").enqueue("products")
+    plain = make_task()
+    page = operator.get(reverse("admin:offload_taskrecord_change", args=[held.id])).text
+    assert "Uniqueness" in page
+    assert "reindex-products" in page
+    assert "active" in page
+    TaskStore("default").cancel([int(held.id)], "{}")
+    page = operator.get(reverse("admin:offload_taskrecord_change", args=[held.id])).text
+    assert "released (the key may be taken by a new task)" in page
+    page = operator.get(reverse("admin:offload_taskrecord_change", args=[plain.pk])).text
+    assert "Uniqueness" not in page

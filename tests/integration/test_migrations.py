@@ -85,3 +85,21 @@ def test_the_autovacuum_migration_sets_and_resets_the_task_table_storage():
     if connection.vendor == "postgresql":
         assert tuned <= storage()
         assert "autovacuum_analyze_scale_factor=0.01" in storage()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_unique_key_migration_reverses_and_reapplies():
+    from django.db import connection
+
+    def unique_index() -> dict | None:
+        with connection.cursor() as cursor:
+            found = connection.introspection.get_constraints(cursor, "offload_task")
+        return found.get("offload_task_unique_key_uniq")
+
+    call_command("migrate", "offload", "0013", verbosity=0)
+    assert unique_index() is None
+    call_command("migrate", "offload", verbosity=0)
+    index = unique_index()
+    assert index is not None
+    assert index["unique"]
+    assert index["columns"] == ["backend", "unique_key"]

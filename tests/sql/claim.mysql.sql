@@ -47,7 +47,8 @@ SET status = %s,
     lease_owner = %s,
     lease_expires_at = TIMESTAMPADD(MICROSECOND, CAST(%s * 1000000 AS SIGNED), UTC_TIMESTAMP(6)),
     claimed_at = %s,
-    worker_ids = JSON_ARRAY_APPEND(worker_ids, '$', %s)
+    worker_ids = JSON_ARRAY_APPEND(worker_ids, '$', %s),
+    unique_key = CASE WHEN unique_scope = 'waiting' THEN NULL ELSE unique_key END
 WHERE status = %s
   AND id IN (%s, %s)
   AND ((id = %s AND attempt = %s) OR (id = %s AND attempt = %s));

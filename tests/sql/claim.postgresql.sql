@@ -33,7 +33,8 @@ SET status = %s,
     lease_owner = %s,
     lease_expires_at = statement_timestamp() + %s * interval '1 second',
     claimed_at = statement_timestamp(),
-    worker_ids = worker_ids || jsonb_build_array(%s::text)
+    worker_ids = worker_ids || jsonb_build_array(%s::text),
+    unique_key = CASE WHEN unique_scope = 'waiting' THEN NULL ELSE unique_key END
 FROM picked
 WHERE t.id = picked.id
 RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout, t.trace_context;
@@ -54,7 +55,8 @@ SET status = %s,
     lease_owner = %s,
     lease_expires_at = statement_timestamp() + %s * interval '1 second',
     claimed_at = statement_timestamp(),
-    worker_ids = worker_ids || jsonb_build_array(%s::text)
+    worker_ids = worker_ids || jsonb_build_array(%s::text),
+    unique_key = CASE WHEN unique_scope = 'waiting' THEN NULL ELSE unique_key END
 FROM picked
 WHERE t.id = picked.id
 RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout, t.trace_context;
@@ -74,7 +76,8 @@ SET status = %s,
     lease_owner = %s,
     lease_expires_at = statement_timestamp() + %s * interval '1 second',
     claimed_at = statement_timestamp(),
-    worker_ids = worker_ids || jsonb_build_array(%s::text)
+    worker_ids = worker_ids || jsonb_build_array(%s::text),
+    unique_key = CASE WHEN unique_scope = 'waiting' THEN NULL ELSE unique_key END
 FROM picked
 WHERE t.id = picked.id
 RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout, t.trace_context;

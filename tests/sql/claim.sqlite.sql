@@ -27,7 +27,8 @@ SET status = %s,
     lease_owner = %s,
     lease_expires_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s || ' seconds'),
     claimed_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
-    worker_ids = json_insert(worker_ids, '$[#]', %s)
+    worker_ids = json_insert(worker_ids, '$[#]', %s),
+    unique_key = CASE WHEN unique_scope = 'waiting' THEN NULL ELSE unique_key END
 WHERE id IN (SELECT id
     FROM offload_task
     WHERE status = %s
@@ -44,7 +45,8 @@ SET status = %s,
     lease_owner = %s,
     lease_expires_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s || ' seconds'),
     claimed_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
-    worker_ids = json_insert(worker_ids, '$[#]', %s)
+    worker_ids = json_insert(worker_ids, '$[#]', %s),
+    unique_key = CASE WHEN unique_scope = 'waiting' THEN NULL ELSE unique_key END
 WHERE id IN (SELECT id
     FROM offload_task
     WHERE status = %s
@@ -63,7 +65,8 @@ SET status = %s,
     lease_owner = %s,
     lease_expires_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s || ' seconds'),
     claimed_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
-    worker_ids = json_insert(worker_ids, '$[#]', %s)
+    worker_ids = json_insert(worker_ids, '$[#]', %s),
+    unique_key = CASE WHEN unique_scope = 'waiting' THEN NULL ELSE unique_key END
 WHERE id IN (SELECT id
     FROM offload_task INDEXED BY offload_task_async_claim_idx
     WHERE status = 'READY'

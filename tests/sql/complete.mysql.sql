@@ -28,6 +28,7 @@ SET status = %s,
     return_value = %s,
     lease_owner = NULL,
     lease_expires_at = NULL,
+    unique_key = CASE WHEN unique_scope = 'period' THEN unique_key END,
     last_attempted_at = TIMESTAMPADD(MICROSECOND, -CAST((%s) * 1000000 AS SIGNED), UTC_TIMESTAMP(6)),
     started_at = COALESCE(started_at, last_attempted_at)
 WHERE id = %s
@@ -40,6 +41,7 @@ SET status = %s,
     finished_at = UTC_TIMESTAMP(6),
     lease_owner = NULL,
     lease_expires_at = NULL,
+    unique_key = CASE WHEN unique_scope = 'period' THEN unique_key END,
     return_value = CASE id WHEN %s THEN %s WHEN %s THEN %s END,
     last_attempted_at = TIMESTAMPADD(MICROSECOND, -CAST((CASE id WHEN %s THEN %s WHEN %s THEN %s END) * 1000000 AS SIGNED), UTC_TIMESTAMP(6)),
     started_at = COALESCE(started_at, last_attempted_at)

@@ -25,6 +25,7 @@ SET status = %s,
     return_value = %s::jsonb,
     lease_owner = NULL,
     lease_expires_at = NULL,
+    unique_key = CASE WHEN unique_scope = 'period' THEN unique_key END,
     started_at = COALESCE(started_at, statement_timestamp() - (%s) * interval '1 second'),
     last_attempted_at = statement_timestamp() - (%s) * interval '1 second'
 WHERE id = %s
@@ -37,6 +38,7 @@ SET status = %s,
     finished_at = statement_timestamp(),
     lease_owner = NULL,
     lease_expires_at = NULL,
+    unique_key = CASE WHEN unique_scope = 'period' THEN unique_key END,
     started_at = COALESCE(started_at, statement_timestamp() - (d.ran) * interval '1 second'),
     last_attempted_at = statement_timestamp() - (d.ran) * interval '1 second',
     return_value = d.value::jsonb

@@ -28,6 +28,7 @@ SET status = %s,
     return_value = %s,
     lease_owner = NULL,
     lease_expires_at = NULL,
+    unique_key = CASE WHEN unique_scope = 'period' THEN unique_key END,
     started_at = COALESCE(started_at, strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', printf('-%%.6f seconds', %s))),
     last_attempted_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', printf('-%%.6f seconds', %s))
 WHERE id = %s
@@ -40,6 +41,7 @@ SET status = %s,
     finished_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'),
     lease_owner = NULL,
     lease_expires_at = NULL,
+    unique_key = CASE WHEN unique_scope = 'period' THEN unique_key END,
     started_at = COALESCE(started_at, strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', printf('-%%.6f seconds', d.ran))),
     last_attempted_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', printf('-%%.6f seconds', d.ran)),
     return_value = d.value

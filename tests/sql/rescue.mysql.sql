@@ -25,6 +25,8 @@ SET status = CASE WHEN attempt >= max_attempts THEN %s ELSE %s END,
     finished_at = CASE WHEN attempt >= max_attempts THEN UTC_TIMESTAMP(6) ELSE NULL END,
     available_at = CASE WHEN attempt >= max_attempts THEN available_at ELSE TIMESTAMPADD(MICROSECOND, CAST(%s * 1000000 AS SIGNED), UTC_TIMESTAMP(6)) END,
     errors = JSON_ARRAY_APPEND(errors, '$', JSON_EXTRACT(%s, '$')),
+    unique_key = CASE WHEN attempt >= max_attempts
+  AND unique_scope <> 'period' THEN NULL ELSE unique_key END,
     lease_owner = NULL,
     lease_expires_at = NULL
 WHERE id = %s

@@ -25,6 +25,8 @@ SET status = CASE WHEN attempt >= max_attempts THEN %s ELSE %s END,
     finished_at = CASE WHEN attempt >= max_attempts THEN statement_timestamp() ELSE NULL END,
     available_at = CASE WHEN attempt >= max_attempts THEN available_at ELSE statement_timestamp() + %s * interval '1 second' END,
     errors = errors || jsonb_build_array(%s::jsonb),
+    unique_key = CASE WHEN attempt >= max_attempts
+  AND unique_scope <> 'period' THEN NULL ELSE unique_key END,
     lease_owner = NULL,
     lease_expires_at = NULL
 WHERE id = %s

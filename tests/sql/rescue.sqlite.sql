@@ -25,6 +25,8 @@ SET status = CASE WHEN attempt >= max_attempts THEN %s ELSE %s END,
     finished_at = CASE WHEN attempt >= max_attempts THEN strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now') ELSE NULL END,
     available_at = CASE WHEN attempt >= max_attempts THEN available_at ELSE strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s || ' seconds') END,
     errors = json_insert(errors, '$[#]', json(%s)),
+    unique_key = CASE WHEN attempt >= max_attempts
+  AND unique_scope <> 'period' THEN NULL ELSE unique_key END,
     lease_owner = NULL,
     lease_expires_at = NULL
 WHERE id = %s

@@ -164,6 +164,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.store.vacuum",
             "offload.store.prune",
             "offload.store.tasks",
+            "offload.store.unique",
             "offload.store.claim",
             "offload.store.enqueue",
             "offload.store.outcomes",
@@ -207,6 +208,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "Leaves",
         [
             "offload.task_options",
+            "offload.uniqueness",
             "offload.tables",
             "offload.online_indexes",
             "offload.limits",

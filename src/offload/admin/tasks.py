@@ -277,15 +277,25 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
             "run_after", "available_at", "claimed_at", "started_at", "last_attempted_at",
             "finished_at",
             "wait_time", "run_time", "timeout", "lease_owner", "lease_expires_at", "workers",
-            "cancel_requested_at", "progress_display",
+            "cancel_requested_at", "progress_display", "unique_key_display", "unique_scope",
+            "unique_until",
         ]  # fmt: skip
 
     def get_fieldsets(self, request: HttpRequest, obj: TaskRecord | None = None) -> Any:
-        # The progress section only for a task that reported some.
-        if obj is None or _progress_of(obj) is None:
-            return self.fieldsets
+        # The progress section only for a task that reported some, the
+        # uniqueness one only for a task enqueued with a unique key.
         task, *rest = self.fieldsets
-        return (task, ("Progress", {"fields": ("progress_display",)}), *rest)
+        if obj is not None and obj.unique_scope:
+            fields = ("unique_key_display", "unique_scope", "unique_until")
+            rest.insert(0, ("Uniqueness", {"fields": fields}))
+        if obj is not None and _progress_of(obj) is not None:
+            rest.insert(0, ("Progress", {"fields": ("progress_display",)}))
+        return (task, *rest)
+
+    @admin.display(description="unique key")
+    def unique_key_display(self, obj: TaskRecord) -> str:
+        # A released key is gone from the row (NULL frees it for the next enqueue).
+        return obj.unique_key or "released (the key may be taken by a new task)"
 
     @admin.display(description="latest report")
     def progress_display(self, obj: TaskRecord) -> SafeString:

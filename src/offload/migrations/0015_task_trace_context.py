@@ -11,7 +11,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("offload", "0013_task_autovacuum"),
+        ("offload", "0014_task_unique"),
     ]
 
     operations = [

@@ -27,6 +27,7 @@ from offload.states import State
 from offload.store.base import TABLE, Fence, StoreBase, required
 from offload.store.rows import ALL_QUEUES, CLAIMED_COLUMNS, ClaimedTask, QueueFilter
 from offload.store.vendor import Vendor, read_datetime
+from offload.uniqueness import WAITING
 
 # Leaves out the queues an operator paused (rows of offload_queue with
 # paused_at set).
@@ -42,6 +43,17 @@ CLAIM_ROUNDS = 4
 # The partial index of ready async tasks (migration 0008), for claims of async
 # tasks alone.
 ASYNC_CLAIM_INDEX = "offload_task_async_claim_idx"
+
+# A task of unique scope "waiting" lets go of its key when it is claimed (see
+# offload.uniqueness). A term of the claim's own UPDATE, not a statement of
+# its own: for a task without a key (unique_scope NULL) it writes the NULL
+# that is there, a comparison per row and no index entry (PostgreSQL sees
+# the indexed column unchanged and keeps the update HOT; the partial index
+# has no entry for the row). The scope is a constant, as the index-free
+# choice of the column needs no parameter.
+RELEASE_WAITING_KEY = (
+    f"unique_key = CASE WHEN unique_scope = '{WAITING}' THEN NULL ELSE unique_key END"
+)
 
 # Where each of the claimed columns is in a row of the claim.
 _AT = {name: index for index, name in enumerate(CLAIMED_COLUMNS.split(", "))}
@@ -89,7 +101,8 @@ def claim_assignments(
         "status = %s, attempt = attempt + 1, lease_owner = %s, "
         f"lease_expires_at = {vendor.now_plus_seconds}, "
         f"claimed_at = {at}, "
-        f"worker_ids = {vendor.append_string.format(col='worker_ids')}"
+        f"worker_ids = {vendor.append_string.format(col='worker_ids')}, "
+        f"{RELEASE_WAITING_KEY}"
     )
     return assignments, [State.RUNNING, worker_id, lease_seconds, *at_params, worker_id]
 

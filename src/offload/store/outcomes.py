@@ -21,9 +21,20 @@ from offload.states import State
 from offload.store.base import TABLE, Fence, StoreBase
 from offload.store.connection import atomic_on
 from offload.store.vendor import Vendor
+from offload.uniqueness import PERIOD
 
 # What every write that ends a lease also sets.
 _DROP_LEASE = "lease_owner = NULL, lease_expires_at = NULL"
+
+# What every write of a final state also sets: the task lets go of its
+# unique key, unless its scope is "period", held until unique_until whatever
+# becomes of the task (see offload.uniqueness). For a task without a key both
+# sides are NULL: the row keeps its NULL, at the cost of one comparison, and
+# no index changes (PostgreSQL keeps the update HOT).
+RELEASE_KEY = f"unique_key = CASE WHEN unique_scope = '{PERIOD}' THEN unique_key END"
+
+# What a final state writes: the lease dropped and the key released.
+_FINAL = f"{_DROP_LEASE}, {RELEASE_KEY}"
 
 # A success to write: (id, attempt, return value as JSON, seconds its code ran).
 Done = tuple[int, int, str, float]
@@ -56,13 +67,13 @@ def complete_assignments(vendor: Vendor) -> str:
     """The SET clause of :meth:`OutcomeStore.complete` (state, time, value, start)."""
     return (
         f"status = %s, finished_at = {vendor.now}, return_value = {vendor.json_param}, "
-        f"{_DROP_LEASE}{_started(vendor, 0.0)[0]}"
+        f"{_FINAL}{_started(vendor, 0.0)[0]}"
     )
 
 
 def complete_many_statement(vendor: Vendor, done: Sequence[Done]) -> tuple[str, list[Any]]:
     """The one statement of :meth:`OutcomeStore.complete_many`, and its parameters."""
-    assignments = f"status = %s, finished_at = {vendor.now}, {_DROP_LEASE}"
+    assignments = f"status = %s, finished_at = {vendor.now}, {_FINAL}"
     ran = [max(row[3], 0.0) for row in done]
     if vendor.complete_from_arrays is not None:
         fence, fence_params = Fence.joined()
@@ -168,7 +179,7 @@ class OutcomeStore(StoreBase):
         started, started_params = _started(vendor, ran)
         return self._fenced(
             f"status = %s, finished_at = {vendor.now}, errors = {vendor.json_param}, "
-            f"{_DROP_LEASE}{started}",
+            f"{_FINAL}{started}",
             [State.FAILED, errors_json, *started_params],
             task_id,
             attempt,
@@ -199,7 +210,7 @@ class OutcomeStore(StoreBase):
         started, started_params = _started(vendor, ran)
         return self._fenced(
             f"status = %s, finished_at = {vendor.now}, "
-            f"errors = {vendor.append_json.format(col='errors')}, {_DROP_LEASE}{started}",
+            f"errors = {vendor.append_json.format(col='errors')}, {_FINAL}{started}",
             [State.CANCELLED, error_json, *started_params],
             task_id,
             attempt,
@@ -308,7 +319,7 @@ class OutcomeStore(StoreBase):
             if ready:
                 self._write(
                     f"UPDATE {TABLE} SET status = %s, finished_at = {vendor.now}, "
-                    f"errors = {vendor.append_json.format(col='errors')} "
+                    f"errors = {vendor.append_json.format(col='errors')}, {RELEASE_KEY} "
                     f"WHERE id IN ({_marks(ready)}) AND status = %s",
                     [State.CANCELLED, error_json, *ready, State.READY],
                 )

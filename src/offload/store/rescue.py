@@ -10,6 +10,7 @@ from offload.failures import AttemptEnd
 from offload.states import State
 from offload.store.base import TABLE, Fence, StoreBase
 from offload.store.vendor import Vendor
+from offload.uniqueness import PERIOD
 
 
 def expired_select(vendor: Vendor) -> str:
@@ -43,6 +44,10 @@ def attempt_lost_statement(
         f"available_at = CASE WHEN {spent} THEN available_at "
         f"ELSE {vendor.now_plus_seconds} END, "
         f"errors = {vendor.append_json.format(col='errors')}, "
+        # A task that fails for good lets go of its unique key, as every
+        # final state does (see store.outcomes); one tried again keeps it.
+        f"unique_key = CASE WHEN {spent} AND unique_scope <> '{PERIOD}' THEN NULL "
+        "ELSE unique_key END, "
         "lease_owner = NULL, lease_expires_at = NULL "
         f"WHERE {fence}"
     )

@@ -8,6 +8,7 @@ from typing import Any
 from offload.payload import decode
 from offload.store.base import required
 from offload.store.vendor import read_datetime
+from offload.uniqueness import UniqueKeyOf
 
 # What a worker needs to run a claimed task and rebuild its TaskResult.
 CLAIMED_COLUMNS = (
@@ -128,6 +129,8 @@ class NewTask:
     timeout: float | None = None
     # The enqueue's trace context as JSON (see offload.tracing); None: not traced.
     trace_context: str | None = None
+    # The unique key the task takes (see store.unique), or None.
+    unique: UniqueKeyOf | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,6 +115,14 @@ class Vendor:
     # SQLite reuses freed pages and InnoDB's purge thread needs no help.
     dead_rows: str | None = None
     vacuum: str | None = None
+    # What ends a SELECT that must see the latest committed rows whatever
+    # the transaction's snapshot (the holder of a unique key, just refused
+    # by the unique index, see ``store.unique``). InnoDB's default REPEATABLE
+    # READ reads an older snapshot in a transaction that already read, which
+    # may predate the holder; a locking read reads the latest, and the shared
+    # lock is the one the refused INSERT already took on that entry.
+    # PostgreSQL's READ COMMITTED and SQLite's one writer see it anyway.
+    read_latest: str = ""
 
 
 # Three catalog views, read once each: no table of offload's, no lock, no
@@ -335,6 +343,7 @@ _MYSQL = Vendor(
     explain="EXPLAIN",
     quote="`",
     set_in_order=True,
+    read_latest=" LOCK IN SHARE MODE",
 )
 
 _VENDORS = {"postgresql": _POSTGRESQL, "sqlite": _SQLITE, "mysql": _MYSQL}

@@ -1,0 +1,35 @@
+"""One racer of test_unique_race: enqueues the same unique key as its peers, at once.
+
+Run as ``python -m tests.acceptance.unique_racer GO_FILE INDEX``: it sets up
+Django, says "ready", waits for GO_FILE to appear (the barrier: the test
+creates it once every racer is ready), enqueues, and prints the id it got
+back. Even racers enqueue inside a transaction, odd ones in autocommit.
+"""
+
+import os
+import sys
+import time
+
+import django
+
+
+def main() -> None:
+    go_file, index = sys.argv[1], int(sys.argv[2])
+    django.setup()
+    from django.db import transaction
+
+    from tests.app import tasks
+
+    print("ready", flush=True)
+    while not os.path.exists(go_file):
+        time.sleep(0.001)
+    if index % 2:
+        result = tasks.sync_customer.enqueue(42)
+    else:
+        with transaction.atomic():
+            result = tasks.sync_customer.enqueue(42)
+    print(f"id {result.id}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
