@@ -34,6 +34,16 @@ def _server_problem() -> str | None:
     return None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # A suite started from a background job of a non-interactive shell (a CI
+    # script, nohup) inherits SIGINT ignored, and every process it starts
+    # would too: the tests that press Ctrl-C on a worker or a server would
+    # then fail for a reason of the launch, not of the code. A handled
+    # signal is reset to the default at exec, an ignored one is not.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_report_header() -> str:
     return f"offload test database: {os.environ.get('OFFLOAD_TEST_DB', 'sqlite')}"
 
