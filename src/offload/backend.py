@@ -216,24 +216,7 @@ class DatabaseBackend(BaseTaskBackend):
             object.__setattr__(result, "enqueued_at", found.enqueued_at)
             return result
         # The holder may be another task of the backend with the same key.
-        return cast("TaskResult[_P, _R]", self._holder_result(found))
-
-    def _holder_result(self, holder: Holder) -> TaskResult[..., Any]:
-        """The result of the task that holds a key, as read with its key."""
-        return build_result(
-            task_of(holder),
-            task_id=holder.id,
-            status=holder.status,
-            enqueued_at=holder.enqueued_at,
-            started_at=holder.started_at,
-            finished_at=holder.finished_at,
-            last_attempted_at=holder.last_attempted_at,
-            args=holder.args,
-            kwargs=holder.kwargs,
-            errors=holder.errors,
-            worker_ids=holder.worker_ids,
-            return_value=holder.return_value,
-        )
+        return cast("TaskResult[_P, _R]", _stored_result(found))
 
     def _new_task(
         self, task: Task[..., Any], args: Any, kwargs: Any, trace_context: str | None = None
@@ -318,20 +301,7 @@ class DatabaseBackend(BaseTaskBackend):
         row = self._rows(result_id).first()
         if row is None:
             raise TaskResultDoesNotExist(result_id)
-        return build_result(
-            task_of(row),
-            task_id=row.pk,
-            status=row.status,
-            enqueued_at=row.enqueued_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            last_attempted_at=row.last_attempted_at,
-            args=row.args,
-            kwargs=row.kwargs,
-            errors=row.errors,
-            worker_ids=row.worker_ids,
-            return_value=row.return_value,
-        )
+        return _stored_result(row)
 
     def get_progress(self, result_id: str) -> Progress | None:
         """The latest progress task ``result_id`` reported (as written by its
@@ -420,3 +390,21 @@ def _unpack_call(call: object, index: int) -> tuple[list[Any], dict[str, Any]]:
 def cancel_error_json(detail: str = "Cancelled before it ran.") -> str:
     """The error recorded in the history of a task cancelled while READY."""
     return error_json(TaskCancelled, detail, attempt=None, worker_id=None)
+
+
+def _stored_result(row: TaskRecord | Holder) -> TaskResult[..., Any]:
+    """The result of a stored task, from its row or from the holder of a unique key."""
+    return build_result(
+        task_of(row),
+        task_id=row.id,
+        status=row.status,
+        enqueued_at=row.enqueued_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        last_attempted_at=row.last_attempted_at,
+        args=row.args,
+        kwargs=row.kwargs,
+        errors=row.errors,
+        worker_ids=row.worker_ids,
+        return_value=row.return_value,
+    )
