@@ -1,5 +1,6 @@
 """Helpers shared by the test tiers."""
 
+import io
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connections
 from django.test import override_settings
 
@@ -75,3 +77,13 @@ def running_worker(*, burst: bool = False, **options: Any) -> Iterator[RunningWo
     assert not running.thread.is_alive(), "the worker did not stop"
     if running.error is not None:
         raise running.error
+
+
+def run_offload(*argv: str) -> tuple[int, str]:
+    """The exit code and the output of ``manage.py offload *argv``."""
+    out = io.StringIO()
+    try:
+        call_command("offload", *argv, stdout=out, stderr=io.StringIO())
+    except SystemExit as exc:
+        return int(exc.code or 0), out.getvalue()
+    return 0, out.getvalue()

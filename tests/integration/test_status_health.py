@@ -20,20 +20,11 @@ from offload.states import State
 from offload.store import reads
 from offload.tables import tables_message, unapplied
 from tests.app import tasks
-
-
-def run(*argv: str) -> tuple[int, str]:
-    """The exit code and the output of ``manage.py offload *argv``."""
-    out = io.StringIO()
-    try:
-        call_command("offload", *argv, stdout=out, stderr=io.StringIO())
-    except SystemExit as exc:
-        return int(exc.code or 0), out.getvalue()
-    return 0, out.getvalue()
+from tests.helpers import run_offload
 
 
 def health(*argv: str) -> tuple[int, dict[str, Any]]:
-    code, text = run("health", "--json", *argv)
+    code, text = run_offload("health", "--json", *argv)
     found = json.loads(text)
     assert found["exit_code"] == code
     assert found["healthy"] is (code == 0)
@@ -80,7 +71,7 @@ def test_an_empty_migrated_database_is_healthy():
 
 
 def test_text_output_says_each_check():
-    code, text = run("health", "--max-lag", "60")
+    code, text = run_offload("health", "--max-lag", "60")
     assert code == 0
     assert text.splitlines()[0] == "healthy"
     assert "ok   lag: no task due" in text
@@ -206,7 +197,7 @@ def test_status_json_shape():
         name="nightly", backend="default", task_path="tests.app.tasks.noop", cron="0 3 * * *",
         next_fire_at=timezone.now() + timedelta(hours=2),
     )  # fmt: skip
-    code, text = run("status", "--json")
+    code, text = run_offload("status", "--json")
     assert code == 0
     data = json.loads(text)
     assert set(data) == {
@@ -235,7 +226,7 @@ def test_status_json_shape():
 def test_status_text():
     due_for(90, queue="emails")
     worker_row("w1")
-    code, text = run("status")
+    code, text = run_offload("status")
     assert code == 0
     assert "Queues:" in text
     assert "emails" in text

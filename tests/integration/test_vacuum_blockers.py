@@ -2,7 +2,6 @@
 is named by ``offload status``, ``offload health`` and the dashboard, and
 nothing is said without one, or on the engines that have no such thing."""
 
-import io
 import json
 import time
 from collections.abc import Iterator
@@ -10,14 +9,13 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from offload.store import vacuum
 from tests.admin_factory import make_user
-from tests.helpers import override_options
+from tests.helpers import override_options, run_offload
 
 APPLICATION = "offload-test-snapshot"
 THRESHOLD = 1
@@ -25,15 +23,6 @@ THRESHOLD = 1
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="only PostgreSQL's VACUUM can be held back"
 )
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    try:
-        call_command("offload", *argv, stdout=out, stderr=io.StringIO())
-    except SystemExit as exc:
-        return int(exc.code or 0), out.getvalue()
-    return 0, out.getvalue()
 
 
 def dashboard() -> dict[str, Any]:
@@ -89,7 +78,7 @@ def test_a_snapshot_held_open_is_named_until_it_ends(snapshot):
         assert found.query_start is not None
         assert found.query_start >= found.since
 
-        code, text = run("status", "--json")
+        code, text = run_offload("status", "--json")
         section = json.loads(text)["vacuum"]
         assert (code, section["checked"], section["warning_seconds"]) == (0, True, THRESHOLD)
         [entry] = [b for b in section["blockers"] if b["pid"] == snapshot.pid]
@@ -97,28 +86,28 @@ def test_a_snapshot_held_open_is_named_until_it_ends(snapshot):
         assert entry["age_seconds"] >= THRESHOLD
         assert entry["query_start"] == found.query_start.isoformat()
 
-        code, text = run("status")
+        code, text = run_offload("status")
         assert "WARNING: held back VACUUM for more than 1s" in text
         assert f"transaction of pid {snapshot.pid} ({APPLICATION}, user " in text
 
         # A warning: the probe still passes.
-        code, text = run("health", "--json")
+        code, text = run_offload("health", "--json")
         assert code == 0
         [check] = [c for c in json.loads(text)["checks"] if c["name"] == "vacuum"]
         assert (check["ok"], check["warning"], check["limit"]) == (True, True, THRESHOLD)
         assert f"pid {snapshot.pid} ({APPLICATION}" in check["detail"]
         assert check["value"] >= THRESHOLD
-        code, text = run("health")
+        code, text = run_offload("health")
         assert code == 0
         assert "  WARN vacuum: held back VACUUM: transaction of pid" in text
 
         assert snapshot.pid in pids(dashboard()["blockers"])
 
         snapshot.end()
-        after = json.loads(run("status", "--json")[1])["vacuum"]
+        after = json.loads(run_offload("status", "--json")[1])["vacuum"]
         assert snapshot.pid not in pids(after["blockers"])
         assert snapshot.pid not in pids(dashboard()["blockers"])
-        code, text = run("health", "--json")
+        code, text = run_offload("health", "--json")
         [check] = [c for c in json.loads(text)["checks"] if c["name"] == "vacuum"]
         assert (code, check["warning"]) == (0, False)
 
@@ -130,9 +119,9 @@ def test_a_younger_snapshot_than_the_threshold_is_not_named(snapshot):
 
 def test_nothing_is_said_without_a_snapshot_held_open():
     with override_options(VACUUM_BLOCKER_WARNING=THRESHOLD):
-        section = json.loads(run("status", "--json")[1])["vacuum"]
-        checks = [c["name"] for c in json.loads(run("health", "--json")[1])["checks"]]
-        text = run("status")[1]
+        section = json.loads(run_offload("status", "--json")[1])["vacuum"]
+        checks = [c["name"] for c in json.loads(run_offload("health", "--json")[1])["checks"]]
+        text = run_offload("status")[1]
         shown = dashboard()
     # The test's own session is never named (it is the probe's).
     assert section["blockers"] == shown["blockers"] == []
@@ -149,7 +138,7 @@ def test_nothing_is_said_without_a_snapshot_held_open():
 
 def test_none_turns_the_warning_off():
     with override_options(VACUUM_BLOCKER_WARNING=None):
-        section = json.loads(run("status", "--json")[1])["vacuum"]
-        checks = [c["name"] for c in json.loads(run("health", "--json")[1])["checks"]]
+        section = json.loads(run_offload("status", "--json")[1])["vacuum"]
+        checks = [c["name"] for c in json.loads(run_offload("health", "--json")[1])["checks"]]
     assert section == {"warning_seconds": None, "checked": False, "blockers": []}
     assert checks == ["database"]
