@@ -10,7 +10,6 @@ the worker process.
 
 from __future__ import annotations
 
-import difflib
 import io
 import json
 import re
@@ -28,6 +27,7 @@ from django.utils.module_loading import import_string
 
 from offload.exceptions import ArgumentsMismatch, CommandFailed, ScheduleNotAllowed
 from offload.schedules.allowed import command_allowed, options_of, refusal
+from offload.suggest import did_you_mean
 
 # Kept in the result and the error; a command that writes more keeps its tail.
 MAX_OUTPUT_CHARS = 100_000
@@ -227,8 +227,7 @@ def enqueue_by_name(request: EnqueueRequest) -> TaskResult[..., Any]:
         found = target
     else:
         if not command_exists(request.name):
-            close = difflib.get_close_matches(request.name, get_commands(), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(request.name, get_commands())
             raise ValueError(
                 f"{request.name!r} is neither a task path (myapp.tasks.name) nor a "
                 f"management command.{hint}"

@@ -4,7 +4,6 @@ Problems are collected rather than raised, so ``manage.py check`` can report all
 of them at once; using a misconfigured backend raises ``BackendMisconfigured``.
 """
 
-import difflib
 import typing
 from dataclasses import MISSING, Field, dataclass, field, fields
 from datetime import timedelta
@@ -17,6 +16,7 @@ from offload.embedded_options import parse_embedded
 from offload.limits import MAX_ARGUMENT_DEPTH, MAX_NAME_LENGTH
 from offload.retries import RetryPolicy, check_policy_values, import_exceptions
 from offload.schedules.spec import spec_problems
+from offload.suggest import did_you_mean
 from offload.worker_options import check_options
 
 # A bearer token shorter than this could be guessed.
@@ -353,8 +353,7 @@ def _read_values(raw: dict[Any, Any], problems: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in KNOWN_OPTIONS:
-            close = difflib.get_close_matches(str(name), KNOWN_OPTIONS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, KNOWN_OPTIONS)
             problems.append(f"Unknown option OPTIONS[{name!r}].{hint}")
             continue
         _default, types, _doc = KNOWN_OPTIONS[name]
@@ -457,8 +456,7 @@ def _parse_retry(raw: dict[str, Any], problems: list[str]) -> RetryPolicy:
     changes: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in RETRY_KEYS:
-            close = difflib.get_close_matches(str(key), RETRY_KEYS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, RETRY_KEYS)
             problems.append(f"Unknown key OPTIONS['RETRY'][{key!r}].{hint}")
             continue
         changes[RETRY_KEYS[key]] = value

@@ -7,12 +7,12 @@ it again, parsed, when a web process starts its worker.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from offload.limits import MAX_NAME_LENGTH
+from offload.suggest import did_you_mean
 
 # Inclusive bounds: a web process is not the place for a big pool, and more
 # than a few dozen web processes each running a worker is `offload worker`'s job.
@@ -83,8 +83,7 @@ def parse_embedded(raw: object) -> tuple[EmbeddedSettings, list[str]]:
     problems: list[str] = []
     for key, value in raw.items():
         if key not in KEYS:
-            close = difflib.get_close_matches(str(key), KEYS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, KEYS)
             problems.append(f"Unknown key OPTIONS['EMBEDDED'][{key!r}].{hint}")
             continue
         name, takes = KEYS[key]

@@ -10,7 +10,6 @@ is also checked when the backend is built, so ``manage.py check`` reports it.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -19,6 +18,7 @@ from typing import Any
 
 from offload.exceptions import BackendMisconfigured
 from offload.limits import MAX_NAME_LENGTH, MAX_WORKER_NAME_LENGTH
+from offload.suggest import did_you_mean
 
 
 def _int(low: int, high: int | None = None) -> Callable[[object], int]:
@@ -222,8 +222,7 @@ def check_options(raw: object) -> list[str]:
     for key, value in raw.items():
         setting = BY_KEY.get(key)
         if setting is None:
-            close = difflib.get_close_matches(str(key), BY_KEY, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, BY_KEY)
             problems.append(f"Unknown option OPTIONS['WORKER'][{key!r}].{hint}")
             continue
         try:

@@ -212,6 +212,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.tables",
             "offload.online_indexes",
             "offload.limits",
+            "offload.suggest",
             "offload.exceptions",
             "offload.states",
         ],
