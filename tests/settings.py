@@ -63,6 +63,9 @@ def _database(suffix: str = "") -> dict[str, object]:
 
 
 SECRET_KEY = "offload-tests-only"
+# Test users' passwords need no strength, and the default hasher spends most of
+# a second of CPU on each: every admin test logs in.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # On for a worker started as a new project runs it (startproject sets DEBUG = True).
 DEBUG = os.environ.get("OFFLOAD_TEST_DEBUG") == "1"
 USE_TZ = True
