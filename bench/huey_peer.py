@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -232,6 +234,36 @@ def run(args: argparse.Namespace, result: dict[str, Any], progress: Callable[[st
         result["problems"] = peer.problems
         peer.app.huey.flush()
     return code
+
+
+def run_in_child(
+    variant: str, redis_url: str, flags: list[str], env: dict[str, str], scratch: Path
+) -> dict[str, Any]:
+    """Measure one variant in a child process (``bench.run``'s side); its result."""
+    name = f"huey_{variant}"
+    result_file = scratch / f"{name}.json"
+    where = f"sqlite:{scratch / 'huey.sqlite3'}" if variant == "sqlite" else f"redis:{redis_url}"
+    # A name of this run's own: huey's Redis keys are prefixed with it.
+    child_env = {**env, "OFFLOAD_BENCH_HUEY": where,
+                 "OFFLOAD_BENCH_HUEY_NAME": f"offload-bench-{os.getpid()}"}  # fmt: skip
+    command = [sys.executable, "-m", "bench.huey_peer", "--variant", variant,
+               "--result-file", str(result_file), *flags]  # fmt: skip
+    child = subprocess.Popen(command, cwd=ROOT, env=child_env)
+    try:
+        code = child.wait()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGTERM)
+        child.wait()
+        raise
+    result: dict[str, Any] = {"name": name, "status": "error", "problems": [], "runs": [],
+                              "error": f"the huey process exited with status {code}"}  # fmt: skip
+    if result_file.exists():
+        result = json.loads(result_file.read_text())
+    if code == EXIT_UNREACHABLE:
+        result["status"] = "unreachable"
+    elif code != 0 and result["status"] == "ok":
+        result.update(status="error", error=f"the huey process exited with status {code}")
+    return result
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
