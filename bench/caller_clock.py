@@ -8,13 +8,15 @@ too), and the task's first line reads the same clock and appends
 host, so the two readings subtract across processes. Only the host's clock is
 used: no database clock, no clock of another machine.
 
-Pure functions only, so that tests/unit can check them without a server.
+Pure functions (and the paced schedule the producers follow), so that
+tests/unit can check them without a server.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 PERCENTILES = (50, 95, 99)
@@ -91,3 +93,17 @@ def start_rate(started: Mapping[int, float]) -> float | None:
         return None
     span = max(started.values()) - min(started.values())
     return (len(started) - 1) / span if span > 0 else None
+
+
+def paced(count: int, rate: float) -> Iterator[int]:
+    """0 .. count-1, each yielded at its slot of a fixed schedule of ``rate`` per second.
+
+    A fixed schedule, not a fixed pause: a slow enqueue does not push every
+    later one back.
+    """
+    begun = time.perf_counter()
+    for index in range(count):
+        delay = begun + index / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        yield index

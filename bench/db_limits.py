@@ -23,7 +23,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from bench.caller_clock import summary
+from bench.caller_clock import paced, summary
 
 TABLE = "offload_bench_limit"
 # About the size of a task row's arguments, options and names.
@@ -59,8 +59,6 @@ def insert_commit() -> None:
 
 def measure(paced_count: int, rate: float, tight_count: int) -> dict[str, Any]:
     """The paced round trip (p50/p95/p99 ms) and the tight loop's commits per second."""
-    from bench.workloads import paced
-
     connection.ensure_connection()
     with scratch_table():
         insert_commit()  # the first statement prepares what the others reuse

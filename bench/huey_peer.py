@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
-from bench.caller_clock import read_stamps, start_rate, summary, waits_ms
+from bench.caller_clock import paced, read_stamps, start_rate, summary, waits_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0
@@ -154,8 +154,6 @@ class Peer:
             cpu_before, begun = group.cpu_seconds(), time.perf_counter()
             time.sleep(self.args.idle_seconds)
             idle_pct = 100 * (group.cpu_seconds() - cpu_before) / (time.perf_counter() - begun)
-            from bench.workloads import paced
-
             for index in paced(self.args.latency_tasks, self.args.latency_rate):
                 sent[index] = time.monotonic()
                 self.app.append_line(str(path), index)

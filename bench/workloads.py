@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from bench import procs
-from bench.caller_clock import percentile, read_stamps, summary, waits_ms
+from bench.caller_clock import paced, percentile, read_stamps, summary, waits_ms
 from bench.systems import Concurrency, System
 
 START_TIMEOUT = 60.0
@@ -59,7 +60,8 @@ class Context:
     async_tasks: int
     cpu_tasks: int
     w7_tasks: int = 4000
-    stamp_dir: Path = Path()
+    # Where the task bodies' stamp files go; bench.run gives each child its own.
+    stamp_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     problems: list[str] = field(default_factory=list)
     cpu_rounds: int = 0
     _files: itertools.count[int] = field(default_factory=itertools.count)
@@ -310,20 +312,6 @@ def warm_up(system: System, task: Any, path: Path, group: procs.Group) -> None:
     wait_until(lambda: system.finished([first]), START_TIMEOUT, group,
                f"{system.label}: the worker did not run the warm-up task")  # fmt: skip
     time.sleep(1)
-
-
-def paced(count: int, rate: float) -> Iterator[int]:
-    """0 .. count-1, each yielded at its slot of a fixed schedule of ``rate`` per second.
-
-    A fixed schedule, not a fixed pause: a slow enqueue does not push every
-    later one back.
-    """
-    begun = time.perf_counter()
-    for index in range(count):
-        delay = begun + index / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        yield index
 
 
 # -- W7: enqueues and a default worker at once -----------------------------------------------

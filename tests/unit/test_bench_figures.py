@@ -10,6 +10,7 @@ pytest.importorskip("bench.caller_clock")
 from bench.caller_clock import (
     StampError,
     append_stamp,
+    paced,
     parse_stamps,
     percentile,
     read_stamps,
@@ -78,6 +79,11 @@ def test_start_rate_counts_intervals_between_starts():
     assert start_rate({0: 1.0, 1: 1.5, 2: 2.0}) == 2.0  # two intervals in one second
     assert start_rate({0: 1.0}) is None
     assert start_rate({0: 1.0, 1: 1.0}) is None  # too coarse to say
+
+
+def test_paced_yields_every_slot_once_in_order():
+    assert list(paced(5, 1e9)) == [0, 1, 2, 3, 4]
+    assert list(paced(0, 20.0)) == []
 
 
 FIGURES = {
