@@ -1,9 +1,11 @@
-"""The results, read: medians over repeats, offload's ratio to the peer, the targets, the plot.
+"""The results, read: medians over repeats, offload's ratios, the targets, the plot.
 
-Every ratio is offload's figure divided by django-tasks-db's, taken in the
-same run on the same database: for rates higher is better, for latencies, CPU
-and memory lower is. Absolute figures vary from machine to machine and run to
-run; the ratios and the targets below are what a run is judged on.
+The table's ratio ("best") is offload's figure divided by the fastest peer's
+(django-tasks-db on the same database, huey on SQLite, huey on Redis), all
+taken in the same run: for rates higher is better, for latencies, CPU and
+memory lower is. Each target says what it is judged against
+(``bench.targets``). Absolute figures vary from machine to machine and run
+to run; the ratios and the targets are what a run is judged on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.targets import LIMIT_OF, PEERS, fastest_peer, judged_value, ratio, targets_for, verdict
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,10 @@ FIGURES = (
     Figure("w3_per_s", "W3 drain, best concurrency", "tasks/s", True),
     Figure("w4_p50_ms", "W4 latency p50 at 20/s", "ms", False, 1),
     Figure("w4_p99_ms", "W4 latency p99 at 20/s", "ms", False, 1),
+    # The same tasks on the caller's clock: before enqueue() to the first line.
+    Figure("w4_caller_p50_ms", "W4 caller's clock p50", "ms", False, 2),
+    Figure("w4_caller_p95_ms", "W4 caller's clock p95", "ms", False, 2),
+    Figure("w4_caller_p99_ms", "W4 caller's clock p99", "ms", False, 2),
     Figure("idle_cpu_pct", "W4 idle worker CPU", "% core", False, 2),
     Figure("w5_sync_pct", "W5 20 ms sleeps, sync", "% ideal", True),
     Figure("w5_async_pct", "W5 20 ms sleeps, async", "% ideal", True),
@@ -39,54 +47,11 @@ FIGURES = (
     Figure("w5_async_wide_x", "W5 async, 100 slots", "x threads", True, 1),
     Figure("w6_ratio", "W6 CPU-bound, 2 vs 1 process", "x", True, 2),
     Figure("rss_mb", "Peak RSS per worker process", "MB", False),
+    Figure("w7_enqueue_per_s", "W7 enqueue, 2 threads + worker", "tasks/s", True),
+    Figure("w7_drain_per_s", "W7 end to end", "tasks/s", True),
+    Figure("w7_enqueue_pct_w1", "W7 enqueue, % of W1 alone", "%", True),
+    Figure("w7_drain_pct_w3", "W7 end to end, % of W3 alone", "%", True),
 )
-
-
-@dataclass(frozen=True)
-class Target:
-    """A figure's bar: ``on`` the ratio to the peer or on offload's own ``value``."""
-
-    key: str
-    on: str  # "ratio" or "value"
-    op: str  # ">=" or "<" or "<="
-    bound: float
-    databases: tuple[str, ...] = ("sqlite", "postgres", "mariadb")
-
-    def met(self, value: float | None) -> bool | None:
-        if value is None:
-            return None
-        if self.op == ">=":
-            return value >= self.bound
-        if self.op == "<=":
-            return value <= self.bound
-        return value < self.bound
-
-    @property
-    def text(self) -> str:
-        return f"{'ratio' if self.on == 'ratio' else ''} {self.op} {self.bound:g}".strip()
-
-
-TARGETS = (
-    Target("w1_per_s", "ratio", ">=", 2.5, ("sqlite",)),
-    Target("w1_per_s", "ratio", ">=", 1.5, ("postgres",)),
-    Target("bulk_per_s", "value", ">=", 20_000),
-    Target("w2_per_s", "ratio", ">=", 10, ("sqlite", "postgres")),
-    Target("w3_per_s", "ratio", ">=", 10),
-    Target("w4_p50_ms", "value", "<", 2, ("postgres",)),
-    Target("w4_p50_ms", "value", "<", 5, ("sqlite",)),
-    Target("w4_p99_ms", "value", "<", 10),
-    Target("idle_cpu_pct", "value", "<", 1),
-    Target("w5_sync_pct", "value", ">=", 90),
-    Target("w5_async_pct", "value", ">=", 90),
-    # "Async tasks far beyond" the threads' ideal: at least five times it.
-    Target("w5_async_wide_x", "value", ">=", 5),
-    Target("w6_ratio", "value", ">=", 1.8),
-    Target("rss_mb", "ratio", "<=", 1.2),
-)
-
-
-def target_for(key: str, database: str) -> Target | None:
-    return next((t for t in TARGETS if t.key == key and database in t.databases), None)
 
 
 def medians(runs: Sequence[dict[str, Any]], system: str) -> dict[str, float | None]:
@@ -102,28 +67,50 @@ def medians(runs: Sequence[dict[str, Any]], system: str) -> dict[str, float | No
     return found
 
 
-def ratio(ours: float | None, theirs: float | None) -> float | None:
-    if ours is None or theirs is None or theirs == 0:
-        return None
-    return ours / theirs
+def verdicts(
+    result: dict[str, Any], peers: dict[str, dict[str, float | None]]
+) -> list[dict[str, Any]]:
+    """One row per figure and target: every system's median, the ratio to the fastest peer,
+    the database's limit where there is one, and PASS/MISS/SKIP.
 
-
-def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per figure: both medians, the ratio, the target and PASS/MISS."""
-    ours, theirs = result["median"]["offload"], result["median"]["peer"]
+    ``peers``: the medians of the peers measured once per run (huey), by name.
+    """
+    figures = {**peers, **result["median"]}
+    limits = result.get("limits") or {}
     rows = []
     for figure in FIGURES:
-        target = target_for(figure.key, result["database"])
-        found = ratio(ours[figure.key], theirs[figure.key])
-        judged = None
-        if target is not None:
-            judged = target.met(found if target.on == "ratio" else ours[figure.key])
-        rows.append({
-            "key": figure.key, "offload": ours[figure.key], "peer": theirs[figure.key],
-            "ratio": found, "target": target.text if target else None,
-            "verdict": None if target is None else ("PASS" if judged else "MISS"),
-        })  # fmt: skip
+        ours = figures["offload"].get(figure.key)
+        best_name, best = fastest_peer(figure.key, figures, figure.higher_is_better)
+        base = {
+            "key": figure.key,
+            **{name: figures.get(name, {}).get(figure.key) for name in ("offload", *PEERS)},
+            "limit": limits.get(LIMIT_OF.get(figure.key, "")),
+            "best_peer": best_name,
+            "ratio": ratio(ours, best),
+        }
+        for target in targets_for(figure.key, result["database"]) or [None]:
+            if target is None:
+                rows.append({**base, "target": None, "judged": None, "verdict": None})
+                continue
+            value = judged_value(target, figures, limits)
+            rows.append({**base, "target": target.text, "judged": value,
+                         "verdict": verdict(target, value)})  # fmt: skip
     return rows
+
+
+def limit_medians(runs: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """The database limits' medians over repeats (bench.db_limits' raw figures)."""
+    picks = {
+        "commit_p50_ms": ("paced", "p50_ms"),
+        "commit_p95_ms": ("paced", "p95_ms"),
+        "commit_p99_ms": ("paced", "p99_ms"),
+        "commit_per_s": ("tight", "per_second"),
+    }
+    found: dict[str, float | None] = {}
+    for name, (part, key) in picks.items():
+        values = [run["limits"][part][key] for run in runs if run.get("limits")]
+        found[name] = statistics.median(values) if values else None
+    return found
 
 
 def shown(value: float | None, digits: int = 0) -> str:
@@ -136,14 +123,18 @@ def format_table(report: dict[str, Any]) -> str:
     params = report["parameters"]
     git = report["git"]
     commit = f"{git['commit']}{' (dirty)' if git['dirty'] else ''}"
+    peers = report.get("peers", {})
+    versions = ", ".join(f"{name} {r['version']}" for name, r in peers.items() if r.get("version"))
     lines = [
         f"offload bench @ {commit}: python {report['python']}, django {report['django']}, "
-        f"django-tasks-db {report['peer_version']}, {report['cpu_count']} CPUs",
-        f"median of {params['repeat']}; ratio = offload / django-tasks-db "
-        "(rates: higher is better; ms, CPU, MB: lower is better)",
+        f"django-tasks-db {report['peer_version']}{', ' + versions if versions else ''}, "
+        f"{report['cpu_count']} CPUs",
+        f"median of {params['repeat']}; best = offload / the fastest peer in this run "
+        "(rates: higher is better; ms, CPU, MB: lower is better); limit = the database's own "
+        "(tight-loop commits/s, paced INSERT+COMMIT ms)",
     ]
     labels = {f.key: f for f in FIGURES}
-    notes: list[str] = []
+    notes = [f"{name}: {peer_note(r)}" for name, r in peers.items() if peer_note(r)]
     for result in report["databases"]:
         name = f"{result['database']}, CONN_MAX_AGE={result['conn_max_age']}"
         lines += ["", name]
@@ -156,14 +147,20 @@ def format_table(report: dict[str, Any]) -> str:
         if not result.get("median"):
             lines.append("  no figures")
             continue
-        header = f"  {'figure':<31} {'unit':<8} {'offload':>9} {'tasks-db':>9} {'ratio':>8}"
-        lines += [header + f"  {'target':<14} verdict", "  " + "-" * (len(header) + 20)]
+        columns = "".join(f" {name:>9}" for name in ("offload", "tasks-db", "huey-sq", "huey-rd",
+                                                     "limit"))  # fmt: skip
+        header = (f"  {'figure':<31} {'unit':<8}{columns} {'best':>6}  {'target':<16} "
+                  f"{'judged':>8} verdict")  # fmt: skip
+        lines += [header, "  " + "-" * (len(header) + 2)]
         for row in result["verdicts"]:
             figure = labels[row["key"]]
+            values = " ".join(
+                f"{shown(row[name], figure.digits):>9}"
+                for name in ("offload", "peer", "huey_sqlite", "huey_redis", "limit")
+            )
             lines.append(
-                f"  {figure.label:<31} {figure.unit:<8} {shown(row['offload'], figure.digits):>9} "
-                f"{shown(row['peer'], figure.digits):>9} {shown(row['ratio'], 2):>8}"
-                f"  {row['target'] or '':<14} {row['verdict'] or ''}"
+                f"  {figure.label:<31} {figure.unit:<8} {values} {shown(row['ratio'], 2):>6}"
+                f"  {row['target'] or '':<16} {shown(row['judged'], 2):>8} {row['verdict'] or ''}"
             )
         notes.extend(f"{name}: {problem}" for problem in result["problems"])
     verdict_list = [
@@ -172,17 +169,28 @@ def format_table(report: dict[str, Any]) -> str:
         for row in result.get("verdicts", [])
         if row["verdict"]
     ]
-    lines += [
-        "",
-        f"targets: {verdict_list.count('PASS')} PASS, {verdict_list.count('MISS')} MISS",
-    ]
+    counts = ", ".join(f"{verdict_list.count(v)} {v}" for v in ("PASS", "MISS", "SKIP"))
+    lines += ["", f"targets: {counts}"]
     if notes:
         lines += ["", *notes]
     return "\n".join(lines)
 
 
+def peer_note(result: dict[str, Any]) -> str | None:
+    """Why a peer has no figures, or what went wrong while it was measured."""
+    if result["status"] == "unreachable":
+        return f"skipped, cannot connect: {result['error']}"
+    problems = list(result.get("problems", []))
+    if result["status"] == "error":
+        problems.insert(0, f"FAILED, {result['error']}")
+    return "; ".join(problems) or None
+
+
 def plot(report: dict[str, Any], paths: Sequence[Path]) -> None:
-    """Drain rates and latency of both systems, per database and CONN_MAX_AGE."""
+    """Drain rates and caller's-clock latency of every system, per database and CONN_MAX_AGE.
+
+    huey is measured once per run, so its bars are the same in every group.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -192,26 +200,30 @@ def plot(report: dict[str, Any], paths: Sequence[Path]) -> None:
     if not results:
         return
     names = [f"{r['database']}\nCMA={r['conn_max_age']}" for r in results]
+    peers = {name: r["median"] for name, r in report.get("peers", {}).items() if r.get("median")}
+    systems = [("offload", "offload"), ("peer", "django-tasks-db"),
+               *((name, name.replace("_", " on ")) for name in peers)]  # fmt: skip
     panels = (
         ("w2_per_s", "W2 drain, 1 process x 1 thread (tasks/s)"),
         ("w3_per_s", "W3 drain, best concurrency (tasks/s)"),
-        ("w4_p50_ms", "W4 latency p50 at 20 tasks/s (ms, lower is better)"),
+        ("w4_caller_p50_ms", "W4 enqueue() to first line, p50 (ms, lower is better)"),
     )
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2))
-    width = 0.38
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.4))
+    width = 0.8 / len(systems)
     for axis, (key, title) in zip(axes, panels, strict=True):
-        for shift, system, label in ((-width / 2, "offload", "offload"),
-                                     (width / 2, "peer", "django-tasks-db")):  # fmt: skip
-            values = [r["median"][system][key] or 0 for r in results]
+        for number, (system, label) in enumerate(systems):
+            values = [(peers.get(system) or r["median"].get(system) or {}).get(key) or 0
+                      for r in results]  # fmt: skip
+            shift = (number - (len(systems) - 1) / 2) * width
             bars = axis.bar([i + shift for i in range(len(results))], values, width, label=label)
-            axis.bar_label(bars, fmt="%.0f" if key != "w4_p50_ms" else "%.1f", fontsize=7)
+            axis.bar_label(bars, fmt="%.0f" if key.endswith("per_s") else "%.1f", fontsize=6)
         axis.set_title(title, fontsize=9)
         axis.set_xticks(range(len(results)), names, fontsize=7)
         axis.set_yscale("log")
         axis.legend(fontsize=7)
     git = report["git"]
     figure.suptitle(
-        f"offload vs django-tasks-db {report['peer_version']} (median of "
+        f"offload and its peers (median of "
         f"{report['parameters']['repeat']}, {report['cpu_count']} CPUs, {git['commit']})",
         fontsize=10,
     )

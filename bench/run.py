@@ -1,17 +1,20 @@
-"""Measure offload and django-tasks-db on the same workloads, per database.
+"""Measure offload, django-tasks-db and huey on the same workloads, per database.
 
     python -m bench.run [--db sqlite,postgres,mariadb] [--conn-max-age 0,60] [--repeat K]
                         [--tasks N] [--peer-tasks N] [--bulk-tasks N] [...] [--json PATH]
+                        [--peers huey-sqlite,huey-redis] [--quick]
                         [--allow-missing]   (--help lists every option)
 
 Each database is measured in a child process (``python -m bench.run --one DB``)
 per ``CONN_MAX_AGE``, because Django's settings, and so the database, are fixed
 once ``django.setup()`` has run. The child creates a fresh ``offload_bench``
-database (or SQLite file), migrates it, runs every workload (``bench.workloads``)
-on both systems (``bench.systems``), and drops the database again. The parent
-collects what the children found, prints the table with offload's ratio to the
-peer and a PASS/MISS per target (``bench.report``), writes every raw figure to
-JSON and draws the plot.
+database (or SQLite file), migrates it, measures the database's own commit
+limits (``bench.db_limits``), runs every workload (``bench.workloads``) on both
+Django backends (``bench.systems``), and drops the database again. Then one
+child per huey variant (``bench.huey_peer``) measures huey on SQLite and on
+Redis, once per run. The parent collects what the children found, prints the
+table with offload's ratio to the fastest peer and a PASS/MISS per target
+(``bench.report``), writes every raw figure to JSON and draws the plot.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import os
 import platform
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -37,9 +39,10 @@ from typing import Any
 import django
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connections
 
-from bench.report import format_table, medians, plot, verdicts
+from bench.huey_peer import run_in_child as run_peer
+from bench.report import format_table, limit_medians, medians, plot, verdicts
+from bench.server import Unreachable, drop_database, recreate_database
 from bench.workloads import BenchError
 
 # Imported where they are used, not here: offload.models, bench.tasks,
@@ -53,14 +56,23 @@ DATABASES = ("sqlite", "postgres", "mariadb")
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_JSON = RESULTS / "latest.json"
 DEFAULT_PLOTS = (RESULTS / "bench.png", ROOT / "docs" / "bench.png")
+# --quick: smoke sizes that prove every part works in a couple of minutes per
+# database; its figures say nothing, so they go to their own file, unplotted.
+QUICK_JSON = RESULTS / "quick.json"
+QUICK = {
+    "repeat": 1, "tasks": 300, "peer_tasks": 60, "bulk_tasks": 1000, "latency_tasks": 40,
+    "latency_rate": 40.0, "idle_seconds": 0.5, "sleep_tasks": 200, "peer_sleep_tasks": 20,
+    "async_tasks": 500, "cpu_tasks": 10, "w7_tasks": 400, "limit_tasks": 200,
+    "w3_offload": "2x1", "w3_peer": "2", "w3_huey": "2", "conn_max_age": "0",
+}  # fmt: skip
+PEER_VARIANTS = {"huey-sqlite": "sqlite", "huey-redis": "redis"}
+
+# bench.scale, bench.soak and bench.capacity import these from here.
+__all__ = ["Unreachable", "drop_database", "recreate_database"]
 
 # A child's exit status when its database server does not answer: the parent
 # then reports the database as missing, not as failed.
 EXIT_UNREACHABLE = 3
-
-
-class Unreachable(BenchError):
-    """The database server did not accept a connection (down, wrong address or credentials)."""
 
 
 def log(message: str) -> None:
@@ -90,10 +102,13 @@ MEASURE_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--peer-tasks", "positive_int", 500,
      "No-op tasks per django-tasks-db drain (W2, W3): it is slower, rates are per second."),
     ("--bulk-tasks", "positive_int", 10000, "Tasks in the bulk enqueue."),
-    ("--w3-offload", "concurrencies", "2x4,2x1,1x4",
+    ("--w3-offload", "concurrencies", "2x4,2x1,1x4,4x1",
      "offload worker PROCESSESxTHREADS tried for W3; the best counts."),
     ("--w3-peer", "concurrencies", "2,4", "django-tasks-db worker processes tried for W3."),
-    ("--latency-tasks", "positive_int", 60, "Tasks enqueued to an idle worker (W4)."),
+    ("--w3-huey", "concurrencies", "2,4",
+     "huey consumer worker processes tried for W3 (besides W2's one thread)."),
+    ("--latency-tasks", "positive_int", 200,
+     "Tasks enqueued to an idle worker (W4), and paced commits of the database limit."),
     ("--latency-rate", "positive_float", 20.0, "Tasks per second for W4."),
     ("--idle-seconds", "positive_float", 3.0, "How long an idle worker's CPU use is measured."),
     ("--sleep-tasks", "positive_int", 2000, "Tasks sleeping 20 ms for offload (W5)."),
@@ -105,6 +120,10 @@ MEASURE_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
     ("--async-tasks", "positive_int", 10000,
      "Tasks sleeping 20 ms for offload in W5's wide async run."),
     ("--cpu-tasks", "positive_int", 200, "CPU-bound tasks of about 50 ms (W6), per run."),
+    ("--w7-tasks", "positive_int", 4000,
+     "Tasks two threads enqueue while offload's default worker drains (W7)."),
+    ("--limit-tasks", "positive_int", 2000,
+     "INSERT + COMMIT transactions in the database limit's tight loop."),
 )  # fmt: skip
 
 
@@ -126,6 +145,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--backend-options", type=json_object, default={},
         help="JSON merged into offload's OPTIONS, e.g. '{\"POLL_INTERVAL\": 0.1}'.",
     )  # fmt: skip
+    parser.add_argument(
+        "--peers", default=",".join(PEER_VARIANTS),
+        help="Comma-separated huey peers to measure once per run, or 'none'.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("OFFLOAD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="The Redis of huey-redis (OFFLOAD_BENCH_REDIS_URL); only its own keys are touched.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="Smoke sizes (one repeat, a few hundred tasks, CONN_MAX_AGE 0), written to "
+             f"{QUICK_JSON.relative_to(ROOT)} and not plotted: proves it works, measures nothing.",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
                         help="Where to write the results.")  # fmt: skip
     parser.add_argument("--no-plot", action="store_true",
@@ -137,7 +169,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     # Internal: run one database's measurements in this process, and write them here.
     parser.add_argument("--one", choices=DATABASES, help=argparse.SUPPRESS)
     parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
+    if "--quick" in (sys.argv[1:] if argv is None else argv):
+        # Defaults only: a size given on the command line still wins.
+        parser.set_defaults(**QUICK, json=QUICK_JSON, no_plot=True)
     args = parser.parse_args(argv)
+    args.peer_variants = [] if args.peers.strip() == "none" else [
+        name.strip() for name in args.peers.split(",") if name.strip()
+    ]  # fmt: skip
+    if set(args.peer_variants) - set(PEER_VARIANTS):
+        parser.error(f"--peers takes a comma-separated subset of {','.join(PEER_VARIANTS)}, "
+                     "or none")  # fmt: skip
     args.databases = [name.strip() for name in args.db.split(",") if name.strip()]
     unknown = sorted(set(args.databases) - set(DATABASES))
     if unknown or not args.databases:
@@ -201,18 +242,30 @@ def run_all(args: argparse.Namespace) -> int:
         OFFLOAD_BENCH_DB="sqlite",
     )
     results: list[dict[str, Any]] = []
+    peers: dict[str, dict[str, Any]] = {}
     try:
         for database in args.databases:
             for age in args.ages:
                 results.append(run_child(database, age, args, env, scratch))
                 if results[-1]["status"] == "unreachable":
                     break  # the other CONN_MAX_AGE would not connect either
+        for variant in args.peer_variants:
+            log(f"{variant}: starting")
+            peer = run_peer(
+                PEER_VARIANTS[variant], args.redis_url, measure_flags(args), env, scratch
+            )
+            if peer.get("runs"):
+                peer["median"] = medians(peer["runs"], peer["name"])
+            if peer["status"] == "unreachable":
+                log(f"{variant}: SKIPPED, {peer['error']}")
+            peers[peer["name"]] = peer
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
+    peer_medians = {name: peer["median"] for name, peer in peers.items() if peer.get("median")}
     for result in results:
         if result.get("median"):
-            result["verdicts"] = verdicts(result)
+            result["verdicts"] = verdicts(result, peer_medians)
     report = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": git,
@@ -230,6 +283,7 @@ def run_all(args: argparse.Namespace) -> int:
             "backend_options": args.backend_options,
         },
         "databases": results,
+        "peers": peers,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
@@ -239,8 +293,9 @@ def run_all(args: argparse.Namespace) -> int:
         plot(report, DEFAULT_PLOTS)
         print(f"Plot: {', '.join(display_path(path) for path in DEFAULT_PLOTS)}")
 
-    failed = [r for r in results if r["status"] == "error" or r["problems"]]
-    missing = [r for r in results if r["status"] == "unreachable"]
+    everything = [*results, *peers.values()]
+    failed = [r for r in everything if r["status"] == "error" or r["problems"]]
+    missing = [r for r in everything if r["status"] == "unreachable"]
     if missing and not args.allow_missing:
         print("A database was skipped, so the exit status is 1 (--allow-missing makes it 0).")
     if failed or (missing and not args.allow_missing):
@@ -307,6 +362,7 @@ def empty_result(database: str, conn_max_age: int | None) -> dict[str, Any]:
         "settings": {},
         "runs": [],
         "median": None,
+        "limits": None,  # the database's own commit limits, medians (bench.db_limits)
     }
 
 
@@ -351,6 +407,7 @@ def run_one(args: argparse.Namespace) -> int:
 
 
 def measure(args: argparse.Namespace, result: dict[str, Any], name: str) -> None:
+    from bench import db_limits
     from bench.systems import SYSTEMS, Concurrency
     from bench.workloads import Context, calibrate_cpu_rounds
     from bench.workloads import measure as measure_system
@@ -366,7 +423,8 @@ def measure(args: argparse.Namespace, result: dict[str, Any], name: str) -> None
         idle_seconds=args.idle_seconds, sleep_tasks=args.sleep_tasks,
         peer_sleep_tasks=args.peer_sleep_tasks, sleep_threads=args.sleep_threads,
         async_slots=args.async_slots, async_tasks=args.async_tasks,
-        cpu_tasks=args.cpu_tasks, problems=result["problems"],
+        cpu_tasks=args.cpu_tasks, w7_tasks=args.w7_tasks, problems=result["problems"],
+        stamp_dir=Path(tempfile.mkdtemp(prefix="offload-bench-stamps-")),
     )  # fmt: skip
     ctx.cpu_rounds = calibrate_cpu_rounds()
     result["settings"] = {
@@ -374,111 +432,20 @@ def measure(args: argparse.Namespace, result: dict[str, Any], name: str) -> None
         "offload_options": settings.TASKS["default"]["OPTIONS"],
         "cpu_task_rounds": ctx.cpu_rounds,
     }
-    for number in range(1, args.repeat + 1):
-        run: dict[str, Any] = {"repeat": number}
-        result["runs"].append(run)
-        for system in SYSTEMS:
-            log(f"{name}: repeat {number}/{args.repeat}: {system.label}")
-            run[system.name] = measure_system(ctx, system, lambda text: log(f"{name}: {text}"))
-    result["median"] = {system.name: medians(result["runs"], system.name) for system in SYSTEMS}
-
-
-def connect_server(database: str) -> Any:
-    """A DB-API connection to the server's maintenance database, in autocommit.
-
-    Never the bench database itself: it may not exist yet, and it cannot be
-    dropped while connected to.
-    """
-    conf: dict[str, Any] = settings.DATABASES["default"]
-    where = f"{conf['HOST']}:{conf['PORT']}"
-    if database == "postgres":
-        import psycopg
-
-        try:
-            return psycopg.connect(
-                host=conf["HOST"], port=conf["PORT"], user=conf["USER"],
-                password=conf["PASSWORD"] or None, dbname="postgres", autocommit=True,
-                connect_timeout=5,
-            )  # fmt: skip
-        except psycopg.OperationalError as exc:
-            raise Unreachable(f"cannot connect to PostgreSQL at {where}: {one_line(exc)}") from exc
-    import MySQLdb  # type: ignore[import-untyped]
-
     try:
-        # No database named: MariaDB needs none to create or drop one.
-        server = MySQLdb.connect(
-            host=conf["HOST"], port=int(conf["PORT"]), user=conf["USER"],
-            password=conf["PASSWORD"], connect_timeout=5,
-        )  # fmt: skip
-    except MySQLdb.OperationalError as exc:
-        raise Unreachable(f"cannot connect to MariaDB at {where}: {one_line(exc)}") from exc
-    server.autocommit(True)
-    return server
-
-
-def one_line(exc: BaseException) -> str:
-    # psycopg's messages span lines; the table's notes are one line each.
-    return " ".join(str(exc).split())
-
-
-def drop_statement(database: str) -> str:
-    from bench import settings as bench_settings
-
-    name = bench_settings.BENCH_DB_NAME
-    if database == "postgres":
-        # FORCE: a run that was killed may have left a connection open.
-        return f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-    return f"DROP DATABASE IF EXISTS `{name}`"
-
-
-def recreate_database(database: str) -> str:
-    """Drop and create the bench database (or SQLite file); return the server's version."""
-    from bench import settings as bench_settings
-
-    if database == "sqlite":
-        remove_sqlite_files(bench_settings.SQLITE_PATH)
-        return sqlite3.sqlite_version
-    name = bench_settings.BENCH_DB_NAME
-    server = connect_server(database)
-    try:
-        cursor = server.cursor()
-        cursor.execute(drop_statement(database))
-        if database == "postgres":
-            cursor.execute(f'CREATE DATABASE "{name}"')
-            cursor.execute("SHOW server_version")
-        else:
-            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-            cursor.execute("SELECT VERSION()")
-        row = cursor.fetchone()
+        for number in range(1, args.repeat + 1):
+            run: dict[str, Any] = {"repeat": number}
+            result["runs"].append(run)
+            log(f"{name}: repeat {number}/{args.repeat}: the database's own commit limits")
+            run["limits"] = db_limits.measure(args.latency_tasks, args.latency_rate,
+                                              args.limit_tasks)  # fmt: skip
+            for system in SYSTEMS:
+                log(f"{name}: repeat {number}/{args.repeat}: {system.label}")
+                run[system.name] = measure_system(ctx, system, lambda text: log(f"{name}: {text}"))
     finally:
-        server.close()
-    return str(row[0]) if row else "?"
-
-
-def drop_database(database: str) -> None:
-    from bench import settings as bench_settings
-
-    # This process's own connection would keep the database in use.
-    connections.close_all()
-    try:
-        if database == "sqlite":
-            remove_sqlite_files(bench_settings.SQLITE_PATH)
-            return
-        server = connect_server(database)
-        try:
-            server.cursor().execute(drop_statement(database))
-        finally:
-            server.close()
-    except Exception as exc:
-        # Reported, not raised: the measurements are taken and about to be written.
-        log(
-            f"{database}: could not drop the bench database {bench_settings.BENCH_DB_NAME!r}: {exc}"
-        )
-
-
-def remove_sqlite_files(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
+        shutil.rmtree(ctx.stamp_dir, ignore_errors=True)
+    result["median"] = {system.name: medians(result["runs"], system.name) for system in SYSTEMS}
+    result["limits"] = limit_medians(result["runs"])
 
 
 def interrupt_once() -> None:

@@ -35,6 +35,11 @@ SQLITE_PATH = (
 )
 
 
+# The pragmas of every SQLite connection the benchmark measures: Django's (for
+# offload and django-tasks-db), huey's (bench.huey_app) and the bare commit's.
+SQLITE_INIT_COMMAND = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+
+
 def _conn_max_age() -> int | None:
     raw = os.environ.get("OFFLOAD_BENCH_CONN_MAX_AGE", "0").strip()
     return None if raw.lower() == "none" else int(raw)
@@ -51,7 +56,7 @@ def _database() -> dict[str, object]:
             # WAL, as README tells every SQLite user to configure: without it
             # the enqueuer and the worker block each other.
             "OPTIONS": {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "init_command": SQLITE_INIT_COMMAND,
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
             },

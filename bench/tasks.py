@@ -10,10 +10,24 @@ import time
 
 from django.tasks import task
 
+from bench.caller_clock import append_stamp
+
 
 @task
 def noop() -> None:
     """Return at once: every second a worker spends on it is the backend's overhead."""
+
+
+@task
+def append_line(path: str, token: int) -> None:
+    """Append one line to a file: the body every system runs in W1-W4 and W7.
+
+    Its first line reads the host's monotonic clock (CLOCK_MONOTONIC, one
+    clock for every process of the host), so the caller's clock measures
+    from before ``enqueue()`` to here.
+    """
+    now = time.monotonic()
+    append_stamp(path, token, now)
 
 
 @task

@@ -1,18 +1,25 @@
 """The workloads, each measured the same way on every system.
 
 W1 enqueue one by one (and in bulk), W2 drain with one process and one thread,
-W3 drain at the best of a few concurrencies, W4 an idle worker's latency and
-CPU use, W5 tasks that sleep 20 ms (sync and async), W6 CPU-bound tasks with
-one and two processes. Drain rates are counted from the first task's
-``started_at`` to the last one's ``finished_at``, read from the system's table,
-so the workers' start-up and exit are left out.
+W3 drain at the best of a few concurrencies, W4 an idle worker's latency (on
+the database's clock and on the caller's) and CPU use, W5 tasks that sleep
+20 ms (sync and async), W6 CPU-bound tasks with one and two processes, and
+(offload only) W7, a producer of two threads enqueuing while a default worker
+drains. W1-W4 and W7 run ``bench.tasks.append_line``, which appends one line
+to a file, the body huey runs too (``bench.huey_peer``). Drain rates are
+counted from the first task's ``started_at`` to the last one's
+``finished_at``, read from the system's table, so the workers' start-up and
+exit are left out.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +27,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from bench import procs
+from bench.caller_clock import paced, percentile, read_stamps, summary, waits_ms
 from bench.systems import Concurrency, System
 
 START_TIMEOUT = 60.0
@@ -51,8 +59,18 @@ class Context:
     async_slots: int
     async_tasks: int
     cpu_tasks: int
+    w7_tasks: int = 4000
+    # Where the task bodies' stamp files go; bench.run gives each child its own.
+    stamp_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     problems: list[str] = field(default_factory=list)
     cpu_rounds: int = 0
+    _files: itertools.count[int] = field(default_factory=itertools.count)
+
+    def stamp_file(self, what: str) -> Path:
+        """A new, empty file for one measurement's task bodies to append to."""
+        path = self.stamp_dir / f"{what}-{next(self._files)}.stamps"
+        path.unlink(missing_ok=True)
+        return path
 
     def count(self, system: System, offload_count: int, peer_count: int) -> int:
         return offload_count if system.name == "offload" else peer_count
@@ -62,15 +80,16 @@ class Context:
 
 
 def enqueue_one_by_one(ctx: Context, system: System) -> dict[str, Any]:
-    from bench.tasks import noop
+    from bench.tasks import append_line
 
-    task = system.task(noop)
+    task = system.task(append_line)
     count = ctx.tasks
+    path = str(ctx.stamp_file("w1"))
     system.empty()
     connection.ensure_connection()  # the rate should not include connecting
     begun = time.perf_counter()
-    for _ in range(count):
-        task.enqueue()  # autocommit: each enqueue is its own committed transaction
+    for index in range(count):
+        task.enqueue(path, index)  # autocommit: each enqueue is its own committed transaction
     seconds = time.perf_counter() - begun
     return {"tasks": count, "seconds": seconds, "per_second": count / seconds}
 
@@ -157,20 +176,24 @@ def check_all_successful(ctx: Context, what: str, expected: int, counts: dict[st
 
 
 def single_drain(ctx: Context, system: System) -> dict[str, Any]:
-    """W2: one process, one thread, no-op tasks."""
-    from bench.tasks import noop
+    """W2: one process, one thread, tasks that append one line."""
+    from bench.tasks import append_line
 
     count = ctx.count(system, ctx.tasks, ctx.peer_tasks)
-    return drain(ctx, system, Concurrency(1, 1), noop, [], count)
+    args = [str(ctx.stamp_file("w2")), 0]
+    return drain(ctx, system, Concurrency(1, 1), append_line, args, count)
 
 
 def best_drain(ctx: Context, system: System) -> dict[str, Any]:
     """W3: every candidate concurrency once; the best rate."""
-    from bench.tasks import noop
+    from bench.tasks import append_line
 
     count = ctx.count(system, ctx.tasks, ctx.peer_tasks)
     candidates = ctx.w3_offload if system.name == "offload" else ctx.w3_peer
-    tried = [drain(ctx, system, c, noop, [], count) for c in candidates]
+    tried = [
+        drain(ctx, system, c, append_line, [str(ctx.stamp_file("w3")), 0], count)
+        for c in candidates
+    ]
     best = max(tried, key=lambda run: run["per_second"] or 0)
     return {**best, "tried": {run["concurrency"]: run["per_second"] for run in tried}}
 
@@ -228,35 +251,32 @@ def cpu_scaling(ctx: Context, system: System) -> dict[str, Any]:
 
 
 def idle_worker(ctx: Context, system: System) -> dict[str, Any]:
-    """The CPU an idle worker uses, then the latency of tasks enqueued to it at a steady rate."""
-    from bench.tasks import noop
+    """The CPU an idle worker uses, then the latency of tasks enqueued to it at a steady rate.
 
-    task = system.task(noop)
+    The latency twice, from the same tasks: on the database's clock (the
+    stored ``enqueued_at`` to ``started_at``) and on the caller's (host time
+    just before ``enqueue()`` to host time at the task's first line).
+    """
+    from bench.tasks import append_line
+
+    task = system.task(append_line)
+    path = ctx.stamp_file("w4")
     system.empty()
     # The workers' defaults: an idle worker is measured as it is deployed.
     group = procs.start(system.worker_commands(None, burst=False), ctx.root, ctx.env, ctx.problems)
     ids: list[Any] = []
+    sent: dict[int, float] = {}
     try:
-        # Once the warm-up task has run, the worker has started, connected and
-        # imported the task; a second later it is asleep in its idle wait.
-        warm_up = task.enqueue().id
-        wait_until(lambda: system.finished([warm_up]), START_TIMEOUT, group,
-                   f"{system.label}: the worker did not run the warm-up task")  # fmt: skip
-        time.sleep(1)
+        warm_up(system, task, path, group)
         cpu_before, begun = group.cpu_seconds(), time.perf_counter()
         time.sleep(ctx.idle_seconds)
         cpu = group.cpu_seconds() - cpu_before
         idle_pct = 100 * cpu / (time.perf_counter() - begun)
 
-        begun = time.perf_counter()
-        for index in range(ctx.latency_tasks):
-            # A fixed schedule, not a fixed pause: a slow enqueue does not
-            # push every later one back.
-            delay = begun + index / ctx.latency_rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+        for index in paced(ctx.latency_tasks, ctx.latency_rate):
+            sent[index] = time.monotonic()  # the caller's clock starts before enqueue()
             with transaction.atomic():
-                ids.append(task.enqueue().id)
+                ids.append(task.enqueue(str(path), index).id)
         wait_until(lambda: system.finished(ids), START_TIMEOUT, group,
                    f"{system.label}: the worker did not finish the latency tasks")  # fmt: skip
         group.sample_memory()
@@ -266,7 +286,8 @@ def idle_worker(ctx: Context, system: System) -> dict[str, Any]:
         ctx.problems.append(f"{system.label} latency: a worker exited with status {codes}")
     check_all_successful(ctx, f"{system.label} latency", len(ids), system.statuses(ids))
     samples = system.waits_ms(ids)
-    if not samples:
+    caller = waits_ms(sent, read_stamps(path))
+    if not samples or not caller:
         raise BenchError(f"{system.label} latency: no task was started")
     return {
         "tasks": len(ids),
@@ -275,8 +296,83 @@ def idle_worker(ctx: Context, system: System) -> dict[str, Any]:
         "p99_ms": percentile(samples, 99),
         "max_ms": samples[-1],
         "samples_ms": [round(sample, 3) for sample in samples],
+        "caller": {**summary(caller), "samples_ms": [round(wait, 3) for wait in caller]},
         "idle_seconds": ctx.idle_seconds,
         "idle_cpu_pct": idle_pct,
+    }
+
+
+def warm_up(system: System, task: Any, path: Path, group: procs.Group) -> None:
+    """Run one task and rest a second: the worker is then started, connected and idle.
+
+    Once the warm-up task has run, the worker has connected and imported the
+    task; a second later it is asleep in its idle wait.
+    """
+    first = task.enqueue(str(path), -1).id
+    wait_until(lambda: system.finished([first]), START_TIMEOUT, group,
+               f"{system.label}: the worker did not run the warm-up task")  # fmt: skip
+    time.sleep(1)
+
+
+# -- W7: enqueues and a default worker at once -----------------------------------------------
+
+
+def everyday_load(ctx: Context, system: System) -> dict[str, Any]:
+    """Two threads enqueue ``w7_tasks`` as fast as they can while a default worker drains.
+
+    The enqueue rate held (tasks over the producers' wall time) and the
+    end-to-end rate (tasks over the time from the first enqueue to the last
+    task's first line), both on the host's monotonic clock.
+    """
+    from bench.tasks import append_line
+
+    task = system.task(append_line)
+    path = ctx.stamp_file("w7")
+    system.empty()
+    group = procs.start(system.worker_commands(None, burst=False), ctx.root, ctx.env, ctx.problems)
+    count = ctx.w7_tasks - ctx.w7_tasks % 2
+    ready = threading.Barrier(3)
+    finished: list[float] = []
+    failures: list[BaseException] = []
+
+    def produce(first: int) -> None:
+        try:
+            connection.ensure_connection()  # the rate should not include connecting
+            ready.wait()
+            for token in range(first, first + count // 2):
+                task.enqueue(str(path), token)
+            finished.append(time.monotonic())
+        except BaseException as exc:
+            failures.append(exc)
+            ready.abort()
+        finally:
+            connection.close()  # this thread's own connection
+
+    try:
+        warm_up(system, task, path, group)
+        producers = [threading.Thread(target=produce, args=(n * count // 2,)) for n in (0, 1)]
+        for producer in producers:
+            producer.start()
+        ready.wait()
+        begun = time.monotonic()
+        for producer in producers:
+            producer.join()
+        if failures:
+            raise BenchError(f"{system.label} W7: a producer failed: {failures[0]!r}")
+        timeout = START_TIMEOUT + count / 100
+        wait_until(lambda: len(read_stamps(path)) > count, timeout, group,
+                   f"{system.label}: the worker did not run the W7 tasks")  # fmt: skip
+    finally:
+        codes = group.stop()
+    if any(codes):
+        ctx.problems.append(f"{system.label} W7: a worker exited with status {codes}")
+    stamps = read_stamps(path)
+    stamps.pop(-1, None)  # the warm-up task
+    last = max(stamps.values())
+    return {
+        "tasks": count,
+        "enqueue_per_s": count / (max(finished) - begun),
+        "drain_per_s": count / (last - begun),
     }
 
 
@@ -289,12 +385,6 @@ def wait_until(done: Callable[[], bool], timeout: float, group: procs.Group, fai
         if time.monotonic() > deadline:
             raise BenchError(f"{failure} within {timeout:.0f}s")
         time.sleep(procs.POLL_SECONDS)
-
-
-def percentile(ordered: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile: a latency some task really had, never an interpolation."""
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 # -- one repeat of everything ------------------------------------------------------------------
@@ -311,12 +401,17 @@ def measure(ctx: Context, system: System, log: Callable[[str], None]) -> dict[st
     log(f"{system.label}: drain {raw['w2']['per_second'] or 0:.0f}/s (1x1), "
         f"{raw['w3']['per_second'] or 0:.0f}/s (best); idle worker")  # fmt: skip
     raw["w4"] = idle_worker(ctx, system)
-    log(f"{system.label}: latency p50 {raw['w4']['p50_ms']:.1f} ms; sleeping tasks")
+    caller_p50 = raw["w4"]["caller"]["p50_ms"]
+    log(f"{system.label}: latency p50 {raw['w4']['p50_ms']:.1f} ms, "
+        f"{caller_p50:.1f} ms on the caller's clock; sleeping tasks")  # fmt: skip
     raw["w5_sync"] = sleepers(ctx, system, is_async=False)
     raw["w5_async"] = sleepers(ctx, system, is_async=True)
     raw["w5_async_wide"] = sleepers(ctx, system, is_async=True, wide=True)
     log(f"{system.label}: CPU-bound tasks")
     raw["w6"] = cpu_scaling(ctx, system)
+    # W7 is offload's own target (against its W1 and W3): the peers' workers
+    # are measured alone.
+    raw["w7"] = everyday_load(ctx, system) if system.name == "offload" else None
     system.empty()
     figures = {
         "w1_per_s": raw["w1"]["per_second"],
@@ -325,6 +420,7 @@ def measure(ctx: Context, system: System, log: Callable[[str], None]) -> dict[st
         "w3_per_s": raw["w3"]["per_second"],
         "w4_p50_ms": raw["w4"]["p50_ms"],
         "w4_p99_ms": raw["w4"]["p99_ms"],
+        **{f"w4_caller_{key}": raw["w4"]["caller"][key] for key in CALLER_KEYS},
         "idle_cpu_pct": raw["w4"]["idle_cpu_pct"],
         "w5_sync_pct": raw["w5_sync"]["pct_of_ideal"],
         "w5_async_pct": raw["w5_async"]["pct_of_ideal"],
@@ -332,5 +428,22 @@ def measure(ctx: Context, system: System, log: Callable[[str], None]) -> dict[st
         "w6_ratio": raw["w6"]["ratio"],
         # The largest worker process during the single-process drain.
         "rss_mb": max(raw["w2"]["peak_rss_mb"], default=None),
+        **w7_figures(raw["w7"], raw["w1"]["per_second"], raw["w3"]["per_second"]),
     }
     return {"figures": figures, "raw": raw}
+
+
+CALLER_KEYS = ("p50_ms", "p95_ms", "p99_ms")
+
+
+def w7_figures(w7: dict[str, Any] | None, w1: float, w3: float | None) -> dict[str, float | None]:
+    """W7's rates, and each as a percentage of the same system's W1 and W3 alone."""
+    if w7 is None:
+        return dict.fromkeys(("w7_enqueue_per_s", "w7_drain_per_s", "w7_enqueue_pct_w1",
+                              "w7_drain_pct_w3"))  # fmt: skip
+    return {
+        "w7_enqueue_per_s": w7["enqueue_per_s"],
+        "w7_drain_per_s": w7["drain_per_s"],
+        "w7_enqueue_pct_w1": 100 * w7["enqueue_per_s"] / w1 if w1 else None,
+        "w7_drain_pct_w3": 100 * w7["drain_per_s"] / w3 if w3 else None,
+    }
