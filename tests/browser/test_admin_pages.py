@@ -37,16 +37,27 @@ if not shutil.which(CHROMIUM):
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator["sync_api.Browser"]:
+    # One Chromium for the module (each test gets a fresh context: its own
+    # cookies and storage), since starting it costs seconds a test. Playwright's
+    # sync API runs an event loop in this thread for as long as it is open, so
+    # the ORM calls of every test in between are plain blocking calls that
+    # Django's check cannot tell from async ones.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_api.sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+            yield chromium
+            chromium.close()
+
+
 @pytest.fixture
-def page(live_server, monkeypatch) -> Iterator["sync_api.Page"]:
-    # Playwright's sync API runs an event loop in this thread; the test's own
-    # ORM calls are plain blocking calls, as Django's check cannot tell.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def page(live_server, browser) -> Iterator["sync_api.Page"]:
     ARTIFACTS.mkdir(exist_ok=True)
     make_user("root", superuser=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
         page = context.new_page()
         # The admin has no favicon; its 404 is not a problem of ours.
         page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
@@ -65,11 +76,12 @@ def page(live_server, monkeypatch) -> Iterator["sync_api.Page"]:
         page.base = live_server.url  # type: ignore[attr-defined]
         page.problems = problems  # type: ignore[attr-defined]
         yield page
+    finally:
+        context.close()
         # While Playwright's loop runs, Django hands this thread's ORM calls a
         # connection of their own (asgiref keys connections by context); close
         # it here, or the test database cannot be dropped afterwards.
         connections.close_all()
-        browser.close()
     assert not problems, problems  # CSP violations and script errors show up here
 
 
