@@ -27,6 +27,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.dispatch import Signal
+from django.tasks.signals import task_enqueued, task_finished, task_started
 from django.test import override_settings
 from django.utils.module_loading import import_string
 from sybil import Document, Example, Sybil
@@ -164,6 +166,9 @@ def start(page: Page) -> None:
     # A page's @schedule declarations are the page's only.
     declared = {backend: dict(names) for backend, names in _REGISTRY.items()}
     page.stack.callback(_restore_registry, declared)
+    # And so are the receivers it connects (the Sentry recipe's).
+    for signal in (task_enqueued, task_started, task_finished):
+        page.stack.callback(_restore_receivers, signal, list(signal.receivers))
     page.namespace.update(helpers(page))
     _register(page, page.module.__name__)
     page.begin()
@@ -172,6 +177,12 @@ def start(page: Page) -> None:
 def _restore_registry(declared: dict[str, dict[str, Any]]) -> None:
     _REGISTRY.clear()
     _REGISTRY.update(declared)
+
+
+def _restore_receivers(signal: Signal, receivers: list[Any]) -> None:
+    with signal.lock:
+        signal.receivers = receivers
+        signal.sender_receivers_cache.clear()
 
 
 def finish(page: Page) -> None:
