@@ -10,7 +10,7 @@ page does.
 
 Invisible blocks (``<!-- invisible-code-block: python ... -->``, which Markdown
 renders as nothing) set a page up or check what a sample made, with the helpers
-of ``HELPERS`` below. A sample that cannot run here is skipped with a reason:
+of ``helpers()`` below. A sample that cannot run here is skipped with a reason:
 ``<!-- skip: next "a systemd unit" -->``. See docs/development.md.
 """
 
