@@ -1,7 +1,8 @@
 """The samples of the documentation site and the README are checked against the
 code: every Python block is valid Python, and every ``manage.py offload`` line
 of a console block is accepted by the command's own parser, so a renamed flag
-fails here rather than in a reader's terminal."""
+fails here rather than in a reader's terminal. These need no database; the
+Python blocks also run, on each database, in tests/docs."""
 
 import argparse
 import ast
