@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import traceback
@@ -49,7 +47,7 @@ EXIT_UNREACHABLE = 3
 VARIANTS = ("sqlite", "redis")
 
 
-class PeerError(Exception):
+class PeerError(procs.BenchError):
     """A run that cannot give a trustworthy figure."""
 
 
@@ -90,15 +88,12 @@ class Peer:
 
     def wait_for(self, path: Path, count: int, group: procs.Group, what: str) -> None:
         """Until ``path`` holds ``count`` stamps, sampling the consumer's memory."""
-        deadline = time.monotonic() + START_TIMEOUT + count / 50
-        while len(read_stamps(path)) < count:
-            group.sample_memory()
-            exited = [p.returncode for p in group.processes if p.poll() is not None]
-            if exited:
-                raise PeerError(f"{what}: the consumer exited with status {exited[0]}")
-            if time.monotonic() > deadline:
-                raise PeerError(f"{what}: {len(read_stamps(path))} of {count} tasks ran in time")
-            time.sleep(procs.POLL_SECONDS)
+        group.wait_until(
+            lambda: len(read_stamps(path)) >= count,
+            START_TIMEOUT + count / 50,
+            f"{what}: {count} tasks ran",
+            sample=True,
+        )
 
     def enqueue_one_by_one(self) -> dict[str, Any]:
         self.app.huey.flush()
@@ -221,7 +216,7 @@ def run(args: argparse.Namespace, result: dict[str, Any], progress: Callable[[st
         for number in range(1, args.repeat + 1):
             progress(f"{args.variant}: repeat {number}/{args.repeat}")
             result["runs"].append({"repeat": number, result["name"]: peer.measure()})
-    except PeerError as exc:
+    except procs.BenchError as exc:
         result.update(status="error", error=str(exc))
         code = 1
     except Exception as exc:
@@ -246,13 +241,7 @@ def run_in_child(
                  "OFFLOAD_BENCH_HUEY_NAME": f"offload-bench-{os.getpid()}"}  # fmt: skip
     command = [sys.executable, "-m", "bench.huey_peer", "--variant", variant,
                "--result-file", str(result_file), *flags]  # fmt: skip
-    child = subprocess.Popen(command, cwd=ROOT, env=child_env)
-    try:
-        code = child.wait()
-    except KeyboardInterrupt:
-        child.send_signal(signal.SIGTERM)
-        child.wait()
-        raise
+    code = procs.run_to_end(command, ROOT, child_env)
     result: dict[str, Any] = {"name": name, "status": "error", "problems": [], "runs": [],
                               "error": f"the huey process exited with status {code}"}  # fmt: skip
     if result_file.exists():

@@ -12,11 +12,16 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 STOP_TIMEOUT = 30.0
 POLL_SECONDS = 0.05
+
+
+class BenchError(Exception):
+    """A run that cannot give a trustworthy figure: it is reported, never averaged in."""
 
 
 @dataclass
@@ -80,6 +85,29 @@ class Group:
                 continue
         return total / 1e9
 
+    def exit_status(self) -> int | None:
+        """The exit status of the first process that has exited, or None while all run."""
+        exited = [p.returncode for p in self.processes if p.poll() is not None]
+        return exited[0] if exited else None
+
+    def wait_until(
+        self, done: Callable[[], bool], timeout: float, failure: str, *, sample: bool = False
+    ) -> None:
+        """Poll ``done`` until it holds (sampling memory if ``sample``: a walk of
+        /proc each poll, left out where it would cost a timed drain); ``failure``
+        (what did not happen) says why in the ``BenchError`` raised when a
+        process exits first or ``timeout`` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            if sample:
+                self.sample_memory()
+            status = self.exit_status()
+            if status is not None:
+                raise BenchError(f"{failure}: it exited with status {status}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"{failure} within {timeout:.0f}s")
+            time.sleep(POLL_SECONDS)
+
     def wait(self, timeout: float) -> list[int]:
         """Wait for every process to exit, sampling memory; their exit codes."""
         deadline = time.monotonic() + timeout
@@ -122,6 +150,22 @@ class Group:
                         os.kill(pid, signal.SIGKILL)
                 return
             time.sleep(POLL_SECONDS)
+
+
+def run_to_end(command: list[str], cwd: Path, env: dict[str, str]) -> int:
+    """Run one measuring child to its end; its exit status.
+
+    On Ctrl-C the child is sent SIGTERM (to stop its workers and drop its
+    database; after a Ctrl-C of the terminal it is doing so already) and is
+    waited for before the interrupt goes on.
+    """
+    child = subprocess.Popen(command, cwd=cwd, env=env)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGTERM)
+        child.wait()
+        raise
 
 
 def start(commands: list[list[str]], cwd: Path, env: dict[str, str], problems: list[str]) -> Group:

@@ -40,6 +40,7 @@ import django
 from django.conf import settings
 from django.core.management import call_command
 
+from bench import procs
 from bench.huey_peer import run_in_child as run_peer
 from bench.report import format_table, limit_medians, medians, plot, verdicts
 from bench.server import Unreachable, drop_database, recreate_database
@@ -311,15 +312,7 @@ def run_child(
                "--result-file", str(result_file), *measure_flags(args)]  # fmt: skip
     log(f"{database}, CONN_MAX_AGE={age}: starting")
     child_env = {**env, "OFFLOAD_BENCH_DB": database, "OFFLOAD_BENCH_CONN_MAX_AGE": str(age)}
-    child = subprocess.Popen(command, cwd=ROOT, env=child_env)
-    try:
-        code = child.wait()
-    except KeyboardInterrupt:
-        # Have the child stop its workers and drop its database (after Ctrl-C
-        # it is doing so already and ignores this), and let it finish.
-        child.send_signal(signal.SIGTERM)
-        child.wait()
-        raise
+    code = procs.run_to_end(command, ROOT, child_env)
     if result_file.exists():
         result: dict[str, Any] = json.loads(result_file.read_text())
     else:

@@ -28,15 +28,12 @@ from django.db import connection, transaction
 
 from bench import procs
 from bench.caller_clock import paced, percentile, read_stamps, summary, waits_ms
+from bench.procs import BenchError
 from bench.systems import Concurrency, System
 
 START_TIMEOUT = 60.0
 SLEEP_MS = 20
 CPU_TASK_MS = 50
-
-
-class BenchError(Exception):
-    """A run that cannot give a trustworthy figure: it is reported, never averaged in."""
 
 
 @dataclass
@@ -277,7 +274,7 @@ def idle_worker(ctx: Context, system: System) -> dict[str, Any]:
             sent[index] = time.monotonic()  # the caller's clock starts before enqueue()
             with transaction.atomic():
                 ids.append(task.enqueue(str(path), index).id)
-        wait_until(lambda: system.finished(ids), START_TIMEOUT, group,
+        group.wait_until(lambda: system.finished(ids), START_TIMEOUT,
                    f"{system.label}: the worker did not finish the latency tasks")  # fmt: skip
         group.sample_memory()
     finally:
@@ -309,7 +306,7 @@ def warm_up(system: System, task: Any, path: Path, group: procs.Group) -> None:
     task; a second later it is asleep in its idle wait.
     """
     first = task.enqueue(str(path), -1).id
-    wait_until(lambda: system.finished([first]), START_TIMEOUT, group,
+    group.wait_until(lambda: system.finished([first]), START_TIMEOUT,
                f"{system.label}: the worker did not run the warm-up task")  # fmt: skip
     time.sleep(1)
 
@@ -360,7 +357,7 @@ def everyday_load(ctx: Context, system: System) -> dict[str, Any]:
         if failures:
             raise BenchError(f"{system.label} W7: a producer failed: {failures[0]!r}")
         timeout = START_TIMEOUT + count / 100
-        wait_until(lambda: len(read_stamps(path)) > count, timeout, group,
+        group.wait_until(lambda: len(read_stamps(path)) > count, timeout,
                    f"{system.label}: the worker did not run the W7 tasks")  # fmt: skip
     finally:
         codes = group.stop()
@@ -374,17 +371,6 @@ def everyday_load(ctx: Context, system: System) -> dict[str, Any]:
         "enqueue_per_s": count / (max(finished) - begun),
         "drain_per_s": count / (last - begun),
     }
-
-
-def wait_until(done: Callable[[], bool], timeout: float, group: procs.Group, failure: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        exited = [p.returncode for p in group.processes if p.poll() is not None]
-        if exited:
-            raise BenchError(f"{failure}: it exited with status {exited[0]}")
-        if time.monotonic() > deadline:
-            raise BenchError(f"{failure} within {timeout:.0f}s")
-        time.sleep(procs.POLL_SECONDS)
 
 
 # -- one repeat of everything ------------------------------------------------------------------
