@@ -21,10 +21,15 @@ from tests.helpers import wait_for
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="gunicorn and /proc: Linux only")
 
 LEASE_SECONDS = 2
+# Long enough that a task found by the worker's poll rather than a wake-up
+# starts half of it late on average: the latency check tells the two apart
+# by far more than a loaded machine's delays.
+POLL_INTERVAL = 3
 
 # Short leases so a killed holder's slot and task come back within seconds.
 OPTIONS = {
     "LEASE_SECONDS": LEASE_SECONDS,
+    "POLL_INTERVAL": POLL_INTERVAL,
     "HEARTBEAT_SECONDS": 0.5,
     "RETRY": {"DELAY": 1, "JITTER": False},
 }
@@ -80,7 +85,9 @@ def _check_latency(kind: str, base: str) -> None:
     print(f"\n[{connection.vendor}] {kind}: request -> task start, ms: "
           f"median {statistics.median(latencies) * 1000:.1f}, "
           f"max {max(latencies) * 1000:.1f}")  # fmt: skip
-    assert statistics.median(latencies) < 0.1, latencies
+    # Woken by the enqueue, not found by a poll (whose median would be about
+    # POLL_INTERVAL / 2). Not a speed target: bench/ measures that.
+    assert statistics.median(latencies) < POLL_INTERVAL / 6, latencies
 
 
 def _wait_running(task_id: str) -> TaskRecord:
