@@ -1,6 +1,7 @@
 """A hundred processes enqueue the same unique key at the same moment: one task
 is left, and every process gets that task's result."""
 
+import pytest
 from django.db import connection
 
 from offload.models import TaskRecord
@@ -25,10 +26,16 @@ def _racers() -> int:
     return racers
 
 
-def test_racing_processes_leave_one_task(start_process):
+@pytest.mark.parametrize("on_duplicate", ["existing", "replace"])
+def test_racing_processes_leave_one_task(start_process, on_duplicate):
+    if on_duplicate == "replace" and connection.vendor == "mysql":
+        # Open: a hundred racers replacing one waiting task on MariaDB wait on
+        # each other's row locks for minutes (the step after a duplicate is
+        # not yet retried or ordered there); docs/coordination.md says so.
+        pytest.skip("concurrent replaces of one key on MariaDB: an open problem")
     racers = _racers()
     print(f"\n[{connection.vendor}] {racers} racing processes")
-    proc = start_process("-m", "tests.acceptance.unique_racer", str(racers))
+    proc = start_process("-m", "tests.acceptance.unique_racer", str(racers), on_duplicate)
     output = proc.communicate(timeout=180)[0]
     assert proc.returncode == 0, output
     lines = output.splitlines()
@@ -37,3 +44,6 @@ def test_racing_processes_leave_one_task(start_process):
     (task,) = TaskRecord.objects.all()
     assert task.unique_key == "customer-42"
     assert sorted(lines[1:]) == [f"id {task.pk}"] * racers
+    # Replaced or not, the task holds the arguments one of the racers sent.
+    assert task.args == [42]
+    assert task.kwargs in ({}, {"full": True})

@@ -1,12 +1,13 @@
 """The racers of test_unique_race: COUNT processes enqueue the same unique key at once.
 
-Run as ``python -m tests.acceptance.unique_racer COUNT``. It sets up Django
+Run as ``python -m tests.acceptance.unique_racer COUNT ON_DUPLICATE``. It sets up Django
 once, then forks COUNT processes: each is a process of its own, with its own
 database connection (none is open at the fork), at the cost of a fork rather
 than of a Python start, so a hundred fit a small machine. The barrier is a
 pipe: every racer says it is ready, then blocks reading the pipe, and all of
 them wake together when the parent closes its end. Even racers enqueue inside
-a transaction, odd ones in autocommit. Each racer's line, ``id ID`` or
+a transaction, odd ones in autocommit (and with other arguments), each with
+ON_DUPLICATE ("existing" or "replace"). Each racer's line, ``id ID`` or
 ``error ...``, is printed in the order they finished; the exit status is the
 number of racers that failed (0 when every one got a result).
 """
@@ -18,7 +19,7 @@ import traceback
 import django
 
 
-def race(index: int, ready_w: int, go_r: int, out_w: int) -> None:
+def race(index: int, on_duplicate: str, ready_w: int, go_r: int, out_w: int) -> None:
     """One racer, in a forked process: never returns."""
     from django.db import transaction
 
@@ -28,11 +29,12 @@ def race(index: int, ready_w: int, go_r: int, out_w: int) -> None:
     try:
         os.write(ready_w, b".")
         os.read(go_r, 1)  # end of file once the parent closes the write end: go
+        racer = tasks.sync_customer.unique("customer-42", on_duplicate=on_duplicate)
         if index % 2:
-            result = tasks.sync_customer.enqueue(42)
+            result = racer.enqueue(42, full=True)
         else:
             with transaction.atomic():
-                result = tasks.sync_customer.enqueue(42)
+                result = racer.enqueue(42)
         line = f"id {result.id}\n"
         status = 0
     except BaseException as exc:  # reported, not raised: this process ends below
@@ -42,7 +44,7 @@ def race(index: int, ready_w: int, go_r: int, out_w: int) -> None:
 
 
 def main() -> int:
-    count = int(sys.argv[1])
+    count, on_duplicate = int(sys.argv[1]), sys.argv[2]
     django.setup()
     from django.db import connections
 
@@ -57,7 +59,7 @@ def main() -> int:
         pid = os.fork()
         if pid == 0:
             os.close(go_w)
-            race(index, ready_w, go_r, out_w)
+            race(index, on_duplicate, ready_w, go_r, out_w)
         children.append(pid)
     os.close(go_r)
     os.close(out_w)
