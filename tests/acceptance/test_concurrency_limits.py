@@ -68,9 +68,7 @@ def test_a_limit_of_two_holds_across_four_processes_of_eight_threads(start_proce
     for what, index, at in ledger:
         spans.setdefault(index, {})[what] = at
     for index, span in spans.items():
-        inside = [
-            other for other, s in spans.items() if s["start"] <= span["start"] < s["end"]
-        ]
+        inside = [other for other, s in spans.items() if s["start"] <= span["start"] < s["end"]]
         assert len(inside) <= LIMIT, (index, inside)
     # The tasks without a key did not wait for the blocked ones.
     last_other = max(
