@@ -144,7 +144,7 @@ class TaskRecord(models.Model):
             #   no entry; MariaDB's unique index holds every row but lets
             #   NULLs repeat.
             # - offload_task_blocked_idx (0016), (backend, concurrency_key,
-            #   priority, id) WHERE status = 'BLOCKED': the promotion of a
+            #   priority DESC, id) WHERE status = 'BLOCKED': the promotion of a
             #   key's oldest blocked tasks, and the sweep's list of keys with
             #   blocked tasks. Plain on MariaDB, where it also counts a key's
             #   holders.

@@ -212,3 +212,24 @@ def test_a_callable_key_that_fails_or_returns_a_bad_key_enqueues_nothing():
         offload.enqueue_many(tasks.echo.limited(lambda x: None if x else 3), [([1], {}), ([0], {})])
     tasks.echo.limited(lambda *args: None).enqueue()  # None: no limit
     assert TaskRecord.objects.filter(concurrency_key__isnull=True).count() == 1
+
+
+def test_the_gate_reads_its_indexes(backend):
+    from django.db import connection
+
+    from offload.store.gate import blocked_sql, holders_sql
+
+    partner_calls(3)
+    tasks.add.enqueue(1, 1)
+    store = backend.store
+    vendor = store.vendor
+    # The SELECTs without the locking suffix: EXPLAIN takes plain reads.
+    holders = holders_sql(vendor).removesuffix(vendor.read_latest)
+    blocked = blocked_sql(vendor).removesuffix(vendor.read_latest)
+    holders_plan = " ".join(store._explain(holders, ["default", "partner-api"]))
+    blocked_plan = " ".join(store._explain(blocked, ["default", "partner-api", 10]))
+    assert "offload_task_blocked_idx" in blocked_plan
+    if connection.vendor == "mysql":
+        assert "offload_task_blocked_idx" in holders_plan
+    else:
+        assert "offload_task_key_holders_idx" in holders_plan

@@ -6,7 +6,7 @@ The columns are nullable with no default, so adding them rewrites nothing.
 The indexes hold keyed tasks only where the engine has partial indexes, so a
 task enqueued without a key adds no entry to either:
 
-- offload_task_blocked_idx, (backend, concurrency_key, priority, id) WHERE
+- offload_task_blocked_idx, (backend, concurrency_key, priority DESC, id) WHERE
   status = 'BLOCKED': a key's oldest blocked tasks, for their promotion, and
   the keys with blocked tasks, for the sweep. On MariaDB (no partial
   indexes) it is plain and also serves the count of a key's holders.
@@ -36,7 +36,7 @@ def create_indexes(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> 
         schema_editor,
         BLOCKED_INDEX,
         "offload_task",
-        "backend, concurrency_key, priority, id",
+        "backend, concurrency_key, priority DESC, id",
         "status = 'BLOCKED'",
     )
     if schema_editor.connection.vendor != "mysql":
