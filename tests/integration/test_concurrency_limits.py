@@ -153,6 +153,18 @@ def test_a_unique_task_with_a_limit_is_both():
     assert statuses([first, second]) == [State.READY, State.BLOCKED]
 
 
+def test_replace_reaches_a_blocked_holder():
+    task = tasks.sync_customer.unique(
+        lambda c, **kwargs: f"customer-{c}", on_duplicate="replace"
+    ).limited("customers", limit=1)
+    task.enqueue(1)
+    second = task.enqueue(2)
+    again = task.enqueue(2, full=True)
+    assert again.id == second.id
+    record = TaskRecord.objects.get(pk=int(second.id))
+    assert (record.status, record.kwargs) == (State.BLOCKED, {"full": True})
+
+
 def test_the_sweep_lets_in_what_a_raised_limit_has_room_for(backend):
     results = partner_calls(4)
     TaskRecord.objects.filter(concurrency_key="partner-api").update(concurrency_limit=3)

@@ -211,10 +211,11 @@ class UniqueStore(EnqueueStore):
             f"UPDATE {TABLE} SET args = {vendor.json_param}, kwargs = {vendor.json_param}, "
             f"queue_name = %s, priority = %s, run_after = %s, "
             f"available_at = COALESCE(%s, {vendor.now}) "
-            "WHERE id = %s AND status = %s AND backend = %s AND unique_key = %s",
+            # A holder waiting on a concurrency limit (BLOCKED) waits to run too.
+            "WHERE id = %s AND status IN (%s, %s) AND backend = %s AND unique_key = %s",
             [
                 new.args_json, new.kwargs_json, new.queue_name, new.priority, run_after,
-                run_after, holder.id, State.READY, new.backend, unique.key,
+                run_after, holder.id, State.READY, State.BLOCKED, new.backend, unique.key,
             ],
         )  # fmt: skip
         if written:

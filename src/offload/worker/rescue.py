@@ -11,6 +11,10 @@ A task process renews its leases every ``HEARTBEAT_SECONDS``; a lease lasts
 ``LEASE_SECONDS`` (at least two heartbeats). So a task is rescued at most
 ``LEASE_SECONDS + HEARTBEAT_SECONDS`` after its process last heartbeated, and a
 task whose process keeps heartbeating is never rescued, however long it runs.
+
+Each turn also promotes blocked tasks of every concurrency key that has room
+(``TaskStore.sweep``): the safety net under the promotion each final state
+does, for a limit raised in code or a promotion lost with its process.
 """
 
 from __future__ import annotations
