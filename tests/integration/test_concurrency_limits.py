@@ -245,3 +245,19 @@ def test_the_gate_reads_its_indexes(backend):
         assert "offload_task_blocked_idx" in holders_plan
     else:
         assert "offload_task_key_holders_idx" in holders_plan
+
+
+def test_the_rescuers_turn_rescues_a_keyed_task_and_sweeps(backend):
+    from offload.worker.rescue import Rescuer
+
+    results = partner_calls(4)
+    store = backend.store
+    rescuer = Rescuer("default", backend.config, "tests-rescuer")
+    (lost,) = store.claim("gone", limit=1, lease_seconds=-1)  # its lease already expired
+    assert lost.id == int(results[0].id)
+    assert rescuer.work(store) == 1  # failed for good (one attempt), and promoted
+    assert statuses(results) == [State.FAILED, State.READY, State.READY, State.BLOCKED]
+    # A promotion lost with a process: the key has room the rows do not show.
+    TaskRecord.objects.filter(pk=int(results[1].id)).update(status=State.CANCELLED)
+    assert rescuer.work(store) == 0  # nothing to rescue; the sweep lets the last one in
+    assert statuses(results)[3] == State.READY
