@@ -261,3 +261,35 @@ def test_the_rescuers_turn_rescues_a_keyed_task_and_sweeps(backend):
     TaskRecord.objects.filter(pk=int(results[1].id)).update(status=State.CANCELLED)
     assert rescuer.work(store) == 0  # nothing to rescue; the sweep lets the last one in
     assert statuses(results)[3] == State.READY
+
+
+def test_a_transaction_that_read_before_its_enqueue_sees_the_latest_holders():
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has one writer: the other enqueue would wait for this transaction")
+
+    def elsewhere():
+        try:
+            partner_calls(2)
+        finally:
+            connections.close_all()
+
+    if connection.vendor == "mysql":
+        # InnoDB's default, which a project may choose over Django's READ COMMITTED.
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    try:
+        with transaction.atomic():
+            # A read first: at REPEATABLE READ the transaction's snapshot is
+            # taken here, before the other connection's two enqueues commit.
+            assert TaskRecord.objects.count() == 0
+            other = threading.Thread(target=elsewhere)
+            other.start()
+            other.join()
+            late = tasks.call_partner.enqueue(9)
+    finally:
+        connection.close()  # the session's isolation level goes with it
+    assert statuses([late]) == [State.BLOCKED]

@@ -82,8 +82,9 @@ class EnqueueStore(GateStore):
         limit = new.limit
         if limit is None:
             raise ValueError("enqueue_limited takes a task with a concurrency key")
+        nested = self.connection.in_atomic_block
         with atomic_on(self.connection):
-            status = self.gate(new.backend, limit.key, limit.limit)
+            status = self.gate(new.backend, limit.key, limit.limit, nested)
             params = [*self._row_params(new, status), limit.key, limit.limit]
             task_id, enqueued_at, *_ = fetch_one(
                 self.connection, insert_limited(self.vendor), params

@@ -63,21 +63,21 @@ def lock_key_sql(vendor: Vendor) -> str:
     )
 
 
-def holders_sql(vendor: Vendor) -> str:
-    """The count of a key's holders (parameters: backend, key), read past any
-    snapshot the transaction holds (MariaDB's REPEATABLE READ)."""
+def holders_sql(vendor: Vendor, latest: bool = False) -> str:
+    """The count of a key's holders (parameters: backend, key). ``latest``:
+    read past the snapshot the transaction may hold (see ``GateStore``)."""
     return (
         f"SELECT COUNT(*) FROM {TABLE} WHERE backend = %s AND concurrency_key = %s "
-        f"AND {HOLDING}{vendor.read_latest}"
+        f"AND {HOLDING}{vendor.read_latest if latest else ''}"
     )
 
 
-def blocked_sql(vendor: Vendor) -> str:
+def blocked_sql(vendor: Vendor, latest: bool = False) -> str:
     """A key's oldest blocked tasks (parameters: backend, key, how many)."""
     return (
         f"SELECT id, concurrency_limit, queue_name FROM {TABLE} "
         f"WHERE backend = %s AND concurrency_key = %s AND {IS_BLOCKED} "
-        f"ORDER BY priority DESC, id LIMIT %s{vendor.read_latest}"
+        f"ORDER BY priority DESC, id LIMIT %s{vendor.read_latest if latest else ''}"
     )
 
 
@@ -86,6 +86,16 @@ def _marks(values: Sequence[Any]) -> str:
 
 
 class GateStore(StoreBase):
+    # The reads under a key's lock must see everything committed before the
+    # lock was taken. On PostgreSQL (READ COMMITTED), SQLite (one writer) and
+    # MariaDB at Django's default READ COMMITTED every read does. At
+    # REPEATABLE READ, InnoDB reads the snapshot of the transaction's first
+    # plain read: in a transaction the gate began, that read comes after the
+    # lock, so a plain read is enough; in one the caller had open before
+    # (``nested``), the snapshot may be older, and the reads end in
+    # ``vendor.read_latest`` (a locking read, whose gap locks could make other
+    # inserts wait: hence only there).
+
     def lock_keys(self, keys: Iterable[KeyRef]) -> list[KeyRef]:
         """Take the lock of each key, in sorted order; return them in that order."""
         ordered = sorted(set(keys))
@@ -94,23 +104,25 @@ class GateStore(StoreBase):
             self._write(sql, [backend, key])
         return ordered
 
-    def holders(self, backend: str, key: str) -> int:
+    def holders(self, backend: str, key: str, nested: bool = True) -> int:
         """How many tasks of the key are READY or RUNNING."""
-        return int(self._fetch(holders_sql(self.vendor), [backend, key])[0][0])
+        return int(self._fetch(holders_sql(self.vendor, nested), [backend, key])[0][0])
 
-    def gate(self, backend: str, key: str, limit: int) -> State:
+    def gate(self, backend: str, key: str, limit: int, nested: bool) -> State:
         """Lock the key and say what a new task of it is: READY if the key has
-        room, else BLOCKED. The caller writes the task in the same transaction."""
+        room, else BLOCKED. The caller writes the task in the same transaction
+        (``nested``: one it had open before, see above)."""
         self.lock_keys([(backend, key)])
-        return State.READY if self.holders(backend, key) < limit else State.BLOCKED
+        holding = self.holders(backend, key, nested)
+        return State.READY if holding < limit else State.BLOCKED
 
-    def _promote(self, backend: str, key: str) -> list[str]:
+    def _promote(self, backend: str, key: str, nested: bool) -> list[str]:
         """Make the key's oldest BLOCKED tasks READY while it has room (its lock
         held); return the queues of the tasks promoted."""
-        holding = self.holders(backend, key)
+        holding = self.holders(backend, key, nested)
         queues: list[str] = []
         while True:
-            rows = self._fetch(blocked_sql(self.vendor), [backend, key, PROMOTE_BATCH])
+            rows = self._fetch(blocked_sql(self.vendor, nested), [backend, key, PROMOTE_BATCH])
             taken = []
             for task_id, limit, queue in rows:
                 # Each blocked task brings its own limit: the head waits for
@@ -139,11 +151,12 @@ class GateStore(StoreBase):
             yield
             return
         queues: list[str] = []
+        nested = self.connection.in_atomic_block
         with atomic_on(self.connection):
             self.lock_keys(wanted)
             yield
             for backend, key in wanted:
-                queues += self._promote(backend, key)
+                queues += self._promote(backend, key, nested)
         if queues:
             self.announcer.announce(self.connection, queues)
 

@@ -154,7 +154,7 @@ class UniqueStore(EnqueueStore):
                     if limit is not None:
                         # The gate inside the savepoint: a refused INSERT
                         # takes its key lock back with it.
-                        params[4] = self.gate(new.backend, limit.key, limit.limit)
+                        params[4] = self.gate(new.backend, limit.key, limit.limit, in_transaction)
                     task_id, enqueued_at, *_ = fetch_one(self.connection, sql, params)
             except IntegrityError as exc:
                 refusal = exc
