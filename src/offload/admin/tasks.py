@@ -52,6 +52,7 @@ from offload.models import (
 )
 from offload.progress import Progress
 from offload.states import State
+from offload.store import reads
 
 # Django's ModelAdmin is generic only to the type checker.
 if TYPE_CHECKING:
@@ -305,12 +306,8 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
         # Counted for a task waiting on its key only: the number is what it waits for.
         if obj.status != State.BLOCKED or not obj.concurrency_key:
             return "-"
-        holders = TaskRecord.objects.filter(
-            backend=obj.backend,
-            concurrency_key=obj.concurrency_key,
-            status__in=(State.READY, State.RUNNING),
-        ).count()
-        return f"{holders} of {obj.concurrency_limit or 1} (it waits for one of them to end)"
+        holders, limit = reads.key_holders(obj), obj.concurrency_limit or 1
+        return f"{holders} of {limit} (it waits for one of them to end)"
 
     @admin.display(description="latest report")
     def progress_display(self, obj: TaskRecord) -> SafeString:

@@ -120,6 +120,20 @@ def oldest_due(using: str, now: datetime, queues: Sequence[str] | None = None) -
     return min((when for when in found if when is not None), default=None)
 
 
+def key_holders(row: TaskRecord) -> int:
+    """How many tasks hold the concurrency key of ``row`` (READY or RUNNING),
+    read through the gate's index (see ``store.gate``)."""
+    return (
+        TaskRecord.objects.using(row._state.db)
+        .filter(
+            backend=row.backend,
+            concurrency_key=row.concurrency_key,
+            status__in=(State.READY, State.RUNNING),
+        )
+        .count()
+    )
+
+
 def failures_since(using: str, since: datetime, cap: int) -> int:
     """Tasks that ended FAILED since ``since``, counted up to ``cap`` (a count of
     ``cap`` means "at least")."""
