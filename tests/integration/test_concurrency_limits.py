@@ -229,7 +229,7 @@ def test_a_callable_key_that_fails_or_returns_a_bad_key_enqueues_nothing():
 def test_the_gate_reads_its_indexes(backend):
     from django.db import connection
 
-    from offload.store.gate import blocked_sql, holders_sql
+    from offload.store.gate import blocked_sql, holders_sql, with_blocked_sql
 
     partner_calls(3)
     tasks.add.enqueue(1, 1)
@@ -241,6 +241,9 @@ def test_the_gate_reads_its_indexes(backend):
     holders_plan = " ".join(store._explain(holders, ["default", "partner-api"]))
     blocked_plan = " ".join(store._explain(blocked, ["default", "partner-api", 10]))
     assert "offload_task_blocked_idx" in blocked_plan
+    with_blocked = with_blocked_sql(vendor, 2)
+    with_blocked_plan = " ".join(store._explain(with_blocked, ["default", "partner-api", "x"]))
+    assert "offload_task_blocked_idx" in with_blocked_plan
     if connection.vendor == "mysql":
         assert "offload_task_blocked_idx" in holders_plan
     else:

@@ -53,13 +53,27 @@ IS_BLOCKED = f"status = '{State.BLOCKED.value}'"
 
 # Blocked tasks read per round of a promotion.
 PROMOTE_BATCH = 100
+# Keys locked, or looked up, per statement: a batch of outcomes of keyed
+# tasks costs a few statements, not a few per task.
+KEYS_PER_STATEMENT = 100
 
 
-def lock_key_sql(vendor: Vendor) -> str:
-    """The upsert that takes the lock of one key (parameters: backend, key)."""
+def lock_key_sql(vendor: Vendor, count: int = 1) -> str:
+    """The upsert that takes the lock of ``count`` keys, in the order given
+    (parameters: backend and key of each): each engine writes the rows of a
+    multi-row INSERT one after the other."""
     touch = vendor.touch_on_conflict.format(keys="backend, name", column="taken_at")
+    rows = ", ".join([f"(%s, %s, {vendor.now})"] * count)
+    return f"INSERT INTO {KEY_TABLE} (backend, name, taken_at) VALUES {rows} {touch}"
+
+
+def with_blocked_sql(vendor: Vendor, count: int, latest: bool = False) -> str:
+    """Which of ``count`` keys of one backend have blocked tasks (parameters:
+    the backend, then the keys)."""
     return (
-        f"INSERT INTO {KEY_TABLE} (backend, name, taken_at) VALUES (%s, %s, {vendor.now}) {touch}"
+        f"SELECT DISTINCT concurrency_key FROM {TABLE} WHERE backend = %s "
+        f"AND concurrency_key IN ({', '.join(['%s'] * count)}) AND {IS_BLOCKED}"
+        f"{vendor.read_latest if latest else ''}"
     )
 
 
@@ -97,12 +111,28 @@ class GateStore(StoreBase):
     # inserts wait: hence only there).
 
     def lock_keys(self, keys: Iterable[KeyRef]) -> list[KeyRef]:
-        """Take the lock of each key, in sorted order; return them in that order."""
+        """Take the lock of each key, in sorted order (one statement per
+        ``KEYS_PER_STATEMENT``); return them in that order."""
         ordered = sorted(set(keys))
-        sql = lock_key_sql(self.vendor)
-        for backend, key in ordered:
-            self._write(sql, [backend, key])
+        for start in range(0, len(ordered), KEYS_PER_STATEMENT):
+            chunk = ordered[start : start + KEYS_PER_STATEMENT]
+            params = [part for ref in chunk for part in ref]
+            self._write(lock_key_sql(self.vendor, len(chunk)), params)
         return ordered
+
+    def _with_blocked(self, keys: Sequence[KeyRef], nested: bool) -> list[KeyRef]:
+        """Those of ``keys`` that have blocked tasks: the only ones a promotion
+        has anything to do for (one read per backend and chunk of keys)."""
+        by_backend: dict[str, list[str]] = {}
+        for backend, key in keys:
+            by_backend.setdefault(backend, []).append(key)
+        found = []
+        for backend, names in by_backend.items():
+            for start in range(0, len(names), KEYS_PER_STATEMENT):
+                chunk = names[start : start + KEYS_PER_STATEMENT]
+                sql = with_blocked_sql(self.vendor, len(chunk), nested)
+                found += [(backend, str(row[0])) for row in self._fetch(sql, [backend, *chunk])]
+        return sorted(found)
 
     def holders(self, backend: str, key: str, nested: bool = True) -> int:
         """How many tasks of the key are READY or RUNNING."""
@@ -155,7 +185,7 @@ class GateStore(StoreBase):
         with atomic_on(self.connection):
             self.lock_keys(wanted)
             yield
-            for backend, key in wanted:
+            for backend, key in self._with_blocked(wanted, nested):
                 queues += self._promote(backend, key, nested)
         if queues:
             self.announcer.announce(self.connection, queues)
