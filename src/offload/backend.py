@@ -25,6 +25,7 @@ from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 
+from offload.concurrency import LimitOf
 from offload.conf import Options, parse_options
 from offload.exceptions import (
     ArgumentsMismatch,
@@ -112,11 +113,15 @@ class DatabaseBackend(BaseTaskBackend):
             # Built before the INSERT: whatever fails in building it writes nothing.
             result = self._pending(task, args, kwargs)
             unique = _unique_of(task, args, kwargs)
+            limit = _limit_of(task, args, kwargs)
             if unique is not None:
-                found = self._enqueue_unique(replace(new, unique=unique), result)
+                found = self._enqueue_unique(replace(new, unique=unique, limit=limit), result)
                 span.sent(int(found.id))
                 return found
-            task_id, enqueued_at = self.store.enqueue(new)
+            if limit is not None:
+                task_id, enqueued_at = self.store.enqueue_limited(replace(new, limit=limit))
+            else:
+                task_id, enqueued_at = self.store.enqueue(new)
             span.sent(task_id)
             return self._enqueued(result, task_id, enqueued_at)
 
@@ -132,10 +137,12 @@ class DatabaseBackend(BaseTaskBackend):
         is checked as ``enqueue`` checks it before anything is written: one bad
         call raises the same error, naming its index, and nothing is enqueued.
 
-        A task with a unique key is inserted one row at a time (each needs its
-        own savepoint), still in one transaction: a call whose key an earlier
-        call of the batch holds is a duplicate like any other, and a
-        ``DuplicateTask`` raised for one call leaves nothing enqueued.
+        A task with a unique key or a concurrency key is inserted one row at a
+        time (each needs its own savepoint, or its key's gate), still in one
+        transaction: a call whose key an earlier call of the batch holds is a
+        duplicate like any other, a ``DuplicateTask`` raised for one call
+        leaves nothing enqueued, and the calls of one concurrency key beyond
+        its limit are BLOCKED.
         """
         self.ensure_usable()
         self.validate_task(task)
@@ -169,31 +176,38 @@ class DatabaseBackend(BaseTaskBackend):
                 raise type(exc)(f"calls[{index}]: {exc}") from exc
             rows.append(replace(template, args_json=args_json, kwargs_json=kwargs_json))
             results.append(self._pending(task, args, kwargs))
-        if isinstance(task, OffloadTask) and task.unique_key is not None:
-            return self._enqueue_many_unique(task, rows, results)
+        if isinstance(task, OffloadTask) and (
+            task.unique_key is not None or task.concurrency_key is not None
+        ):
+            return self._enqueue_many_keyed(task, rows, results)
         stored = self.store.enqueue_many(rows, self.config.enqueue_batch_size)
         return [
             self._enqueued(result, task_id, enqueued_at)
             for (task_id, enqueued_at), result in zip(stored, results, strict=True)
         ]
 
-    def _enqueue_many_unique(
+    def _enqueue_many_keyed(
         self, task: OffloadTask, rows: list[NewTask], results: list[TaskResult[_P, _R]]
     ) -> list[TaskResult[_P, _R]]:
-        """``enqueue_many`` of a task with a unique key: row by row, in one transaction."""
-        keys = []
-        for index, result in enumerate(results):
+        """``enqueue_many`` of a task with a unique key or a concurrency key:
+        row by row, in one transaction."""
+        keyed = []
+        for index, (new, result) in enumerate(zip(rows, results, strict=True)):
             try:
-                keys.append(_unique_of(task, result.args, result.kwargs))
+                unique = _unique_of(task, result.args, result.kwargs)
+                limit = _limit_of(task, result.args, result.kwargs)
             except InvalidTask as exc:
                 raise type(exc)(f"calls[{index}]: {exc}") from exc
+            keyed.append(replace(new, unique=unique, limit=limit))
         done = []
         with transaction.atomic(using=self.config.database):
-            for new, result, unique in zip(rows, results, keys, strict=True):
-                if unique is None:
-                    done.append(self._enqueued(result, *self.store.enqueue(new)))
+            for new, result in zip(keyed, results, strict=True):
+                if new.unique is not None:
+                    done.append(self._enqueue_unique(new, result))
+                elif new.limit is not None:
+                    done.append(self._enqueued(result, *self.store.enqueue_limited(new)))
                 else:
-                    done.append(self._enqueue_unique(replace(new, unique=unique), result))
+                    done.append(self._enqueued(result, *self.store.enqueue(new)))
         return done
 
     def _enqueue_unique(self, new: NewTask, result: TaskResult[_P, _R]) -> TaskResult[_P, _R]:
@@ -363,6 +377,16 @@ def _unique_of(
     """The unique key of one call of ``task`` (None: none); raises ``InvalidTaskOptions``."""
     if isinstance(task, OffloadTask) and task.unique_key is not None:
         return task.unique_key_of(args, dict(kwargs))
+    return None
+
+
+def _limit_of(
+    task: Task[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> LimitOf | None:
+    """The concurrency key and limit of one call of ``task`` (None: none);
+    raises ``InvalidTaskOptions``."""
+    if isinstance(task, OffloadTask) and task.concurrency_key is not None:
+        return task.limit_of(args, dict(kwargs))
     return None
 
 

@@ -39,3 +39,11 @@ MAX_ARGUMENT_DEPTH = 30
 # list of arguments around it: 31 containers in all, which MariaDB stores (it
 # refuses 32), so a completion's write is never refused for its depth.
 MAX_RESULT_DEPTH = MAX_ARGUMENT_DEPTH
+
+# A concurrency key (offload_task.concurrency_key, offload_concurrency_key.name),
+# held to the width of a unique key for the same reason: with the backend's
+# name it makes one index entry.
+MAX_CONCURRENCY_KEY_LENGTH = 255
+# The most tasks one concurrency key may let run at once: the ceiling of a
+# task's concurrency_limit, kept within every engine's 32-bit integer column.
+MAX_CONCURRENCY_LIMIT = 1_000_000

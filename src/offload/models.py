@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from offload.limits import (
+    MAX_CONCURRENCY_KEY_LENGTH,
     MAX_NAME_LENGTH,
     MAX_PROGRESS_MESSAGE_LENGTH,
     MAX_TASK_PATH_LENGTH,
@@ -84,6 +85,15 @@ class TaskRecord(models.Model):
     unique_scope = models.CharField(max_length=10, null=True, blank=True)  # noqa: DJ001
     unique_until = models.DateTimeField(null=True, blank=True)
 
+    # A concurrency limit (see offload.concurrency): at most
+    # concurrency_limit tasks of one (backend, concurrency_key) are READY or
+    # RUNNING at once; the rest wait as BLOCKED. NULL for every task enqueued
+    # without a key, which never pays for the limits (store.gate).
+    concurrency_key = models.CharField(  # noqa: DJ001
+        max_length=MAX_CONCURRENCY_KEY_LENGTH, null=True, blank=True
+    )
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)
     return_value = models.JSONField(null=True, blank=True)
@@ -133,6 +143,15 @@ class TaskRecord(models.Model):
             #   Partial where the engine allows, so a task without a key adds
             #   no entry; MariaDB's unique index holds every row but lets
             #   NULLs repeat.
+            # - offload_task_blocked_idx (0016), (backend, concurrency_key,
+            #   priority DESC, id) WHERE status = 'BLOCKED': the promotion of a
+            #   key's oldest blocked tasks, and the sweep's list of keys with
+            #   blocked tasks. Plain on MariaDB, where it also counts a key's
+            #   holders.
+            # - offload_task_key_holders_idx (0016), (backend,
+            #   concurrency_key) WHERE status IN ('READY', 'RUNNING') AND
+            #   concurrency_key IS NOT NULL: the count of a key's holders.
+            #   Not on MariaDB (no partial indexes; the one above serves).
         ]
 
     def __str__(self) -> str:
@@ -278,6 +297,31 @@ class ScheduleFire(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule_id} at {self.fire_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ConcurrencyKey(models.Model):
+    """One concurrency key of a backend, whose row is the lock every decision
+    on the key takes first (see store.gate): an enqueue that lets a task of
+    the key into its queue or blocks it, and the promotion of blocked tasks
+    when one of the key ends, so two never decide at once on any engine."""
+
+    id = models.BigAutoField(primary_key=True)
+    backend = models.CharField(max_length=MAX_NAME_LENGTH)
+    name = models.CharField(max_length=MAX_CONCURRENCY_KEY_LENGTH)
+    # When the key was last taken: what the lock's upsert writes.
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "offload_concurrency_key"
+        verbose_name = "concurrency key"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["backend", "name"], name="offload_concurrency_key_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.backend}:{self.name}"
 
 
 class Queue(models.Model):

@@ -2,11 +2,11 @@
 
 ::
 
-                 enqueue
-                    |
-                    v
-      +-------->  READY  -- run_after / available_at holds it until due
-      |             |
+                 enqueue  --- key at its limit --->  BLOCKED
+                    |                                   |
+                    v                                   | promoted: a task of
+      +-------->  READY  <------------------------------+ its key ended
+      |             |  (run_after / available_at holds it until due)
       | release     | claim (attempt += 1, lease taken)
       | or retry    v
       +-------  RUNNING
@@ -20,7 +20,12 @@
   so a worker that was presumed dead can never overwrite a newer attempt.
 * ``release`` returns a RUNNING task to READY without counting it as a failure
   (graceful shutdown); a retry does the same with a later ``available_at``.
-* SUCCESSFUL and FAILED are final.
+* SUCCESSFUL and FAILED are final, and so is CANCELLED.
+* BLOCKED: a task with a concurrency key whose limit was reached when it was
+  enqueued (see ``offload.concurrency``). It is in no queue, so no claim reads
+  it; it becomes READY when a task of its key reaches a final state and
+  promotes it, in that task's transaction (or at the rescuer's sweep).
+  Cancelling it cancels it. Django sees it as READY: it waits to run.
 
 Internal states may grow beyond Django's four (cancelled, blocked, ...);
 :func:`to_django_status` is the one place that maps them.
@@ -36,6 +41,7 @@ class State(models.TextChoices):
     SUCCESSFUL = "SUCCESSFUL", "Successful"
     FAILED = "FAILED", "Failed"
     CANCELLED = "CANCELLED", "Cancelled"
+    BLOCKED = "BLOCKED", "Blocked"
 
 
 FINISHED_STATES = frozenset({State.SUCCESSFUL, State.FAILED, State.CANCELLED})
@@ -48,6 +54,8 @@ _TO_DJANGO = {
     # Django has no cancelled status; a cancelled task did not succeed, and its
     # errors say why.
     State.CANCELLED: TaskResultStatus.FAILED,
+    # Waiting on a concurrency limit is waiting to run.
+    State.BLOCKED: TaskResultStatus.READY,
 }
 
 

@@ -1,6 +1,7 @@
 """``OffloadTask``: Django's ``Task`` with a retry policy, a time limit, a
-``cpu_bound`` flag (such tasks run one at a time per worker process), and a
-unique key (see ``offload.uniqueness``).
+``cpu_bound`` flag (such tasks run one at a time per worker process), a
+unique key (see ``offload.uniqueness``) and a concurrency limit (see
+``offload.concurrency``).
 
 On Django 6.1, ``django.tasks.task`` passes extra keyword arguments to the
 backend's ``task_class``, so with offload as the backend::
@@ -27,6 +28,7 @@ from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME, Task, task_backends
 from django.tasks.base import DEFAULT_TASK_PRIORITY
 
+from offload.concurrency import ConcurrencyKey, LimitOf, limit_of_call, limit_problems
 from offload.exceptions import ArgumentsMismatch, InvalidTaskOptions
 from offload.retries import RetryPolicy, check_policy_values
 from offload.uniqueness import UniqueKey, UniqueKeyOf, key_of_call, unique_problems
@@ -57,6 +59,11 @@ class OffloadTask(Task):  # type: ignore[type-arg]
     unique_scope: str | None = None
     unique_for: float | timedelta | None = None
     on_duplicate: str | None = None
+    # A concurrency limit (see offload.concurrency): at most concurrency_limit
+    # tasks with the key (a string or a callable of the call's arguments)
+    # wait in a queue or run at once; None: 1.
+    concurrency_key: ConcurrencyKey | None = None
+    concurrency_limit: int | None = None
 
     def __post_init__(self) -> None:
         where = f"Task {self.func.__qualname__!r}:"
@@ -85,6 +92,7 @@ class OffloadTask(Task):  # type: ignore[type-arg]
         problems += unique_problems(
             where, self.unique_key, self.unique_scope, self.unique_for, self.on_duplicate
         )
+        problems += limit_problems(where, self.concurrency_key, self.concurrency_limit)
         for name in ("retry_on", "dont_retry_on"):
             value = getattr(self, name)
             if value is None:
@@ -133,6 +141,34 @@ class OffloadTask(Task):  # type: ignore[type-arg]
             self.unique_scope,
             self.unique_for,
             self.on_duplicate,
+            args,
+            kwargs,
+        )
+
+    def limited(self, key: ConcurrencyKey | None, limit: int | None = None) -> Self:
+        """This task with concurrency key ``key`` (None: no limit) and ``limit``
+        (None: the task's own, else 1), for the enqueues made through the copy,
+        as ``using()`` sets a priority or a queue::
+
+            call_partner_api.limited("partner-api", limit=2).enqueue(order.pk)
+
+        Bad values raise ``InvalidTask``, as on ``@task``.
+        """
+        changes: dict[str, Any] = {"concurrency_key": key}
+        if limit is not None:
+            changes["concurrency_limit"] = limit
+        elif key is None:
+            changes["concurrency_limit"] = None
+        return replace(self, **changes)
+
+    def limit_of(self, args: Sequence[Any], kwargs: dict[str, Any]) -> LimitOf | None:
+        """The concurrency key and limit of ``self(*args, **kwargs)``, or None."""
+        if self.concurrency_key is None:
+            return None
+        return limit_of_call(
+            f"Task {self.func.__qualname__!r}:",
+            self.concurrency_key,
+            self.concurrency_limit,
             args,
             kwargs,
         )

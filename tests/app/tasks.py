@@ -329,3 +329,34 @@ def reindex(index: str = "all") -> str:
 @offload_task(unique_key="digest", unique_for=3600)
 def send_digest(day: str) -> str:
     return day
+
+
+# Concurrency limits (docs/coordination.md).
+@offload_task(concurrency_key=lambda customer_id, **kwargs: f"account-{customer_id}")
+def sync_account(customer_id: int, full: bool = False) -> int:
+    return customer_id
+
+
+@offload_task(concurrency_key="partner-api", concurrency_limit=2, max_attempts=1)
+def call_partner(n: int) -> int:
+    return n
+
+
+@offload_task(concurrency_key="ledger", concurrency_limit=2)
+def ledgered(path: str, index: int, seconds: float) -> int:
+    """Append when it starts and ends to ``path`` (one O_APPEND write per
+    line, times from the host's monotonic clock, which every process shares),
+    for a test that reads how many ran at once."""
+    import time
+
+    def note(what: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{what} {index} {time.monotonic():.6f} {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+
+    note("start")
+    time.sleep(seconds)
+    note("end")
+    return index

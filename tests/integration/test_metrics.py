@@ -42,6 +42,7 @@ def test_the_metrics_say_what_the_queues_workers_and_failures_are():
         make_task(queue_name="emails", available_at=now - timedelta(minutes=2))
     make_task(queue_name="emails", available_at=now + timedelta(hours=1))
     make_task(queue_name="reports", status=State.RUNNING, lease_owner="host:1:a")
+    make_task(queue_name="reports", status=State.BLOCKED, concurrency_key="k")
     make_failed(finished_at=now - timedelta(minutes=5))
     make_worker("host:1:a")
     client = Client()
@@ -56,6 +57,8 @@ def test_the_metrics_say_what_the_queues_workers_and_failures_are():
     assert value(found, "offload_queue_due_tasks", queue="emails") == 3
     assert 110 <= value(found, "offload_queue_oldest_due_age_seconds", queue="emails") <= 600
     assert value(found, "offload_queue_running_tasks", queue="reports") == 1
+    assert value(found, "offload_queue_blocked_tasks", queue="reports") == 1
+    assert value(found, "offload_queue_blocked_tasks", queue="emails") == 0
     assert value(found, "offload_queue_paused", queue="emails") == 0
     assert value(found, "offload_worker_processes", state="live") == 1
     assert value(found, "offload_failed_tasks_recent", window_seconds="3600") == 1

@@ -63,13 +63,14 @@ def test_the_completion_writes_are_the_golden_ones(backend):
         tasks.noop.enqueue()
     first, second, third = store.claim("w", limit=3, lease_seconds=60)
     with executed() as seen:
-        assert store.complete(first.id, first.attempt, "1", 0.5) is True
+        # With the task's concurrency keys from its claim (none), as the worker does.
+        assert store.complete(first.id, first.attempt, "1", 0.5, keys=first.keys) is True
     assert seen == expected("complete", "one")
     with executed() as seen:
         # The third row's attempt is not its own: it is left alone (and on
         # MariaDB the rows written are read back).
         done = store.complete_many(
-            [(second.id, second.attempt, "2", 0.5), (third.id, 99, "3", 0.25)]
+            [(second.id, second.attempt, "2", 0.5), (third.id, 99, "3", 0.25)], keys=[]
         )
     assert done == {second.id}
     labels = ["batch of two"] + (["batch read-back"] if two_statements() else [])
@@ -81,9 +82,10 @@ def test_the_rescue_is_the_golden_one(backend):
     tasks.noop.enqueue()
     (claimed,) = store.claim("w", limit=1, lease_seconds=-1)  # a lease already expired
     with executed() as seen:
-        assert store.expired_leases(golden.LIMIT)[0][:2] == (claimed.id, claimed.attempt)
+        (found,) = store.expired_leases(golden.LIMIT)
+        assert found[:2] == (claimed.id, claimed.attempt)
         assert store.attempt_lost(
-            claimed.id, claimed.attempt, AttemptEnd("{}"), 1.0, expired_only=True
+            claimed.id, claimed.attempt, AttemptEnd("{}"), 1.0, expired_only=True, keys=found[4]
         )
     assert seen == expected("rescue", "expired leases", "attempt lost")
 

@@ -202,7 +202,7 @@ def test_status_json_shape():
     data = json.loads(text)
     assert set(data) == {
         "version", "backend", "database", "generated_at", "lease_seconds", "queues", "workers",
-        "live_processes", "stale_processes", "failures", "schedules", "vacuum",
+        "live_processes", "stale_processes", "failures", "schedules", "vacuum", "blocked",
     }  # fmt: skip
     assert data["version"] == 1
     assert data["backend"] == "default"

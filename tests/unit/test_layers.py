@@ -165,6 +165,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.store.prune",
             "offload.store.tasks",
             "offload.store.unique",
+            "offload.store.gate",
             "offload.store.claim",
             "offload.store.enqueue",
             "offload.store.outcomes",
@@ -209,6 +210,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "offload.task_options",
             "offload.uniqueness",
+            "offload.concurrency",
             "offload.tables",
             "offload.online_indexes",
             "offload.limits",

@@ -44,6 +44,8 @@ class QueueRow:
     oldest_due: datetime | None
     paused_at: datetime | None
     paused_by: str
+    # Waiting on a concurrency limit (BLOCKED), counted apart from the depth.
+    blocked: int = 0
 
     @property
     def oldest_age(self) -> str:

@@ -220,6 +220,7 @@ def dashboard_data(window: str = "hour") -> dict[str, Any]:
     latency = _Latency(finished, options.dashboard_sample_size)
     ready = _capped_count(State.READY, limit)
     running = _capped_count(State.RUNNING, limit)
+    blocked = _capped_count(State.BLOCKED, limit)
     return {
         "generated_at": now.isoformat(),
         "window": window if window in WINDOWS else "hour",
@@ -229,6 +230,9 @@ def dashboard_data(window: str = "hour") -> dict[str, Any]:
             "ready_capped": ready > limit,
             "running": min(running, limit),
             "running_capped": running > limit,
+            # Waiting on a concurrency limit (see store.gate).
+            "blocked": min(blocked, limit),
+            "blocked_capped": blocked > limit,
             "failed_last_hour": sum(c["failed"] for c in last_hour),
             "finished_last_hour": finished_last_hour,
             "throughput_per_minute": round(finished_last_hour / 60, 2),

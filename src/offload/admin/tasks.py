@@ -52,6 +52,7 @@ from offload.models import (
 )
 from offload.progress import Progress
 from offload.states import State
+from offload.store import reads
 
 # Django's ModelAdmin is generic only to the type checker.
 if TYPE_CHECKING:
@@ -278,7 +279,7 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
             "finished_at",
             "wait_time", "run_time", "timeout", "lease_owner", "lease_expires_at", "workers",
             "cancel_requested_at", "progress_display", "unique_key_display", "unique_scope",
-            "unique_until",
+            "unique_until", "concurrency_key", "concurrency_limit", "key_holders",
         ]  # fmt: skip
 
     def get_fieldsets(self, request: HttpRequest, obj: TaskRecord | None = None) -> Any:
@@ -288,6 +289,9 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
         if obj is not None and obj.unique_scope:
             fields = ("unique_key_display", "unique_scope", "unique_until")
             rest.insert(0, ("Uniqueness", {"fields": fields}))
+        if obj is not None and obj.concurrency_key:
+            fields = ("concurrency_key", "concurrency_limit", "key_holders")
+            rest.insert(0, ("Concurrency limit", {"fields": fields}))
         if obj is not None and _progress_of(obj) is not None:
             rest.insert(0, ("Progress", {"fields": ("progress_display",)}))
         return (task, *rest)
@@ -296,6 +300,14 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
     def unique_key_display(self, obj: TaskRecord) -> str:
         # A released key is gone from the row (NULL frees it for the next enqueue).
         return obj.unique_key or "released (the key may be taken by a new task)"
+
+    @admin.display(description="tasks holding the key")
+    def key_holders(self, obj: TaskRecord) -> str:
+        # Counted for a task waiting on its key only: the number is what it waits for.
+        if obj.status != State.BLOCKED or not obj.concurrency_key:
+            return "-"
+        holders, limit = reads.key_holders(obj), obj.concurrency_limit or 1
+        return f"{holders} of {limit} (it waits for one of them to end)"
 
     @admin.display(description="latest report")
     def progress_display(self, obj: TaskRecord) -> SafeString:

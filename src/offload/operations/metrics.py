@@ -27,6 +27,11 @@ QUEUE_GAUGES = (
     ("due", "offload_queue_due_tasks", "READY tasks whose time has come."),
     ("running", "offload_queue_running_tasks", "Tasks of the queue running now."),
     (
+        "blocked",
+        "offload_queue_blocked_tasks",
+        "Tasks of the queue waiting on a concurrency limit (BLOCKED).",
+    ),
+    (
         "oldest_due_age_seconds",
         "offload_queue_oldest_due_age_seconds",
         "How long the oldest due task has been due (0 when none is).",

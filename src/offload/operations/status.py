@@ -38,7 +38,7 @@ def _queues(using: str, backend: DatabaseBackend, now: datetime) -> list[dict[st
             "name": q.name, "ready": q.ready, "due": q.due, "running": q.running,
             "oldest_due_at": _iso(q.oldest_due), "oldest_due_age_seconds": _age(now, q.oldest_due),
             "paused": q.paused_at is not None, "paused_at": _iso(q.paused_at),
-            "paused_by": q.paused_by or None,
+            "paused_by": q.paused_by or None, "blocked": q.blocked,
         }
         for q in reads.queue_depths(using, backend.queues, now)
     ]  # fmt: skip
@@ -104,13 +104,16 @@ def collect(backend: DatabaseBackend) -> dict[str, Any]:
     processes = [p for w in workers for p in w["processes"]]
     cap = options.admin_count_limit
     failed = reads.failures_since(using, now - FAILURE_WINDOW, cap + 1)
+    queues = _queues(using, backend, now)
     return {
         "version": SHAPE_VERSION,
         "backend": backend.alias,
         "database": using,
         "generated_at": now.isoformat(),
         "lease_seconds": options.lease_seconds,
-        "queues": _queues(using, backend, now),
+        "queues": queues,
+        # Tasks waiting on a concurrency limit, in every queue (see store.gate).
+        "blocked": sum(q["blocked"] for q in queues),
         "workers": workers,
         "live_processes": sum(not p["stale"] for p in processes),
         "stale_processes": sum(p["stale"] for p in processes),

@@ -34,7 +34,11 @@ def _queues(data: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
     if not rows:
         return ["Queues: none"]
-    return ["Queues:", *_table(["NAME", "READY", "DUE", "RUNNING", "OLDEST DUE", ""], rows)]
+    lines = ["Queues:", *_table(["NAME", "READY", "DUE", "RUNNING", "OLDEST DUE", ""], rows)]
+    if data["blocked"]:
+        waiting = ", ".join(f"{q['name']} {q['blocked']}" for q in data["queues"] if q["blocked"])
+        lines.append(f"  Waiting on a concurrency limit: {data['blocked']} ({waiting})")
+    return lines
 
 
 def _workers(data: dict[str, Any]) -> list[str]:

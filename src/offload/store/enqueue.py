@@ -1,4 +1,5 @@
-"""New tasks: the INSERT of one task and of a batch, each announced to the workers."""
+"""New tasks: the INSERT of one task and of a batch, each announced to the
+workers, and of one task with a concurrency key, past its key's gate."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -9,8 +10,9 @@ from django.db import DatabaseError
 
 from offload.states import State
 from offload.store.announce import notify_params
-from offload.store.base import TABLE, StoreBase, required
+from offload.store.base import TABLE, required
 from offload.store.connection import atomic_on, fetch_one
+from offload.store.gate import GateStore
 from offload.store.rows import NewTask
 from offload.store.vendor import Vendor, read_datetime
 
@@ -52,7 +54,15 @@ def insert_many(vendor: Vendor, rows: int) -> str:
     return f"INSERT INTO {TABLE} {INSERT_COLUMNS} VALUES {values} RETURNING id, enqueued_at"
 
 
-class EnqueueStore(StoreBase):
+def insert_limited(vendor: Vendor) -> str:
+    """The INSERT of one task with a concurrency key: its status is the gate's
+    verdict (a parameter), and it sends no NOTIFY (a blocked task wakes nobody)."""
+    columns = INSERT_COLUMNS[:-1] + ", concurrency_key, concurrency_limit)"
+    values = row_values(vendor)[:-1] + ", %s, %s)"
+    return f"INSERT INTO {TABLE} {columns} VALUES {values} RETURNING id, enqueued_at"
+
+
+class EnqueueStore(GateStore):
     def enqueue(self, new: NewTask) -> tuple[int, datetime]:
         """Insert one READY task; return its id and enqueue time (database clock)."""
         params = self._row_params(new)
@@ -60,6 +70,27 @@ class EnqueueStore(StoreBase):
             params += notify_params(new.queue_name)
         task_id, enqueued_at, *_ = fetch_one(self.connection, self._insert_one, params)
         self.announcer.announce(self.connection, (new.queue_name,), notified=True)
+        return int(task_id), required(read_datetime(enqueued_at))
+
+    def enqueue_limited(self, new: NewTask) -> tuple[int, datetime]:
+        """Insert one task with a concurrency key: READY if its key has room,
+        else BLOCKED (see ``store.gate``); return its id and enqueue time.
+
+        The key's lock, the count and the INSERT are one transaction (a
+        savepoint of the caller's, if one is open).
+        """
+        limit = new.limit
+        if limit is None:
+            raise ValueError("enqueue_limited takes a task with a concurrency key")
+        nested = self.connection.in_atomic_block
+        with atomic_on(self.connection):
+            status = self.gate(new.backend, limit.key, limit.limit, nested)
+            params = [*self._row_params(new, status), limit.key, limit.limit]
+            task_id, enqueued_at, *_ = fetch_one(
+                self.connection, insert_limited(self.vendor), params
+            )
+            if status == State.READY:
+                self.announcer.announce(self.connection, (new.queue_name,))
         return int(task_id), required(read_datetime(enqueued_at))
 
     @cached_property
@@ -120,14 +151,14 @@ class EnqueueStore(StoreBase):
             [new.trace_context for new in chunk],
         ]
 
-    def _row_params(self, new: NewTask) -> list[Any]:
+    def _row_params(self, new: NewTask, status: State = State.READY) -> list[Any]:
         run_after = (
             None
             if new.run_after is None
             else self.connection.ops.adapt_datetimefield_value(new.run_after)
         )
         return [
-            new.task_path, new.backend, new.queue_name, new.priority, State.READY, new.is_async,
+            new.task_path, new.backend, new.queue_name, new.priority, status, new.is_async,
             new.max_attempts, new.timeout, run_after, run_after,
             "[]", new.args_json, new.kwargs_json, "[]", new.trace_context,
         ]  # fmt: skip

@@ -24,6 +24,10 @@ BATCH_SIZE = 500
 
 RETRYABLE = (State.FAILED, State.CANCELLED)
 
+# A task made ready by hand: READY, or BLOCKED if it has a concurrency key,
+# for the key's promotion to let in (two parameters: READY, BLOCKED).
+_READY_OR_BLOCKED = "CASE WHEN concurrency_key IS NULL THEN %s ELSE %s END"
+
 
 def batches(ids: Iterable[int], size: int = BATCH_SIZE) -> Iterator[list[int]]:
     """Split ``ids`` into lists of at most ``size``."""
@@ -55,20 +59,24 @@ def retry(store: TaskStore, task_ids: Sequence[int]) -> int:
     the attempts made so far plus the budget. ``attempt`` itself is never reset,
     because it is the fencing token: a worker still holding an old attempt must
     not be able to write over the new one.
+
+    A task with a concurrency key passes its key's gate as an enqueue does:
+    it goes back BLOCKED, and the key's promotion (in the same transaction)
+    lets it in if the key has room (see ``store.gate``).
     """
     if not task_ids:
         return 0
     vendor = store.vendor
     ids = list(task_ids)
-    with atomic_on(store.connection):
+    with store.releasing(store.keys_of(ids)), atomic_on(store.connection):
         with store.connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {TABLE} SET status = %s, available_at = {vendor.now}, "
+                f"UPDATE {TABLE} SET status = {_READY_OR_BLOCKED}, available_at = {vendor.now}, "
                 "max_attempts = attempt + max_attempts, finished_at = NULL, "
                 "return_value = NULL, cancel_requested_at = NULL, "
                 "lease_owner = NULL, lease_expires_at = NULL "
                 f"WHERE id IN ({_marks(ids)}) AND status IN (%s, %s)",
-                [State.READY, *ids, *RETRYABLE],
+                [State.READY, State.BLOCKED, *ids, *RETRYABLE],
             )
             count = int(cursor.rowcount)
         if count:
@@ -77,16 +85,19 @@ def retry(store: TaskStore, task_ids: Sequence[int]) -> int:
 
 
 def run_again(store: TaskStore, task_ids: Sequence[int]) -> list[int]:
-    """Enqueue a new READY copy of each task (same task, arguments, queue and
-    priority), due now, whatever the original's state; return the new ids."""
+    """Enqueue a new READY copy of each task (same task, arguments, queue,
+    priority and concurrency key), due now, whatever the original's state;
+    return the new ids. A copy with a concurrency key passes its key's gate
+    as in ``retry``."""
     if not task_ids:
         return []
     vendor = store.vendor
     ids = list(task_ids)
     columns = (
-        "task_path, backend, queue_name, priority, is_async, args, kwargs, max_attempts, timeout"
+        "task_path, backend, queue_name, priority, is_async, args, kwargs, max_attempts, "
+        "timeout, concurrency_key, concurrency_limit"
     )
-    with atomic_on(store.connection):
+    with store.releasing(store.keys_of(ids)), atomic_on(store.connection):
         with store.connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT id, {columns} FROM {TABLE} WHERE id IN ({_marks(ids)}) ORDER BY id", ids
@@ -94,22 +105,25 @@ def run_again(store: TaskStore, task_ids: Sequence[int]) -> list[int]:
             originals = cursor.fetchall()
         new_ids: list[int] = []
         for row in originals:
-            path, backend, queue, priority, is_async, args, kwargs, budget, timeout = row[1:]
+            path, backend, queue, priority, is_async, args, kwargs, budget, timeout = row[1:10]
+            key, limit = row[10:]
             with store.connection.cursor() as cursor:
                 # Attempts, errors and results start empty: the copy is a new
                 # task that happens to share the original's call.
                 cursor.execute(
                     f"INSERT INTO {TABLE} (task_path, backend, queue_name, priority, status, "
                     "is_async, run_after, available_at, enqueued_at, attempt, max_attempts, "
-                    "timeout, worker_ids, args, kwargs, errors) VALUES (%s, %s, %s, %s, %s, %s, "
+                    "timeout, worker_ids, args, kwargs, errors, concurrency_key, "
+                    "concurrency_limit) VALUES (%s, %s, %s, %s, %s, %s, "
                     f"NULL, {vendor.now}, {vendor.now}, 0, %s, %s, {vendor.json_param}, "
-                    f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}) RETURNING id",
+                    f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, %s, %s) "
+                    "RETURNING id",
                     [
                         path,
                         backend,
                         queue,
                         priority,
-                        State.READY,
+                        State.READY if key is None else State.BLOCKED,
                         is_async,
                         budget,
                         timeout,
@@ -117,6 +131,8 @@ def run_again(store: TaskStore, task_ids: Sequence[int]) -> list[int]:
                         _json_text(args),
                         _json_text(kwargs),
                         "[]",
+                        key,
+                        limit,
                     ],
                 )
                 new_ids.append(int(cursor.fetchone()[0]))
@@ -133,7 +149,8 @@ def delete(store: TaskStore, task_ids: Sequence[int]) -> int:
     if not task_ids:
         return 0
     ids = list(task_ids)
-    with store.connection.cursor() as cursor:
+    # A READY task with a concurrency key frees its slot for a blocked one.
+    with store.releasing(store.keys_of(ids)), store.connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {TABLE} WHERE id IN ({_marks(ids)}) AND status <> %s",
             [*ids, State.RUNNING],

@@ -12,14 +12,15 @@ start costs no statement of its own.
 """
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from offload.failures import AttemptEnd
 from offload.progress import Progress
 from offload.states import State
-from offload.store.base import TABLE, Fence, StoreBase
+from offload.store.base import TABLE, Fence
 from offload.store.connection import atomic_on
+from offload.store.gate import GateStore, KeyRef
 from offload.store.vendor import Vendor
 from offload.uniqueness import PERIOD
 
@@ -133,17 +134,34 @@ def _unclaim_sql(vendor: Vendor) -> str:
     return f", worker_ids = {vendor.pop_last.format(col='worker_ids')}, attempt = attempt - 1"
 
 
-class OutcomeStore(StoreBase):
-    def complete(self, task_id: int, attempt: int, return_json: str, ran: float) -> bool:
+class OutcomeStore(GateStore):
+    # Every write of a final state below takes ``keys``: the concurrency keys
+    # of its tasks as (backend, key), which it locks first and whose blocked
+    # tasks it promotes in the same transaction (see ``store.gate``). The
+    # worker knows them from the claim and passes them (none, for the tasks
+    # without a key: then nothing more is written); None reads them first.
+
+    def _keys(self, keys: Iterable[KeyRef] | None, task_ids: Sequence[int]) -> list[KeyRef]:
+        return self.keys_of(task_ids) if keys is None else list(keys)
+
+    def complete(
+        self,
+        task_id: int,
+        attempt: int,
+        return_json: str,
+        ran: float,
+        keys: Iterable[KeyRef] | None = None,
+    ) -> bool:
         """Record success of ``attempt``, whose code ran ``ran`` seconds; False
         if that attempt no longer holds the task."""
         assignments = complete_assignments(self.vendor)
         started = _started(self.vendor, ran)[1]
-        return self._fenced(
-            assignments, [State.SUCCESSFUL, return_json, *started], task_id, attempt
-        )
+        with self.releasing(self._keys(keys, [task_id])):
+            return self._fenced(
+                assignments, [State.SUCCESSFUL, return_json, *started], task_id, attempt
+            )
 
-    def complete_many(self, done: Sequence[Done]) -> set[int]:
+    def complete_many(self, done: Sequence[Done], keys: Iterable[KeyRef] | None = None) -> set[int]:
         """Record the success of many attempts, ``(id, attempt, return_json,
         ran)`` each, in one statement; return the ids whose attempt is recorded
         as a success (the others lost their claim).
@@ -155,6 +173,10 @@ class OutcomeStore(StoreBase):
         """
         if not done:
             return set()
+        with self.releasing(self._keys(keys, [row[0] for row in done])):
+            return self._complete_many(done)
+
+    def _complete_many(self, done: Sequence[Done]) -> set[int]:
         sql, params = complete_many_statement(self.vendor, done)
         if self.vendor.update_returning:
             return {row[0] for row in self._fetch(sql, params)}
@@ -169,7 +191,14 @@ class OutcomeStore(StoreBase):
         rows = self._fetch(f"SELECT id FROM {TABLE} WHERE {fence}", fence_params)
         return {row[0] for row in rows}
 
-    def fail(self, task_id: int, attempt: int, errors_json: str, ran: float | None = None) -> bool:
+    def fail(
+        self,
+        task_id: int,
+        attempt: int,
+        errors_json: str,
+        ran: float | None = None,
+        keys: Iterable[KeyRef] | None = None,
+    ) -> bool:
         """Record final failure of ``attempt`` with the task's full error history.
 
         ``ran``: the seconds its code ran (None: it never began, nor is its
@@ -177,13 +206,14 @@ class OutcomeStore(StoreBase):
         """
         vendor = self.vendor
         started, started_params = _started(vendor, ran)
-        return self._fenced(
-            f"status = %s, finished_at = {vendor.now}, errors = {vendor.json_param}, "
-            f"{_FINAL}{started}",
-            [State.FAILED, errors_json, *started_params],
-            task_id,
-            attempt,
-        )
+        with self.releasing(self._keys(keys, [task_id])):
+            return self._fenced(
+                f"status = %s, finished_at = {vendor.now}, errors = {vendor.json_param}, "
+                f"{_FINAL}{started}",
+                [State.FAILED, errors_json, *started_params],
+                task_id,
+                attempt,
+            )
 
     def retry(
         self, task_id: int, attempt: int, errors_json: str, delay: float, ran: float | None = None
@@ -200,7 +230,12 @@ class OutcomeStore(StoreBase):
         )
 
     def cancelled(
-        self, task_id: int, attempt: int, error_json: str, ran: float | None = None
+        self,
+        task_id: int,
+        attempt: int,
+        error_json: str,
+        ran: float | None = None,
+        keys: Iterable[KeyRef] | None = None,
     ) -> bool:
         """Record that running ``attempt`` stopped because it was cancelled.
 
@@ -208,13 +243,14 @@ class OutcomeStore(StoreBase):
         """
         vendor = self.vendor
         started, started_params = _started(vendor, ran)
-        return self._fenced(
-            f"status = %s, finished_at = {vendor.now}, "
-            f"errors = {vendor.append_json.format(col='errors')}, {_FINAL}{started}",
-            [State.CANCELLED, error_json, *started_params],
-            task_id,
-            attempt,
-        )
+        with self.releasing(self._keys(keys, [task_id])):
+            return self._fenced(
+                f"status = %s, finished_at = {vendor.now}, "
+                f"errors = {vendor.append_json.format(col='errors')}, {_FINAL}{started}",
+                [State.CANCELLED, error_json, *started_params],
+                task_id,
+                attempt,
+            )
 
     def write_starts(self, starts: dict[tuple[int, int], float]) -> int:
         """Write when running attempts began, keyed by (id, attempt), each given
@@ -304,26 +340,28 @@ class OutcomeStore(StoreBase):
         return self._write(sql, params)
 
     def cancel(self, task_ids: Sequence[int], error_json: str) -> tuple[list[int], list[int]]:
-        """Cancel READY tasks at once and ask RUNNING ones to stop.
+        """Cancel READY (and BLOCKED) tasks at once and ask RUNNING ones to stop.
 
         Returns (ids now CANCELLED, ids whose cancellation was requested). A
         READY task is never claimed after this commits: both statements test the
         status, so a task claimed in between is treated as RUNNING instead.
         ``error_json`` is the error appended to a cancelled task's history.
+        A READY task with a concurrency key frees its slot for a blocked one.
         """
         if not task_ids:
             return [], []
         vendor = self.vendor
-        with atomic_on(self.connection):
-            ready = self._ids_in(task_ids, State.READY, vendor.lock_rows)
+        waiting = (State.READY, State.BLOCKED)
+        with self.releasing(self.keys_of(task_ids)), atomic_on(self.connection):
+            ready = self._ids_in(task_ids, waiting, vendor.lock_rows)
             if ready:
                 self._write(
                     f"UPDATE {TABLE} SET status = %s, finished_at = {vendor.now}, "
                     f"errors = {vendor.append_json.format(col='errors')}, {RELEASE_KEY} "
-                    f"WHERE id IN ({_marks(ready)}) AND status = %s",
-                    [State.CANCELLED, error_json, *ready, State.READY],
+                    f"WHERE id IN ({_marks(ready)}) AND status IN (%s, %s)",
+                    [State.CANCELLED, error_json, *ready, *waiting],
                 )
-            running = self._ids_in(task_ids, State.RUNNING)
+            running = self._ids_in(task_ids, (State.RUNNING,))
             if running:
                 self._write(
                     f"UPDATE {TABLE} SET cancel_requested_at = "
@@ -333,9 +371,14 @@ class OutcomeStore(StoreBase):
                 )
         return ready, running
 
-    def _ids_in(self, task_ids: Sequence[int], status: State, suffix: str = "") -> list[int]:
-        sql = f"SELECT id FROM {TABLE} WHERE id IN ({_marks(task_ids)}) AND status = %s{suffix}"
-        return [int(row[0]) for row in self._fetch(sql, [*task_ids, status])]
+    def _ids_in(
+        self, task_ids: Sequence[int], statuses: Sequence[State], suffix: str = ""
+    ) -> list[int]:
+        sql = (
+            f"SELECT id FROM {TABLE} WHERE id IN ({_marks(task_ids)}) "
+            f"AND status IN ({_marks(statuses)}){suffix}"
+        )
+        return [int(row[0]) for row in self._fetch(sql, [*task_ids, *statuses])]
 
 
 def _marks(values: Sequence[Any]) -> str:

@@ -38,12 +38,15 @@ class QueueDepth:
     oldest_due: datetime | None
     paused_at: datetime | None
     paused_by: str
+    # Tasks of the queue waiting on a concurrency limit (BLOCKED: in no
+    # queue's claim until promoted, see store.gate).
+    blocked: int = 0
 
 
 def queue_depths(using: str, known: Iterable[str], now: datetime) -> list[QueueDepth]:
-    """Every queue in ``known``, with READY or RUNNING tasks, or paused, with its
-    numbers: grouped reads of the claim index over READY and RUNNING rows only,
-    never the finished ones."""
+    """Every queue in ``known``, with READY, RUNNING or BLOCKED tasks, or
+    paused, with its numbers: grouped reads of the claim index over those rows
+    only, never the finished ones."""
     tasks = TaskRecord.objects.using(using).order_by()
     ready = dict(
         tasks.filter(status=State.READY)
@@ -63,8 +66,14 @@ def queue_depths(using: str, known: Iterable[str], now: datetime) -> list[QueueD
         .annotate(n=Count("id"))
         .values_list("queue_name", "n")
     )
+    blocked = dict(
+        tasks.filter(status=State.BLOCKED)
+        .values("queue_name")
+        .annotate(n=Count("id"))
+        .values_list("queue_name", "n")
+    )
     paused = {q.name: q for q in Queue.objects.using(using).filter(paused_at__isnull=False)}
-    names = set(known) | set(ready) | set(running) | set(paused)
+    names = set(known) | set(ready) | set(running) | set(paused) | set(blocked)
     return [
         QueueDepth(
             name=name,
@@ -74,6 +83,7 @@ def queue_depths(using: str, known: Iterable[str], now: datetime) -> list[QueueD
             oldest_due=due[name]["oldest"] if name in due else None,
             paused_at=paused[name].paused_at if name in paused else None,
             paused_by=paused[name].paused_by if name in paused else "",
+            blocked=blocked.get(name, 0),
         )
         for name in sorted(names)
     ]
@@ -108,6 +118,20 @@ def oldest_due(using: str, now: datetime, queues: Sequence[str] | None = None) -
         return _oldest_due_in(ready, now)
     found = [_oldest_due_in(ready.filter(queue_name=name), now) for name in queues]
     return min((when for when in found if when is not None), default=None)
+
+
+def key_holders(row: TaskRecord) -> int:
+    """How many tasks hold the concurrency key of ``row`` (READY or RUNNING),
+    read through the gate's index (see ``store.gate``)."""
+    return (
+        TaskRecord.objects.using(row._state.db)
+        .filter(
+            backend=row.backend,
+            concurrency_key=row.concurrency_key,
+            status__in=(State.READY, State.RUNNING),
+        )
+        .count()
+    )
 
 
 def failures_since(using: str, since: datetime, cap: int) -> int:

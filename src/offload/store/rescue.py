@@ -4,11 +4,13 @@ with :meth:`RescueStore.attempt_lost`, fenced by its attempt like every
 outcome, and by the lease's expiry, so a heartbeat that renewed it just now
 wins. Rendered in ``tests/sql/rescue.*.sql``."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from offload.failures import AttemptEnd
 from offload.states import State
-from offload.store.base import TABLE, Fence, StoreBase
+from offload.store.base import TABLE, Fence
+from offload.store.gate import GateStore, KeyRef
 from offload.store.vendor import Vendor
 from offload.uniqueness import PERIOD
 
@@ -19,7 +21,7 @@ def expired_select(vendor: Vendor) -> str:
     # leases states it: SQLite uses a partial index only for a query whose
     # terms imply the index's condition, which a bound parameter cannot.
     return (
-        f"SELECT id, attempt, max_attempts, lease_owner FROM {TABLE} "
+        f"SELECT id, attempt, max_attempts, lease_owner, backend, concurrency_key FROM {TABLE} "
         f"WHERE status = '{State.RUNNING.value}' AND lease_expires_at < {vendor.now} "
         "ORDER BY lease_expires_at LIMIT %s"
     )
@@ -56,7 +58,7 @@ def attempt_lost_statement(
     return sql, [State.FAILED, State.READY, delay, error_json, *fence_params]
 
 
-class RescueStore(StoreBase):
+class RescueStore(GateStore):
     def attempt_lost(
         self,
         task_id: int,
@@ -65,6 +67,7 @@ class RescueStore(StoreBase):
         delay: float,
         *,
         expired_only: bool = False,
+        keys: Iterable[KeyRef] | None = None,
     ) -> bool:
         """End an attempt that never reached a verdict (crash, kill, timeout, lost lease).
 
@@ -73,19 +76,26 @@ class RescueStore(StoreBase):
         that never started is released instead, see ``failures.cut_short``). The choice is made
         in SQL from the row's own ``max_attempts``, so the caller need not import
         the task. ``expired_only`` (the rescue) also requires the lease to have
-        expired, so a heartbeat that renewed it just now wins.
+        expired, so a heartbeat that renewed it just now wins. A task with a
+        concurrency key that fails for good lets a blocked one of its key in
+        (``keys`` as for ``OutcomeStore``; None: read from the row).
         """
         if end.error_json is None:
             raise ValueError("an attempt that never started is released, not lost")
         statement = attempt_lost_statement(
             self.vendor, task_id, attempt, end.error_json, delay, expired_only=expired_only
         )
-        return self._write(*statement) == 1
+        with self.releasing(self.keys_of([task_id]) if keys is None else keys):
+            return self._write(*statement) == 1
 
-    def expired_leases(self, limit: int) -> list[tuple[int, int, int, str | None]]:
-        """RUNNING tasks whose lease has expired: (id, attempt, max_attempts, owner)."""
+    def expired_leases(self, limit: int) -> list[tuple[int, int, int, str | None, list[KeyRef]]]:
+        """RUNNING tasks whose lease has expired: (id, attempt, max_attempts,
+        owner, concurrency keys), the keys for ``attempt_lost``."""
         rows = self._fetch(expired_select(self.vendor), [limit])
-        return [(int(a), int(b), int(c), d) for a, b, c, d in rows]
+        return [
+            (int(a), int(b), int(c), d, [] if key is None else [(str(backend), str(key))])
+            for a, b, c, d, backend, key in rows
+        ]
 
     def explain_rescue(self, limit: int = 100) -> list[str]:
         """The plan of the rescue's search for expired leases (see ``explain_claim``)."""

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from offload.concurrency import LimitOf
 from offload.payload import decode
 from offload.store.base import required
 from offload.store.vendor import read_datetime
@@ -14,7 +15,7 @@ from offload.uniqueness import UniqueKeyOf
 CLAIMED_COLUMNS = (
     "id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, "
     "started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, "
-    "max_attempts, timeout, trace_context"
+    "max_attempts, timeout, trace_context, concurrency_key"
 )
 
 
@@ -46,12 +47,15 @@ class ClaimedTask:
     trace_context: dict[str, str] | None = None
     # Why the row cannot run (its stored JSON is unreadable), or None.
     problem: str | None = None
+    # The task's concurrency key (see store.gate), or None: a final outcome
+    # of a keyed task promotes the key's blocked tasks.
+    concurrency_key: str | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> "ClaimedTask":
         (id_, path, backend, queue, priority, run_after, available_at, enqueued_at, started_at,
          attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts,
-         timeout, trace_context) = row  # fmt: skip
+         timeout, trace_context, concurrency_key) = row  # fmt: skip
         # A row whose JSON does not decode (written by hand, or by another tool)
         # must fail on its own, not break the claim of the tasks around it.
         problem = None
@@ -86,7 +90,13 @@ class ClaimedTask:
             timeout=None if timeout is None else float(timeout),
             trace_context=None if trace_context is None else _carrier(trace_context),
             problem=problem,
+            concurrency_key=None if concurrency_key is None else str(concurrency_key),
         )
+
+    @property
+    def keys(self) -> list[tuple[str, str]]:
+        """The concurrency key of the task as (backend, key), or none."""
+        return [] if self.concurrency_key is None else [(self.backend, self.concurrency_key)]
 
     @property
     def claim_order(self) -> tuple[int, datetime, int]:
@@ -131,6 +141,8 @@ class NewTask:
     trace_context: str | None = None
     # The unique key the task takes (see store.unique), or None.
     unique: UniqueKeyOf | None = None
+    # The concurrency key and limit of the task (see store.gate), or None.
+    limit: LimitOf | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,17 +99,22 @@ class Holder:
 
 
 @functools.lru_cache(maxsize=8)
-def insert_unique(vendor: Vendor, period: bool) -> str:
+def insert_unique(vendor: Vendor, period: bool, limited: bool = False) -> str:
     """The INSERT of one task with a unique key (and the NOTIFY where there is one).
 
     ``period``: the key is held for a period, whose end is the database's
     clock plus one parameter (seconds); else ``unique_until`` is NULL.
+    ``limited``: the task also has a concurrency key and limit (two more
+    parameters), and the INSERT sends no NOTIFY (the gate may block it).
     """
     until = vendor.now_plus_seconds if period else "NULL"
-    columns = INSERT_COLUMNS[:-1] + ", unique_key, unique_scope, unique_until)"
-    values = row_values(vendor)[:-1] + f", %s, %s, {until})"
-    insert = f"INSERT INTO {TABLE} {columns} VALUES {values} RETURNING id, enqueued_at"
-    if vendor.insert_and_notify is not None:
+    columns = INSERT_COLUMNS[:-1] + ", unique_key, unique_scope, unique_until"
+    values = row_values(vendor)[:-1] + f", %s, %s, {until}"
+    if limited:
+        columns += ", concurrency_key, concurrency_limit"
+        values += ", %s, %s"
+    insert = f"INSERT INTO {TABLE} {columns}) VALUES {values}) RETURNING id, enqueued_at"
+    if vendor.insert_and_notify is not None and not limited:
         return vendor.insert_and_notify.format(insert=insert)
     return insert
 
@@ -135,14 +140,21 @@ class UniqueStore(EnqueueStore):
         params = [*self._row_params(new), unique.key, unique.scope]
         if unique.scope == PERIOD:
             params.append(unique.seconds)
-        if self.vendor.insert_and_notify is not None:
+        limit = new.limit
+        if limit is not None:
+            params += [limit.key, limit.limit]
+        elif self.vendor.insert_and_notify is not None:
             params += notify_params(new.queue_name)
-        sql = insert_unique(self.vendor, unique.scope == PERIOD)
+        sql = insert_unique(self.vendor, unique.scope == PERIOD, limit is not None)
         in_transaction = self.connection.in_atomic_block
         refusal: Exception | None = None
         for _ in range(UNIQUE_TRIES):
             try:
                 with transaction.atomic(using=self.connection.alias):
+                    if limit is not None:
+                        # The gate inside the savepoint: a refused INSERT
+                        # takes its key lock back with it.
+                        params[4] = self.gate(new.backend, limit.key, limit.limit, in_transaction)
                     task_id, enqueued_at, *_ = fetch_one(self.connection, sql, params)
             except IntegrityError as exc:
                 refusal = exc
@@ -154,7 +166,10 @@ class UniqueStore(EnqueueStore):
                 refusal = exc
                 continue
             else:
-                self.announcer.announce(self.connection, (new.queue_name,), notified=True)
+                if limit is None:
+                    self.announcer.announce(self.connection, (new.queue_name,), notified=True)
+                elif params[4] == State.READY:
+                    self.announcer.announce(self.connection, (new.queue_name,))
                 return int(task_id), required(read_datetime(enqueued_at))
             holder = self.unique_holder(new.backend, unique.key)
             if holder is None:
@@ -196,10 +211,11 @@ class UniqueStore(EnqueueStore):
             f"UPDATE {TABLE} SET args = {vendor.json_param}, kwargs = {vendor.json_param}, "
             f"queue_name = %s, priority = %s, run_after = %s, "
             f"available_at = COALESCE(%s, {vendor.now}) "
-            "WHERE id = %s AND status = %s AND backend = %s AND unique_key = %s",
+            # A holder waiting on a concurrency limit (BLOCKED) waits to run too.
+            "WHERE id = %s AND status IN (%s, %s) AND backend = %s AND unique_key = %s",
             [
                 new.args_json, new.kwargs_json, new.queue_name, new.priority, run_after,
-                run_after, holder.id, State.READY, new.backend, unique.key,
+                run_after, holder.id, State.READY, State.BLOCKED, new.backend, unique.key,
             ],
         )  # fmt: skip
         if written:

@@ -123,6 +123,11 @@ class Vendor:
     # lock is the one the refused INSERT already took on that entry.
     # PostgreSQL's READ COMMITTED and SQLite's one writer see it anyway.
     read_latest: str = ""
+    # What ends the INSERT of a row that may exist, so that it then writes
+    # {column} of the existing row to the value given: the lock of a
+    # concurrency key (see ``store.gate``), whose write locks the row until
+    # the transaction ends. {keys}: the columns of the unique constraint.
+    touch_on_conflict: str = "ON CONFLICT ({keys}) DO UPDATE SET {column} = excluded.{column}"
 
 
 # Three catalog views, read once each: no table of offload's, no lock, no
@@ -344,6 +349,7 @@ _MYSQL = Vendor(
     quote="`",
     set_in_order=True,
     read_latest=" LOCK IN SHARE MODE",
+    touch_on_conflict="ON DUPLICATE KEY UPDATE {column} = VALUES({column})",
 )
 
 _VENDORS = {"postgresql": _POSTGRESQL, "sqlite": _SQLITE, "mysql": _MYSQL}

@@ -275,7 +275,10 @@ class Worker:
         due = None
         if not batch and (kind is None or not self._busy()):
             due = self.store.seconds_until_due(self.queues)
-        if not batch and burst and not self._busy() and (due is None or due > 0):
+        # An outcome not yet written may still promote a blocked task of its
+        # concurrency key (store.gate): a burst run is not drained before.
+        idle = not self._busy() and not len(self.outbox)
+        if not batch and burst and idle and (due is None or due > 0):
             self.stats.reason = "drained"
             return True
         looks.came_short(asked, time.monotonic(), self.wakeups.listening, due)

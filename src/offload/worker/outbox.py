@@ -126,12 +126,15 @@ class Outbox:
 def write_successes(store: TaskStore, batch: list[Posted]) -> set[int]:
     """Write successes in one statement; return the ids whose attempt still held the task."""
     store.prepare()
+    written = [p for p in batch if p.outcome]
     return store.complete_many(
         [
             (p.claimed.id, p.claimed.attempt, p.outcome.return_json or "null", p.ran())
-            for p in batch
+            for p in written
             if p.outcome
-        ]
+        ],
+        # Tasks with a concurrency key let blocked ones in (see store.gate).
+        keys=[key for p in written for key in p.claimed.keys],
     )
 
 
@@ -144,8 +147,9 @@ def write_failure(store: TaskStore, posted: Posted) -> bool:
     ran = posted.ran() if outcome.began else None
     if outcome.cancelled:
         error = encode(outcome.errors[-1], "an error record")
-        return store.cancelled(claimed.id, claimed.attempt, error, ran)
+        return store.cancelled(claimed.id, claimed.attempt, error, ran, keys=claimed.keys)
     if outcome.retry_in is not None:
         errors = encode(outcome.errors, "errors")
         return store.retry(claimed.id, claimed.attempt, errors, outcome.retry_in, ran)
-    return store.fail(claimed.id, claimed.attempt, encode(outcome.errors, "errors"), ran)
+    errors = encode(outcome.errors, "errors")
+    return store.fail(claimed.id, claimed.attempt, errors, ran, keys=claimed.keys)

@@ -11,6 +11,10 @@ A task process renews its leases every ``HEARTBEAT_SECONDS``; a lease lasts
 ``LEASE_SECONDS`` (at least two heartbeats). So a task is rescued at most
 ``LEASE_SECONDS + HEARTBEAT_SECONDS`` after its process last heartbeated, and a
 task whose process keeps heartbeating is never rescued, however long it runs.
+
+Each turn also promotes blocked tasks of every concurrency key that has room
+(``TaskStore.sweep``): the safety net under the promotion each final state
+does, for a limit raised in code or a promotion lost with its process.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ logger = logging.getLogger("offload.worker")
 
 LEASE_NAME = "rescuer"
 SWEEP_BATCH = 500  # expired leases handled per statement round; more wait for the next turn
+# Concurrency keys with blocked tasks looked at per turn (see store.gate.sweep).
+KEY_SWEEP_BATCH = 100
 
 
 class Rescuer(ElectedRole):
@@ -46,7 +52,7 @@ class Rescuer(ElectedRole):
 
     def work(self, store: TaskStore) -> int:
         rescued = 0
-        for task_id, attempt, max_attempts, owner in store.expired_leases(SWEEP_BATCH):
+        for task_id, attempt, max_attempts, owner, keys in store.expired_leases(SWEEP_BATCH):
             # Whether its code started only its worker knew: the attempt may
             # have done part of its work, so it counts as started.
             end = cut_short(
@@ -57,7 +63,7 @@ class Rescuer(ElectedRole):
                 worker_id=owner,
             )
             delay = self.config.retry.delay_after(attempt)
-            if store.attempt_lost(task_id, attempt, end, delay, expired_only=True):
+            if store.attempt_lost(task_id, attempt, end, delay, expired_only=True, keys=keys):
                 rescued += 1
                 logger.warning(
                     "Rescued task %s from %s (attempt %d of %d): %s",
@@ -67,5 +73,8 @@ class Rescuer(ElectedRole):
         # Rows of workers that stopped without a word (killed with their host):
         # they are only for operators, and a live worker re-registers.
         store.forget_silent_workers(self.config.lease_seconds * 2)
+        # Blocked tasks whose key has room (a limit raised in code, a release
+        # lost with its process) are let in here, within one turn.
+        store.sweep(KEY_SWEEP_BATCH)
         self.rescued += rescued
         return rescued

@@ -169,6 +169,7 @@
     const c = data.counters;
     text("c-ready", c.ready + (c.ready_capped ? "+" : ""));
     text("c-running", c.running + (c.running_capped ? "+" : ""));
+    text("c-blocked", c.blocked + (c.blocked_capped ? "+" : ""));
     text("c-failed", String(c.failed_last_hour));
     text("c-throughput", String(c.throughput_per_minute));
     text("c-wait", `${seconds(data.latency.wait_p50)} / ${seconds(data.latency.wait_p95)}`);

@@ -1,0 +1,118 @@
+"""Concurrency limits: what a task declares about its key and limit, checked
+once, and the key of one call.
+
+A task with a concurrency key runs at most ``concurrency_limit`` at a time
+with every other task of its backend that has the same key, on every worker
+of every host (docs/coordination.md). The database enforces it (see
+``store.gate``): a task is let into its queue (READY) only while fewer than
+the limit of its key's tasks are READY or RUNNING; else it waits as BLOCKED,
+outside every queue, until a task of the key reaches a final state and
+promotes the oldest blocked one.
+
+A leaf module: it imports only other leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from offload.exceptions import InvalidTaskOptions
+from offload.limits import MAX_CONCURRENCY_KEY_LENGTH, MAX_CONCURRENCY_LIMIT
+
+# The limit of a key given without one: one task of the key at a time.
+DEFAULT_LIMIT = 1
+
+# A key given as a string, or a callable that builds it from the call's
+# arguments (``key(*args, **kwargs)``), returning a string or None (no limit).
+ConcurrencyKey = str | Callable[..., str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class LimitOf:
+    """The concurrency key of one call and its limit, as the store writes them."""
+
+    key: str
+    limit: int
+
+
+def limit_problems(where: str, key: object, limit: object) -> list[str]:
+    """What is wrong with a task's concurrency options (empty: nothing)."""
+    problems = []
+    if key is not None and not callable(key):
+        problem = key_problem(key)
+        if problem:
+            problems.append(f"{where} {problem}")
+    if limit is not None:
+        problem = limit_problem(limit)
+        if problem:
+            problems.append(f"{where} {problem}")
+        elif key is None:
+            problems.append(
+                f"{where} concurrency_limit needs a concurrency_key (the tasks it counts)."
+            )
+    return problems
+
+
+def key_problem(key: object) -> str | None:
+    """Why ``key`` cannot be a concurrency key, or None."""
+    if not isinstance(key, str):
+        return (
+            "concurrency_key must be a string, or a callable returning one, got "
+            f"{type(key).__name__} {key!r:.100}."
+        )
+    if not key:
+        return "concurrency_key must not be empty."
+    if len(key) > MAX_CONCURRENCY_KEY_LENGTH:
+        return (
+            f"concurrency_key is {len(key)} characters long; the most is "
+            f"{MAX_CONCURRENCY_KEY_LENGTH}."
+        )
+    if "\x00" in key:
+        return "concurrency_key must not hold a NUL character."
+    return None
+
+
+def limit_problem(limit: object) -> str | None:
+    """Why ``limit`` cannot be a concurrency limit, or None."""
+    if (
+        isinstance(limit, bool)
+        or not isinstance(limit, int)
+        or not 1 <= limit <= MAX_CONCURRENCY_LIMIT
+    ):
+        return (
+            f"concurrency_limit must be a whole number from 1 to {MAX_CONCURRENCY_LIMIT}, "
+            f"got {limit!r:.100}."
+        )
+    return None
+
+
+def limit_of_call(
+    where: str,
+    key: ConcurrencyKey | None,
+    limit: int | None,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+) -> LimitOf | None:
+    """The concurrency key and limit of ``task(*args, **kwargs)``, or None for none.
+
+    Raises ``InvalidTaskOptions`` if a callable key fails or returns something
+    that cannot be a key (nothing is enqueued then).
+    """
+    if key is None:
+        return None
+    if callable(key):
+        try:
+            found = key(*args, **kwargs)
+        except Exception as exc:
+            raise InvalidTaskOptions(
+                f"{where} concurrency_key raised {type(exc).__name__}: {exc}"
+            ) from exc
+        if found is None:
+            return None
+        problem = key_problem(found)
+        if problem:
+            raise InvalidTaskOptions(f"{where} the concurrency_key callable's result: {problem}")
+        key = found
+    return LimitOf(str(key), DEFAULT_LIMIT if limit is None else limit)
