@@ -207,9 +207,18 @@ class GateStore(StoreBase):
         return [(str(backend), str(key)) for backend, key in rows]
 
     def blocked_keys(self, limit: int) -> list[KeyRef]:
-        """Up to ``limit`` keys that have BLOCKED tasks."""
+        """Up to ``limit`` keys that have BLOCKED tasks.
+
+        Read from the keys' own table, each probed through the blocked index's
+        (backend, concurrency_key) prefix, not from the task table by status:
+        MariaDB's blocked index is not partial, and a read by status there
+        would scan every task at each turn of the rescuer. A project that
+        never used a key has no rows here, and the read costs nothing.
+        """
         rows = self._fetch(
-            f"SELECT DISTINCT backend, concurrency_key FROM {TABLE} WHERE {IS_BLOCKED} LIMIT %s",
+            f"SELECT k.backend, k.name FROM {KEY_TABLE} k WHERE EXISTS "
+            f"(SELECT 1 FROM {TABLE} t WHERE t.backend = k.backend "
+            f"AND t.concurrency_key = k.name AND t.{IS_BLOCKED}) LIMIT %s",
             [limit],
         )
         return [(str(backend), str(key)) for backend, key in rows]
