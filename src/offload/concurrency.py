@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from offload.exceptions import InvalidTaskOptions
+from offload import task_keys
 from offload.limits import MAX_CONCURRENCY_KEY_LENGTH, MAX_CONCURRENCY_LIMIT
 
 # The limit of a key given without one: one task of the key at a time.
@@ -57,21 +57,7 @@ def limit_problems(where: str, key: object, limit: object) -> list[str]:
 
 def key_problem(key: object) -> str | None:
     """Why ``key`` cannot be a concurrency key, or None."""
-    if not isinstance(key, str):
-        return (
-            "concurrency_key must be a string, or a callable returning one, got "
-            f"{type(key).__name__} {key!r:.100}."
-        )
-    if not key:
-        return "concurrency_key must not be empty."
-    if len(key) > MAX_CONCURRENCY_KEY_LENGTH:
-        return (
-            f"concurrency_key is {len(key)} characters long; the most is "
-            f"{MAX_CONCURRENCY_KEY_LENGTH}."
-        )
-    if "\x00" in key:
-        return "concurrency_key must not hold a NUL character."
-    return None
+    return task_keys.key_problem("concurrency_key", key, MAX_CONCURRENCY_KEY_LENGTH)
 
 
 def limit_problem(limit: object) -> str | None:
@@ -102,17 +88,9 @@ def limit_of_call(
     """
     if key is None:
         return None
-    if callable(key):
-        try:
-            found = key(*args, **kwargs)
-        except Exception as exc:
-            raise InvalidTaskOptions(
-                f"{where} concurrency_key raised {type(exc).__name__}: {exc}"
-            ) from exc
-        if found is None:
-            return None
-        problem = key_problem(found)
-        if problem:
-            raise InvalidTaskOptions(f"{where} the concurrency_key callable's result: {problem}")
-        key = found
-    return LimitOf(str(key), DEFAULT_LIMIT if limit is None else limit)
+    found = task_keys.key_of_arguments(
+        where, "concurrency_key", key, MAX_CONCURRENCY_KEY_LENGTH, args, kwargs
+    )
+    if found is None:
+        return None
+    return LimitOf(found, DEFAULT_LIMIT if limit is None else limit)

@@ -33,7 +33,7 @@ from datetime import timedelta
 from math import isfinite
 from typing import Any
 
-from offload.exceptions import InvalidTaskOptions
+from offload import task_keys
 from offload.limits import MAX_UNIQUE_KEY_LENGTH
 
 WAITING = "waiting"
@@ -91,18 +91,7 @@ def unique_problems(
 
 def key_problem(key: object) -> str | None:
     """Why ``key`` cannot be a unique key, or None."""
-    if not isinstance(key, str):
-        return (
-            "unique_key must be a string, or a callable returning one, got "
-            f"{type(key).__name__} {key!r:.100}."
-        )
-    if not key:
-        return "unique_key must not be empty."
-    if len(key) > MAX_UNIQUE_KEY_LENGTH:
-        return f"unique_key is {len(key)} characters long; the most is {MAX_UNIQUE_KEY_LENGTH}."
-    if "\x00" in key:
-        return "unique_key must not hold a NUL character."
-    return None
+    return task_keys.key_problem("unique_key", key, MAX_UNIQUE_KEY_LENGTH)
 
 
 def seconds_of(value: object) -> float | None:
@@ -132,19 +121,11 @@ def key_of_call(
     """
     if key is None:
         return None
-    if callable(key):
-        try:
-            found = key(*args, **kwargs)
-        except Exception as exc:
-            raise InvalidTaskOptions(
-                f"{where} unique_key raised {type(exc).__name__}: {exc}"
-            ) from exc
-        if found is None:
-            return None
-        problem = key_problem(found)
-        if problem:
-            raise InvalidTaskOptions(f"{where} the unique_key callable's result: {problem}")
-        key = found
+    found = task_keys.key_of_arguments(
+        where, "unique_key", key, MAX_UNIQUE_KEY_LENGTH, args, kwargs
+    )
+    if found is None:
+        return None
     held = scope or (PERIOD if unique_for is not None else WAITING)
     seconds = seconds_of(unique_for) if held == PERIOD else None
-    return UniqueKeyOf(str(key), held, seconds, on_duplicate or EXISTING)
+    return UniqueKeyOf(found, held, seconds, on_duplicate or EXISTING)

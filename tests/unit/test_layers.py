@@ -211,6 +211,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.task_options",
             "offload.uniqueness",
             "offload.concurrency",
+            "offload.task_keys",
             "offload.tables",
             "offload.online_indexes",
             "offload.limits",
