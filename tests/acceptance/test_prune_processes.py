@@ -4,13 +4,20 @@
 import re
 import signal
 import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
 
 from offload.models import Lease, TaskRecord
 from offload.states import State
+from offload.store.vacuum import DEAD_FLOOR
 from offload.worker.pruner import LEASE_NAME
 from tests.app import tasks
 from tests.helpers import wait_for
 from tests.integration.test_prune import DAY, left, row
+from tests.integration.test_vacuum import stats as vacuum_stats
 
 OFFLOAD = ("-m", "django", "offload")
 
@@ -83,3 +90,30 @@ def test_ctrl_c_stops_the_prune_between_batches_and_says_how_far_it_got(start_pr
     deleted = int(match.group(1))
     assert deleted % 100 == 0  # whole batches only
     assert len(left()) == 3000 - deleted > 0
+
+
+def test_the_elected_pruner_vacuums_the_table_where_autovacuum_is_off(start_process):
+    if connection.vendor != "postgresql":
+        pytest.skip("dead row versions wait for VACUUM on PostgreSQL")
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE offload_task SET (autovacuum_enabled = false)")
+    try:
+        old = timezone.now() - timedelta(days=10)
+        TaskRecord.objects.bulk_create(
+            TaskRecord(backend="default", task_path="tests.app.tasks.noop",
+                       status=State.SUCCESSFUL, available_at=old, enqueued_at=old,
+                       finished_at=old)
+            for _ in range(2 * DEAD_FLOOR)
+        )  # fmt: skip
+        _, vacuums = vacuum_stats()
+        proc = start_process(*OFFLOAD, "worker", "--processes", "1", "-v", "1", "--no-scheduler")
+        try:
+            wait_for(lambda: vacuum_stats()[1] > vacuums, timeout=60, what="the pruner's VACUUM")
+            assert not TaskRecord.objects.exists()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            output = proc.communicate(timeout=30)[0]
+        assert "Vacuumed the task table" in output, output
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE offload_task RESET (autovacuum_enabled)")

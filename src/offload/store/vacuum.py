@@ -105,8 +105,14 @@ def section(using: str, threshold: float | None) -> dict[str, Any]:
     }
 
 
-def vacuum_due(using: str) -> bool:
-    """Whether the task table needs a VACUUM that autovacuum will not run."""
+def vacuum_due(using: str, just_deleted: int = 0) -> bool:
+    """Whether the task table needs a VACUUM that autovacuum will not run.
+
+    ``just_deleted``: rows this connection has just deleted. A backend sends
+    its counts to the statistics at most once a second, and the pruner asks
+    right after its deletes: without them it would see its own dead rows only
+    at its next turn, minutes later.
+    """
     sql = vendor_for(connections[using]).dead_rows
     if sql is None:
         return False
@@ -116,6 +122,9 @@ def vacuum_due(using: str) -> bool:
     if row is None:
         return False
     autovacuum, live, dead = row
+    # Counted at most twice if the statistics already have them: a VACUUM a
+    # little early, never one missed.
+    dead, live = dead + just_deleted, max(0, live - just_deleted)
     return not autovacuum and dead > DEAD_FLOOR + DEAD_SHARE * live
 
 

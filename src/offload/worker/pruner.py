@@ -59,13 +59,12 @@ class Pruner(ElectedRole):
             stop=self._stop,
             deadline=time.monotonic() + TURN_SECONDS,
         )
-        for rule in rules_from(self.config):
-            run.tasks(rule)
+        task_rows = sum(run.tasks(rule) for rule in rules_from(self.config))
         fires = fires_kept_for(self.config)
         if fires is not None:
             run.fires(fires)
         self.more = not run.complete
-        if self.config.prune_vacuum and not self.more and vacuum_due(store.alias):
+        if self.config.prune_vacuum and not self.more and vacuum_due(store.alias, task_rows):
             began = time.monotonic()
             vacuum(store.alias)
             logger.info(
