@@ -53,16 +53,13 @@ PROMOTE_BATCH = 100
 
 
 def window_sql(vendor: Vendor, latest: bool = False) -> str:
-    """The count of a key's window (parameters: backend, key, backend, key,
-    minus the period): its READY tasks and those claimed within the period.
-    ``latest``: read past the snapshot the transaction may hold (see
-    ``gate.GateStore``)."""
-    tail = vendor.read_latest if latest else ""
+    """The count of a key's window (parameters: backend, key, minus the
+    period): its READY tasks and those claimed within the period. ``latest``:
+    read past the snapshot the transaction may hold (see ``gate.GateStore``)."""
     return (
-        f"SELECT (SELECT COUNT(*) FROM {TABLE} WHERE backend = %s AND rate_key = %s "
-        f"AND status = '{State.READY.value}'{tail}) + "
-        f"(SELECT COUNT(*) FROM {TABLE} WHERE backend = %s AND rate_key = %s "
-        f"AND status IN ({_CLAIMED}) AND claimed_at > {vendor.now_plus_seconds}{tail})"
+        f"SELECT COUNT(*) FROM {TABLE} WHERE backend = %s AND rate_key = %s "
+        f"AND (status = '{State.READY.value}' OR (status IN ({_CLAIMED}) "
+        f"AND claimed_at > {vendor.now_plus_seconds})){vendor.read_latest if latest else ''}"
     )
 
 
@@ -105,7 +102,7 @@ class RateGateStore(StoreBase):
     def window(self, backend: str, key: str, period: float, nested: bool = True) -> int:
         """How many of the key's tasks are READY or were claimed within ``period``."""
         sql = window_sql(self.vendor, nested)
-        return int(self._fetch(sql, [backend, key, backend, key, -period])[0][0])
+        return int(self._fetch(sql, [backend, key, -period])[0][0])
 
     def rate_gate(self, backend: str, key: str, count: int, period: float, nested: bool) -> State:
         """Lock the key and say what a new task of it is: READY if its window
@@ -119,16 +116,17 @@ class RateGateStore(StoreBase):
         own; return the seconds until the oldest claim of its window leaves
         it, if tasks still wait (None: nothing waits, or no claim to wait for)."""
         queues: list[str] = []
+        nested = self.connection.in_atomic_block
         with atomic_on(self.connection):
             self.lock_rate_key(backend, key)
-            head = self._fetch(head_sql(self.vendor), [backend, key])
+            head = self._fetch(head_sql(self.vendor, nested), [backend, key])
             if not head:
                 return None
             count, period = int(head[0][0] or 1), float(head[0][1] or 1.0)
-            room = count - self.window(backend, key, period, nested=False)
+            room = count - self.window(backend, key, period, nested)
             while room > 0:
                 rows = self._fetch(
-                    promotable_sql(self.vendor),
+                    promotable_sql(self.vendor, nested),
                     [backend, key, -period, min(room, PROMOTE_BATCH)],
                 )
                 if not rows:
@@ -141,7 +139,7 @@ class RateGateStore(StoreBase):
                 )
                 queues += [str(row[1]) for row in rows]
                 room -= len(ids)
-            waiting = room <= 0 and bool(self._fetch(head_sql(self.vendor), [backend, key]))
+            waiting = room <= 0 and bool(self._fetch(head_sql(self.vendor, nested), [backend, key]))
         if queues:
             self.announcer.announce(self.connection, queues)
         return self._until_slot(backend, key, period) if waiting else None
