@@ -140,7 +140,8 @@ def test_a_task_due_later_waits_blocked_until_due(backend):
     assert statuses([later, *now]) == [State.BLOCKED, State.READY]
     backend.store.promote_rate("default", "partner-rate")
     assert statuses([later]) == [State.BLOCKED]
-    TaskRecord.objects.filter(pk=int(later.id)).update(available_at=timezone.now())
+    due = timezone.now() - timedelta(seconds=1)
+    TaskRecord.objects.filter(pk=int(later.id)).update(available_at=due)
     backend.store.promote_rate("default", "partner-rate")
     assert statuses([later]) == [State.READY]
 
