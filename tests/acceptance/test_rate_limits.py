@@ -1,8 +1,9 @@
 """A rate limit held by a real worker: 300 tasks of one key with a rate of
 20/s, enqueued at once, run by 2 processes of 8 threads; a ledger the tasks
 write (each start's time on the host's monotonic clock) never shows more than
-20 starts in any second, beyond the documented precision, and the rate
-reached stays close to 20/s. About 15 s of running (the issue's 30 s run is
+20 starts in any second less the documented precision (and the claims, by the
+database's clock, never more than 20 in any second), and the rate reached
+stays close to 20/s. About 15 s of running (the issue's 30 s run is
 the same test with TASKS = 600)."""
 
 import bisect
@@ -21,10 +22,11 @@ WORKER = ("-m", "django", "offload", "worker")
 TASKS = 300
 COUNT, PERIOD = 20, 1.0  # tasks.rate_ledgered's rate
 # The documented precision (docs/coordination.md "Rate limits"): the limit
-# holds for claims, by the database's clock; a start in Python comes after
-# its claim by the worker's hand-off, which varies by milliseconds, so a
-# window measured on starts may hold a start or two more.
-SLACK = 2
+# holds exactly for claims, by the database's clock; a start in Python comes
+# after its claim by the worker's hand-off, which varies by some
+# milliseconds, so on starts it holds for any window of the period less
+# this.
+PRECISION = 0.1
 
 
 def read_starts(path: Path) -> list[tuple[int, float]]:
@@ -59,22 +61,30 @@ def test_a_rate_of_twenty_per_second_holds_across_a_real_worker(start_process, t
     starts = read_starts(ledger)
     assert sorted(index for index, _ in starts) == list(range(TASKS))  # each ran, once
     times = [at for _, at in starts]
-    most = most_in_a_window(times, PERIOD)
-    span = max(times) - min(times)
-    rate = (TASKS - 1) / span
-    # By the database's clock, on the claims: never more than COUNT.
-    claims = sorted(
-        at.timestamp()
-        for at in TaskRecord.objects.filter(rate_key="ledger-rate").values_list(
-            "claimed_at", flat=True
+    # The claims, by the database's clock (one attempt each: the last claim is the only one).
+    claimed = {
+        int(args[1]): at.timestamp()
+        for args, at in TaskRecord.objects.filter(rate_key="ledger-rate").values_list(
+            "args", "claimed_at"
         )
-    )
-    most_claims = most_in_a_window(claims, PERIOD)
+    }
+    most_claims = most_in_a_window(list(claimed.values()), PERIOD)
+    # Each start's hand-off after its claim, up to a constant (two clocks).
+    lags = [at - claimed[index] for index, at in starts]
+    jitter = max(lags) - min(lags)
+    most = most_in_a_window(times, PERIOD)
+    most_within = most_in_a_window(times, PERIOD - PRECISION)
+    span = max(times) - min(times)
+    # The first COUNT start at once; the rest come at the rate.
+    rate = (TASKS - COUNT) / span
     print(
         f"\n[{connection.vendor}] {TASKS} tasks at {COUNT}/s on 2x8: {span:.1f}s, "
-        f"{rate:.1f} starts/s, at most {most} starts and {most_claims} claims in a second"
+        f"{rate:.1f} starts/s after the first {COUNT}; in any second at most {most_claims} "
+        f"claims; at most {most} starts in any {PERIOD:g} s and {most_within} in any "
+        f"{PERIOD - PRECISION:g} s; hand-off jitter {jitter * 1000:.0f} ms"
     )
     assert most_claims <= COUNT
-    assert most <= COUNT + SLACK
+    assert most_within <= COUNT
     assert rate >= 15
+    assert rate <= COUNT * 1.05
     assert int(others[-1].id)  # the tasks without a key ran alongside
