@@ -66,7 +66,8 @@ oldest first; the status is a constant, as the partial index of running
 leases states it. Each attempt is then ended in one fenced write that also
 requires the lease to have expired, so a heartbeat that renewed it just now
 wins. The row's own max_attempts decides, in SQL, between READY (due after
-the delay) and FAILED.""",
+the delay; BLOCKED for a task with a rate key, which the rate promoter lets
+in) and FAILED.""",
     "fire": """\
 A schedule's tick: this row is inserted in the same transaction as the
 task's enqueue (which announces the task at commit). The unique

@@ -40,6 +40,7 @@ from offload.failures import error_json
 from offload.limits import MAX_TASK_PATH_LENGTH
 from offload.payload import encode_arguments
 from offload.progress import Progress, stored_number
+from offload.rates import RateOf
 from offload.results import build_result, task_of
 from offload.retries import RetryPolicy
 from offload.signals import send_task_signal
@@ -114,6 +115,11 @@ class DatabaseBackend(BaseTaskBackend):
             result = self._pending(task, args, kwargs)
             unique = _unique_of(task, args, kwargs)
             limit = _limit_of(task, args, kwargs)
+            rate = _rate_of(task, args, kwargs)
+            if rate is not None:
+                task_id, enqueued_at = self.store.enqueue_rated(replace(new, rate=rate))
+                span.sent(task_id)
+                return self._enqueued(result, task_id, enqueued_at)
             if unique is not None:
                 found = self._enqueue_unique(replace(new, unique=unique, limit=limit), result)
                 span.sent(int(found.id))
@@ -177,7 +183,9 @@ class DatabaseBackend(BaseTaskBackend):
             rows.append(replace(template, args_json=args_json, kwargs_json=kwargs_json))
             results.append(self._pending(task, args, kwargs))
         if isinstance(task, OffloadTask) and (
-            task.unique_key is not None or task.concurrency_key is not None
+            task.unique_key is not None
+            or task.concurrency_key is not None
+            or task.rate_key is not None
         ):
             return self._enqueue_many_keyed(task, rows, results)
         stored = self.store.enqueue_many(rows, self.config.enqueue_batch_size)
@@ -196,13 +204,16 @@ class DatabaseBackend(BaseTaskBackend):
             try:
                 unique = _unique_of(task, result.args, result.kwargs)
                 limit = _limit_of(task, result.args, result.kwargs)
+                rate = _rate_of(task, result.args, result.kwargs)
             except InvalidTask as exc:
                 raise type(exc)(f"calls[{index}]: {exc}") from exc
-            keyed.append(replace(new, unique=unique, limit=limit))
+            keyed.append(replace(new, unique=unique, limit=limit, rate=rate))
         done = []
         with transaction.atomic(using=self.config.database):
             for new, result in zip(keyed, results, strict=True):
-                if new.unique is not None:
+                if new.rate is not None:
+                    done.append(self._enqueued(result, *self.store.enqueue_rated(new)))
+                elif new.unique is not None:
                     done.append(self._enqueue_unique(new, result))
                 elif new.limit is not None:
                     done.append(self._enqueued(result, *self.store.enqueue_limited(new)))
@@ -387,6 +398,14 @@ def _limit_of(
     raises ``InvalidTaskOptions``."""
     if isinstance(task, OffloadTask) and task.concurrency_key is not None:
         return task.limit_of(args, dict(kwargs))
+    return None
+
+
+def _rate_of(task: Task[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> RateOf | None:
+    """The rate key and rate of one call of ``task`` (None: none); raises
+    ``InvalidTaskOptions``."""
+    if isinstance(task, OffloadTask) and task.rate_key is not None:
+        return task.rate_of(args, dict(kwargs))
     return None
 
 

@@ -47,3 +47,13 @@ MAX_CONCURRENCY_KEY_LENGTH = 255
 # The most tasks one concurrency key may let run at once: the ceiling of a
 # task's concurrency_limit, kept within every engine's 32-bit integer column.
 MAX_CONCURRENCY_LIMIT = 1_000_000
+
+# A rate key (offload_task.rate_key, offload_rate_key.name), as wide as a
+# concurrency key for the same reason.
+MAX_RATE_KEY_LENGTH = 255
+# The most starts one rate may allow per period, within a 32-bit column.
+MAX_RATE_COUNT = 1_000_000
+# A rate's period, in seconds: from a millisecond (below it the database
+# clocks and the promoter's wake-ups are coarser than the rate) to a day.
+MIN_RATE_PERIOD = 0.001
+MAX_RATE_PERIOD = 86_400.0

@@ -8,6 +8,7 @@ from offload.limits import (
     MAX_CONCURRENCY_KEY_LENGTH,
     MAX_NAME_LENGTH,
     MAX_PROGRESS_MESSAGE_LENGTH,
+    MAX_RATE_KEY_LENGTH,
     MAX_TASK_PATH_LENGTH,
     MAX_UNIQUE_KEY_LENGTH,
 )
@@ -94,6 +95,16 @@ class TaskRecord(models.Model):
     )
     concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
 
+    # A rate limit (see offload.rates): at most rate_count tasks of one
+    # (backend, rate_key) start per rate_period seconds; the rest wait as
+    # BLOCKED. NULL for every task enqueued without a rate key, which never
+    # pays for the limits (store.rate_gate).
+    rate_key = models.CharField(  # noqa: DJ001
+        max_length=MAX_RATE_KEY_LENGTH, null=True, blank=True
+    )
+    rate_count = models.PositiveIntegerField(null=True, blank=True)
+    rate_period = models.FloatField(null=True, blank=True)
+
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)
     return_value = models.JSONField(null=True, blank=True)
@@ -152,6 +163,13 @@ class TaskRecord(models.Model):
             #   concurrency_key) WHERE status IN ('READY', 'RUNNING') AND
             #   concurrency_key IS NOT NULL: the count of a key's holders.
             #   Not on MariaDB (no partial indexes; the one above serves).
+            # - offload_task_rate_blocked_idx (0017), (backend, rate_key,
+            #   priority DESC, id) WHERE status = 'BLOCKED': the promotion of a
+            #   rate key's blocked tasks. Plain on MariaDB, where it also
+            #   serves the count of a key's window.
+            # - offload_task_rate_window_idx (0017), (backend, rate_key,
+            #   status, claimed_at) WHERE rate_key IS NOT NULL: the count of a
+            #   key's window. Not on MariaDB.
         ]
 
     def __str__(self) -> str:
@@ -318,6 +336,27 @@ class ConcurrencyKey(models.Model):
             models.UniqueConstraint(
                 fields=["backend", "name"], name="offload_concurrency_key_uniq"
             ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.backend}:{self.name}"
+
+
+class RateKey(models.Model):
+    """One rate key of a backend, whose row is the lock every decision on the
+    key takes first (see store.rate_gate), as a concurrency key's row is."""
+
+    id = models.BigAutoField(primary_key=True)
+    backend = models.CharField(max_length=MAX_NAME_LENGTH)
+    name = models.CharField(max_length=MAX_RATE_KEY_LENGTH)
+    # When the key was last taken: what the lock's upsert writes.
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "offload_rate_key"
+        verbose_name = "rate key"
+        constraints = [
+            models.UniqueConstraint(fields=["backend", "name"], name="offload_rate_key_uniq"),
         ]
 
     def __str__(self) -> str:

@@ -24,7 +24,9 @@
 * BLOCKED: a task with a concurrency key whose limit was reached when it was
   enqueued (see ``offload.concurrency``). It is in no queue, so no claim reads
   it; it becomes READY when a task of its key reaches a final state and
-  promotes it, in that task's transaction (or at the rescuer's sweep).
+  promotes it, in that task's transaction (or at the rescuer's sweep). Or a
+  task with a rate key whose window was full (``offload.rates``), or a
+  retry of one: the rate promoter makes it READY when its window has room.
   Cancelling it cancels it. Django sees it as READY: it waits to run.
 
 Internal states may grow beyond Django's four (cancelled, blocked, ...);

@@ -1,7 +1,7 @@
 """``OffloadTask``: Django's ``Task`` with a retry policy, a time limit, a
 ``cpu_bound`` flag (such tasks run one at a time per worker process), a
-unique key (see ``offload.uniqueness``) and a concurrency limit (see
-``offload.concurrency``).
+unique key (see ``offload.uniqueness``), a concurrency limit (see
+``offload.concurrency``) and a rate limit (see ``offload.rates``).
 
 On Django 6.1, ``django.tasks.task`` passes extra keyword arguments to the
 backend's ``task_class``, so with offload as the backend::
@@ -30,6 +30,7 @@ from django.tasks.base import DEFAULT_TASK_PRIORITY
 
 from offload.concurrency import ConcurrencyKey, LimitOf, limit_of_call, limit_problems
 from offload.exceptions import ArgumentsMismatch, InvalidTaskOptions
+from offload.rates import Rate, RateKey, RateOf, rate_of_call, rate_problems
 from offload.retries import RetryPolicy, check_policy_values
 from offload.uniqueness import UniqueKey, UniqueKeyOf, key_of_call, unique_problems
 
@@ -64,6 +65,11 @@ class OffloadTask(Task):  # type: ignore[type-arg]
     # wait in a queue or run at once; None: 1.
     concurrency_key: ConcurrencyKey | None = None
     concurrency_limit: int | None = None
+    # A rate limit (see offload.rates): at most rate_limit's count of tasks
+    # with the key (a string or a callable of the call's arguments) start per
+    # its period, written (count, seconds) or "N/s", "N/m", "N/h".
+    rate_key: RateKey | None = None
+    rate_limit: Rate | None = None
 
     def __post_init__(self) -> None:
         where = f"Task {self.func.__qualname__!r}:"
@@ -93,6 +99,12 @@ class OffloadTask(Task):  # type: ignore[type-arg]
             where, self.unique_key, self.unique_scope, self.unique_for, self.on_duplicate
         )
         problems += limit_problems(where, self.concurrency_key, self.concurrency_limit)
+        problems += rate_problems(
+            where,
+            self.rate_key,
+            self.rate_limit,
+            {"unique_key": self.unique_key, "concurrency_key": self.concurrency_key},
+        )
         for name in ("retry_on", "dont_retry_on"):
             value = getattr(self, name)
             if value is None:
@@ -171,6 +183,30 @@ class OffloadTask(Task):  # type: ignore[type-arg]
             self.concurrency_limit,
             args,
             kwargs,
+        )
+
+    def rate_limited(self, key: RateKey | None, rate: Rate | None = None) -> Self:
+        """This task with rate key ``key`` (None: no rate limit) and ``rate``
+        (None: the task's own), for the enqueues made through the copy, as
+        ``using()`` sets a priority or a queue::
+
+            call_partner_api.rate_limited(f"partner-{partner.pk}", "5/s").enqueue(order.pk)
+
+        Bad values raise ``InvalidTask``, as on ``@task``.
+        """
+        changes: dict[str, Any] = {"rate_key": key}
+        if rate is not None:
+            changes["rate_limit"] = rate
+        elif key is None:
+            changes["rate_limit"] = None
+        return replace(self, **changes)
+
+    def rate_of(self, args: Sequence[Any], kwargs: dict[str, Any]) -> RateOf | None:
+        """The rate key and rate of ``self(*args, **kwargs)``, or None."""
+        if self.rate_key is None:
+            return None
+        return rate_of_call(
+            f"Task {self.func.__qualname__!r}:", self.rate_key, self.rate_limit, args, kwargs
         )
 
     def policy(self, defaults: RetryPolicy) -> RetryPolicy:

@@ -360,3 +360,30 @@ def ledgered(path: str, index: int, seconds: float) -> int:
     time.sleep(seconds)
     note("end")
     return index
+
+
+# Rate limits (docs/coordination.md). A minute's period: a test's window does
+# not slide by itself; tests slide it by moving claimed_at back.
+@offload_task(rate_key="partner-rate", rate_limit=(2, 60.0), max_attempts=3)
+def rated_call(n: int) -> int:
+    return n
+
+
+@offload_task(rate_key=lambda region, **kwargs: f"region-{region}", rate_limit="1/m")
+def rated_region(region: str) -> str:
+    return region
+
+
+@offload_task(rate_key="ledger-rate", rate_limit="20/s")
+def rate_ledgered(path: str, index: int) -> int:
+    """Append when it starts to ``path`` (one O_APPEND write, a time from the
+    host's monotonic clock, which every process shares), for a test that
+    reads how many started in any second."""
+    import time
+
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"start {index} {time.monotonic():.6f} {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
+    return index

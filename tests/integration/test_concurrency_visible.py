@@ -52,4 +52,4 @@ def test_status_counts_the_tasks_waiting_on_a_limit():
     assert data["blocked"] == 2
     (queue,) = [q for q in data["queues"] if q["name"] == "default"]
     assert (queue["ready"], queue["blocked"]) == (2, 2)
-    assert "Waiting on a concurrency limit: 2 (default 2)" in run_offload("status")[1]
+    assert "Waiting on a concurrency or rate limit: 2 (default 2)" in run_offload("status")[1]

@@ -5,7 +5,8 @@
 -- leases states it. Each attempt is then ended in one fenced write that also
 -- requires the lease to have expired, so a heartbeat that renewed it just now
 -- wins. The row's own max_attempts decides, in SQL, between READY (due after
--- the delay) and FAILED.
+-- the delay; BLOCKED for a task with a rate key, which the rate promoter lets
+-- in) and FAILED.
 --
 -- As passed to Django's cursor: %s is a parameter, %% a literal %. Laid out on
 -- lines for reading; each line break stands for one space of the real text.
@@ -21,7 +22,7 @@ LIMIT %s;
 
 -- attempt lost
 UPDATE offload_task
-SET status = CASE WHEN attempt >= max_attempts THEN %s ELSE %s END,
+SET status = CASE WHEN attempt >= max_attempts THEN %s WHEN rate_key IS NULL THEN %s ELSE %s END,
     finished_at = CASE WHEN attempt >= max_attempts THEN UTC_TIMESTAMP(6) ELSE NULL END,
     available_at = CASE WHEN attempt >= max_attempts THEN available_at ELSE TIMESTAMPADD(MICROSECOND, CAST(%s * 1000000 AS SIGNED), UTC_TIMESTAMP(6)) END,
     errors = JSON_ARRAY_APPEND(errors, '$', JSON_EXTRACT(%s, '$')),

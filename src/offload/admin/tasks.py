@@ -279,7 +279,8 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
             "finished_at",
             "wait_time", "run_time", "timeout", "lease_owner", "lease_expires_at", "workers",
             "cancel_requested_at", "progress_display", "unique_key_display", "unique_scope",
-            "unique_until", "concurrency_key", "concurrency_limit", "key_holders",
+            "unique_until", "concurrency_key", "concurrency_limit", "key_holders", "rate_key",
+            "rate_display",
         ]  # fmt: skip
 
     def get_fieldsets(self, request: HttpRequest, obj: TaskRecord | None = None) -> Any:
@@ -292,6 +293,8 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
         if obj is not None and obj.concurrency_key:
             fields = ("concurrency_key", "concurrency_limit", "key_holders")
             rest.insert(0, ("Concurrency limit", {"fields": fields}))
+        if obj is not None and obj.rate_key:
+            rest.insert(0, ("Rate limit", {"fields": ("rate_key", "rate_display")}))
         if obj is not None and _progress_of(obj) is not None:
             rest.insert(0, ("Progress", {"fields": ("progress_display",)}))
         return (task, *rest)
@@ -308,6 +311,11 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
             return "-"
         holders, limit = reads.key_holders(obj), obj.concurrency_limit or 1
         return f"{holders} of {limit} (it waits for one of them to end)"
+
+    @admin.display(description="rate")
+    def rate_display(self, obj: TaskRecord) -> str:
+        count, period = obj.rate_count or 1, obj.rate_period or 1.0
+        return f"at most {count} start(s) per {period:g} s"
 
     @admin.display(description="latest report")
     def progress_display(self, obj: TaskRecord) -> SafeString:

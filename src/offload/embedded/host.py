@@ -30,6 +30,7 @@ from offload.worker.config import WorkerConfig
 from offload.worker.identity import make_worker_id
 from offload.worker.loop import Worker
 from offload.worker.pruner import Pruner
+from offload.worker.rate_promoter import RatePromoter
 from offload.worker.rescue import Rescuer
 from offload.worker.roles import ElectedRole
 from offload.worker.sampler import DepthSampler
@@ -142,6 +143,7 @@ class EmbeddedHost:
                 Rescuer(self.alias, self.backend.config, self.worker_id),
                 DepthSampler(self.alias, self.worker_id, self.backend.queues),
                 Pruner(self.alias, self.backend.config, self.worker_id),
+                RatePromoter(self.alias, self.worker_id),
             ]
             for role in self._roles:
                 role.start()

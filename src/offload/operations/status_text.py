@@ -37,7 +37,7 @@ def _queues(data: dict[str, Any]) -> list[str]:
     lines = ["Queues:", *_table(["NAME", "READY", "DUE", "RUNNING", "OLDEST DUE", ""], rows)]
     if data["blocked"]:
         waiting = ", ".join(f"{q['name']} {q['blocked']}" for q in data["queues"] if q["blocked"])
-        lines.append(f"  Waiting on a concurrency limit: {data['blocked']} ({waiting})")
+        lines.append(f"  Waiting on a concurrency or rate limit: {data['blocked']} ({waiting})")
     return lines
 
 

@@ -1,5 +1,6 @@
 """New tasks: the INSERT of one task and of a batch, each announced to the
-workers, and of one task with a concurrency key, past its key's gate."""
+workers, and of one task with a concurrency key or a rate key, past its
+key's gate."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -13,6 +14,7 @@ from offload.store.announce import notify_params
 from offload.store.base import TABLE, required
 from offload.store.connection import atomic_on, fetch_one
 from offload.store.gate import GateStore
+from offload.store.rate_gate import RateGateStore
 from offload.store.rows import NewTask
 from offload.store.vendor import Vendor, read_datetime
 
@@ -62,7 +64,15 @@ def insert_limited(vendor: Vendor) -> str:
     return f"INSERT INTO {TABLE} {columns} VALUES {values} RETURNING id, enqueued_at"
 
 
-class EnqueueStore(GateStore):
+def insert_rated(vendor: Vendor) -> str:
+    """The INSERT of one task with a rate key: its status is the rate gate's
+    verdict (a parameter), and it sends no NOTIFY (a blocked task wakes nobody)."""
+    columns = INSERT_COLUMNS[:-1] + ", rate_key, rate_count, rate_period)"
+    values = row_values(vendor)[:-1] + ", %s, %s, %s)"
+    return f"INSERT INTO {TABLE} {columns} VALUES {values} RETURNING id, enqueued_at"
+
+
+class EnqueueStore(GateStore, RateGateStore):
     def enqueue(self, new: NewTask) -> tuple[int, datetime]:
         """Insert one READY task; return its id and enqueue time (database clock)."""
         params = self._row_params(new)
@@ -89,6 +99,29 @@ class EnqueueStore(GateStore):
             task_id, enqueued_at, *_ = fetch_one(
                 self.connection, insert_limited(self.vendor), params
             )
+            if status == State.READY:
+                self.announcer.announce(self.connection, (new.queue_name,))
+        return int(task_id), required(read_datetime(enqueued_at))
+
+    def enqueue_rated(self, new: NewTask) -> tuple[int, datetime]:
+        """Insert one task with a rate key: READY if its key's window has
+        room, else BLOCKED (see ``store.rate_gate``); return its id and
+        enqueue time. A task due later (``run_after``) is BLOCKED until due,
+        so it holds no slot of the window meanwhile.
+
+        The key's lock, the count and the INSERT are one transaction (a
+        savepoint of the caller's, if one is open).
+        """
+        rate = new.rate
+        if rate is None:
+            raise ValueError("enqueue_rated takes a task with a rate key")
+        nested = self.connection.in_atomic_block
+        with atomic_on(self.connection):
+            status = self.rate_gate(new.backend, rate.key, rate.count, rate.period, nested)
+            if new.run_after is not None:
+                status = State.BLOCKED
+            params = [*self._row_params(new, status), rate.key, rate.count, rate.period]
+            task_id, enqueued_at, *_ = fetch_one(self.connection, insert_rated(self.vendor), params)
             if status == State.READY:
                 self.announcer.announce(self.connection, (new.queue_name,))
         return int(task_id), required(read_datetime(enqueued_at))

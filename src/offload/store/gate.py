@@ -58,13 +58,13 @@ PROMOTE_BATCH = 100
 KEYS_PER_STATEMENT = 100
 
 
-def lock_key_sql(vendor: Vendor, count: int = 1) -> str:
-    """The upsert that takes the lock of ``count`` keys, in the order given
-    (parameters: backend and key of each): each engine writes the rows of a
-    multi-row INSERT one after the other."""
+def lock_key_sql(vendor: Vendor, count: int = 1, table: str = KEY_TABLE) -> str:
+    """The upsert that takes the lock of ``count`` keys of ``table``, in the
+    order given (parameters: backend and key of each): each engine writes the
+    rows of a multi-row INSERT one after the other."""
     touch = vendor.touch_on_conflict.format(keys="backend, name", column="taken_at")
     rows = ", ".join([f"(%s, %s, {vendor.now})"] * count)
-    return f"INSERT INTO {KEY_TABLE} (backend, name, taken_at) VALUES {rows} {touch}"
+    return f"INSERT INTO {table} (backend, name, taken_at) VALUES {rows} {touch}"
 
 
 def with_blocked_sql(vendor: Vendor, count: int, latest: bool = False) -> str:

@@ -24,9 +24,9 @@ BATCH_SIZE = 500
 
 RETRYABLE = (State.FAILED, State.CANCELLED)
 
-# A task made ready by hand: READY, or BLOCKED if it has a concurrency key,
-# for the key's promotion to let in (two parameters: READY, BLOCKED).
-_READY_OR_BLOCKED = "CASE WHEN concurrency_key IS NULL THEN %s ELSE %s END"
+# A task made ready by hand: READY, or BLOCKED if it has a concurrency key or
+# a rate key, for the key's promotion to let in (two parameters: READY, BLOCKED).
+_READY_OR_BLOCKED = "CASE WHEN concurrency_key IS NULL AND rate_key IS NULL THEN %s ELSE %s END"
 
 
 def batches(ids: Iterable[int], size: int = BATCH_SIZE) -> Iterator[list[int]]:
@@ -60,9 +60,10 @@ def retry(store: TaskStore, task_ids: Sequence[int]) -> int:
     because it is the fencing token: a worker still holding an old attempt must
     not be able to write over the new one.
 
-    A task with a concurrency key passes its key's gate as an enqueue does:
-    it goes back BLOCKED, and the key's promotion (in the same transaction)
-    lets it in if the key has room (see ``store.gate``).
+    A task with a concurrency key or a rate key passes its key's gate as an
+    enqueue does: it goes back BLOCKED, and the key's promotion (in the same
+    transaction) lets it in if the key has room (see ``store.gate`` and
+    ``store.rate_gate``).
     """
     if not task_ids:
         return 0
@@ -79,23 +80,31 @@ def retry(store: TaskStore, task_ids: Sequence[int]) -> int:
                 [State.READY, State.BLOCKED, *ids, *RETRYABLE],
             )
             count = int(cursor.rowcount)
+        _promote_rates(store, ids)
         if count:
             _announce(store, _queues_of(store, ids))
     return count
 
 
+def _promote_rates(store: TaskStore, ids: Sequence[int]) -> None:
+    """Let in the BLOCKED tasks of these tasks' rate keys that their windows
+    have room for (see ``store.rate_gate``), in the caller's transaction."""
+    for backend, key in store.rate_keys_of(ids):
+        store.promote_rate(backend, key)
+
+
 def run_again(store: TaskStore, task_ids: Sequence[int]) -> list[int]:
     """Enqueue a new READY copy of each task (same task, arguments, queue,
-    priority and concurrency key), due now, whatever the original's state;
-    return the new ids. A copy with a concurrency key passes its key's gate
-    as in ``retry``."""
+    priority, concurrency key and rate key), due now, whatever the original's
+    state; return the new ids. A copy with a concurrency key or a rate key
+    passes its key's gate as in ``retry``."""
     if not task_ids:
         return []
     vendor = store.vendor
     ids = list(task_ids)
     columns = (
         "task_path, backend, queue_name, priority, is_async, args, kwargs, max_attempts, "
-        "timeout, concurrency_key, concurrency_limit"
+        "timeout, concurrency_key, concurrency_limit, rate_key, rate_count, rate_period"
     )
     with store.releasing(store.keys_of(ids)), atomic_on(store.connection):
         with store.connection.cursor() as cursor:
@@ -106,7 +115,7 @@ def run_again(store: TaskStore, task_ids: Sequence[int]) -> list[int]:
         new_ids: list[int] = []
         for row in originals:
             path, backend, queue, priority, is_async, args, kwargs, budget, timeout = row[1:10]
-            key, limit = row[10:]
+            key, limit, rate_key, rate_count, rate_period = row[10:]
             with store.connection.cursor() as cursor:
                 # Attempts, errors and results start empty: the copy is a new
                 # task that happens to share the original's call.
@@ -114,16 +123,18 @@ def run_again(store: TaskStore, task_ids: Sequence[int]) -> list[int]:
                     f"INSERT INTO {TABLE} (task_path, backend, queue_name, priority, status, "
                     "is_async, run_after, available_at, enqueued_at, attempt, max_attempts, "
                     "timeout, worker_ids, args, kwargs, errors, concurrency_key, "
-                    "concurrency_limit) VALUES (%s, %s, %s, %s, %s, %s, "
+                    "concurrency_limit, rate_key, rate_count, rate_period) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, "
                     f"NULL, {vendor.now}, {vendor.now}, 0, %s, %s, {vendor.json_param}, "
-                    f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, %s, %s) "
+                    f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, "
+                    "%s, %s, %s, %s, %s) "
                     "RETURNING id",
                     [
                         path,
                         backend,
                         queue,
                         priority,
-                        State.READY if key is None else State.BLOCKED,
+                        State.READY if key is None and rate_key is None else State.BLOCKED,
                         is_async,
                         budget,
                         timeout,
@@ -133,9 +144,13 @@ def run_again(store: TaskStore, task_ids: Sequence[int]) -> list[int]:
                         "[]",
                         key,
                         limit,
+                        rate_key,
+                        rate_count,
+                        rate_period,
                     ],
                 )
                 new_ids.append(int(cursor.fetchone()[0]))
+        _promote_rates(store, new_ids)
         _announce(store, (str(row[3]) for row in originals))
     return new_ids
 

@@ -134,6 +134,11 @@ def _unclaim_sql(vendor: Vendor) -> str:
     return f", worker_ids = {vendor.pop_last.format(col='worker_ids')}, attempt = attempt - 1"
 
 
+# The status of a task given another attempt: READY, or BLOCKED if it has a
+# rate key (two parameters: READY, BLOCKED; see store.rate_gate).
+_AGAIN = "CASE WHEN rate_key IS NULL THEN %s ELSE %s END"
+
+
 class OutcomeStore(GateStore):
     # Every write of a final state below takes ``keys``: the concurrency keys
     # of its tasks as (backend, key), which it locks first and whose blocked
@@ -218,13 +223,17 @@ class OutcomeStore(GateStore):
     def retry(
         self, task_id: int, attempt: int, errors_json: str, delay: float, ran: float | None = None
     ) -> bool:
-        """Record a failed ``attempt`` that gets another one, due in ``delay`` seconds."""
+        """Record a failed ``attempt`` that gets another one, due in ``delay`` seconds.
+
+        A task with a rate key goes BLOCKED rather than READY: the rate
+        promoter lets it in once due and its window has room (see
+        ``store.rate_gate``)."""
         vendor = self.vendor
         started, started_params = _started(vendor, ran)
         return self._fenced(
-            f"status = %s, available_at = {vendor.now_plus_seconds}, "
+            f"status = {_AGAIN}, available_at = {vendor.now_plus_seconds}, "
             f"errors = {vendor.json_param}, {_DROP_LEASE}{started}",
-            [State.READY, delay, errors_json, *started_params],
+            [State.READY, State.BLOCKED, delay, errors_json, *started_params],
             task_id,
             attempt,
         )

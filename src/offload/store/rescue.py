@@ -41,7 +41,8 @@ def attempt_lost_statement(
     fence, fence_params = Fence.one(task_id, attempt)
     sql = (
         f"UPDATE {TABLE} SET "
-        f"status = CASE WHEN {spent} THEN %s ELSE %s END, "
+        # A rate-keyed task tried again waits BLOCKED (see store.rate_gate).
+        f"status = CASE WHEN {spent} THEN %s WHEN rate_key IS NULL THEN %s ELSE %s END, "
         f"finished_at = CASE WHEN {spent} THEN {vendor.now} ELSE NULL END, "
         f"available_at = CASE WHEN {spent} THEN available_at "
         f"ELSE {vendor.now_plus_seconds} END, "
@@ -55,7 +56,7 @@ def attempt_lost_statement(
     )
     if expired_only:
         sql += f" AND lease_expires_at < {vendor.now}"
-    return sql, [State.FAILED, State.READY, delay, error_json, *fence_params]
+    return sql, [State.FAILED, State.READY, State.BLOCKED, delay, error_json, *fence_params]
 
 
 class RescueStore(GateStore):

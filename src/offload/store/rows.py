@@ -7,6 +7,7 @@ from typing import Any
 
 from offload.concurrency import LimitOf
 from offload.payload import decode
+from offload.rates import RateOf
 from offload.store.base import required
 from offload.store.vendor import read_datetime
 from offload.uniqueness import UniqueKeyOf
@@ -143,6 +144,8 @@ class NewTask:
     unique: UniqueKeyOf | None = None
     # The concurrency key and limit of the task (see store.gate), or None.
     limit: LimitOf | None = None
+    # The rate key and rate of the task (see store.rate_gate), or None.
+    rate: RateOf | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ from offload.worker.metrics_server import WorkerMetrics
 from offload.worker.process import ProcessSpec, command
 from offload.worker.protocol import Counts
 from offload.worker.pruner import Pruner
+from offload.worker.rate_promoter import RatePromoter
 from offload.worker.rescue import Rescuer
 from offload.worker.sampler import DepthSampler
 from offload.worker.titles import set_title
@@ -201,6 +202,8 @@ class Supervisor:
         sampler.start()
         pruner = Pruner(self.backend.config.database, self.backend.config, self.worker_id)
         pruner.start()
+        rate_promoter = RatePromoter(self.backend.config.database, self.worker_id)
+        rate_promoter.start()
         # Imported here: the scheduler is optional and loads the schedule models.
         from offload.schedules.thread import start_scheduler
 
@@ -212,6 +215,7 @@ class Supervisor:
             rescuer.stop()
             sampler.stop()
             pruner.stop()
+            rate_promoter.stop()
             if scheduler is not None:
                 scheduler.stop()
             self.heartbeat_file.remove()
