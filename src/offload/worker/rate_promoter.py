@@ -63,7 +63,10 @@ class RatePromoter(ElectedRole):
             self._holding = store.hold_lease(self.lease_name, self.owner, self.lease_seconds())
             self._renewed = now
         if not self._holding:
-            self._pause = IDLE_SECONDS
+            # Another supervisor promotes: ask for the lease again when its
+            # holder would have renewed it, not at every idle pause (a write
+            # twice a second from every worker of the project).
+            self._pause = RENEW_SECONDS
             return 0
         return self.work(store)
 
