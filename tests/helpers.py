@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.test import override_settings
 
+from offload.failures import AttemptEnd
 from offload.models import TaskRecord
 from offload.worker import Worker, WorkerConfig, WorkerStats
 
@@ -87,3 +88,18 @@ def run_offload(*argv: str) -> tuple[int, str]:
     except SystemExit as exc:
         return int(exc.code or 0), out.getvalue()
     return 0, out.getvalue()
+
+
+# An attempt's end that a lost lease records (the store's tests of keyed tasks).
+LOST = AttemptEnd('{"exception_class_path": "x.Lost", "traceback": ""}')
+
+
+def statuses(results: list[Any]) -> list[str]:
+    """The stored state of each task result, in order."""
+    found = dict(TaskRecord.objects.values_list("pk", "status"))
+    return [found[int(result.id)] for result in results]
+
+
+def claim_all(backend: Any) -> list[Any]:
+    """Claim up to 100 due tasks of ``backend`` for a worker "w1"."""
+    return list(backend.store.claim("w1", limit=100, lease_seconds=60))

@@ -16,24 +16,13 @@ from django.tasks.exceptions import InvalidTask
 from django.utils import timezone
 
 import offload
-from offload.failures import AttemptEnd
 from offload.models import TaskRecord
 from offload.states import State
 from offload.store import operations
 from offload.task import task as offload_task
 from offload.worker.rate_promoter import IDLE_SECONDS, RatePromoter
 from tests.app import tasks
-
-LOST = AttemptEnd('{"exception_class_path": "x.Lost", "traceback": ""}')
-
-
-def statuses(results):
-    found = dict(TaskRecord.objects.values_list("pk", "status"))
-    return [found[int(result.id)] for result in results]
-
-
-def claim_all(backend):
-    return backend.store.claim("w1", limit=100, lease_seconds=60)
+from tests.helpers import LOST, claim_all, statuses
 
 
 def slide(seconds):

@@ -2,7 +2,7 @@
 workers, and of one task with a concurrency key or a rate key, past its
 key's gate."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -93,15 +93,13 @@ class EnqueueStore(GateStore, RateGateStore):
         if limit is None:
             raise ValueError("enqueue_limited takes a task with a concurrency key")
         nested = self.connection.in_atomic_block
-        with atomic_on(self.connection):
-            status = self.gate(new.backend, limit.key, limit.limit, nested)
-            params = [*self._row_params(new, status), limit.key, limit.limit]
-            task_id, enqueued_at, *_ = fetch_one(
-                self.connection, insert_limited(self.vendor), params
-            )
-            if status == State.READY:
-                self.announcer.announce(self.connection, (new.queue_name,))
-        return int(task_id), required(read_datetime(enqueued_at))
+
+        def status() -> State:
+            return self.gate(new.backend, limit.key, limit.limit, nested)
+
+        return self._insert_gated(
+            new, status, insert_limited(self.vendor), [limit.key, limit.limit]
+        )
 
     def enqueue_rated(self, new: NewTask) -> tuple[int, datetime]:
         """Insert one task with a rate key: READY if its key's window has
@@ -116,12 +114,26 @@ class EnqueueStore(GateStore, RateGateStore):
         if rate is None:
             raise ValueError("enqueue_rated takes a task with a rate key")
         nested = self.connection.in_atomic_block
+
+        def status() -> State:
+            found = self.rate_gate(new.backend, rate.key, rate.count, rate.period, nested)
+            return State.BLOCKED if new.run_after is not None else found
+
+        return self._insert_gated(
+            new, status, insert_rated(self.vendor), [rate.key, rate.count, rate.period]
+        )
+
+    def _insert_gated(
+        self, new: NewTask, gate: Callable[[], State], sql: str, extra: list[Any]
+    ) -> tuple[int, datetime]:
+        """Insert ``new`` with the state ``gate`` decides (the key's lock taken
+        and its count read in the same transaction, a savepoint of the caller's
+        if one is open), ``extra`` the parameters after the common columns;
+        announce it if READY. Return its id and enqueue time."""
         with atomic_on(self.connection):
-            status = self.rate_gate(new.backend, rate.key, rate.count, rate.period, nested)
-            if new.run_after is not None:
-                status = State.BLOCKED
-            params = [*self._row_params(new, status), rate.key, rate.count, rate.period]
-            task_id, enqueued_at, *_ = fetch_one(self.connection, insert_rated(self.vendor), params)
+            status = gate()
+            params = [*self._row_params(new, status), *extra]
+            task_id, enqueued_at, *_ = fetch_one(self.connection, sql, params)
             if status == State.READY:
                 self.announcer.announce(self.connection, (new.queue_name,))
         return int(task_id), required(read_datetime(enqueued_at))
