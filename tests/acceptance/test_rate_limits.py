@@ -25,10 +25,11 @@ TASKS = int(os.environ.get("OFFLOAD_RATE_TASKS", "300"))
 COUNT, PERIOD = 20, 1.0  # tasks.rate_ledgered's rate
 # The documented precision (docs/coordination.md "Rate limits"): the limit
 # holds exactly for claims, by the database's clock; a start in Python comes
-# after its claim by the worker's hand-off, which varies by some
-# milliseconds, so on starts it holds for any window of the period less
-# this.
-PRECISION = 0.1
+# after its claim by the worker's hand-off, which varies from task to task
+# (tens of milliseconds, more on a loaded host), so on starts it holds for
+# any window of the period less that variation, as this run measures it.
+# The variation must stay well under the period for that to say anything.
+MOST_JITTER = 0.5
 
 
 def read_starts(path: Path) -> list[tuple[int, float]]:
@@ -75,7 +76,9 @@ def test_a_rate_of_twenty_per_second_holds_across_a_real_worker(start_process, t
     lags = [at - claimed[index] for index, at in starts]
     jitter = max(lags) - min(lags)
     most = most_in_a_window(times, PERIOD)
-    most_within = most_in_a_window(times, PERIOD - PRECISION)
+    # 1 ms less again: the two clocks' readings are rounded to microseconds.
+    within = PERIOD - jitter - 0.001
+    most_within = most_in_a_window(times, within)
     span = max(times) - min(times)
     # The first COUNT start at once; the rest come at the rate.
     rate = (TASKS - COUNT) / span
@@ -83,9 +86,10 @@ def test_a_rate_of_twenty_per_second_holds_across_a_real_worker(start_process, t
         f"\n[{connection.vendor}] {TASKS} tasks at {COUNT}/s on 2x8: {span:.1f}s, "
         f"{rate:.1f} starts/s after the first {COUNT}; in any second at most {most_claims} "
         f"claims; at most {most} starts in any {PERIOD:g} s and {most_within} in any "
-        f"{PERIOD - PRECISION:g} s; hand-off jitter {jitter * 1000:.0f} ms"
+        f"{within:.3f} s; hand-off jitter {jitter * 1000:.0f} ms"
     )
     assert most_claims <= COUNT
+    assert jitter < MOST_JITTER
     assert most_within <= COUNT
     assert rate >= 15
     assert rate <= COUNT * 1.05
