@@ -13,7 +13,6 @@ from offload.states import State
 from offload.store.announce import notify_params
 from offload.store.base import TABLE, required
 from offload.store.connection import atomic_on, fetch_one
-from offload.store.gate import GateStore
 from offload.store.rate_gate import RateGateStore
 from offload.store.rows import NewTask
 from offload.store.vendor import Vendor, read_datetime
@@ -72,7 +71,7 @@ def insert_rated(vendor: Vendor) -> str:
     return f"INSERT INTO {TABLE} {columns} VALUES {values} RETURNING id, enqueued_at"
 
 
-class EnqueueStore(GateStore, RateGateStore):
+class EnqueueStore(RateGateStore):
     def enqueue(self, new: NewTask) -> tuple[int, datetime]:
         """Insert one READY task; return its id and enqueue time (database clock)."""
         params = self._row_params(new)

@@ -99,6 +99,36 @@ def _marks(values: Sequence[Any]) -> str:
     return ", ".join(["%s"] * len(values))
 
 
+def keys_with_blocked_sql(key_table: str, column: str) -> str:
+    """Up to %s keys of ``key_table`` whose tasks (by ``column``) include a
+    BLOCKED one. Read from the keys' own table, each probed through the
+    blocked index's (backend, key) prefix, not from the task table by status:
+    MariaDB's blocked indexes are not partial, and a read by status there
+    would scan every task at each turn. A project that never used a key has
+    no rows there, and the read costs nothing."""
+    return (
+        f"SELECT k.backend, k.name FROM {key_table} k WHERE EXISTS "
+        f"(SELECT 1 FROM {TABLE} t WHERE t.backend = k.backend "
+        f"AND t.{column} = k.name AND t.{IS_BLOCKED}) LIMIT %s"
+    )
+
+
+def keys_of_sql(column: str, count: int) -> str:
+    """The distinct (backend, key) in ``column`` of ``count`` task ids."""
+    return (
+        f"SELECT DISTINCT backend, {column} FROM {TABLE} "
+        f"WHERE id IN ({', '.join(['%s'] * count)}) AND {column} IS NOT NULL"
+    )
+
+
+def make_ready_sql(count: int) -> str:
+    """The promotion of ``count`` blocked tasks by id (parameters: READY,
+    then the ids); a task no longer BLOCKED is left as it is."""
+    return (
+        f"UPDATE {TABLE} SET status = %s WHERE id IN ({', '.join(['%s'] * count)}) AND {IS_BLOCKED}"
+    )
+
+
 class GateStore(StoreBase):
     # The reads under a key's lock must see everything committed before the
     # lock was taken. On PostgreSQL (READ COMMITTED), SQLite (one writer) and
@@ -163,11 +193,7 @@ class GateStore(StoreBase):
                 queues.append(str(queue))
                 holding += 1
             if taken:
-                self._write(
-                    f"UPDATE {TABLE} SET status = %s "
-                    f"WHERE id IN ({_marks(taken)}) AND {IS_BLOCKED}",
-                    [State.READY, *taken],
-                )
+                self._write(make_ready_sql(len(taken)), [State.READY, *taken])
             if len(taken) < PROMOTE_BATCH:
                 return queues
 
@@ -197,31 +223,22 @@ class GateStore(StoreBase):
 
     def keys_of(self, task_ids: Sequence[int]) -> list[KeyRef]:
         """The concurrency keys of these tasks (those without one left out)."""
+        return self._keys_of("concurrency_key", task_ids)
+
+    def _keys_of(self, column: str, task_ids: Sequence[int]) -> list[KeyRef]:
         if not task_ids:
             return []
-        rows = self._fetch(
-            f"SELECT DISTINCT backend, concurrency_key FROM {TABLE} "
-            f"WHERE id IN ({_marks(task_ids)}) AND concurrency_key IS NOT NULL",
-            list(task_ids),
-        )
+        rows = self._fetch(keys_of_sql(column, len(task_ids)), list(task_ids))
+        return [(str(backend), str(key)) for backend, key in rows]
+
+    def _keys_with_blocked(self, key_table: str, column: str, limit: int) -> list[KeyRef]:
+        rows = self._fetch(keys_with_blocked_sql(key_table, column), [limit])
         return [(str(backend), str(key)) for backend, key in rows]
 
     def blocked_keys(self, limit: int) -> list[KeyRef]:
-        """Up to ``limit`` keys that have BLOCKED tasks.
-
-        Read from the keys' own table, each probed through the blocked index's
-        (backend, concurrency_key) prefix, not from the task table by status:
-        MariaDB's blocked index is not partial, and a read by status there
-        would scan every task at each turn of the rescuer. A project that
-        never used a key has no rows here, and the read costs nothing.
-        """
-        rows = self._fetch(
-            f"SELECT k.backend, k.name FROM {KEY_TABLE} k WHERE EXISTS "
-            f"(SELECT 1 FROM {TABLE} t WHERE t.backend = k.backend "
-            f"AND t.concurrency_key = k.name AND t.{IS_BLOCKED}) LIMIT %s",
-            [limit],
-        )
-        return [(str(backend), str(key)) for backend, key in rows]
+        """Up to ``limit`` concurrency keys that have BLOCKED tasks (see
+        ``keys_with_blocked_sql``)."""
+        return self._keys_with_blocked(KEY_TABLE, "concurrency_key", limit)
 
     def sweep(self, limit: int) -> int:
         """Promote for up to ``limit`` keys that have blocked tasks, each in a

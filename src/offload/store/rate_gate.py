@@ -33,14 +33,13 @@ statements runs for it.
 from collections.abc import Sequence
 
 from offload.states import State
-from offload.store.base import TABLE, StoreBase
+from offload.store.base import TABLE
 from offload.store.connection import atomic_on
-from offload.store.gate import KeyRef, lock_key_sql
+from offload.store.gate import IS_BLOCKED, GateStore, KeyRef, lock_key_sql, make_ready_sql
 from offload.store.vendor import Vendor, read_datetime
 
 KEY_TABLE = "offload_rate_key"
 
-IS_BLOCKED = f"status = '{State.BLOCKED.value}'"
 # A task's claim counts in a window while it is in any state but READY (a
 # READY one counts as READY, once) and its claimed_at is recent enough.
 _CLAIMED = ", ".join(
@@ -94,7 +93,7 @@ def promotable_sql(vendor: Vendor, latest: bool = False) -> str:
     )
 
 
-class RateGateStore(StoreBase):
+class RateGateStore(GateStore):
     def lock_rate_key(self, backend: str, key: str) -> None:
         """Take the lock of one rate key until the transaction ends."""
         self._write(lock_key_sql(self.vendor, 1, KEY_TABLE), [backend, key])
@@ -132,11 +131,7 @@ class RateGateStore(StoreBase):
                 if not rows:
                     break
                 ids = [int(row[0]) for row in rows]
-                self._write(
-                    f"UPDATE {TABLE} SET status = %s WHERE id IN "
-                    f"({', '.join(['%s'] * len(ids))}) AND {IS_BLOCKED}",
-                    [State.READY, *ids],
-                )
+                self._write(make_ready_sql(len(ids)), [State.READY, *ids])
                 queues += [str(row[1]) for row in rows]
                 room -= len(ids)
             waiting = room <= 0 and bool(self._fetch(head_sql(self.vendor, nested), [backend, key]))
@@ -153,17 +148,9 @@ class RateGateStore(StoreBase):
         return max(0.0, (first - clock).total_seconds() + period)
 
     def rate_blocked_keys(self, limit: int) -> list[KeyRef]:
-        """Up to ``limit`` rate keys that have BLOCKED tasks, read from the
-        keys' own table and each probed through the blocked index's
-        (backend, rate_key) prefix (never the task table by status: MariaDB's
-        index is not partial, see ``gate.GateStore.blocked_keys``)."""
-        rows = self._fetch(
-            f"SELECT k.backend, k.name FROM {KEY_TABLE} k WHERE EXISTS "
-            f"(SELECT 1 FROM {TABLE} t WHERE t.backend = k.backend "
-            f"AND t.rate_key = k.name AND t.{IS_BLOCKED}) LIMIT %s",
-            [limit],
-        )
-        return [(str(backend), str(key)) for backend, key in rows]
+        """Up to ``limit`` rate keys that have BLOCKED tasks (see
+        ``gate.keys_with_blocked_sql``)."""
+        return self._keys_with_blocked(KEY_TABLE, "rate_key", limit)
 
     def rate_sweep(self, limit: int) -> tuple[int, float | None]:
         """Promote for up to ``limit`` rate keys with blocked tasks; return how
@@ -179,11 +166,4 @@ class RateGateStore(StoreBase):
 
     def rate_keys_of(self, task_ids: Sequence[int]) -> list[KeyRef]:
         """The rate keys of these tasks (those without one left out)."""
-        if not task_ids:
-            return []
-        rows = self._fetch(
-            f"SELECT DISTINCT backend, rate_key FROM {TABLE} "
-            f"WHERE id IN ({', '.join(['%s'] * len(task_ids))}) AND rate_key IS NOT NULL",
-            list(task_ids),
-        )
-        return [(str(backend), str(key)) for backend, key in rows]
+        return self._keys_of("rate_key", task_ids)
