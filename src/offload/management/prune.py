@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -192,13 +193,16 @@ def _prune(store: TaskStore, request: Request, out: OutputWrapper) -> None:
     bar = _Bar(out, _to_delete(store, request)) if show_bar else None
     run = PruneRun(store, request.batch_size, request.rate, on_batch=bar.step if bar else None)
     begun = time.monotonic()
-    interrupted = False
+    # Ctrl-C asks the run to stop between batches, rather than raising in the
+    # middle of one: a DELETE the server has committed would otherwise go
+    # uncounted in what the command reports.
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: run.stop.set())
     try:
         for rule in request.rules:
             run.tasks(rule, request.where)
-    except KeyboardInterrupt:
-        # Each batch committed on its own: what was deleted stays deleted.
-        interrupted = True
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    interrupted = run.stop.is_set()
     if bar is not None:
         bar.end()
     deleted = sum(run.deleted.values())
