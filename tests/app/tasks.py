@@ -422,8 +422,12 @@ def outcomes(values: list[object]) -> list[object]:
 
 
 @task
-def ledger_member(path: str, index: int) -> int:
-    """Append one line to ``path`` (O_APPEND), for a test that counts runs."""
+def ledger_member(path: str, index: int, seconds: float = 0.0) -> int:
+    """Sleep ``seconds``, then append one line to ``path`` (O_APPEND), for a
+    test that counts runs."""
+    import time
+
+    time.sleep(seconds)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, f"member {index} {os.getpid()}\n".encode())
