@@ -29,7 +29,14 @@ from offload.store.dependencies import (
     upstream_values_sql,
 )
 from offload.store.outcomes import complete_assignments, complete_many_statement
-from offload.store.prune import PruneFilter, delete_read, fire_batch, one_statement, task_batch
+from offload.store.prune import (
+    PruneFilter,
+    delete_read,
+    dependency_batch,
+    fire_batch,
+    one_statement,
+    task_batch,
+)
 from offload.store.rescue import attempt_lost_statement, expired_select
 from offload.store.rows import ALL_QUEUES, QueueFilter
 from offload.store.vendor import Vendor, vendor_named
@@ -215,6 +222,7 @@ def _prune(vendor: Vendor) -> list[tuple[str, str]]:
         ("finished tasks", task_batch(State.SUCCESSFUL, "cutoff", LIMIT)),
         ("finished tasks of one queue and task", task_batch(State.FAILED, "c", LIMIT, PRUNED)),
         ("fire records", fire_batch("cutoff", LIMIT)),
+        ("workflow links of deleted tasks", dependency_batch(LIMIT)),
     ]
     found = []
     for label, batch in batches:

@@ -118,10 +118,10 @@ def test_a_queue_filter_changes_only_the_queue_terms():
 def test_the_prune_batches_are_the_golden_ones(backend):
     from django.utils import timezone
 
-    from offload.models import ScheduleFire
+    from offload.models import ScheduleFire, TaskDependency
     from offload.retention import cutoff
     from offload.states import State
-    from offload.store.prune import delete_batch, fire_batch, task_batch
+    from offload.store.prune import delete_batch, dependency_batch, fire_batch, task_batch
     from tests.integration.test_prune import DAY, row
 
     store = backend.store
@@ -133,6 +133,8 @@ def test_the_prune_batches_are_the_golden_ones(backend):
             task_path=golden.PRUNED.task_path)  # fmt: skip
         at = old.replace(minute=minute)
         ScheduleFire.objects.create(schedule=schedule, fire_at=at, fired_at=at, outcome="enqueued")
+        # Links of a waiting task that no longer exists.
+        TaskDependency.objects.create(task_id=10**9 + minute, upstream_id=1, position=0)
     before = cutoff(store, DAY)
     batches = {
         "finished tasks": task_batch(State.SUCCESSFUL, before, golden.LIMIT),
@@ -140,6 +142,7 @@ def test_the_prune_batches_are_the_golden_ones(backend):
             State.FAILED, before, golden.LIMIT, golden.PRUNED
         ),
         "fire records": fire_batch(before, golden.LIMIT),
+        "workflow links of deleted tasks": dependency_batch(golden.LIMIT),
     }
     for label, batch in batches.items():
         with executed() as seen:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from django.db import connection, connections, transaction
+from django.db.models import F
 from django.tasks import TaskResultStatus
 from django.tasks.exceptions import InvalidTask
 
@@ -252,3 +253,22 @@ def test_two_members_ending_at_once_make_the_callback_ready_once(backend):
     assert record(flow.results[-1]).waiting_on == 0
     drain()
     assert value_of(flow.results[-1]) == 6
+
+
+def test_pruning_a_workflow_deletes_its_links_with_its_tasks(backend):
+    from datetime import timedelta
+
+    from offload.retention import PruneRun, Rule
+
+    flow = chain(call(tasks.double, 1), call(tasks.double)).enqueue()
+    other = chain(call(tasks.double, 1), call(tasks.double)).enqueue()
+    drain()
+    assert TaskDependency.objects.count() == 2
+    ids = [int(r.id) for r in flow.results]
+    TaskRecord.objects.filter(pk__in=ids).update(finished_at=F("finished_at") - timedelta(days=9))
+    run = PruneRun(backend.store, batch_size=10)
+    assert run.tasks(Rule(State.SUCCESSFUL, timedelta(days=1))) == 2
+    assert run.links() == 1
+    # The other workflow's link stays with its tasks.
+    (kept,) = TaskDependency.objects.all()
+    assert kept.task_id == int(other.results[1].id)
