@@ -19,15 +19,31 @@ from offload.schedules.firing import fire_insert
 from offload.states import State
 from offload.store.base import Fence, fenced_update
 from offload.store.claim import claim_read, claim_statement, claim_write
+from offload.store.dependencies import (
+    decrement_sql,
+    dependents_sql,
+    promote_sql,
+    ready_sql,
+    recount_sql,
+    stop_sql,
+    upstream_values_sql,
+)
 from offload.store.outcomes import complete_assignments, complete_many_statement
-from offload.store.prune import PruneFilter, delete_read, fire_batch, one_statement, task_batch
+from offload.store.prune import (
+    PruneFilter,
+    delete_read,
+    dependency_batch,
+    fire_batch,
+    one_statement,
+    task_batch,
+)
 from offload.store.rescue import attempt_lost_statement, expired_select
 from offload.store.rows import ALL_QUEUES, QueueFilter
 from offload.store.vendor import Vendor, vendor_named
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 ENGINES = ("postgresql", "sqlite", "mysql")
-STATEMENTS = ("claim", "complete", "rescue", "fire", "prune")
+STATEMENTS = ("claim", "complete", "settle", "rescue", "fire", "prune")
 
 # The arguments every rendering uses; the integration test calls the store
 # with the same ones.
@@ -60,6 +76,17 @@ attempt's code began (started_at the first time, last_attempted_at each
 time), not a statement of its own: the worker sends the seconds its code ran
 and the database subtracts them from its clock, so the time is still the
 database's.""",
+    "settle": """\
+What the final state of a workflow task adds, in the same transaction as
+its outcome, when the claim said it has dependents (a task outside a
+workflow runs none of it). Each waiting dependent's count of unended
+upstreams is lowered by an UPDATE of its row, whose lock makes two upstreams
+ending at once count one after the other; the dependents at zero become
+READY, or BLOCKED where a concurrency or rate key's gate must let them in.
+A failed upstream cancels a dependent that stops on failure, and its own
+dependents in turn. The rescuer recounts waiting tasks against their
+upstreams' states, a compare-and-set on the count it read. A claimed task
+that receives upstream results reads them, in order, in one read per batch.""",
     "rescue": """\
 The rescue: RUNNING rows whose lease expired on the database's clock,
 oldest first; the status is a constant, as the partial index of running
@@ -164,6 +191,21 @@ def _complete(vendor: Vendor) -> list[tuple[str, str]]:
     return found
 
 
+def _settle(vendor: Vendor) -> list[tuple[str, str]]:
+    # What the end of a workflow task with dependents adds to its outcome's
+    # transaction (store.dependencies), for two upstreams ended at once.
+    return [
+        ("waiting dependents of two ended tasks", dependents_sql(2)),
+        ("one dependent's count lowered", decrement_sql()),
+        ("which of two dependents are due", ready_sql(2)),
+        ("two dependents made ready", promote_sql(2)),
+        ("one dependent cancelled by a failed upstream",
+         stop_sql(vendor.now, vendor.append_json.format(col="errors"))),
+        ("the rescuer's recount", recount_sql()),
+        ("upstream results of two claimed tasks", upstream_values_sql(2)),
+    ]  # fmt: skip
+
+
 def _rescue(vendor: Vendor) -> list[tuple[str, str]]:
     return [
         ("expired leases", expired_select(vendor)),
@@ -180,6 +222,7 @@ def _prune(vendor: Vendor) -> list[tuple[str, str]]:
         ("finished tasks", task_batch(State.SUCCESSFUL, "cutoff", LIMIT)),
         ("finished tasks of one queue and task", task_batch(State.FAILED, "c", LIMIT, PRUNED)),
         ("fire records", fire_batch("cutoff", LIMIT)),
+        ("workflow links of deleted tasks", dependency_batch(LIMIT)),
     ]
     found = []
     for label, batch in batches:
@@ -195,6 +238,7 @@ def _prune(vendor: Vendor) -> list[tuple[str, str]]:
 RENDER: dict[str, Callable[[Vendor], list[tuple[str, str]]]] = {
     "claim": _claim,
     "complete": _complete,
+    "settle": _settle,
     "rescue": _rescue,
     "fire": _fire,
     "prune": _prune,

@@ -106,9 +106,17 @@ class DatabaseBackend(BaseTaskBackend):
     def enqueue(
         self, task: Task[_P, _R], args: list[Any], kwargs: dict[str, Any]
     ) -> TaskResult[_P, _R]:
+        return self.enqueue_step(task, args, kwargs)
+
+    def enqueue_step(
+        self, task: Task[_P, _R], args: list[Any], kwargs: dict[str, Any], receives: int = 0
+    ) -> TaskResult[_P, _R]:
+        """``enqueue``, for a task of a workflow that receives ``receives``
+        values ahead of ``args`` when it runs (its upstreams' results, see
+        ``offload.workflows``): the call is checked with them in place."""
         self.ensure_usable()
         self.validate_task(task)
-        check_arguments(task, args, kwargs)
+        check_arguments(task, [None] * receives + list(args), kwargs)
         with sending(self.config.tracing, task.module_path, task.queue_name) as span:
             new = self._new_task(task, args, kwargs, span.carrier)
             # Built before the INSERT: whatever fails in building it writes nothing.
@@ -327,6 +335,18 @@ class DatabaseBackend(BaseTaskBackend):
         if row is None:
             raise TaskResultDoesNotExist(result_id)
         return _stored_result(row)
+
+    def get_results(self, task_ids: Sequence[int]) -> list[TaskResult[..., Any]]:
+        """The results of ``task_ids`` in the order given, in one read per
+        chunk (those not stored, or of another backend, left out)."""
+        from offload.models import TaskRecord
+
+        self.ensure_usable()
+        found: dict[int, TaskRecord] = {}
+        rows = TaskRecord.objects.using(self.config.database).filter(backend=self.alias)
+        for start in range(0, len(task_ids), 500):
+            found.update((row.pk, row) for row in rows.filter(pk__in=task_ids[start : start + 500]))
+        return [_stored_result(found[pk]) for pk in task_ids if pk in found]
 
     def get_progress(self, result_id: str) -> Progress | None:
         """The latest progress task ``result_id`` reported (as written by its

@@ -135,3 +135,8 @@ class DuplicateTask(OffloadError, IntegrityError):
         super().__init__(f"Task {existing_id} already holds unique key {key!r}.")
         self.key = key
         self.existing_id = existing_id
+
+
+class UpstreamFailed(OffloadError):
+    """Recorded in the errors of a workflow task that was not run because a
+    task it waited for did not succeed."""

@@ -105,6 +105,22 @@ class TaskRecord(models.Model):
     rate_count = models.PositiveIntegerField(null=True, blank=True)
     rate_period = models.FloatField(null=True, blank=True)
 
+    # A workflow (see offload.workflows): NULL on all five for a task
+    # enqueued outside one. workflow_id is the id of the workflow's first
+    # task; waiting_on counts the upstream tasks (rows of
+    # offload_task_dependency) that have not ended while the task is
+    # WAITING; has_dependents says a final state of this task must settle
+    # its dependents (store.dependencies), which the worker learns from the
+    # claim; upstream_results says how the upstream results reach the task's
+    # code ("value": the one upstream's, "list": all of them in order);
+    # on_upstream_failure says what a failed upstream does ("stop": cancel
+    # the task, "continue": run it all the same).
+    workflow_id = models.BigIntegerField(null=True, blank=True)
+    waiting_on = models.IntegerField(null=True, blank=True)
+    has_dependents = models.BooleanField(null=True, blank=True)
+    upstream_results = models.CharField(max_length=8, null=True, blank=True)  # noqa: DJ001
+    on_upstream_failure = models.CharField(max_length=8, null=True, blank=True)  # noqa: DJ001
+
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)
     return_value = models.JSONField(null=True, blank=True)
@@ -167,6 +183,8 @@ class TaskRecord(models.Model):
             #   priority DESC, id) WHERE status = 'BLOCKED': the promotion of a
             #   rate key's blocked tasks. Plain on MariaDB, where it also
             #   serves the count of a key's window.
+            # - offload_task_workflow_idx (0018), (workflow_id, id) WHERE
+            #   workflow_id IS NOT NULL: a workflow's tasks. Plain on MariaDB.
             # - offload_task_rate_window_idx (0017), (backend, rate_key,
             #   status, claimed_at) WHERE rate_key IS NOT NULL: the count of a
             #   key's window. Not on MariaDB.
@@ -452,3 +470,33 @@ class Dashboard(TaskRecord):
         proxy = True
         verbose_name = "dashboard"
         verbose_name_plural = "dashboard"
+
+
+class TaskDependency(models.Model):
+    """One edge of a workflow: the task waits for its upstream to end (see
+    store.dependencies). Plain ids rather than foreign keys, as the fires'
+    task ids are: the pruner deletes finished tasks in raw batches, and a
+    dependent still reads which upstreams it had."""
+
+    id = models.BigAutoField(primary_key=True)
+    task_id = models.BigIntegerField()
+    upstream_id = models.BigIntegerField()
+    # The upstream's place among the task's upstreams: the order of the
+    # results a task given them as a list receives.
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        db_table = "offload_task_dependency"
+        verbose_name = "task dependency"
+        verbose_name_plural = "task dependencies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task_id", "upstream_id"], name="offload_dependency_uniq"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["upstream_id"], name="offload_dep_upstream_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id} after {self.upstream_id}"

@@ -23,7 +23,15 @@ from django.db import DatabaseError
 from offload.conf import Options
 from offload.states import State
 from offload.store import TaskStore
-from offload.store.prune import EVERY_TASK, Batch, PruneFilter, delete_batch, fire_batch, task_batch
+from offload.store.prune import (
+    EVERY_TASK,
+    Batch,
+    PruneFilter,
+    delete_batch,
+    dependency_batch,
+    fire_batch,
+    task_batch,
+)
 from offload.store.vendor import is_lock_conflict
 
 logger = logging.getLogger("offload.worker")
@@ -34,6 +42,9 @@ RETENTION = {
     State.FAILED: "retain_failed",
     State.CANCELLED: "retain_cancelled",
 }
+# The label of the workflow links a run deletes (not tasks: a command's
+# count of tasks leaves them out).
+LINKS = "workflow links"
 # A deadlock or lock timeout (MariaDB) loses one batch; past this many in a
 # row, something holds the rows for good and the run says so.
 MAX_CONFLICTS = 5
@@ -100,6 +111,10 @@ class PruneRun:
         """Delete the schedule fire records older than ``older_than``; return how many."""
         cutoff = self._cutoff(older_than)
         return self._batches("schedule fires", lambda: fire_batch(cutoff, self.batch_size))
+
+    def links(self) -> int:
+        """Delete the workflow links of tasks no longer stored; return how many."""
+        return self._batches(LINKS, lambda: dependency_batch(self.batch_size))
 
     def _cutoff(self, older_than: timedelta) -> object:
         return cutoff(self.store, older_than)

@@ -2,6 +2,9 @@
 
 ::
 
+               enqueue with upstreams --->  WAITING
+                                               | its last upstream ended
+                                               v  (BLOCKED if it has a key)
                  enqueue  --- key at its limit --->  BLOCKED
                     |                                   |
                     v                                   | promoted: a task of
@@ -28,6 +31,12 @@
   task with a rate key whose window was full (``offload.rates``), or a
   retry of one: the rate promoter makes it READY when its window has room.
   Cancelling it cancels it. Django sees it as READY: it waits to run.
+* WAITING: a task of a workflow whose upstream tasks have not all ended (see
+  ``offload.workflows`` and ``store.dependencies``). It is in no queue. The
+  final state of its last upstream makes it READY (or BLOCKED, if it has a
+  concurrency or rate key), in that upstream's transaction; a failed upstream
+  cancels it instead, unless it was enqueued to run whatever the upstreams
+  did. Django sees it as READY.
 
 Internal states may grow beyond Django's four (cancelled, blocked, ...);
 :func:`to_django_status` is the one place that maps them.
@@ -44,6 +53,7 @@ class State(models.TextChoices):
     FAILED = "FAILED", "Failed"
     CANCELLED = "CANCELLED", "Cancelled"
     BLOCKED = "BLOCKED", "Blocked"
+    WAITING = "WAITING", "Waiting"
 
 
 FINISHED_STATES = frozenset({State.SUCCESSFUL, State.FAILED, State.CANCELLED})
@@ -58,6 +68,8 @@ _TO_DJANGO = {
     State.CANCELLED: TaskResultStatus.FAILED,
     # Waiting on a concurrency limit is waiting to run.
     State.BLOCKED: TaskResultStatus.READY,
+    # Waiting on upstream tasks is waiting to run too.
+    State.WAITING: TaskResultStatus.READY,
 }
 
 

@@ -387,3 +387,61 @@ def rate_ledgered(path: str, index: int) -> int:
     finally:
         os.close(fd)
     return index
+
+
+# Workflows (docs/coordination.md): steps that pass results along.
+@task
+def double(value: int) -> int:
+    return value * 2
+
+
+@task
+def add_to(value: int, amount: int) -> int:
+    return value + amount
+
+
+@task
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+@offload_task(max_attempts=1)
+def fail_step(value: object, message: str = "step failed") -> None:
+    raise ValueError(message)
+
+
+@task
+def outcomes(values: list[object]) -> list[object]:
+    """What a callback that continues on failure received: each result, or
+    the failed upstream's id and state."""
+    from offload.workflows import Failed
+
+    return [
+        {"failed": v.task_id, "status": v.status} if isinstance(v, Failed) else v for v in values
+    ]
+
+
+@task
+def ledger_member(path: str, index: int, seconds: float = 0.0) -> int:
+    """Sleep ``seconds``, then append one line to ``path`` (O_APPEND), for a
+    test that counts runs."""
+    import time
+
+    time.sleep(seconds)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"member {index} {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
+    return index
+
+
+@task
+def ledger_callback(values: list[int], path: str) -> int:
+    """Append one line to ``path`` per run: the callback must run once."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"callback {len(values)} {sum(values)} {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
+    return sum(values)

@@ -89,7 +89,7 @@ def test_rescue_takes_only_expired_leases(backend):
     (expired,) = store.claim("w-gone", limit=1, lease_seconds=-1)
     (alive,) = store.claim("w-alive", limit=1, lease_seconds=60)
     found = store.expired_leases(100)
-    assert [(t, a, o, k) for t, a, _m, o, k in found] == [(expired.id, 1, "w-gone", [])]
+    assert [(t, a, o, k, d) for t, a, _m, o, k, d in found] == [(expired.id, 1, "w-gone", [], [])]
     assert not store.attempt_lost(alive.id, alive.attempt, AttemptEnd(ERROR), 0, expired_only=True)
     assert store.attempt_lost(expired.id, expired.attempt, AttemptEnd(ERROR), 0, expired_only=True)
     assert TaskRecord.objects.get(pk=expired.id).status == State.READY

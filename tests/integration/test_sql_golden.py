@@ -64,13 +64,17 @@ def test_the_completion_writes_are_the_golden_ones(backend):
     first, second, third = store.claim("w", limit=3, lease_seconds=60)
     with executed() as seen:
         # With the task's concurrency keys from its claim (none), as the worker does.
-        assert store.complete(first.id, first.attempt, "1", 0.5, keys=first.keys) is True
+        assert store.complete(
+            first.id, first.attempt, "1", 0.5, keys=first.keys, dependents=first.dependents
+        )
     assert seen == expected("complete", "one")
     with executed() as seen:
         # The third row's attempt is not its own: it is left alone (and on
         # MariaDB the rows written are read back).
         done = store.complete_many(
-            [(second.id, second.attempt, "2", 0.5), (third.id, 99, "3", 0.25)], keys=[]
+            [(second.id, second.attempt, "2", 0.5), (third.id, 99, "3", 0.25)],
+            keys=[],
+            dependents=[],
         )
     assert done == {second.id}
     labels = ["batch of two"] + (["batch read-back"] if two_statements() else [])
@@ -84,9 +88,12 @@ def test_the_rescue_is_the_golden_one(backend):
     with executed() as seen:
         (found,) = store.expired_leases(golden.LIMIT)
         assert found[:2] == (claimed.id, claimed.attempt)
+        # With the keys and dependents the search read, as the rescuer does.
+        end = AttemptEnd("{}")
         assert store.attempt_lost(
-            claimed.id, claimed.attempt, AttemptEnd("{}"), 1.0, expired_only=True, keys=found[4]
-        )
+            claimed.id, claimed.attempt, end, 1.0, expired_only=True, keys=found[4],
+            dependents=found[5],
+        )  # fmt: skip
     assert seen == expected("rescue", "expired leases", "attempt lost")
 
 
@@ -111,10 +118,10 @@ def test_a_queue_filter_changes_only_the_queue_terms():
 def test_the_prune_batches_are_the_golden_ones(backend):
     from django.utils import timezone
 
-    from offload.models import ScheduleFire
+    from offload.models import ScheduleFire, TaskDependency
     from offload.retention import cutoff
     from offload.states import State
-    from offload.store.prune import delete_batch, fire_batch, task_batch
+    from offload.store.prune import delete_batch, dependency_batch, fire_batch, task_batch
     from tests.integration.test_prune import DAY, row
 
     store = backend.store
@@ -126,6 +133,8 @@ def test_the_prune_batches_are_the_golden_ones(backend):
             task_path=golden.PRUNED.task_path)  # fmt: skip
         at = old.replace(minute=minute)
         ScheduleFire.objects.create(schedule=schedule, fire_at=at, fired_at=at, outcome="enqueued")
+        # Links of a waiting task that no longer exists.
+        TaskDependency.objects.create(task_id=10**9 + minute, upstream_id=1, position=0)
     before = cutoff(store, DAY)
     batches = {
         "finished tasks": task_batch(State.SUCCESSFUL, before, golden.LIMIT),
@@ -133,6 +142,7 @@ def test_the_prune_batches_are_the_golden_ones(backend):
             State.FAILED, before, golden.LIMIT, golden.PRUNED
         ),
         "fire records": fire_batch(before, golden.LIMIT),
+        "workflow links of deleted tasks": dependency_batch(golden.LIMIT),
     }
     for label, batch in batches.items():
         with executed() as seen:

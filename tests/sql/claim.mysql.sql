@@ -21,7 +21,7 @@
 -- Rewrite with OFFLOAD_UPDATE_GOLDEN=1 (see tests/unit/test_sql_golden.py).
 
 -- read (all queues, any kind)
-SELECT id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts, timeout, trace_context, concurrency_key, UTC_TIMESTAMP(6)
+SELECT id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts, timeout, trace_context, concurrency_key, has_dependents, upstream_results, UTC_TIMESTAMP(6)
 FROM offload_task
 WHERE status = %s
   AND available_at <= UTC_TIMESTAMP(6)
@@ -30,7 +30,7 @@ ORDER BY priority DESC, available_at, id
 LIMIT %s;
 
 -- read (two queues, sync)
-SELECT id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts, timeout, trace_context, concurrency_key, UTC_TIMESTAMP(6)
+SELECT id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts, timeout, trace_context, concurrency_key, has_dependents, upstream_results, UTC_TIMESTAMP(6)
 FROM offload_task
 WHERE status = %s
   AND queue_name IN (%s, %s)

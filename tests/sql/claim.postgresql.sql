@@ -37,7 +37,7 @@ SET status = %s,
     unique_key = CASE WHEN unique_scope = 'waiting' THEN NULL ELSE unique_key END
 FROM picked
 WHERE t.id = picked.id
-RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout, t.trace_context, t.concurrency_key;
+RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout, t.trace_context, t.concurrency_key, t.has_dependents, t.upstream_results;
 
 -- two queues, sync
 WITH picked AS MATERIALIZED (SELECT id
@@ -59,7 +59,7 @@ SET status = %s,
     unique_key = CASE WHEN unique_scope = 'waiting' THEN NULL ELSE unique_key END
 FROM picked
 WHERE t.id = picked.id
-RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout, t.trace_context, t.concurrency_key;
+RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout, t.trace_context, t.concurrency_key, t.has_dependents, t.upstream_results;
 
 -- async
 WITH picked AS MATERIALIZED (SELECT id
@@ -80,4 +80,4 @@ SET status = %s,
     unique_key = CASE WHEN unique_scope = 'waiting' THEN NULL ELSE unique_key END
 FROM picked
 WHERE t.id = picked.id
-RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout, t.trace_context, t.concurrency_key;
+RETURNING t.id, t.task_path, t.backend, t.queue_name, t.priority, t.run_after, t.available_at, t.enqueued_at, t.started_at, t.last_attempted_at, t.attempt, t.worker_ids, t.errors, t.args, t.kwargs, t.is_async, t.max_attempts, t.timeout, t.trace_context, t.concurrency_key, t.has_dependents, t.upstream_results;

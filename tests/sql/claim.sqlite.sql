@@ -36,7 +36,7 @@ WHERE id IN (SELECT id
       AND queue_name NOT IN (SELECT name FROM offload_queue WHERE paused_at IS NOT NULL)
     ORDER BY priority DESC, available_at, id
     LIMIT %s)
-RETURNING id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts, timeout, trace_context, concurrency_key;
+RETURNING id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts, timeout, trace_context, concurrency_key, has_dependents, upstream_results;
 
 -- two queues, sync
 UPDATE offload_task
@@ -56,7 +56,7 @@ WHERE id IN (SELECT id
       AND queue_name NOT IN (SELECT name FROM offload_queue WHERE paused_at IS NOT NULL)
     ORDER BY priority DESC, available_at, id
     LIMIT %s)
-RETURNING id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts, timeout, trace_context, concurrency_key;
+RETURNING id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts, timeout, trace_context, concurrency_key, has_dependents, upstream_results;
 
 -- async
 UPDATE offload_task
@@ -76,4 +76,4 @@ WHERE id IN (SELECT id
       AND queue_name NOT IN (SELECT name FROM offload_queue WHERE paused_at IS NOT NULL)
     ORDER BY priority DESC, available_at, id
     LIMIT %s)
-RETURNING id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts, timeout, trace_context, concurrency_key;
+RETURNING id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts, timeout, trace_context, concurrency_key, has_dependents, upstream_results;

@@ -66,3 +66,19 @@ WHERE id IN (%s, %s)
     FROM offload_schedule
     WHERE offload_schedule.id = offload_schedule_fire.schedule_id
       AND offload_schedule.next_fire_at <= offload_schedule_fire.fire_at);
+
+-- read (workflow links of deleted tasks)
+SELECT id
+FROM offload_task_dependency
+WHERE NOT EXISTS (SELECT 1
+    FROM offload_task
+    WHERE offload_task.id = offload_task_dependency.task_id)
+ORDER BY id
+LIMIT %s;
+
+-- delete (workflow links of deleted tasks, two rows read)
+DELETE FROM offload_task_dependency
+WHERE id IN (%s, %s)
+  AND NOT EXISTS (SELECT 1
+    FROM offload_task
+    WHERE offload_task.id = offload_task_dependency.task_id);

@@ -64,3 +64,18 @@ WHERE offload_schedule_fire.id = picked.id
     FROM offload_schedule
     WHERE offload_schedule.id = offload_schedule_fire.schedule_id
       AND offload_schedule.next_fire_at <= offload_schedule_fire.fire_at);
+
+-- workflow links of deleted tasks
+WITH picked AS MATERIALIZED (SELECT id
+    FROM offload_task_dependency
+    WHERE NOT EXISTS (SELECT 1
+        FROM offload_task
+        WHERE offload_task.id = offload_task_dependency.task_id)
+    ORDER BY id
+    LIMIT %s FOR UPDATE SKIP LOCKED)
+DELETE FROM offload_task_dependency
+USING picked
+WHERE offload_task_dependency.id = picked.id
+  AND NOT EXISTS (SELECT 1
+    FROM offload_task
+    WHERE offload_task.id = offload_task_dependency.task_id);

@@ -56,3 +56,16 @@ WHERE id IN (SELECT id
     FROM offload_schedule
     WHERE offload_schedule.id = offload_schedule_fire.schedule_id
       AND offload_schedule.next_fire_at <= offload_schedule_fire.fire_at);
+
+-- workflow links of deleted tasks
+DELETE FROM offload_task_dependency
+WHERE id IN (SELECT id
+    FROM offload_task_dependency
+    WHERE NOT EXISTS (SELECT 1
+        FROM offload_task
+        WHERE offload_task.id = offload_task_dependency.task_id)
+    ORDER BY id
+    LIMIT %s)
+  AND NOT EXISTS (SELECT 1
+    FROM offload_task
+    WHERE offload_task.id = offload_task_dependency.task_id);

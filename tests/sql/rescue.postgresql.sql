@@ -13,7 +13,7 @@
 -- Rewrite with OFFLOAD_UPDATE_GOLDEN=1 (see tests/unit/test_sql_golden.py).
 
 -- expired leases
-SELECT id, attempt, max_attempts, lease_owner, backend, concurrency_key
+SELECT id, attempt, max_attempts, lease_owner, backend, concurrency_key, has_dependents
 FROM offload_task
 WHERE status = 'RUNNING'
   AND lease_expires_at < statement_timestamp()

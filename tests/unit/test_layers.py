@@ -154,7 +154,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("Package", ["offload"]),
-    ("Backend", ["offload.backend"]),
+    ("Backend", ["offload.backend", "offload.workflows"]),
     (
         "Store",
         [
@@ -166,6 +166,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.store.prune",
             "offload.store.tasks",
             "offload.store.unique",
+            "offload.store.dependencies",
             "offload.store.gate",
             "offload.store.rate_gate",
             "offload.store.claim",

@@ -24,7 +24,7 @@ from django.core.management.base import CommandError, OutputWrapper
 from offload.conf import OPTION_BOUNDS, Options
 from offload.exceptions import OffloadError
 from offload.limits import MAX_NAME_LENGTH
-from offload.retention import RETENTION, PruneRun, Rule, cutoff, rules_from
+from offload.retention import LINKS, RETENTION, PruneRun, Rule, cutoff, rules_from
 from offload.states import State
 from offload.store import TaskStore
 from offload.store.prune import PruneFilter, preview
@@ -200,17 +200,21 @@ def _prune(store: TaskStore, request: Request, out: OutputWrapper) -> None:
     try:
         for rule in request.rules:
             run.tasks(rule, request.where)
+        if any(run.deleted.values()):
+            run.links()
     finally:
         signal.signal(signal.SIGINT, previous)
     interrupted = run.stop.is_set()
     if bar is not None:
         bar.end()
+    links = run.deleted.pop(LINKS, 0)
     deleted = sum(run.deleted.values())
     parts = ", ".join(f"{label}: {n}" for label, n in run.deleted.items())
     what = "Interrupted after deleting" if interrupted else "Deleted"
     if not request.quiet or interrupted:
         out.write(
             f"{what} {deleted} task(s)" + (f" ({parts})" if parts else "")
+            + (f" and {links} workflow link(s)" if links else "")
             + f" in {time.monotonic() - begun:.2f}s."
         )  # fmt: skip
     if interrupted:

@@ -25,6 +25,7 @@ from typing import Any
 from offload.payload import decode
 from offload.states import State
 from offload.store.base import TABLE, Fence, StoreBase, required
+from offload.store.dependencies import with_upstream
 from offload.store.rows import ALL_QUEUES, CLAIMED_COLUMNS, ClaimedTask, QueueFilter
 from offload.store.vendor import Vendor, read_datetime
 from offload.uniqueness import WAITING
@@ -192,13 +193,17 @@ class ClaimStore(StoreBase):
             return []
         vendor = self.vendor
         if vendor.claim is None:
-            return self._claim_without_returning(worker_id, queues, is_async, limit, lease_seconds)
-        rows = self._fetch(*claim_statement(vendor, worker_id, queues, is_async, limit,
-                                            lease_seconds))  # fmt: skip
-        claimed = [ClaimedTask.from_row(row) for row in rows]
-        # RETURNING gives no order; run them in the order they were picked.
-        claimed.sort(key=lambda task: task.claim_order)
-        return claimed
+            claimed = self._claim_without_returning(
+                worker_id, queues, is_async, limit, lease_seconds
+            )
+        else:
+            rows = self._fetch(*claim_statement(vendor, worker_id, queues, is_async, limit,
+                                                lease_seconds))  # fmt: skip
+            claimed = [ClaimedTask.from_row(row) for row in rows]
+            # RETURNING gives no order; run them in the order they were picked.
+            claimed.sort(key=lambda task: task.claim_order)
+        # A workflow task receives its upstreams' results (store.dependencies).
+        return with_upstream(self, claimed)
 
     def _claim_without_returning(
         self,

@@ -20,7 +20,8 @@ from offload.progress import Progress
 from offload.states import State
 from offload.store.base import TABLE, Fence
 from offload.store.connection import atomic_on
-from offload.store.gate import GateStore, KeyRef
+from offload.store.dependencies import DependencyStore
+from offload.store.gate import KeyRef
 from offload.store.vendor import Vendor
 from offload.uniqueness import PERIOD
 
@@ -139,15 +140,21 @@ def _unclaim_sql(vendor: Vendor) -> str:
 _AGAIN = "CASE WHEN rate_key IS NULL THEN %s ELSE %s END"
 
 
-class OutcomeStore(GateStore):
+class OutcomeStore(DependencyStore):
     # Every write of a final state below takes ``keys``: the concurrency keys
     # of its tasks as (backend, key), which it locks first and whose blocked
-    # tasks it promotes in the same transaction (see ``store.gate``). The
-    # worker knows them from the claim and passes them (none, for the tasks
-    # without a key: then nothing more is written); None reads them first.
+    # tasks it promotes in the same transaction (see ``store.gate``); and
+    # ``dependents``: the ids of its tasks that have tasks of a workflow
+    # waiting on them, which it settles in the same transaction (see
+    # ``store.dependencies``). The worker knows both from the claim and
+    # passes them (none, for the tasks outside: then nothing more is
+    # written); None reads them first.
 
     def _keys(self, keys: Iterable[KeyRef] | None, task_ids: Sequence[int]) -> list[KeyRef]:
         return self.keys_of(task_ids) if keys is None else list(keys)
+
+    def _dependents(self, dependents: Iterable[int] | None, task_ids: Sequence[int]) -> list[int]:
+        return self.dependents_of(task_ids) if dependents is None else list(dependents)
 
     def complete(
         self,
@@ -156,17 +163,26 @@ class OutcomeStore(GateStore):
         return_json: str,
         ran: float,
         keys: Iterable[KeyRef] | None = None,
+        dependents: Iterable[int] | None = None,
     ) -> bool:
         """Record success of ``attempt``, whose code ran ``ran`` seconds; False
         if that attempt no longer holds the task."""
         assignments = complete_assignments(self.vendor)
         started = _started(self.vendor, ran)[1]
-        with self.releasing(self._keys(keys, [task_id])):
-            return self._fenced(
+        ids = [task_id]
+        with self.ending(self._keys(keys, ids), self._dependents(dependents, ids)) as ended:
+            written = self._fenced(
                 assignments, [State.SUCCESSFUL, return_json, *started], task_id, attempt
             )
+            ended(ids if written else [])
+            return written
 
-    def complete_many(self, done: Sequence[Done], keys: Iterable[KeyRef] | None = None) -> set[int]:
+    def complete_many(
+        self,
+        done: Sequence[Done],
+        keys: Iterable[KeyRef] | None = None,
+        dependents: Iterable[int] | None = None,
+    ) -> set[int]:
         """Record the success of many attempts, ``(id, attempt, return_json,
         ran)`` each, in one statement; return the ids whose attempt is recorded
         as a success (the others lost their claim).
@@ -178,8 +194,11 @@ class OutcomeStore(GateStore):
         """
         if not done:
             return set()
-        with self.releasing(self._keys(keys, [row[0] for row in done])):
-            return self._complete_many(done)
+        ids = [row[0] for row in done]
+        with self.ending(self._keys(keys, ids), self._dependents(dependents, ids)) as ended:
+            written = self._complete_many(done)
+            ended(written)
+            return written
 
     def _complete_many(self, done: Sequence[Done]) -> set[int]:
         sql, params = complete_many_statement(self.vendor, done)
@@ -203,6 +222,7 @@ class OutcomeStore(GateStore):
         errors_json: str,
         ran: float | None = None,
         keys: Iterable[KeyRef] | None = None,
+        dependents: Iterable[int] | None = None,
     ) -> bool:
         """Record final failure of ``attempt`` with the task's full error history.
 
@@ -211,14 +231,17 @@ class OutcomeStore(GateStore):
         """
         vendor = self.vendor
         started, started_params = _started(vendor, ran)
-        with self.releasing(self._keys(keys, [task_id])):
-            return self._fenced(
+        ids = [task_id]
+        with self.ending(self._keys(keys, ids), self._dependents(dependents, ids)) as ended:
+            written = self._fenced(
                 f"status = %s, finished_at = {vendor.now}, errors = {vendor.json_param}, "
                 f"{_FINAL}{started}",
                 [State.FAILED, errors_json, *started_params],
                 task_id,
                 attempt,
             )
+            ended(ids if written else [])
+            return written
 
     def retry(
         self, task_id: int, attempt: int, errors_json: str, delay: float, ran: float | None = None
@@ -245,6 +268,7 @@ class OutcomeStore(GateStore):
         error_json: str,
         ran: float | None = None,
         keys: Iterable[KeyRef] | None = None,
+        dependents: Iterable[int] | None = None,
     ) -> bool:
         """Record that running ``attempt`` stopped because it was cancelled.
 
@@ -252,14 +276,17 @@ class OutcomeStore(GateStore):
         """
         vendor = self.vendor
         started, started_params = _started(vendor, ran)
-        with self.releasing(self._keys(keys, [task_id])):
-            return self._fenced(
+        ids = [task_id]
+        with self.ending(self._keys(keys, ids), self._dependents(dependents, ids)) as ended:
+            written = self._fenced(
                 f"status = %s, finished_at = {vendor.now}, "
                 f"errors = {vendor.append_json.format(col='errors')}, {_FINAL}{started}",
                 [State.CANCELLED, error_json, *started_params],
                 task_id,
                 attempt,
             )
+            ended(ids if written else [])
+            return written
 
     def write_starts(self, starts: dict[tuple[int, int], float]) -> int:
         """Write when running attempts began, keyed by (id, attempt), each given
@@ -349,27 +376,30 @@ class OutcomeStore(GateStore):
         return self._write(sql, params)
 
     def cancel(self, task_ids: Sequence[int], error_json: str) -> tuple[list[int], list[int]]:
-        """Cancel READY (and BLOCKED) tasks at once and ask RUNNING ones to stop.
+        """Cancel READY (BLOCKED, WAITING) tasks at once and ask RUNNING ones to stop.
 
         Returns (ids now CANCELLED, ids whose cancellation was requested). A
         READY task is never claimed after this commits: both statements test the
         status, so a task claimed in between is treated as RUNNING instead.
         ``error_json`` is the error appended to a cancelled task's history.
-        A READY task with a concurrency key frees its slot for a blocked one.
+        A READY task with a concurrency key frees its slot for a blocked one,
+        and the tasks of a workflow waiting on a cancelled one are settled.
         """
         if not task_ids:
             return [], []
         vendor = self.vendor
-        waiting = (State.READY, State.BLOCKED)
-        with self.releasing(self.keys_of(task_ids)), atomic_on(self.connection):
+        waiting = (State.READY, State.BLOCKED, State.WAITING)
+        keys, dependents = self.keys_of(task_ids), self.dependents_of(task_ids)
+        with self.ending(keys, dependents) as ended, atomic_on(self.connection):
             ready = self._ids_in(task_ids, waiting, vendor.lock_rows)
             if ready:
                 self._write(
                     f"UPDATE {TABLE} SET status = %s, finished_at = {vendor.now}, "
                     f"errors = {vendor.append_json.format(col='errors')}, {RELEASE_KEY} "
-                    f"WHERE id IN ({_marks(ready)}) AND status IN (%s, %s)",
+                    f"WHERE id IN ({_marks(ready)}) AND status IN ({_marks(waiting)})",
                     [State.CANCELLED, error_json, *ready, *waiting],
                 )
+                ended(ready)
             running = self._ids_in(task_ids, (State.RUNNING,))
             if running:
                 self._write(

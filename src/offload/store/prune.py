@@ -27,6 +27,7 @@ from offload.store.tasks import TaskStore
 from offload.store.vendor import Vendor, read_datetime
 
 FIRE_TABLE = "offload_schedule_fire"
+DEPENDENCY_TABLE = "offload_task_dependency"
 SCHEDULE_TABLE = "offload_schedule"
 
 
@@ -101,6 +102,21 @@ def fire_batch(cutoff: Any, limit: int) -> Batch:
         pick_params=[cutoff, limit],
         recheck=deletable,
         recheck_params=[cutoff],
+    )
+
+
+def dependency_batch(limit: int) -> Batch:
+    """The batch of workflow links (see store.dependencies) whose waiting
+    task is no longer stored: once a task is pruned, nothing reads which
+    upstreams it had. A link whose upstream is gone stays while its task
+    does (the task's page still names the upstream)."""
+    gone = f"NOT EXISTS (SELECT 1 FROM {TABLE} WHERE {TABLE}.id = {DEPENDENCY_TABLE}.task_id)"
+    return Batch(
+        table=DEPENDENCY_TABLE,
+        pick=f"SELECT id FROM {DEPENDENCY_TABLE} WHERE {gone} ORDER BY id LIMIT %s",
+        pick_params=[limit],
+        recheck=gone,
+        recheck_params=[],
     )
 
 

@@ -10,7 +10,8 @@ from typing import Any
 from offload.failures import AttemptEnd
 from offload.states import State
 from offload.store.base import TABLE, Fence
-from offload.store.gate import GateStore, KeyRef
+from offload.store.dependencies import DependencyStore
+from offload.store.gate import KeyRef
 from offload.store.vendor import Vendor
 from offload.uniqueness import PERIOD
 
@@ -21,7 +22,8 @@ def expired_select(vendor: Vendor) -> str:
     # leases states it: SQLite uses a partial index only for a query whose
     # terms imply the index's condition, which a bound parameter cannot.
     return (
-        f"SELECT id, attempt, max_attempts, lease_owner, backend, concurrency_key FROM {TABLE} "
+        "SELECT id, attempt, max_attempts, lease_owner, backend, concurrency_key, has_dependents "
+        f"FROM {TABLE} "
         f"WHERE status = '{State.RUNNING.value}' AND lease_expires_at < {vendor.now} "
         "ORDER BY lease_expires_at LIMIT %s"
     )
@@ -59,7 +61,7 @@ def attempt_lost_statement(
     return sql, [State.FAILED, State.READY, State.BLOCKED, delay, error_json, *fence_params]
 
 
-class RescueStore(GateStore):
+class RescueStore(DependencyStore):
     def attempt_lost(
         self,
         task_id: int,
@@ -69,6 +71,7 @@ class RescueStore(GateStore):
         *,
         expired_only: bool = False,
         keys: Iterable[KeyRef] | None = None,
+        dependents: Iterable[int] | None = None,
     ) -> bool:
         """End an attempt that never reached a verdict (crash, kill, timeout, lost lease).
 
@@ -79,24 +82,38 @@ class RescueStore(GateStore):
         the task. ``expired_only`` (the rescue) also requires the lease to have
         expired, so a heartbeat that renewed it just now wins. A task with a
         concurrency key that fails for good lets a blocked one of its key in
-        (``keys`` as for ``OutcomeStore``; None: read from the row).
+        (``keys`` as for ``OutcomeStore``; None: read from the row), and one
+        with dependents settles them (``dependents`` likewise).
         """
         if end.error_json is None:
             raise ValueError("an attempt that never started is released, not lost")
         statement = attempt_lost_statement(
             self.vendor, task_id, attempt, end.error_json, delay, expired_only=expired_only
         )
-        with self.releasing(self.keys_of([task_id]) if keys is None else keys):
-            return self._write(*statement) == 1
+        ids = [task_id]
+        keys = self.keys_of(ids) if keys is None else keys
+        dependents = self.dependents_of(ids) if dependents is None else dependents
+        with self.ending(keys, dependents) as ended:
+            written = self._write(*statement) == 1
+            if written and task_id in set(dependents) and self._ids_in_state(ids, State.FAILED):
+                ended(ids)  # it failed for good: its dependents are settled
+            return written
 
-    def expired_leases(self, limit: int) -> list[tuple[int, int, int, str | None, list[KeyRef]]]:
+    def _ids_in_state(self, task_ids: list[int], state: State) -> bool:
+        sql = f"SELECT COUNT(*) FROM {TABLE} WHERE id = %s AND status = %s"
+        return bool(self._fetch(sql, [task_ids[0], state])[0][0])
+
+    def expired_leases(
+        self, limit: int
+    ) -> list[tuple[int, int, int, str | None, list[KeyRef], list[int]]]:
         """RUNNING tasks whose lease has expired: (id, attempt, max_attempts,
-        owner, concurrency keys), the keys for ``attempt_lost``."""
+        owner, concurrency keys, dependents), the last two for ``attempt_lost``."""
         rows = self._fetch(expired_select(self.vendor), [limit])
         return [
-            (int(a), int(b), int(c), d, [] if key is None else [(str(backend), str(key))])
-            for a, b, c, d, backend, key in rows
-        ]
+            (int(a), int(b), int(c), d, [] if key is None else [(str(backend), str(key))],
+             [int(a)] if has_dependents else [])
+            for a, b, c, d, backend, key, has_dependents in rows
+        ]  # fmt: skip
 
     def explain_rescue(self, limit: int = 100) -> list[str]:
         """The plan of the rescue's search for expired leases (see ``explain_claim``)."""

@@ -16,7 +16,7 @@ from offload.uniqueness import UniqueKeyOf
 CLAIMED_COLUMNS = (
     "id, task_path, backend, queue_name, priority, run_after, available_at, enqueued_at, "
     "started_at, last_attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, "
-    "max_attempts, timeout, trace_context, concurrency_key"
+    "max_attempts, timeout, trace_context, concurrency_key, has_dependents, upstream_results"
 )
 
 
@@ -51,12 +51,23 @@ class ClaimedTask:
     # The task's concurrency key (see store.gate), or None: a final outcome
     # of a keyed task promotes the key's blocked tasks.
     concurrency_key: str | None = None
+    # Whether a final state of the task settles tasks of a workflow waiting
+    # on it (see store.dependencies): known from the claim, so a task outside
+    # a workflow costs its outcome no statement.
+    has_dependents: bool = False
+    # How the results of its upstream tasks reach its code (see
+    # offload.workflows): None for a task outside a workflow.
+    upstream_results: str | None = None
+    # Those results, read after the claim (see ``ClaimStore.claim``): what
+    # the code receives first, ahead of its own arguments.
+    upstream: tuple[Any, ...] = ()
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> "ClaimedTask":
         (id_, path, backend, queue, priority, run_after, available_at, enqueued_at, started_at,
          attempted_at, attempt, worker_ids, errors, args, kwargs, is_async, max_attempts,
-         timeout, trace_context, concurrency_key) = row  # fmt: skip
+         timeout, trace_context, concurrency_key, has_dependents,
+         upstream_results) = row  # fmt: skip
         # A row whose JSON does not decode (written by hand, or by another tool)
         # must fail on its own, not break the claim of the tasks around it.
         problem = None
@@ -92,12 +103,19 @@ class ClaimedTask:
             trace_context=None if trace_context is None else _carrier(trace_context),
             problem=problem,
             concurrency_key=None if concurrency_key is None else str(concurrency_key),
+            has_dependents=bool(has_dependents),
+            upstream_results=None if upstream_results is None else str(upstream_results),
         )
 
     @property
     def keys(self) -> list[tuple[str, str]]:
         """The concurrency key of the task as (backend, key), or none."""
         return [] if self.concurrency_key is None else [(self.backend, self.concurrency_key)]
+
+    @property
+    def dependents(self) -> list[int]:
+        """The task's id if workflow tasks wait on it (see store.dependencies), or none."""
+        return [self.id] if self.has_dependents else []
 
     @property
     def claim_order(self) -> tuple[int, datetime, int]:

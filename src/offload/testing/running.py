@@ -55,7 +55,8 @@ def _recorder(store: TaskStore, claimed: ClaimedTask, begun: float) -> runner.Re
         if outcome.succeeded:
             ran = time.monotonic() - begun
             done = [(claimed.id, claimed.attempt, outcome.return_json or "null", ran)]
-            return claimed.id in store.complete_many(done, keys=claimed.keys)
+            written = store.complete_many(done, keys=claimed.keys, dependents=claimed.dependents)
+            return claimed.id in written
         posted = Posted(claimed, outcome, time.monotonic() - begun, Future(), begun)
         return write_failure(store, posted)
 

@@ -135,6 +135,8 @@ def write_successes(store: TaskStore, batch: list[Posted]) -> set[int]:
         ],
         # Tasks with a concurrency key let blocked ones in (see store.gate).
         keys=[key for p in written for key in p.claimed.keys],
+        # Tasks of a workflow settle the tasks waiting on them (store.dependencies).
+        dependents=[task_id for p in written for task_id in p.claimed.dependents],
     )
 
 
@@ -147,9 +149,14 @@ def write_failure(store: TaskStore, posted: Posted) -> bool:
     ran = posted.ran() if outcome.began else None
     if outcome.cancelled:
         error = encode(outcome.errors[-1], "an error record")
-        return store.cancelled(claimed.id, claimed.attempt, error, ran, keys=claimed.keys)
+        dependents = claimed.dependents
+        return store.cancelled(
+            claimed.id, claimed.attempt, error, ran, keys=claimed.keys, dependents=dependents
+        )
     if outcome.retry_in is not None:
         errors = encode(outcome.errors, "errors")
         return store.retry(claimed.id, claimed.attempt, errors, outcome.retry_in, ran)
     errors = encode(outcome.errors, "errors")
-    return store.fail(claimed.id, claimed.attempt, errors, ran, keys=claimed.keys)
+    return store.fail(
+        claimed.id, claimed.attempt, errors, ran, keys=claimed.keys, dependents=claimed.dependents
+    )

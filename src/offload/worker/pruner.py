@@ -60,6 +60,9 @@ class Pruner(ElectedRole):
             deadline=time.monotonic() + TURN_SECONDS,
         )
         task_rows = sum(run.tasks(rule) for rule in rules_from(self.config))
+        if task_rows:
+            # The links of the workflow tasks just deleted (none: nothing to look for).
+            run.links()
         fires = fires_kept_for(self.config)
         if fires is not None:
             run.fires(fires)

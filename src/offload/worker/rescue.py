@@ -32,6 +32,8 @@ logger = logging.getLogger("offload.worker")
 LEASE_NAME = "rescuer"
 SWEEP_BATCH = 500  # expired leases handled per statement round; more wait for the next turn
 # Concurrency keys with blocked tasks looked at per turn (see store.gate.sweep).
+# Waiting workflow tasks recounted per turn (see store.dependencies).
+WAITING_SWEEP_BATCH = 100
 KEY_SWEEP_BATCH = 100
 
 
@@ -43,6 +45,8 @@ class Rescuer(ElectedRole):
         super().__init__(alias, owner)
         self.config = config
         self.rescued = 0
+        # Where the sweep of waiting workflow tasks goes on at the next turn.
+        self.waiting_after = 0
 
     def lease_seconds(self) -> float:
         return self.config.lease_seconds
@@ -52,7 +56,9 @@ class Rescuer(ElectedRole):
 
     def work(self, store: TaskStore) -> int:
         rescued = 0
-        for task_id, attempt, max_attempts, owner, keys in store.expired_leases(SWEEP_BATCH):
+        for task_id, attempt, max_attempts, owner, keys, dependents in store.expired_leases(
+            SWEEP_BATCH
+        ):
             # Whether its code started only its worker knew: the attempt may
             # have done part of its work, so it counts as started.
             end = cut_short(
@@ -63,7 +69,9 @@ class Rescuer(ElectedRole):
                 worker_id=owner,
             )
             delay = self.config.retry.delay_after(attempt)
-            if store.attempt_lost(task_id, attempt, end, delay, expired_only=True, keys=keys):
+            if store.attempt_lost(
+                task_id, attempt, end, delay, expired_only=True, keys=keys, dependents=dependents
+            ):
                 rescued += 1
                 logger.warning(
                     "Rescued task %s from %s (attempt %d of %d): %s",
@@ -76,5 +84,10 @@ class Rescuer(ElectedRole):
         # Blocked tasks whose key has room (a limit raised in code, a release
         # lost with its process) are let in here, within one turn.
         store.sweep(KEY_SWEEP_BATCH)
+        # Workflow tasks whose count of upstreams went wrong (a dependency
+        # added to a task already claimed, an upstream deleted) are settled
+        # here, within a few turns.
+        self.waiting_after, settled = store.sweep_waiting(self.waiting_after, WAITING_SWEEP_BATCH)
+        store.after_settled(settled)
         self.rescued += rescued
         return rescued

@@ -180,7 +180,9 @@ class _Attempt:
         self.began = datetime.now(UTC)
         if heard(task_started):
             task_started.send(type(self.backend), task_result=self.running)
-        args = list(self.claimed.args)
+        # A workflow task's upstream results come first, as its own
+        # arguments were bound after them (see offload.workflows).
+        args = [*self.claimed.upstream, *self.claimed.args]
         if self.task.takes_context:
             context = OffloadTaskContext(
                 task_result=self.running, cancel_event=self.cancel, progress_sink=self.progress
