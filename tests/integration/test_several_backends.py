@@ -144,3 +144,17 @@ def test_the_queues_page_shows_and_pauses_the_backend_chosen(enqueued, operator)
 
     refused = operator.post(reverse("admin:offload_queue_pause"), {"queue": "x", "backend": "nope"})
     assert refused.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--backend", "default,nope"), r"--backend 'nope': no such backend in TASKS \(there"),
+        (("--backend", "default,"), "an empty alias"),
+        (("--all-backends", "--backend", "default"), "one or the other"),
+    ],
+)
+@BOTH_DATABASES
+def test_a_worker_of_several_backends_refuses_a_bad_choice(argv, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("offload", "worker", "--burst", *argv, stdout=io.StringIO())

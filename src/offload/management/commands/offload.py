@@ -368,6 +368,9 @@ def _offload_aliases() -> list[str]:
 
 
 def _worker_options(alias: str) -> dict[str, Any]:
+    if alias not in task_backends.settings:
+        known = ", ".join(sorted(task_backends.settings))
+        raise OffloadError(f"--backend {alias!r}: no such backend in TASKS (there are: {known}).")
     try:
         backend = task_backends[alias]
     except Exception as exc:
