@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.tasks import task_backends
 
 from offload.backend import DatabaseBackend
@@ -81,6 +81,7 @@ def child_env() -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="tests.settings",
         OFFLOAD_TEST_DB=os.environ.get("OFFLOAD_TEST_DB", "sqlite"),
         OFFLOAD_TEST_DB_NAME=str(connection.settings_dict["NAME"]),
+        OFFLOAD_TEST_QUEUE_DB_NAME=str(connections["queue"].settings_dict["NAME"]),
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
     )
     return env

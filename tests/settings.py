@@ -13,16 +13,19 @@ DB = os.environ.get("OFFLOAD_TEST_DB", "sqlite")
 # Acceptance tests start workers in other processes; they must open the very
 # database the test run created, so its name is passed down explicitly.
 CHILD_DB_NAME = os.environ.get("OFFLOAD_TEST_DB_NAME")
+# And the second one ("queue"), for a worker that serves both.
+CHILD_QUEUE_DB_NAME = os.environ.get("OFFLOAD_TEST_QUEUE_DB_NAME")
 
 SQLITE_DIR = Path(os.environ.get("OFFLOAD_SQLITE_DIR", tempfile.gettempdir()))
 
 
 def _database(suffix: str = "") -> dict[str, object]:
+    child_name = CHILD_QUEUE_DB_NAME if suffix else CHILD_DB_NAME
     if DB == "sqlite":
         path = str(SQLITE_DIR / f"offload-test-{os.getpid()}{suffix}.sqlite3")
         return {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": (CHILD_DB_NAME if not suffix else None) or path,
+            "NAME": child_name or path,
             # A file, not :memory:, so worker processes can share it.
             "TEST": {"NAME": path},
             "OPTIONS": {
@@ -41,7 +44,7 @@ def _database(suffix: str = "") -> dict[str, object]:
             "PORT": env("OFFLOAD_PG_PORT", "5432"),
             "USER": env("OFFLOAD_PG_USER", "postgres"),
             "PASSWORD": env("OFFLOAD_PG_PASSWORD", ""),
-            "NAME": CHILD_DB_NAME or env("OFFLOAD_PG_NAME", "test"),
+            "NAME": child_name or env("OFFLOAD_PG_NAME", "test"),
             "TEST": {"NAME": f"test_offload_{os.getpid()}{suffix}"},
             # A worker started with OFFLOAD_TEST_PG_POOL=1 runs in a project
             # that uses Django's connection pool (psycopg_pool).
@@ -55,7 +58,7 @@ def _database(suffix: str = "") -> dict[str, object]:
             "PORT": env("OFFLOAD_MARIADB_PORT", "3306"),
             "USER": env("OFFLOAD_MARIADB_USER", "root"),
             "PASSWORD": env("OFFLOAD_MARIADB_PASSWORD", ""),
-            "NAME": CHILD_DB_NAME or env("OFFLOAD_MARIADB_NAME", "test"),
+            "NAME": child_name or env("OFFLOAD_MARIADB_NAME", "test"),
             "TEST": {"NAME": f"test_offload_{os.getpid()}{suffix}", "CHARSET": "utf8mb4"},
             "OPTIONS": {"charset": "utf8mb4"},
         }
@@ -128,7 +131,11 @@ TASKS = {
     },
     "separate": {
         "BACKEND": "offload.backend.DatabaseBackend",
-        "OPTIONS": {"DATABASE": "queue", "POLL_INTERVAL": 0.05},
+        "OPTIONS": {
+            "DATABASE": "queue",
+            "POLL_INTERVAL": 0.05,
+            "SCHEDULE_ADMIN_TASKS": ["tests.app.tasks"],
+        },
     },
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -144,7 +144,8 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("backend", "--backend", "OFFLOAD_BACKEND", None, _name,
-            "TASKS alias whose tasks to run (default: default)"),
+            "TASKS alias whose tasks to run, or several, comma-separated, each with "
+            "its own task processes (default: default)"),
     Setting("queues", "--queues", "OFFLOAD_QUEUES", "QUEUES", _names,
             "comma-separated queues to take tasks from (default: all)"),
     Setting("exclude_queues", "--exclude-queues", "OFFLOAD_EXCLUDE_QUEUES", "EXCLUDE_QUEUES",
@@ -276,3 +277,34 @@ def resolve(
     values.setdefault("scheduler", not values.get("burst", False))
     known = {f.name for f in fields(WorkerSettings)}
     return WorkerSettings(**{k: v for k, v in values.items() if k in known})
+
+
+def resolve_all(
+    flags: Mapping[str, object],
+    environ: Mapping[str, str],
+    options_for: Callable[[str], Mapping[str, object]],
+    *,
+    debug: bool,
+    default_verbosity: int = 1,
+) -> list[WorkerSettings]:
+    """One ``WorkerSettings`` per alias of ``--backend a,b``, in that order.
+
+    Each alias reads its own ``OPTIONS["WORKER"]``; flags and environment
+    variables apply to every alias alike. What only the supervisor uses (the
+    verbosity, the log format, the name, the metrics port, reload and burst)
+    is taken from the first alias.
+    """
+    setting = next(s for s in SETTINGS if s.field == "backend")
+    raw, where = flags.get("backend"), setting.flag
+    if raw is None:
+        raw, where = environ.get(setting.env), setting.env
+    if raw is None:
+        raw = "default"
+    aliases = [part.strip() for part in str(raw).split(",")]
+    if not all(aliases):
+        raise BackendMisconfigured(f"{where} = {raw!r}: an empty alias between commas.")
+    return [
+        resolve({**flags, "backend": alias}, environ, options_for,
+                debug=debug, default_verbosity=default_verbosity)
+        for alias in dict.fromkeys(aliases)
+    ]  # fmt: skip

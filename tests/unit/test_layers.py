@@ -92,6 +92,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.embedded.startup",
             "offload.embedded.host",
             "offload.worker.supervisor",
+            "offload.worker.groups",
             "offload.worker.reloading",
             "offload.worker.rescue",
             "offload.worker.sampler",

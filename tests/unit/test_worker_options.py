@@ -5,7 +5,7 @@ import pytest
 from offload.conf import parse_options
 from offload.exceptions import BackendMisconfigured
 from offload.worker.config import check_cpu_bound_queues, get_backend
-from offload.worker_options import check_options, default_processes, resolve
+from offload.worker_options import check_options, default_processes, resolve, resolve_all
 
 
 def _resolve(flags=None, env=None, options=None, debug=False):
@@ -94,3 +94,23 @@ def test_cpu_bound_queues_come_from_any_source_and_must_be_declared():
     check_cpu_bound_queues(backend, ("reports",))
     with pytest.raises(BackendMisconfigured, match=r"CPU-bound queue\(s\) 'thumbs' are not in"):
         check_cpu_bound_queues(backend, ("reports", "thumbs"))
+
+
+def test_several_backends_each_read_their_own_worker_options():
+    options = {"a": {"PROCESSES": 2, "QUEUES": ["emails"]}, "b": {"PROCESSES": 1}}
+    found = resolve_all(
+        {"backend": "a, b,a", "threads": "3"}, {}, lambda alias: options[alias], debug=False
+    )
+    assert [s.backend for s in found] == ["a", "b"]  # each alias once, in order
+    assert [(s.processes, s.queues, s.threads) for s in found] == [
+        (2, ("emails",), 3),
+        (1, None, 3),
+    ]
+    from_env = resolve_all({}, {"OFFLOAD_BACKEND": "b,a"}, lambda alias: {}, debug=False)
+    assert [s.backend for s in from_env] == ["b", "a"]
+    assert [s.backend for s in resolve_all({}, {}, lambda alias: {}, debug=False)] == ["default"]
+
+
+def test_an_empty_alias_between_commas_is_refused():
+    with pytest.raises(BackendMisconfigured, match="OFFLOAD_BACKEND = 'a,,b': an empty alias"):
+        resolve_all({}, {"OFFLOAD_BACKEND": "a,,b"}, lambda alias: {}, debug=False)

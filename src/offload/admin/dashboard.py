@@ -2,6 +2,7 @@
 the ``Dashboard`` proxy) and the JSON it refreshes itself from."""
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -11,7 +12,9 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.cache import never_cache
 
-from offload.admin.options import admin_options
+from offload.admin.list_params import bad_request
+from offload.admin.options import admin_options, backend_problem
+from offload.admin.queues import backend_switch
 from offload.admin.security import bounded_int, csp_urls, csp_view
 from offload.admin.stats import WINDOWS, dashboard_data
 from offload.models import Dashboard
@@ -70,7 +73,7 @@ class DashboardAdmin(ModelAdminBase):
             ]
         )
 
-    def _params(self, request: HttpRequest) -> tuple[str, int]:
+    def _params(self, request: HttpRequest) -> tuple[str, int, str | None]:
         window = request.GET.get("window", "hour")
         if window not in WINDOWS:
             window = "hour"
@@ -78,7 +81,7 @@ class DashboardAdmin(ModelAdminBase):
         refresh = bounded_int(
             request.GET.get("refresh"), default, MIN_REFRESH_SECONDS, MAX_REFRESH_SECONDS
         )
-        return window, refresh
+        return window, refresh, request.GET.get("backend")
 
     @csp_view
     def changelist_view(
@@ -86,7 +89,12 @@ class DashboardAdmin(ModelAdminBase):
     ) -> HttpResponse:
         if not self._allowed(request):
             raise PermissionDenied
-        window, refresh = self._params(request)
+        window, refresh, alias = self._params(request)
+        problem = backend_problem(alias) if alias is not None else None
+        if problem is not None:
+            return bad_request(problem)
+        switch = backend_switch(alias)
+        chosen = f"&backend={quote(alias)}" if alias is not None else ""
         context = {
             **self.admin_site.each_context(request),
             "title": "Task dashboard",
@@ -94,7 +102,11 @@ class DashboardAdmin(ModelAdminBase):
             "window": window,
             "windows": list(WINDOWS),
             "refresh": refresh,
-            "data_url": reverse("admin:offload_dashboard_data") + f"?window={window}",
+            "data_url": reverse("admin:offload_dashboard_data") + f"?window={window}{chosen}",
+            **switch,
+            # The switch's links keep the window and the refresh.
+            "query_prefix": f"window={window}&refresh={refresh}&",
+            "chosen": chosen,
             **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/offload/dashboard.html", context)
@@ -105,5 +117,9 @@ class DashboardAdmin(ModelAdminBase):
     def _data(self, request: HttpRequest) -> HttpResponse:
         if not self._allowed(request):
             raise PermissionDenied
-        window, refresh = self._params(request)
-        return JsonResponse({**dashboard_data(window), "refresh_seconds": refresh})
+        window, refresh, alias = self._params(request)
+        problem = backend_problem(alias) if alias is not None else None
+        if problem is not None:
+            return bad_request(problem)
+        data = dashboard_data(window, alias)
+        return JsonResponse({**data, "refresh_seconds": refresh})

@@ -26,6 +26,30 @@ def admin_store() -> TaskStore:
     return TaskStore(router.db_for_write(TaskRecord) or "default")
 
 
+def backend_named(alias: str | None) -> DatabaseBackend | None:
+    """The offload backend ``alias``; None: the first one. None if there is no such one."""
+    found = backends()
+    if alias is None:
+        return found[0] if found else None
+    return next((b for b in found if b.alias == alias), None)
+
+
+def backend_problem(alias: str) -> str | None:
+    """What is wrong with ``?backend=alias`` on the dashboard and the queues page."""
+    if backend_named(alias) is not None:
+        return None
+    known = ", ".join(b.alias for b in backends()) or "none"
+    return f"No offload backend {alias!r} in TASKS (there are: {known})."
+
+
+def database_of(alias: str | None) -> str:
+    """The database of the offload backend ``alias``; None: the admin's own."""
+    backend = backend_named(alias) if alias is not None else None
+    if backend is None:
+        return router.db_for_read(TaskRecord) or "default"
+    return backend.config.database
+
+
 def configured_queues() -> list[str]:
     """Queue names listed in the QUEUES of any offload backend."""
     names: set[str] = set()

@@ -3,6 +3,10 @@
 A queue is a name, not a row: the list joins the configured QUEUES, the queues
 that have READY tasks, and the paused ones. A paused queue is not claimed (see
 ``TaskStore.claim``); its RUNNING tasks finish.
+
+With several offload backends, ``?backend=alias`` shows the queues of that
+backend's database (the first backend's by default), and pausing one there
+pauses it on that database.
 """
 
 from dataclasses import dataclass
@@ -17,16 +21,23 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from offload.admin import audit
 from offload.admin.display import human_seconds
 from offload.admin.list_params import bad_request, problem_with
-from offload.admin.options import admin_store, configured_queues
+from offload.admin.options import (
+    backend_named,
+    backend_problem,
+    backends,
+    configured_queues,
+    database_of,
+)
 from offload.admin.security import csp_urls, csp_view, require_perm
 from offload.limits import MAX_NAME_LENGTH
 from offload.models import Queue, TaskRecord
-from offload.store import operations, reads
+from offload.store import TaskStore, operations, reads
 
 # Django's ModelAdmin is generic only to the type checker.
 if TYPE_CHECKING:
@@ -54,11 +65,27 @@ class QueueRow:
         return human_seconds(max((timezone.now() - self.oldest_due).total_seconds(), 0))
 
 
-def queue_rows() -> list[QueueRow]:
-    """Every known queue with its numbers (see ``offload.store.reads.queue_depths``)."""
-    using = router.db_for_read(TaskRecord) or "default"
-    depths = reads.queue_depths(using, configured_queues(), timezone.now())
+def queue_rows(alias: str | None = None) -> list[QueueRow]:
+    """Every known queue with its numbers (see ``offload.store.reads.queue_depths``):
+    of the offload backend ``alias``, or, for None, of the admin's database."""
+    backend = backend_named(alias) if alias is not None else None
+    if backend is None:
+        using, names = router.db_for_read(TaskRecord) or "default", configured_queues()
+    else:
+        using, names = backend.config.database, sorted(backend.queues)
+    depths = reads.queue_depths(using, names, timezone.now())
     return [QueueRow(**vars(depth)) for depth in depths]
+
+
+def backend_switch(alias: str | None) -> dict[str, Any]:
+    """What the dashboard and the queues page say of the backend they show, and
+    the other backends to switch to (shown only when there are several)."""
+    backend = backend_named(alias)
+    return {
+        "backend": backend.alias if backend is not None else None,
+        "database": database_of(backend.alias if backend is not None else None),
+        "backends": [b.alias for b in backends()],
+    }
 
 
 @admin.register(Queue)
@@ -96,15 +123,20 @@ class QueueAdmin(ModelAdminBase):
     ) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        # The page takes no parameters; refuse them as every offload list does.
-        problem = problem_with(request.GET, {})
+        # Only ?backend=; refuse anything else as every offload list does.
+        problem = problem_with(request.GET, {"backend": backend_problem})
         if problem is not None:
             return bad_request(problem)
+        alias = request.GET.get("backend")
+        switch = backend_switch(alias)
         context = {
             **self.admin_site.each_context(request),
             "title": "Queues",
             "opts": self.opts,
-            "rows": queue_rows(),
+            "rows": queue_rows(switch["backend"] if alias is not None else None),
+            **switch,
+            # The task lists read the admin's database only (see offload.routers).
+            "tasks_listed": switch["database"] == database_of(None),
             "can_change": self.has_change_permission(request),
             **(extra_context or {}),
         }
@@ -119,14 +151,19 @@ class QueueAdmin(ModelAdminBase):
     def _switch(self, request: HttpRequest, *, pause: bool) -> HttpResponse:
         require_perm(request, "change_queue")
         name = request.POST.get("queue", "")
-        back = HttpResponseRedirect(reverse("admin:offload_queue_changelist"))
+        alias = request.POST.get("backend") or None
+        url = reverse("admin:offload_queue_changelist")
+        back = HttpResponseRedirect(url + (f"?{urlencode({'backend': alias})}" if alias else ""))
+        problem = backend_problem(alias) if alias is not None else None
+        if problem is not None:
+            return bad_request(problem)
         if not valid_queue_name(name):
             messages.error(
                 request,
                 f"A queue name is 1 to {MAX_NAME_LENGTH} characters, without control characters.",
             )
             return back
-        store = admin_store()
+        store = TaskStore(database_of(alias))
         if pause:
             operations.pause_queue(store, name, by=request.user.get_username())
             messages.success(request, f"Paused queue {name!r}: workers no longer claim from it.")

@@ -20,12 +20,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db import router
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from offload.admin.options import admin_options
+from offload.admin.options import admin_options, backend_named, database_of
 from offload.admin.queues import QueueRow, queue_rows
 from offload.models import DepthSample, TaskRecord
 from offload.states import State
@@ -54,8 +53,9 @@ def _summary(waits: Iterable[float], runs: Iterable[float]) -> dict[str, float |
     }
 
 
-def _capped_count(status: str, limit: int) -> int:
-    return int(TaskRecord.objects.filter(status=status).order_by()[: limit + 1].count())
+def _capped_count(using: str, status: str, limit: int) -> int:
+    rows = TaskRecord.objects.using(using).filter(status=status).order_by()
+    return int(rows[: limit + 1].count())
 
 
 # How a task ended, by status: "finished" counts all three.
@@ -74,10 +74,11 @@ def _minute(value: datetime) -> datetime:
     return value.replace(second=0, microsecond=0)
 
 
-def _group_by_minute(since: datetime) -> dict[datetime, dict[str, int]]:
+def _group_by_minute(using: str, since: datetime) -> dict[datetime, dict[str, int]]:
     per_minute: dict[datetime, dict[str, int]] = defaultdict(_no_counts)
     grouped = (
-        TaskRecord.objects.filter(finished_at__gte=since)
+        TaskRecord.objects.using(using)
+        .filter(finished_at__gte=since)
         .order_by()
         .annotate(minute=TruncMinute("finished_at", tzinfo=UTC))
         .values("minute", "status")
@@ -91,7 +92,9 @@ def _group_by_minute(since: datetime) -> dict[datetime, dict[str, int]]:
     return per_minute
 
 
-def _per_minute(since: datetime, now: datetime, span: timedelta) -> dict[datetime, dict[str, int]]:
+def _per_minute(
+    using: str, since: datetime, now: datetime, span: timedelta
+) -> dict[datetime, dict[str, int]]:
     """Tasks finished and failed per minute since ``since``.
 
     A minute that has closed does not change, so its counts are kept in
@@ -102,13 +105,13 @@ def _per_minute(since: datetime, now: datetime, span: timedelta) -> dict[datetim
     database's clock to differ from ours.
     """
     # v2: the entries count each way a task ends, not only failures.
-    key = f"offload:finished-per-minute:v2:{router.db_for_read(TaskRecord) or 'default'}"
+    key = f"offload:finished-per-minute:v2:{using}"
     closed_before = _minute(now) - CLOSED_AFTER
     minutes = [since + timedelta(minutes=i) for i in range(int(span.total_seconds() // 60) + 1)]
     known: dict[str, dict[str, int]] = cache.get(key) or {}
     missing = [m for m in minutes if m < closed_before and m.isoformat() not in known]
     read_from = min(missing) if missing else min(closed_before, minutes[-1])
-    fresh = _group_by_minute(read_from)
+    fresh = _group_by_minute(using, read_from)
     empty = _no_counts()
     found = {
         m: fresh.get(m, empty) if m >= read_from else known.get(m.isoformat(), empty)
@@ -122,12 +125,13 @@ def _per_minute(since: datetime, now: datetime, span: timedelta) -> dict[datetim
     return found
 
 
-def _depth_samples(since: datetime) -> dict[str, list[list[Any]]]:
+def _depth_samples(using: str, since: datetime) -> dict[str, list[list[Any]]]:
     """The workers' per-minute samples since ``since``: queue -> [[minute, ready,
     running], ...], oldest first, read by the sample table's (minute, queue) key."""
     found: dict[str, list[list[Any]]] = defaultdict(list)
     rows = (
-        DepthSample.objects.filter(minute__gte=since)
+        DepthSample.objects.using(using)
+        .filter(minute__gte=since)
         .order_by("minute", "queue_name")
         .values_list("minute", "queue_name", "ready", "running")
     )
@@ -201,16 +205,19 @@ def _task_entries(latency: _Latency) -> list[dict[str, Any]]:
     ]
 
 
-def dashboard_data(window: str = "hour") -> dict[str, Any]:
-    """Everything the dashboard shows, as JSON-ready values."""
-    options = admin_options()
+def dashboard_data(window: str = "hour", backend: str | None = None) -> dict[str, Any]:
+    """Everything the dashboard shows, as JSON-ready values: of the offload
+    backend ``backend``'s database, or, for None, of the admin's database."""
+    chosen = backend_named(backend)  # None: the first
+    options = chosen.config if chosen is not None else admin_options()
+    using = database_of(backend)
     span = WINDOWS.get(window, WINDOWS["hour"])
     now = timezone.now()
     since = _minute(now - span)
     limit = options.admin_count_limit
 
-    finished = TaskRecord.objects.filter(finished_at__gte=since).order_by()
-    per_minute = _per_minute(since, now, span)
+    finished = TaskRecord.objects.using(using).filter(finished_at__gte=since).order_by()
+    per_minute = _per_minute(using, since, now, span)
     minutes = [since + timedelta(minutes=i) for i in range(int(span.total_seconds() // 60) + 1)]
 
     hour_ago = now - timedelta(hours=1)
@@ -218,11 +225,13 @@ def dashboard_data(window: str = "hour") -> dict[str, Any]:
     finished_last_hour = sum(c["finished"] for c in last_hour)
 
     latency = _Latency(finished, options.dashboard_sample_size)
-    ready = _capped_count(State.READY, limit)
-    running = _capped_count(State.RUNNING, limit)
-    blocked = _capped_count(State.BLOCKED, limit)
+    ready = _capped_count(using, State.READY, limit)
+    running = _capped_count(using, State.RUNNING, limit)
+    blocked = _capped_count(using, State.BLOCKED, limit)
     return {
         "generated_at": now.isoformat(),
+        "backend": chosen.alias if chosen is not None else None,
+        "database": using,
         "window": window if window in WINDOWS else "hour",
         "count_limit": limit,
         "counters": {
@@ -245,10 +254,8 @@ def dashboard_data(window: str = "hour") -> dict[str, Any]:
             },
         },
         "latency": {**_summary(latency.waits, latency.runs), "sample": latency.sample_size},
-        "depth": _depth_samples(since),
-        "queues": _queue_entries(queue_rows(), latency),
+        "depth": _depth_samples(using, since),
+        "queues": _queue_entries(queue_rows(backend), latency),
         "tasks": _task_entries(latency),
-        "vacuum": vacuum.section(
-            router.db_for_read(TaskRecord) or "default", options.vacuum_blocker_warning
-        ),
+        "vacuum": vacuum.section(using, options.vacuum_blocker_warning),
     }

@@ -40,7 +40,11 @@ def add_parsers(sub: Any) -> list[argparse.ArgumentParser]:
         help="Show queues, workers, recent failures and schedules.",
         description="What offload is doing now; every read is bounded.",
     )
-    shown.add_argument("--backend", default="default", help="TASKS alias (default: default)")
+    shown.add_argument(
+        "--backend", default="default",
+        help="TASKS alias, or several, comma-separated (default: default)",
+    )  # fmt: skip
+    shown.add_argument("--all-backends", action="store_true", help="every offload backend in TASKS")
     shown.add_argument("--json", action="store_true", help="one JSON object (a stable shape)")
     shown.add_argument(
         "--watch", nargs="?", const=2.0, default=None, type=_positive(float, least=0.1),
@@ -87,20 +91,41 @@ def _backend(alias: str) -> DatabaseBackend:
     return backend
 
 
+def _aliases(options: dict[str, Any]) -> list[str]:
+    """The aliases ``--backend a,b`` or ``--all-backends`` name."""
+    if options.get("all_backends"):
+        if options["backend"] != "default":
+            raise CommandError("--all-backends and --backend: give one or the other.",
+                               returncode=health.USAGE)  # fmt: skip
+        found = [a for a in task_backends.settings if isinstance(task_backends[a], DatabaseBackend)]
+        if not found:
+            raise CommandError("--all-backends: TASKS has no offload.backend.DatabaseBackend.",
+                               returncode=health.USAGE)  # fmt: skip
+        return found
+    return list(dict.fromkeys(a.strip() for a in options["backend"].split(",")))
+
+
 def run(options: dict[str, Any], out: TextIOBase) -> int:
     """Run ``status`` or ``health`` as ``options`` say; return the exit code."""
-    backend = _backend(options["backend"])
+    aliases = _aliases(options)
+    backends = [_backend(alias) for alias in aliases]
     if options["subcommand"] == "status":
-        return _status(backend, options, out)
-    return _health(backend, options, out)
+        several = len(backends) > 1 or bool(options.get("all_backends"))
+        return _status(backends, several, options, out)
+    if len(backends) > 1:
+        raise CommandError("offload health checks one backend: run one probe per alias.",
+                           returncode=health.USAGE)  # fmt: skip
+    return _health(backends[0], options, out)
 
 
-def _status(backend: DatabaseBackend, options: dict[str, Any], out: TextIOBase) -> int:
+def _status(
+    backends: list[DatabaseBackend], several: bool, options: dict[str, Any], out: TextIOBase
+) -> int:
     interval = options["watch"]
     redraw = interval is not None and not options["json"] and out.isatty()
     try:
         while True:
-            text = _status_frame(backend, options["json"], watching=interval is not None)
+            text = _frames(backends, several, options["json"], watching=interval is not None)
             out.write((REDRAW if redraw else "") + text + "\n")
             out.flush()
             if interval is None:
@@ -110,6 +135,23 @@ def _status(backend: DatabaseBackend, options: dict[str, Any], out: TextIOBase) 
         # Ctrl-C is how --watch ends: not an error.
         out.write("\n")
         return health.HEALTHY
+
+
+def _frames(
+    backends: list[DatabaseBackend], several: bool, as_json: bool, *, watching: bool
+) -> str:
+    """One backend's status as ``_status_frame`` says it; several backends'
+    one after the other, or in JSON as one object whose ``backends`` lists them."""
+    frames = [_status_frame(b, as_json, watching=watching) for b in backends]
+    if not several:
+        return frames[0]
+    if not as_json:
+        return "\n\n".join(
+            frame if frame.startswith("offload status: backend") else f"[{b.alias}] {frame}"
+            for b, frame in zip(backends, frames, strict=True)
+        )
+    found = [{"backend": b.alias, **json.loads(f)} for b, f in zip(backends, frames, strict=True)]
+    return json.dumps({"version": status.SHAPE_VERSION, "backends": found})
 
 
 def _status_frame(backend: DatabaseBackend, as_json: bool, *, watching: bool) -> str:

@@ -40,55 +40,62 @@ QUEUE_GAUGES = (
 
 
 class StatusCollector:
-    """A ``prometheus_client`` collector of one backend's status."""
+    """A ``prometheus_client`` collector of the status of some backends: each
+    family once, with a sample per backend under its ``backend`` label (a
+    family repeated per backend would be refused by Prometheus's parser)."""
 
-    def __init__(self, backend: DatabaseBackend) -> None:
-        self.backend = backend
+    def __init__(self, backends: Sequence[DatabaseBackend]) -> None:
+        self.backends = list(backends)
 
     def collect(self) -> Iterator[Metric]:
+        statuses = [collect(backend) for backend in self.backends]
+        yield from self._queues(statuses)
+        yield from self._workers_and_failures(statuses)
+        yield from self._schedules(statuses)
+
+    def _queues(self, statuses: list[dict[str, Any]]) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
-        status = collect(self.backend)
-        alias = status["backend"]
         for key, name, doc in QUEUE_GAUGES:
             gauge = GaugeMetricFamily(name, doc, labels=["backend", "queue"])
-            for queue in status["queues"]:
-                gauge.add_metric([alias, queue["name"]], float(queue[key] or 0))
+            for status in statuses:
+                for queue in status["queues"]:
+                    gauge.add_metric([status["backend"], queue["name"]], float(queue[key] or 0))
             yield gauge
         paused = GaugeMetricFamily(
             "offload_queue_paused", "1 while the queue is paused.", labels=["backend", "queue"]
         )
-        for queue in status["queues"]:
-            paused.add_metric([alias, queue["name"]], 1.0 if queue["paused"] else 0.0)
+        for status in statuses:
+            for queue in status["queues"]:
+                paused.add_metric(
+                    [status["backend"], queue["name"]], 1.0 if queue["paused"] else 0.0
+                )
         yield paused
-        yield from self._workers_and_failures(status)
-        yield from self._schedules(status)
 
-    def _workers_and_failures(self, status: dict[str, Any]) -> Iterator[Metric]:
+    def _workers_and_failures(self, statuses: list[dict[str, Any]]) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
-        alias = status["backend"]
         processes = GaugeMetricFamily(
             "offload_worker_processes",
             "Worker task processes by heartbeat: live, or stale (past the lease).",
             labels=["backend", "state"],
         )
-        processes.add_metric([alias, "live"], float(status["live_processes"]))
-        processes.add_metric([alias, "stale"], float(status["stale_processes"]))
-        yield processes
-        failures = status["failures"]
         failed = GaugeMetricFamily(
             "offload_failed_tasks_recent",
             "Tasks that ended FAILED within the window (counted up to ADMIN_COUNT_LIMIT).",
             labels=["backend", "window_seconds"],
         )
-        failed.add_metric([alias, str(failures["window_seconds"])], float(failures["count"]))
+        for status in statuses:
+            alias, failures = status["backend"], status["failures"]
+            processes.add_metric([alias, "live"], float(status["live_processes"]))
+            processes.add_metric([alias, "stale"], float(status["stale_processes"]))
+            failed.add_metric([alias, str(failures["window_seconds"])], float(failures["count"]))
+        yield processes
         yield failed
 
-    def _schedules(self, status: dict[str, Any]) -> Iterator[Metric]:
+    def _schedules(self, statuses: list[dict[str, Any]]) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
-        alias = status["backend"]
         next_fire = GaugeMetricFamily(
             "offload_schedule_next_fire_seconds",
             "Seconds until the schedule's next tick (negative: overdue).",
@@ -99,10 +106,14 @@ class StatusCollector:
             "1 while the schedule is held by an error in its definition.",
             labels=["backend", "schedule"],
         )
-        for schedule in status["schedules"]:
-            if schedule["next_fire_in_seconds"] is not None:
-                next_fire.add_metric([alias, schedule["name"]], schedule["next_fire_in_seconds"])
-            broken.add_metric([alias, schedule["name"]], 1.0 if schedule["last_error"] else 0.0)
+        for status in statuses:
+            alias = status["backend"]
+            for schedule in status["schedules"]:
+                if schedule["next_fire_in_seconds"] is not None:
+                    next_fire.add_metric(
+                        [alias, schedule["name"]], schedule["next_fire_in_seconds"]
+                    )
+                broken.add_metric([alias, schedule["name"]], 1.0 if schedule["last_error"] else 0.0)
         yield next_fire
         yield broken
 
@@ -112,6 +123,5 @@ def exposition(backends: Sequence[DatabaseBackend]) -> tuple[bytes, str]:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    for backend in backends:
-        registry.register(StatusCollector(backend))
+    registry.register(StatusCollector(backends))
     return generate_latest(registry), CONTENT_TYPE_LATEST

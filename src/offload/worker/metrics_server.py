@@ -33,27 +33,36 @@ COUNTER_DOCS = {
 
 
 class WorkerMetrics:
-    """The totals of one supervisor's task processes, as a prometheus_client collector."""
+    """The totals of one supervisor's task processes, as a prometheus_client
+    collector: one tally per backend alias it serves (``--backend a,b``), each
+    family holding the samples of every alias under its ``backend`` label."""
 
-    def __init__(self, backend: str) -> None:
-        self.backend = backend
-        self._tally = Tally()
+    def __init__(self, *backends: str) -> None:
+        self.backend = backends[0]
+        self._tallies = {alias: Tally() for alias in backends}
         self._lock = threading.Lock()
-        # Tasks this supervisor's rescuer sent back (set once it runs).
-        self.rescued: Callable[[], int] = lambda: 0
+        # Tasks the rescuer of an alias's group sent back (set once it runs).
+        self.rescued: Callable[[str], int] = lambda alias: 0
         self._server: Any = None
 
-    def take(self, line: bytes) -> bool:
+    def take(self, line: bytes, backend: str | None = None) -> bool:
         """Add a process's ``metrics`` line (from the supervisor's loop)."""
         with self._lock:
-            return self._tally.take(line)
+            return self._tallies[backend or self.backend].take(line)
 
-    def _snapshot(self) -> list[tuple[tuple[str, str], dict[str, int], Histogram, Histogram]]:
+    def taker(self, backend: str) -> Callable[[bytes], bool]:
+        """``take`` for the processes of ``backend``."""
+        return lambda line: self.take(line, backend)
+
+    def _snapshot(
+        self,
+    ) -> list[tuple[tuple[str, str, str], dict[str, int], Histogram, Histogram]]:
         with self._lock:
             return [
-                (key, dict(e.counts), Histogram(list(e.run.counts), e.run.total),
+                ((alias, *key), dict(e.counts), Histogram(list(e.run.counts), e.run.total),
                  Histogram(list(e.wait.counts), e.wait.total))
-                for key, e in self._tally.entries.items()
+                for alias, tally in self._tallies.items()
+                for key, e in tally.entries.items()
             ]  # fmt: skip
 
     def collect(self) -> Iterator[Metric]:
@@ -64,8 +73,8 @@ class WorkerMetrics:
             family = CounterMetricFamily(
                 f"offload_worker_tasks_{name}", COUNTER_DOCS[name], labels=LABELS
             )
-            for (queue, task), counts, _run, _wait in entries:
-                family.add_metric([self.backend, queue, task], float(counts[name]))
+            for labels, counts, _run, _wait in entries:
+                family.add_metric(list(labels), float(counts[name]))
             yield family
         run = HistogramMetricFamily(
             "offload_worker_task_run_seconds",
@@ -77,10 +86,9 @@ class WorkerMetrics:
             "How long attempts waited from when they were due until their code began.",
             labels=LABELS,
         )
-        for (queue, task), _counts, ran, waited in entries:
-            labels = [self.backend, queue, task]
-            run.add_metric(labels, ran.cumulative(), ran.total)
-            wait.add_metric(labels, waited.cumulative(), waited.total)
+        for labels, _counts, ran, waited in entries:
+            run.add_metric(list(labels), ran.cumulative(), ran.total)
+            wait.add_metric(list(labels), waited.cumulative(), waited.total)
         yield run
         yield wait
         rescued = CounterMetricFamily(
@@ -88,7 +96,8 @@ class WorkerMetrics:
             "Tasks whose lease expired that this worker's rescuer sent back (or failed).",
             labels=["backend"],
         )
-        rescued.add_metric([self.backend], float(self.rescued()))
+        for alias in self._tallies:
+            rescued.add_metric([alias], float(self.rescued(alias)))
         yield rescued
 
     def serve(self, address: str, port: int) -> None:

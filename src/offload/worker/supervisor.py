@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from types import FrameType
 
@@ -34,24 +34,13 @@ from offload import __version__
 from offload.exceptions import BackendMisconfigured
 from offload.worker import protocol
 from offload.worker.children import Child
-from offload.worker.config import (
-    WorkerConfig,
-    check_cpu_bound_queues,
-    get_backend,
-    queue_filter,
-)
-from offload.worker.heartbeat_file import HeartbeatFile
+from offload.worker.groups import build_groups, start_all
 from offload.worker.identity import make_worker_id
 from offload.worker.losses import give_back, how_it_ended, record_lost_attempts
 from offload.worker.metrics_server import WorkerMetrics
 from offload.worker.process import ProcessSpec, command
 from offload.worker.protocol import Counts
-from offload.worker.pruner import Pruner
-from offload.worker.rate_promoter import RatePromoter
-from offload.worker.rescue import Rescuer
-from offload.worker.sampler import DepthSampler
 from offload.worker.titles import set_title
-from offload.worker.wakeups import listen_plan
 from offload.worker_options import WorkerSettings
 
 logger = logging.getLogger("offload.worker")
@@ -83,24 +72,19 @@ class Supervisor:
     settings: WorkerSettings
     write: Callable[[str], None] = print
     progress: bool = False  # a live "N done" line (burst on a terminal)
+    # The settings of further TASKS aliases to serve (``--backend a,b``), each
+    # with task processes of its own; ``settings`` is the first alias's, and
+    # its supervisor-wide values (verbosity, name, metrics port...) are used.
+    more: Sequence[WorkerSettings] = ()
     worker_id: str = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.backend = get_backend(s.backend)
-        self.queues = queue_filter(self.backend, s.queues, s.exclude_queues)
-        check_cpu_bound_queues(self.backend, s.cpu_bound_queues)
+        self.groups = build_groups([s, *self.more])
+        self.group_of = {slot: g for g in self.groups for slot in g.slots}
         self.worker_id = make_worker_id(s.name)
-        # What every task process runs with (see _start for what differs).
-        self.worker_config = WorkerConfig(
-            s.backend, queues=s.queues, exclude_queues=s.exclude_queues, threads=s.threads,
-            cpu_bound_queues=s.cpu_bound_queues,
-            async_concurrency=s.async_concurrency, max_tasks=s.max_tasks_per_child,
-            max_memory=s.max_memory_per_child, shutdown_timeout=s.shutdown_timeout,
-            log_sql=s.verbosity >= 3, supervisor_pid=os.getpid(),
-            metrics=s.metrics_port is not None,
-        )  # fmt: skip
-        self.metrics = WorkerMetrics(s.backend) if s.metrics_port is not None else None
+        aliases = [g.alias for g in self.groups]
+        self.metrics = WorkerMetrics(*aliases) if s.metrics_port is not None else None
         self.totals = Counts()  # of processes that have ended
         self.restarts = 0
         self.children: dict[int, Child] = {}  # by slot
@@ -113,8 +97,6 @@ class Supervisor:
         self.restart_requested = False  # stopping to be started again (--reload)
         self.kill_at: float | None = None
         self.failed_setup = False
-        options = self.backend.config
-        self.heartbeat_file = HeartbeatFile(options.heartbeat_file, options.heartbeat_seconds)
         self._selector = selectors.DefaultSelector()
         self._signal_r, self._signal_w = os.pipe()
         os.set_blocking(self._signal_r, False)
@@ -122,11 +104,13 @@ class Supervisor:
 
     # -- start-up ---------------------------------------------------------------------
 
-    def describe_database(self) -> str:
-        """Check the tables are migrated; describe the server for the banner."""
+    def describe_databases(self) -> list[str]:
+        """Check each group's tables are migrated; describe their servers for the banner."""
+        return [self._describe_database(g.database) for g in self.groups]
+
+    def _describe_database(self, alias: str) -> str:
         from django.db.migrations.executor import MigrationExecutor
 
-        alias = self.backend.config.database
         connection = connections[alias]
         try:
             executor = MigrationExecutor(connection)
@@ -141,37 +125,18 @@ class Supervisor:
         finally:
             connection.close()
 
-    def banner(self, database: str) -> str:
+    def banner(self, databases: Sequence[str]) -> str:
         s = self.settings
-        if self.queues.only is not None:
-            queues = ", ".join(self.queues.only)
-        else:
-            queues = "all" + (
-                f" except {', '.join(self.queues.excluded)}" if self.queues.excluded else ""
-            )
         limits = [f"shutdown timeout {s.shutdown_timeout:g}s"]
         if s.max_tasks_per_child:
             limits.append(f"recycle after {s.max_tasks_per_child} tasks")
         if s.max_memory_per_child:
             limits.append(f"recycle above {s.max_memory_per_child >> 20} MiB")
-        config = self.backend.config
-        plan = listen_plan(config)
-        listens = connections[config.database].vendor == "postgresql" and plan.enabled
-        wakeups = (
-            "LISTEN/NOTIFY" + (f" on {plan.alias}" if plan.alias else "") if listens else
-            f"polling, every {config.poll_interval:g}s at most when idle"
-        )  # fmt: skip
-        lines = [
-            f"offload {__version__} worker {self.worker_id} (pid {os.getpid()})",
-            f"  backend   {s.backend} -> {database}",
-            f"  queues    {queues}",
-            *([f"  cpu-bound {', '.join(s.cpu_bound_queues)}: one task at a time per process"]
-              if s.cpu_bound_queues else []),
-            f"  capacity  {s.processes} process{'es' if s.processes != 1 else ''} x "
-            f"{s.threads} thread{'s' if s.threads != 1 else ''}, "
-            f"up to {s.async_concurrency} async tasks per process",
+        lines = [f"offload {__version__} worker {self.worker_id} (pid {os.getpid()})"]
+        for group, database in zip(self.groups, databases, strict=True):
+            lines += group.banner_lines(database)
+        lines += [
             f"  limits    {', '.join(limits)}",
-            f"  wake-ups  {wakeups}",
             "  mode      " + ("burst: run what is due, then exit" if s.burst
                               else "until SIGTERM or Ctrl-C (twice to stop at once)"),
         ]  # fmt: skip
@@ -187,38 +152,23 @@ class Supervisor:
 
     def run(self) -> int:
         """Supervise until stopped (or drained, in burst mode); return the exit code."""
-        s = self.settings
-        set_title(f"supervisor {self.worker_id} [{s.processes}x{s.threads}]")
+        shape = " ".join(f"{g.settings.processes}x{g.settings.threads}" for g in self.groups)
+        set_title(f"supervisor {self.worker_id} [{shape}]")
         self._selector.register(self._signal_r, selectors.EVENT_READ, None)
         if threading.current_thread() is threading.main_thread():
             self._install_signal_handlers()
-        for slot in range(1, s.processes + 1):
+        for slot in self.group_of:
             self._start(slot)
-        rescuer = Rescuer(self.backend.config.database, self.backend.config, self.worker_id)
-        rescuer.start()
+        start_all(self.groups, self.worker_id)
         if self.metrics is not None:
-            self.metrics.rescued = lambda: rescuer.rescued
-        sampler = DepthSampler(self.backend.config.database, self.worker_id, self.backend.queues)
-        sampler.start()
-        pruner = Pruner(self.backend.config.database, self.backend.config, self.worker_id)
-        pruner.start()
-        rate_promoter = RatePromoter(self.backend.config.database, self.worker_id)
-        rate_promoter.start()
-        # Imported here: the scheduler is optional and loads the schedule models.
-        from offload.schedules.thread import start_scheduler
-
-        scheduler = start_scheduler(self.backend, self.worker_id) if s.scheduler else None
+            by_alias = {g.alias: g for g in self.groups}
+            self.metrics.rescued = lambda alias: by_alias[alias].rescued()
         try:
             while self.children or (self.restart_at and not self.stopping):
                 self._step()
         finally:
-            rescuer.stop()
-            sampler.stop()
-            pruner.stop()
-            rate_promoter.stop()
-            if scheduler is not None:
-                scheduler.stop()
-            self.heartbeat_file.remove()
+            for group in self.groups:
+                group.stop_threads()
             if self.metrics is not None:
                 self.metrics.stop()
             for child in list(self.children.values()):  # only after an unexpected error
@@ -255,7 +205,8 @@ class Supervisor:
                 continue
             self._enforce_limits(child, now)
         if self.children and not self.stopping:
-            self.heartbeat_file.beat(now)
+            for group in self.groups:
+                group.heartbeat_file.beat(now)
         if self.progress:
             t = self.summary()
             self.write(f"\r{t.processed} done ({t.succeeded} successful, {t.failed} failed)")
@@ -290,7 +241,7 @@ class Supervisor:
         child.proc.kill()
 
     def _start(self, slot: int) -> None:
-        s = self.settings
+        s, group = self.settings, self.group_of[slot]
         control_r, control_w = os.pipe()
         status_r, status_w = os.pipe()
         worker_id = f"{self.worker_id}/p{slot}"
@@ -298,9 +249,7 @@ class Supervisor:
             worker_id += f".{self.restarts}"  # a restarted process is a new lease owner
         spec = ProcessSpec(
             # Each process's own: its lease owner name and its ends of the pipes.
-            replace(
-                self.worker_config, worker_id=worker_id, control_fd=control_r, status_fd=status_w
-            ),
+            replace(group.config, worker_id=worker_id, control_fd=control_r, status_fd=status_w),
             sys_path=sys.path,
             database_names={
                 # NAME is often a pathlib.Path (BASE_DIR / "db.sqlite3").
@@ -323,7 +272,7 @@ class Supervisor:
             os.close(status_w)
         os.set_blocking(status_r, False)
         child = Child(slot, worker_id, proc, control_w, status_r, time.monotonic())
-        child.metrics = self.metrics.take if self.metrics is not None else None
+        child.metrics = self.metrics.taker(group.alias) if self.metrics is not None else None
         self.children[slot] = child
         self._selector.register(status_r, selectors.EVENT_READ, child)
         logger.debug("Started process %s (pid %d)", worker_id, proc.pid)
@@ -413,10 +362,10 @@ class Supervisor:
         self.restart_at[slot] = time.monotonic() + delay
 
     def _record_lost_attempts(self, child: Child, code: int) -> None:
-        record_lost_attempts(self.backend.config, child, how_it_ended(code))
+        record_lost_attempts(self.group_of[child.slot].backend.config, child, how_it_ended(code))
 
     def _give_back(self, child: Child) -> None:
-        released = give_back(self.backend.config.database, child)
+        released = give_back(self.group_of[child.slot].database, child)
         if released:
             logger.warning("Gave back %d task(s) that %s was running", released, child.worker_id)
             self.totals.released += released

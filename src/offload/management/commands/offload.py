@@ -29,7 +29,7 @@ from offload.operations.cli import add_parsers as operator_parsers
 from offload.operations.cli import run as run_operator_command
 from offload.worker import logs, reloading
 from offload.worker.supervisor import Supervisor
-from offload.worker_options import SETTINGS, WorkerSettings, resolve
+from offload.worker_options import SETTINGS, WorkerSettings, resolve_all
 
 if TYPE_CHECKING:
     from django.tasks import TaskResult
@@ -68,6 +68,10 @@ class Command(BaseCommand):
                 )  # fmt: skip
             else:
                 worker.add_argument(setting.flag, dest=setting.field, default=None, help=help_text)
+        worker.add_argument(
+            "--all-backends", action="store_true",
+            help="serve every offload backend in TASKS, as --backend with all their aliases",
+        )  # fmt: skip
 
         enqueue = sub.add_parser(
             "enqueue",
@@ -172,27 +176,33 @@ class Command(BaseCommand):
 
     def worker(self, options: dict[str, Any]) -> None:
         flags = dict(options, verbosity=options.get("worker_verbosity"))
+        if options["all_backends"]:
+            if options["backend"] is not None:
+                raise CommandError("--all-backends and --backend: give one or the other.")
+            flags["backend"] = ",".join(_offload_aliases())
         try:
-            chosen = resolve(
+            every = resolve_all(
                 flags,
                 os.environ,
                 lambda alias: _worker_options(alias),
                 debug=settings.DEBUG,
                 default_verbosity=options["verbosity"],
             )
+            chosen = every[0]
             logs.configure(chosen.verbosity, chosen.log_format, "supervisor")
         except (OffloadError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from exc
-        _refuse_inside_transaction(chosen.backend)
+        for each in every:
+            _refuse_inside_transaction(each.backend)
         if not chosen.reload or chosen.burst:
-            self._supervise(chosen, None)
+            self._supervise(every, None)
         elif not reloading.in_child():
             # This process only restarts the one that supervises (see reloading).
             raise SystemExit(reloading.run_parent())
         else:
-            self._supervise_reloading(chosen)
+            self._supervise_reloading(every)
 
-    def _supervise_reloading(self, chosen: WorkerSettings) -> None:
+    def _supervise_reloading(self, every: list[WorkerSettings]) -> None:
         """Supervise until stopped; exit to be restarted after a code change.
 
         A worker that cannot start (a broken tasks module, a missing migration)
@@ -201,7 +211,7 @@ class Command(BaseCommand):
         autoreload.autoreload_started.connect(_watch_project_apps)
         watcher = reloading.Watcher()
         try:
-            supervisor = self._supervise(chosen, watcher)
+            supervisor = self._supervise(every, watcher)
         except CommandError as exc:
             self.stderr.write(f"CommandError: {exc}")
             supervisor = None
@@ -227,19 +237,23 @@ class Command(BaseCommand):
         extra = fields or {"worker": banner}
         logging.getLogger("offload.worker").info(message, extra=extra)
 
-    def _supervise(self, chosen: WorkerSettings, watcher: reloading.Watcher | None) -> Supervisor:
+    def _supervise(
+        self, every: list[WorkerSettings], watcher: reloading.Watcher | None
+    ) -> Supervisor:
+        chosen = every[0]
         try:
             supervisor = Supervisor(
                 chosen,
                 write=lambda text: self.stdout.write(text, ending=""),
                 progress=chosen.burst and sys.stdout.isatty() and chosen.verbosity > 0,
+                more=every[1:],
             )
-            database = supervisor.describe_database()
+            databases = supervisor.describe_databases()
             supervisor.serve_metrics()
         except (OffloadError, ImproperlyConfigured, DatabaseError) as exc:
-            raise command_error(exc, chosen.backend) from exc
+            raise command_error(exc, ",".join(s.backend for s in every)) from exc
         if chosen.verbosity > 0:
-            self._say(chosen, supervisor.banner(database), {})
+            self._say(chosen, supervisor.banner(databases), {})
         if watcher is not None:
             watcher.start(lambda: supervisor.request_stop(restart=True), supervisor.request_stop)
         begun = time.monotonic()
@@ -343,7 +357,20 @@ def _refuse_inside_transaction(alias: str) -> None:
         )
 
 
+def _offload_aliases() -> list[str]:
+    """Every TASKS alias whose backend is offload's, in the setting's order."""
+    from offload.backend import DatabaseBackend
+
+    found = [a for a in task_backends.settings if isinstance(task_backends[a], DatabaseBackend)]
+    if not found:
+        raise CommandError("--all-backends: TASKS has no offload.backend.DatabaseBackend.")
+    return found
+
+
 def _worker_options(alias: str) -> dict[str, Any]:
+    if alias not in task_backends.settings:
+        known = ", ".join(sorted(task_backends.settings))
+        raise OffloadError(f"--backend {alias!r}: no such backend in TASKS (there are: {known}).")
     try:
         backend = task_backends[alias]
     except Exception as exc:
