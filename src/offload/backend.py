@@ -143,6 +143,7 @@ class DatabaseBackend(BaseTaskBackend):
         self,
         task: Task[_P, _R],
         calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],
+        receives: int = 0,
     ) -> list[TaskResult[_P, _R]]:
         """Enqueue ``task`` once per ``(args, kwargs)`` in ``calls``; return the results in order.
 
@@ -156,7 +157,7 @@ class DatabaseBackend(BaseTaskBackend):
         transaction: a call whose key an earlier call of the batch holds is a
         duplicate like any other, a ``DuplicateTask`` raised for one call
         leaves nothing enqueued, and the calls of one concurrency key beyond
-        its limit are BLOCKED.
+        its limit are BLOCKED. ``receives`` is as for ``enqueue_step``.
         """
         self.ensure_usable()
         self.validate_task(task)
@@ -164,7 +165,7 @@ class DatabaseBackend(BaseTaskBackend):
         with sending(self.config.tracing, task.module_path, task.queue_name, len(listed)) as span:
             # What every row shares, worked out once rather than per call.
             template = self._new_task(task, [], {}, span.carrier)
-            results = self._enqueue_calls(task, template, listed)
+            results = self._enqueue_calls(task, template, listed, receives)
             if len(results) == 1:
                 span.sent(int(results[0].id))
             return results
@@ -174,14 +175,16 @@ class DatabaseBackend(BaseTaskBackend):
         task: Task[_P, _R],
         template: NewTask,
         calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
+        receives: int = 0,
     ) -> list[TaskResult[_P, _R]]:
         """The rows of ``calls`` (each ``template`` with its arguments), checked, then inserted."""
+        leading = [None] * receives
         results: list[TaskResult[_P, _R]] = []
         rows = []
         for index, call in enumerate(calls):
             args, kwargs = _unpack_call(call, index)
             try:
-                check_arguments(task, args, kwargs)
+                check_arguments(task, [*leading, *args], kwargs)
                 args_json, kwargs_json = encode_arguments(
                     args, kwargs, self.config.max_payload_bytes, self.config.max_argument_depth
                 )

@@ -180,12 +180,7 @@ def _enqueue(node: Node, on_failure: str) -> Workflow:
     ends = _plan(node, (), None, plan)[0]
     backend = _backend_of(plan)
     with transaction.atomic(using=backend.config.database):
-        results = [
-            backend.enqueue_step(
-                p.call.task, list(p.call.args), dict(p.call.kwargs), 1 if p.results else 0
-            )
-            for p in plan
-        ]
+        results = _enqueue_plan(backend, plan)
         ids = [int(result.id) for result in results]
         waits = [
             Wait(ids[index], tuple(ids[up] for up in p.upstream), p.results, rule)
@@ -194,6 +189,31 @@ def _enqueue(node: Node, on_failure: str) -> Workflow:
         ]
         backend.store.link(ids[0], ids, waits)
     return Workflow(str(ids[0]), backend.alias, results, [results[i] for i in ends])
+
+
+def _enqueue_plan(backend: DatabaseBackend, plan: list[_Planned]) -> list[TaskResult[..., Any]]:
+    """Enqueue every task of ``plan``, in order: a run of calls of one task
+    that receive results alike (a group's members) goes in through
+    ``enqueue_many``, a multi-row INSERT, rather than a statement each."""
+    results: list[TaskResult[..., Any]] = []
+    start = 0
+    while start < len(plan):
+        first = plan[start]
+        end = start + 1
+        while (
+            end < len(plan)
+            and plan[end].call.task is first.call.task
+            and bool(plan[end].results) == bool(first.results)
+        ):
+            end += 1
+        receives = 1 if first.results else 0
+        calls = [(list(p.call.args), dict(p.call.kwargs)) for p in plan[start:end]]
+        if len(calls) == 1:
+            results.append(backend.enqueue_step(first.call.task, *calls[0], receives))
+        else:
+            results += backend.enqueue_many(first.call.task, calls, receives)
+        start = end
+    return results
 
 
 @dataclass(frozen=True)

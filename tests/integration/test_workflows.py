@@ -272,3 +272,17 @@ def test_pruning_a_workflow_deletes_its_links_with_its_tasks(backend):
     # The other workflow's link stays with its tasks.
     (kept,) = TaskDependency.objects.all()
     assert kept.task_id == int(other.results[1].id)
+
+
+def test_a_group_goes_in_through_bulk_inserts_and_a_bad_member_leaves_nothing():
+    members = [call(tasks.double, n) for n in range(300)]
+    flow = group(members).then(call(tasks.total)).enqueue()
+    assert len(flow.results) == 301
+    assert record(flow.results[-1]).waiting_on == 300
+    drain()
+    assert value_of(flow.results[-1]) == sum(2 * n for n in range(300))
+    before = TaskRecord.objects.count()
+    bad = [call(tasks.double, 1), call(tasks.double, 1, 2), call(tasks.double, 3)]
+    with pytest.raises(ArgumentsMismatch, match=r"calls\[1\]"):
+        group(bad).then(call(tasks.total)).enqueue()
+    assert TaskRecord.objects.count() == before
