@@ -286,3 +286,14 @@ def test_a_group_goes_in_through_bulk_inserts_and_a_bad_member_leaves_nothing():
     with pytest.raises(ArgumentsMismatch, match=r"calls\[1\]"):
         group(bad).then(call(tasks.total)).enqueue()
     assert TaskRecord.objects.count() == before
+
+
+def test_run_again_of_a_step_receives_the_same_upstream_results(backend):
+    from offload.store import operations
+
+    flow = chain(call(tasks.double, 3), call(tasks.add_to, 1)).enqueue()
+    drain()
+    (copy,) = operations.run_again(backend.store, [int(flow.results[1].id)])
+    assert TaskRecord.objects.get(pk=copy).workflow_id == int(flow.id)
+    drain()
+    assert TaskRecord.objects.get(pk=copy).return_value == 7

@@ -15,6 +15,7 @@ from typing import Any
 from offload.states import State
 from offload.store.base import TABLE
 from offload.store.connection import atomic_on
+from offload.store.dependencies import DEPENDENCY_TABLE
 from offload.store.tasks import TaskStore
 from offload.store.vendor import read_datetime
 
@@ -97,14 +98,17 @@ def run_again(store: TaskStore, task_ids: Sequence[int]) -> list[int]:
     """Enqueue a new READY copy of each task (same task, arguments, queue,
     priority, concurrency key and rate key), due now, whatever the original's
     state; return the new ids. A copy with a concurrency key or a rate key
-    passes its key's gate as in ``retry``."""
+    passes its key's gate as in ``retry``. A copy of a workflow task joins
+    its workflow and receives the same upstream results (its upstreams have
+    ended, or it runs without waiting for them)."""
     if not task_ids:
         return []
     vendor = store.vendor
     ids = list(task_ids)
     columns = (
         "task_path, backend, queue_name, priority, is_async, args, kwargs, max_attempts, "
-        "timeout, concurrency_key, concurrency_limit, rate_key, rate_count, rate_period"
+        "timeout, concurrency_key, concurrency_limit, rate_key, rate_count, rate_period, "
+        "workflow_id, upstream_results"
     )
     with store.releasing(store.keys_of(ids)), atomic_on(store.connection):
         with store.connection.cursor() as cursor:
@@ -115,7 +119,7 @@ def run_again(store: TaskStore, task_ids: Sequence[int]) -> list[int]:
         new_ids: list[int] = []
         for row in originals:
             path, backend, queue, priority, is_async, args, kwargs, budget, timeout = row[1:10]
-            key, limit, rate_key, rate_count, rate_period = row[10:]
+            key, limit, rate_key, rate_count, rate_period, workflow_id, upstream = row[10:]
             with store.connection.cursor() as cursor:
                 # Attempts, errors and results start empty: the copy is a new
                 # task that happens to share the original's call.
@@ -123,11 +127,12 @@ def run_again(store: TaskStore, task_ids: Sequence[int]) -> list[int]:
                     f"INSERT INTO {TABLE} (task_path, backend, queue_name, priority, status, "
                     "is_async, run_after, available_at, enqueued_at, attempt, max_attempts, "
                     "timeout, worker_ids, args, kwargs, errors, concurrency_key, "
-                    "concurrency_limit, rate_key, rate_count, rate_period) "
+                    "concurrency_limit, rate_key, rate_count, rate_period, workflow_id, "
+                    "upstream_results) "
                     "VALUES (%s, %s, %s, %s, %s, %s, "
                     f"NULL, {vendor.now}, {vendor.now}, 0, %s, %s, {vendor.json_param}, "
                     f"{vendor.json_param}, {vendor.json_param}, {vendor.json_param}, "
-                    "%s, %s, %s, %s, %s) "
+                    "%s, %s, %s, %s, %s, %s, %s) "
                     "RETURNING id",
                     [
                         path,
@@ -147,12 +152,25 @@ def run_again(store: TaskStore, task_ids: Sequence[int]) -> list[int]:
                         rate_key,
                         rate_count,
                         rate_period,
+                        workflow_id,
+                        upstream,
                     ],
                 )
                 new_ids.append(int(cursor.fetchone()[0]))
+                if upstream is not None:
+                    _copy_links(store, int(row[0]), new_ids[-1])
         _promote_rates(store, new_ids)
         _announce(store, (str(row[3]) for row in originals))
     return new_ids
+
+
+def _copy_links(store: TaskStore, original: int, copy: int) -> None:
+    """Give ``copy`` the upstreams of ``original``, whose results it receives."""
+    store._write(
+        f"INSERT INTO {DEPENDENCY_TABLE} (task_id, upstream_id, position) "
+        f"SELECT %s, upstream_id, position FROM {DEPENDENCY_TABLE} WHERE task_id = %s",
+        [copy, original],
+    )
 
 
 def delete(store: TaskStore, task_ids: Sequence[int]) -> int:
