@@ -221,6 +221,7 @@ def dashboard_data(window: str = "hour") -> dict[str, Any]:
     ready = _capped_count(State.READY, limit)
     running = _capped_count(State.RUNNING, limit)
     blocked = _capped_count(State.BLOCKED, limit)
+    waiting = _capped_count(State.WAITING, limit)
     return {
         "generated_at": now.isoformat(),
         "window": window if window in WINDOWS else "hour",
@@ -233,6 +234,9 @@ def dashboard_data(window: str = "hour") -> dict[str, Any]:
             # Waiting on a concurrency limit (see store.gate).
             "blocked": min(blocked, limit),
             "blocked_capped": blocked > limit,
+            # Waiting on upstream tasks of a workflow (see store.dependencies).
+            "waiting": min(waiting, limit),
+            "waiting_capped": waiting > limit,
             "failed_last_hour": sum(c["failed"] for c in last_hour),
             "finished_last_hour": finished_last_hour,
             "throughput_per_minute": round(finished_last_hour / 60, 2),
