@@ -186,6 +186,22 @@ def test_a_running_task_shows_its_progress(page):
     page.screenshot(path=ARTIFACTS / "task-progress.png")
 
 
+def test_a_callbacks_page_shows_its_workflow_and_links_to_its_tasks(page):
+    from offload.workflows import call, group
+    from tests.app import tasks
+
+    flow = group(call(tasks.double, n) for n in range(3)).then(call(tasks.total)).enqueue()
+    page.goto(f"{page.base}/admin/offload/taskrecord/{flow.results[-1].id}/change/")
+    assert page.locator("ol.offload-linked li").count() == 3
+    assert page.locator("table.offload-workflow tbody tr").count() == 4
+    assert page.locator("table.offload-workflow tr.offload-current").count() == 1
+    page.locator("table.offload-workflow").scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "task-workflow.png")
+    page.click(f"a[href$='?workflow_id={flow.id}']")
+    page.wait_for_selector("#result_list")
+    assert page.locator("#result_list tbody tr").count() == 4
+
+
 def test_select_all_asks_for_confirmation_then_copies_each_task_once(page):
     template = make_task(queue_name="emails")
     TaskRecord.objects.bulk_create(

@@ -47,7 +47,7 @@ def _lookups(model: type) -> list[str]:
 def test_every_field_lookup_from_the_url_is_refused(client, model, name):
     url = reverse(name)
     offered = {"status", "queue", "task", "enqueued", "finished", "worker", "hostname",
-               "hostname__isnull"}  # fmt: skip
+               "hostname__isnull", "workflow_id"}  # fmt: skip
     for lookup in _lookups(model):
         for value in ("x", "[", "\x00"):
             response = client.get(url, {lookup: value})
@@ -60,8 +60,9 @@ def test_every_field_lookup_from_the_url_is_refused(client, model, name):
 def test_junk_in_any_parameter_is_a_400_or_ignored_never_a_500(client, name):
     url = reverse(name)
     params = ["status", "queue", "task", "worker", "enqueued", "finished", "hostname",
-              "hostname__isnull", "q", "o", "p", "all", "args__contains", "kwargs__has_key",
-              "args__0", "name__regex", "id__gt", "_to_field", "_popup", "e", "junk"]  # fmt: skip
+              "hostname__isnull", "workflow_id", "q", "o", "p", "all", "args__contains",
+              "kwargs__has_key", "args__0", "name__regex", "id__gt", "_to_field", "_popup", "e",
+              "junk"]  # fmt: skip
     for param in params:
         for value in VALUES:
             response = client.get(url, {param: value})
@@ -90,6 +91,8 @@ def test_offered_filters_still_work(client):
         "?task=tests.*",
         "?enqueued=7d",
         "?worker=host:100:abc",
+        "?workflow_id=1",
+        "?workflow_id=",
         "?q=tests",
         "?o=1",
         "?p=1",

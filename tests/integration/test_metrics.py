@@ -64,6 +64,17 @@ def test_the_metrics_say_what_the_queues_workers_and_failures_are():
     assert value(found, "offload_failed_tasks_recent", window_seconds="3600") == 1
 
 
+def test_tasks_waiting_on_upstream_tasks_are_a_gauge_of_their_queue():
+    make_task(queue_name="reports", status=State.WAITING, waiting_on=2, workflow_id=1)
+    make_task(queue_name="reports", status=State.BLOCKED, concurrency_key="k")
+    client = Client()
+    client.force_login(make_user("ops", perms=("view_taskrecord",)))
+    found = samples(client.get(URL).content.decode())
+    assert value(found, "offload_queue_waiting_tasks", queue="reports") == 1
+    assert value(found, "offload_queue_blocked_tasks", queue="reports") == 1
+    assert value(found, "offload_queue_ready_tasks", queue="reports") == 0
+
+
 def test_anonymous_and_unprivileged_users_are_refused():
     assert Client().get(URL).status_code == 403
     client = Client()

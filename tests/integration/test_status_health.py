@@ -203,6 +203,7 @@ def test_status_json_shape():
     assert set(data) == {
         "version", "backend", "database", "generated_at", "lease_seconds", "queues", "workers",
         "live_processes", "stale_processes", "failures", "schedules", "vacuum", "blocked",
+        "waiting",
     }  # fmt: skip
     assert data["version"] == 1
     assert data["backend"] == "default"

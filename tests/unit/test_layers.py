@@ -64,6 +64,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.admin",
             "offload.admin.task_lists",
             "offload.admin.tasks",
+            "offload.admin.workflow_fields",
             "offload.admin.dashboard",
             "offload.admin.stats",
             "offload.admin.queues",

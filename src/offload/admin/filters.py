@@ -25,6 +25,7 @@ PERIODS = {
     "30d": ("Last 30 days", timedelta(days=30)),
 }
 WORKER_CHOICES = 50
+BIGINT_MAX = 2**63 - 1
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -157,3 +158,28 @@ class WorkerFilter(admin.SimpleListFilter):
             return queryset.none()
         # RUNNING first: the status index narrows to the few running rows.
         return queryset.filter(status=State.RUNNING, lease_owner=value)
+
+
+def workflow_id_check(value: str) -> str | None:
+    if not value:
+        return None  # the box left empty: no filter
+    if not value.isdecimal() or not value.isascii() or len(value) > 19 or int(value) > BIGINT_MAX:
+        return "is not a workflow id (the id of the workflow's first task)"
+    return None
+
+
+class WorkflowFilter(TextFilter):
+    """The tasks of one workflow, in the order it was built (its index:
+    ``offload_task_workflow_idx``)."""
+
+    title = "workflow id"
+    parameter_name = "workflow_id"
+    check_value = staticmethod(workflow_id_check)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        if workflow_id_check(value) is not None:
+            return queryset.none()
+        return queryset.filter(workflow_id=int(value))

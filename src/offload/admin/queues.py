@@ -57,6 +57,8 @@ class QueueRow:
     paused_by: str
     # Waiting on a concurrency limit (BLOCKED), counted apart from the depth.
     blocked: int = 0
+    # Waiting on upstream tasks of a workflow (WAITING), counted apart too.
+    waiting: int = 0
 
     @property
     def oldest_age(self) -> str:

@@ -228,6 +228,7 @@ def dashboard_data(window: str = "hour", backend: str | None = None) -> dict[str
     ready = _capped_count(using, State.READY, limit)
     running = _capped_count(using, State.RUNNING, limit)
     blocked = _capped_count(using, State.BLOCKED, limit)
+    waiting = _capped_count(using, State.WAITING, limit)
     return {
         "generated_at": now.isoformat(),
         "backend": chosen.alias if chosen is not None else None,
@@ -242,6 +243,9 @@ def dashboard_data(window: str = "hour", backend: str | None = None) -> dict[str
             # Waiting on a concurrency limit (see store.gate).
             "blocked": min(blocked, limit),
             "blocked_capped": blocked > limit,
+            # Waiting on upstream tasks of a workflow (see store.dependencies).
+            "waiting": min(waiting, limit),
+            "waiting_capped": waiting > limit,
             "failed_last_hour": sum(c["failed"] for c in last_hour),
             "finished_last_hour": finished_last_hour,
             "throughput_per_minute": round(finished_last_hour / 60, 2),

@@ -32,7 +32,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from offload.admin import bulk, display, task_operations
+from offload.admin import bulk, display, task_operations, workflow_fields
 from offload.admin.bulk import BulkAction
 from offload.admin.filters import (
     EnqueuedFilter,
@@ -41,12 +41,14 @@ from offload.admin.filters import (
     StatusFilter,
     TaskPathFilter,
     WorkerFilter,
+    WorkflowFilter,
 )
 from offload.admin.list_params import StrictListParams, bad_request
 from offload.admin.masking import MASK, arguments_hidden
 from offload.admin.options import admin_options
 from offload.admin.paging import BoundedChangeList, CappedPaginator
 from offload.admin.security import csp_urls, csp_view, require_perm
+from offload.admin.workflow_fields import WorkflowFields
 from offload.models import (
     TaskRecord,
 )
@@ -65,7 +67,7 @@ HEAVY_COLUMNS = ("args", "kwargs", "return_value", "errors", "worker_ids")
 BIGINT_MAX = 2**63 - 1
 
 
-class TaskAdmin(StrictListParams, ModelAdminBase):
+class TaskAdmin(StrictListParams, WorkflowFields, ModelAdminBase):
     list_display = (
         "id",
         "task_link",
@@ -84,6 +86,7 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
         EnqueuedFilter,
         FinishedFilter,
         WorkerFilter,
+        WorkflowFilter,
     )
     # Sorting on any other column would sort the whole table.
     sortable_by = ("id", "enqueued", "finished")
@@ -249,6 +252,8 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
             return format_html("{} <small>(scheduled)</small>", badge)
         if obj.status == State.RUNNING and obj.cancel_requested_at:
             return format_html("{} <small>(cancel requested)</small>", badge)
+        if obj.status == State.WAITING and obj.waiting_on:
+            return format_html("{} <small>(on {} upstream task(s))</small>", badge, obj.waiting_on)
         if obj.status == State.RUNNING and _waiting_in_worker(obj):
             return format_html("{} <small>(claimed, not started)</small>", badge)
         return badge
@@ -280,7 +285,7 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
             "wait_time", "run_time", "timeout", "lease_owner", "lease_expires_at", "workers",
             "cancel_requested_at", "progress_display", "unique_key_display", "unique_scope",
             "unique_until", "concurrency_key", "concurrency_limit", "key_holders", "rate_key",
-            "rate_display",
+            "rate_display", *workflow_fields.WORKFLOW_FIELDS,
         ]  # fmt: skip
 
     def get_fieldsets(self, request: HttpRequest, obj: TaskRecord | None = None) -> Any:
@@ -297,6 +302,9 @@ class TaskAdmin(StrictListParams, ModelAdminBase):
             rest.insert(0, ("Rate limit", {"fields": ("rate_key", "rate_display")}))
         if obj is not None and _progress_of(obj) is not None:
             rest.insert(0, ("Progress", {"fields": ("progress_display",)}))
+        if obj is not None:
+            # A workflow's task: where it stands in its workflow, right after what it is.
+            return (task, *workflow_fields.workflow_fieldsets(obj), *rest)
         return (task, *rest)
 
     @admin.display(description="unique key")

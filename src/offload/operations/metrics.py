@@ -32,6 +32,11 @@ QUEUE_GAUGES = (
         "Tasks of the queue waiting on a concurrency limit (BLOCKED).",
     ),
     (
+        "waiting",
+        "offload_queue_waiting_tasks",
+        "Tasks of the queue waiting on upstream tasks of a workflow (WAITING).",
+    ),
+    (
         "oldest_due_age_seconds",
         "offload_queue_oldest_due_age_seconds",
         "How long the oldest due task has been due (0 when none is).",

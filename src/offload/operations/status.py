@@ -38,7 +38,7 @@ def _queues(using: str, backend: DatabaseBackend, now: datetime) -> list[dict[st
             "name": q.name, "ready": q.ready, "due": q.due, "running": q.running,
             "oldest_due_at": _iso(q.oldest_due), "oldest_due_age_seconds": _age(now, q.oldest_due),
             "paused": q.paused_at is not None, "paused_at": _iso(q.paused_at),
-            "paused_by": q.paused_by or None, "blocked": q.blocked,
+            "paused_by": q.paused_by or None, "blocked": q.blocked, "waiting": q.waiting,
         }
         for q in reads.queue_depths(using, backend.queues, now)
     ]  # fmt: skip
@@ -114,6 +114,8 @@ def collect(backend: DatabaseBackend) -> dict[str, Any]:
         "queues": queues,
         # Tasks waiting on a concurrency limit, in every queue (see store.gate).
         "blocked": sum(q["blocked"] for q in queues),
+        # Tasks waiting on upstream tasks of a workflow (see store.dependencies).
+        "waiting": sum(q["waiting"] for q in queues),
         "workers": workers,
         "live_processes": sum(not p["stale"] for p in processes),
         "stale_processes": sum(p["stale"] for p in processes),

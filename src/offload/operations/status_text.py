@@ -38,6 +38,9 @@ def _queues(data: dict[str, Any]) -> list[str]:
     if data["blocked"]:
         waiting = ", ".join(f"{q['name']} {q['blocked']}" for q in data["queues"] if q["blocked"])
         lines.append(f"  Waiting on a concurrency or rate limit: {data['blocked']} ({waiting})")
+    if data["waiting"]:
+        waiting = ", ".join(f"{q['name']} {q['waiting']}" for q in data["queues"] if q["waiting"])
+        lines.append(f"  Waiting on upstream tasks of a workflow: {data['waiting']} ({waiting})")
     return lines
 
 

@@ -12,17 +12,21 @@ every few seconds stays cheap with a million rows in the table:
   aggregate over the backlog;
 * failures are counted through the ``finished_at`` index, over the window only,
   and stop at a cap;
-* worker rows are read newest heartbeat first, at most ``limit`` of them.
+* worker rows are read newest heartbeat first, at most ``limit`` of them;
+* a workflow's tasks and edges are read through ``offload_task_workflow_idx``
+  and the dependency table's two indexes, at most ``limit`` rows, and counted
+  up to a cap.
 """
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Count, Min, QuerySet
 from django.db.models.functions import Upper
 
-from offload.models import Queue, Schedule, TaskRecord, WorkerRecord
+from offload.models import Queue, Schedule, TaskDependency, TaskRecord, WorkerRecord
 from offload.states import State
 
 # Priorities run from -100 to 100: the walk below never takes more steps.
@@ -41,11 +45,20 @@ class QueueDepth:
     # Tasks of the queue waiting on a concurrency limit (BLOCKED: in no
     # queue's claim until promoted, see store.gate).
     blocked: int = 0
+    # Tasks of the queue waiting on upstream tasks of a workflow (WAITING:
+    # in no queue's claim until their last upstream ends, see
+    # store.dependencies).
+    waiting: int = 0
+
+
+def _count_by_queue(tasks: QuerySet[TaskRecord], status: str) -> dict[str, int]:
+    rows = tasks.filter(status=status).values("queue_name").annotate(n=Count("id"))
+    return dict(rows.values_list("queue_name", "n"))
 
 
 def queue_depths(using: str, known: Iterable[str], now: datetime) -> list[QueueDepth]:
-    """Every queue in ``known``, with READY, RUNNING or BLOCKED tasks, or
-    paused, with its numbers: grouped reads of the claim index over those rows
+    """Every queue in ``known``, with READY, RUNNING, BLOCKED or WAITING
+    tasks, or paused, with its numbers: grouped reads of the claim index over those rows
     only, never the finished ones."""
     tasks = TaskRecord.objects.using(using).order_by()
     ready = dict(
@@ -66,14 +79,10 @@ def queue_depths(using: str, known: Iterable[str], now: datetime) -> list[QueueD
         .annotate(n=Count("id"))
         .values_list("queue_name", "n")
     )
-    blocked = dict(
-        tasks.filter(status=State.BLOCKED)
-        .values("queue_name")
-        .annotate(n=Count("id"))
-        .values_list("queue_name", "n")
-    )
+    blocked = _count_by_queue(tasks, State.BLOCKED)
+    waiting = _count_by_queue(tasks, State.WAITING)
     paused = {q.name: q for q in Queue.objects.using(using).filter(paused_at__isnull=False)}
-    names = set(known) | set(ready) | set(running) | set(paused) | set(blocked)
+    names = set(known) | set(ready) | set(running) | set(paused) | set(blocked) | set(waiting)
     return [
         QueueDepth(
             name=name,
@@ -84,6 +93,7 @@ def queue_depths(using: str, known: Iterable[str], now: datetime) -> list[QueueD
             paused_at=paused[name].paused_at if name in paused else None,
             paused_by=paused[name].paused_by if name in paused else "",
             blocked=blocked.get(name, 0),
+            waiting=waiting.get(name, 0),
         )
         for name in sorted(names)
     ]
@@ -194,3 +204,100 @@ def schedules(using: str, backend: str, limit: int) -> list[Schedule]:
     """The backend's schedules, by name, at most ``limit``."""
     rows = Schedule.objects.using(using).filter(backend=backend).order_by("name")
     return list(rows[:limit])
+
+
+# -- workflows: a task's edges and a workflow's tasks, for the admin's task page --
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A task at one end of a workflow's edge: DELETED for one no longer in
+    the table (pruned, or deleted by an operator)."""
+
+    id: int
+    status: str
+    task_path: str = ""
+
+
+@dataclass(frozen=True)
+class Some:
+    """At most ``limit`` of something, in order, and how many there are,
+    counted up to a cap (``capped``: at least ``total``)."""
+
+    items: list[Linked]
+    total: int
+    capped: bool = False
+
+
+def _capped_count(rows: QuerySet[Any], shown: int, limit: int, cap: int) -> tuple[int, bool]:
+    if shown < limit:
+        return shown, False  # all of them were read
+    total = rows.order_by()[: cap + 1].count()
+    return min(total, cap), total > cap
+
+
+def _linked(using: str, ids: Sequence[int]) -> list[Linked]:
+    """``ids`` in their order, each with its state and path (one read)."""
+    found = {
+        row.pk: row
+        for row in TaskRecord.objects.using(using)
+        .filter(pk__in=list(ids))
+        .only("id", "status", "task_path")
+    }
+    return [
+        Linked(i, found[i].status, found[i].task_path) if i in found else Linked(i, "DELETED")
+        for i in ids
+    ]
+
+
+def upstream_tasks(row: TaskRecord, limit: int, cap: int) -> Some:
+    """The first ``limit`` tasks ``row`` waits for (or waited for), in the
+    order it receives their results, through the (task_id, upstream_id) index."""
+    using = row._state.db or "default"
+    edges = TaskDependency.objects.using(using).filter(task_id=row.pk)
+    ids = list(edges.order_by("position").values_list("upstream_id", flat=True)[:limit])
+    total, capped = _capped_count(edges, len(ids), limit, cap)
+    return Some(_linked(using, ids), total, capped)
+
+
+def dependent_tasks(row: TaskRecord, limit: int, cap: int) -> Some:
+    """The first ``limit`` tasks that wait for (or waited for) ``row``, by
+    id, through the upstream_id index."""
+    using = row._state.db or "default"
+    edges = TaskDependency.objects.using(using).filter(upstream_id=row.pk)
+    ids = list(edges.order_by("task_id").values_list("task_id", flat=True)[:limit])
+    total, capped = _capped_count(edges, len(ids), limit, cap)
+    return Some(_linked(using, ids), total, capped)
+
+
+def is_upstream(row: TaskRecord) -> bool:
+    """Whether some task waits for (or waited for) ``row``: one index seek."""
+    using = row._state.db or "default"
+    return TaskDependency.objects.using(using).filter(upstream_id=row.pk).exists()
+
+
+def workflow_tasks(using: str, workflow_id: int, limit: int, cap: int) -> Some:
+    """The first ``limit`` tasks of a workflow, in the order it was built
+    (by id), through ``offload_task_workflow_idx``."""
+    rows = TaskRecord.objects.using(using).filter(workflow_id=workflow_id)
+    found = list(rows.order_by("id").only("id", "status", "task_path")[:limit])
+    items = [Linked(row.pk, row.status, row.task_path) for row in found]
+    total, capped = _capped_count(rows, len(items), limit, cap)
+    return Some(items, total, capped)
+
+
+def upstream_ids(using: str, task_ids: Sequence[int], limit: int) -> dict[int, list[int]]:
+    """What each of ``task_ids`` waits for, in order: at most ``limit`` edges
+    in all (the first tasks' first)."""
+    if not task_ids:
+        return {}
+    edges = (
+        TaskDependency.objects.using(using)
+        .filter(task_id__in=list(task_ids))
+        .order_by("task_id", "position")
+        .values_list("task_id", "upstream_id")[:limit]
+    )
+    found: dict[int, list[int]] = {}
+    for task_id, upstream_id in edges:
+        found.setdefault(task_id, []).append(upstream_id)
+    return found

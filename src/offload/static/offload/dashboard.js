@@ -170,6 +170,7 @@
     text("c-ready", c.ready + (c.ready_capped ? "+" : ""));
     text("c-running", c.running + (c.running_capped ? "+" : ""));
     text("c-blocked", c.blocked + (c.blocked_capped ? "+" : ""));
+    text("c-waiting", c.waiting + (c.waiting_capped ? "+" : ""));
     text("c-failed", String(c.failed_last_hour));
     text("c-throughput", String(c.throughput_per_minute));
     text("c-wait", `${seconds(data.latency.wait_p50)} / ${seconds(data.latency.wait_p95)}`);
