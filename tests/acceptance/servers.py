@@ -73,7 +73,13 @@ class Server:
     def env(self) -> dict[str, str]:
         """Environment that points the test settings at this server."""
         key = "OFFLOAD_PG_PORT" if self.vendor == "postgresql" else "OFFLOAD_MARIADB_PORT"
-        return {key: str(self.port), "OFFLOAD_TEST_DB_NAME": self.database}
+        # The settings' second alias ("queue") names the same database: this
+        # server has only the one, and a command's checks connect to both.
+        return {
+            key: str(self.port),
+            "OFFLOAD_TEST_DB_NAME": self.database,
+            "OFFLOAD_TEST_QUEUE_DB_NAME": self.database,
+        }
 
     # -- lifecycle ------------------------------------------------------------------
 
