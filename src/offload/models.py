@@ -185,6 +185,9 @@ class TaskRecord(models.Model):
             #   serves the count of a key's window.
             # - offload_task_workflow_idx (0018), (workflow_id, id) WHERE
             #   workflow_id IS NOT NULL: a workflow's tasks. Plain on MariaDB.
+            # - offload_task_waiting_idx (0018), (id) WHERE status =
+            #   'WAITING': the rescuer's walk of waiting workflow tasks. Not
+            #   on MariaDB (the claim indexes serve).
             # - offload_task_rate_window_idx (0017), (backend, rate_key,
             #   status, claimed_at) WHERE rate_key IS NOT NULL: the count of a
             #   key's window. Not on MariaDB.

@@ -149,3 +149,26 @@ def test_the_rescue_reads_only_running_tasks():
         return
     assert "offload_task_running_lease_idx" in text, plan
     assert not _sorts(plan), plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_rescuers_walk_of_waiting_tasks_reads_only_waiting_tasks():
+    """The rescuer's recount of waiting workflow tasks (store.dependencies)
+    walks them in id order from where it stopped: on a worker's connection,
+    which does not sort on PostgreSQL, through the partial index of waiting
+    tasks; on MariaDB through the claim indexes, sorting only what it read."""
+    _fill()
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {TABLE} SET status = 'WAITING' WHERE id %% 100 = 0", [])
+        _analyze(cursor)
+    private = open_private("default")
+    try:
+        plan = TaskStore("default", connection=private).explain_waiting_sweep()
+    finally:
+        private.close()
+    text = "\n".join(plan)
+    if connection.vendor == "mysql":
+        assert "offload_task_claim" in text, plan
+        return
+    assert "offload_task_waiting_idx" in text, plan
+    assert not _sorts(plan), plan

@@ -243,9 +243,13 @@ def test_pruning_while_a_worker_drains_loses_nothing():
 
     cut = timezone.now() - timedelta(hours=1)
     pruner = threading.Thread(target=prune)
-    with running_worker(burst=True, threads=2):
+    with running_worker(burst=True, threads=2) as running:
         pruner.start()
         pruner.join(timeout=120)
+        # The burst run ends once every task is done: on a slow machine the
+        # pruner may finish first, and stopping the worker then would leave
+        # tasks unrun (CI saw "Task has not finished yet").
+        running.thread.join(timeout=120)
     assert not errors, errors
     assert deleted == [len(old)]
     assert not old & left()

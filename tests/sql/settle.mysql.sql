@@ -19,8 +19,7 @@
 SELECT d.task_id, t.on_upstream_failure, COUNT(*), MIN(CASE WHEN u.status <> 'SUCCESSFUL' THEN u.id END)
 FROM offload_task_dependency d JOIN offload_task u ON u.id = d.upstream_id JOIN offload_task t ON t.id = d.task_id
 WHERE d.upstream_id IN (%s, %s)
-  AND t.status = 'WAITING' GROUP BY d.task_id, t.on_upstream_failure
-ORDER BY d.task_id;
+  AND t.status = 'WAITING' GROUP BY d.task_id, t.on_upstream_failure;
 
 -- one dependent's count lowered
 UPDATE offload_task
@@ -66,7 +65,6 @@ ORDER BY t.id
 LIMIT %s;
 
 -- upstream results of two claimed tasks
-SELECT d.task_id, d.upstream_id, u.status, u.return_value
+SELECT d.task_id, d.position, d.upstream_id, u.status, u.return_value
 FROM offload_task_dependency d LEFT JOIN offload_task u ON u.id = d.upstream_id
-WHERE d.task_id IN (%s, %s)
-ORDER BY d.task_id, d.position;
+WHERE d.task_id IN (%s, %s);

@@ -5,8 +5,13 @@ The task's new columns are nullable with no default, so adding them rewrites
 nothing, and a task enqueued outside a workflow leaves them NULL. The index
 of a workflow's tasks holds workflow tasks only where the engine has partial
 indexes; like 0014's, it is created in SQL, online (``CONCURRENTLY`` on
-PostgreSQL), and stays out of the model's state. WAITING tasks are found
-through the claim indexes, whose first column is the status.
+PostgreSQL), and stays out of the model's state. So is the rescuer's walk of
+the WAITING tasks in id order, offload_task_waiting_idx, (id) WHERE status =
+'WAITING' (it holds none but waiting tasks, so no other task adds an entry):
+a worker's session on PostgreSQL does not sort, and without it the walk read
+the table by its primary key. MariaDB, which has no partial indexes, reads
+the waiting tasks through the claim indexes, whose first column is the
+status, and sorts them.
 """
 
 from django.db import migrations, models
@@ -16,15 +21,20 @@ from django.db.migrations.state import StateApps
 from offload.online_indexes import create_index_sql, drop_index_sql
 
 WORKFLOW_INDEX = "offload_task_workflow_idx"
+WAITING_INDEX = "offload_task_waiting_idx"
 
 
 def create_indexes(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     create_index_sql(
         schema_editor, WORKFLOW_INDEX, "offload_task", "workflow_id, id", "workflow_id IS NOT NULL"
     )
+    if schema_editor.connection.vendor != "mysql":
+        create_index_sql(schema_editor, WAITING_INDEX, "offload_task", "id", "status = 'WAITING'")
 
 
 def drop_indexes(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    if schema_editor.connection.vendor != "mysql":
+        drop_index_sql(schema_editor, WAITING_INDEX, "offload_task")
     drop_index_sql(schema_editor, WORKFLOW_INDEX, "offload_task")
 
 
