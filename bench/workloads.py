@@ -5,7 +5,8 @@ W3 drain at the best of a few concurrencies, W4 an idle worker's latency (on
 the database's clock and on the caller's) and CPU use, W5 tasks that sleep
 20 ms (sync and async), W6 CPU-bound tasks with one and two processes, and
 (offload only) W7, a producer of two threads enqueuing while a default worker
-drains. W1-W4 and W7 run ``bench.tasks.append_line``, which appends one line
+drains (W7 to W10, offload's own, are run from ``bench.coordination``). W1-W4
+and W7 run ``bench.tasks.append_line``, which appends one line
 to a file, the body huey runs too (``bench.huey_peer``). Drain rates are
 counted from the first task's ``started_at`` to the last one's
 ``finished_at``, read from the system's table, so the workers' start-up and

@@ -7,6 +7,7 @@ import pytest
 
 pytest.importorskip("bench.coord_figures")
 
+from bench.compare import compare, format_rows
 from bench.coord_figures import (
     callback_wait,
     most_at_once,
@@ -198,3 +199,24 @@ def test_the_table_shows_which_index_each_claim_reads():
     assert SQLITE_PLAN[0] not in table
     assert SQLITE_PLAN[0] in format_table(report, full_plans=True)
     assert "targets: 1 PASS, 0 MISS, 0 SKIP" in table
+
+
+def run_of(database, age, offload, peer):
+    median = {"offload": {"w2_per_s": offload}, "peer": {"w2_per_s": peer}}
+    return {"databases": [{"database": database, "conn_max_age": age, "median": median}]}
+
+
+def test_two_commits_are_compared_by_the_median_of_their_runs():
+    before = [run_of("postgres", 0, rate, 100.0) for rate in (1000.0, 1100.0, 900.0)]
+    after = [run_of("postgres", 0, rate, 102.0) for rate in (940.0, 960.0, 1300.0)]
+    after.append(run_of("sqlite", 0, 5000.0, 300.0))  # in one set only: left out
+    rows = compare(before, after, ["w2_per_s", "w3_per_s"])
+    assert [(r["system"], r["before"], r["after"], r["runs"]) for r in rows] == [
+        ("offload", 1000.0, 960.0, (3, 3)),
+        ("peer", 100.0, 102.0, (3, 3)),
+    ]
+    assert rows[0]["change_pct"] == pytest.approx(-4.0)
+    assert rows[1]["change_pct"] == pytest.approx(2.0)  # the machine's drift
+    table = format_rows(rows)
+    assert "-4.0%" in table
+    assert "tasks-db" in table
