@@ -11,6 +11,7 @@ Pure functions, so that tests/unit can check them without a server.
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -44,6 +45,28 @@ def most_at_once_per_key(rows: Iterable[tuple[str, float, float]]) -> dict[str, 
     for key, start, end in rows:
         by_key[key].append((start, end))
     return {key: most_at_once(spans) for key, spans in sorted(by_key.items())}
+
+
+def handover_gaps(rows: Iterable[tuple[str, float, float]]) -> list[float]:
+    """For each ``(key, claimed, finished)`` task claimed after one of its key
+    had finished, the seconds since the latest such finish, sorted.
+
+    A task blocked on its key is let in by the end of another: this is how
+    long the slot that end freed stood empty before the next task of the key
+    was claimed (the promotion, the wake-up, the claim). The key's first
+    tasks, claimed before any of it finished, are left out.
+    """
+    by_key: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for key, claimed, finished in rows:
+        by_key[key].append((claimed, finished))
+    gaps: list[float] = []
+    for spans in by_key.values():
+        ends = sorted(finished for _, finished in spans)
+        for claimed, _ in spans:
+            before = bisect.bisect_right(ends, claimed)
+            if before:
+                gaps.append(claimed - ends[before - 1])
+    return sorted(gaps)
 
 
 def most_in_window(times: Iterable[float], width: float) -> int:

@@ -17,9 +17,10 @@ from typing import Any
 from django.db import transaction
 
 from bench import procs
-from bench.caller_clock import read_stamps
+from bench.caller_clock import read_stamps, summary
 from bench.coord_figures import (
     callback_wait,
+    handover_gaps,
     most_at_once_per_key,
     most_in_window,
     pct,
@@ -98,6 +99,7 @@ def keyed_drain(ctx: Context, system: System, concurrency: Concurrency) -> dict[
     )
     if any(None in row for row in rows):
         raise BenchError("W8: a task has no claim, start or finish time")
+    gaps = handover_gaps((k, seconds(c), seconds(f)) for k, c, _, f in rows)
     held = most_at_once_per_key((k, seconds(c), seconds(f)) for k, c, _, f in rows)
     ran = most_at_once_per_key((k, seconds(s), seconds(f)) for k, _, s, f in rows)
     return {
@@ -107,6 +109,8 @@ def keyed_drain(ctx: Context, system: System, concurrency: Concurrency) -> dict[
         "most_held_per_key": held,
         "most_running_per_key": ran,
         "over_limit": max(held.values()) - ctx.w8_limit,
+        # How long a slot freed by a task's end stood empty (ms, database clock).
+        "handover_ms": summary([1000 * gap for gap in gaps]) if gaps else None,
     }
 
 
@@ -235,6 +239,7 @@ def coordination_figures(
         "w8_per_s": w8["per_second"] if w8 else None,
         "w8_pct_w3": pct(w8["per_second"], w3_same) if w8 else None,
         "w8_over_limit": w8["over_limit"] if w8 else None,
+        "w8_handover_p50_ms": (w8.get("handover_ms") or {}).get("p50_ms") if w8 else None,
         "w9_start_rate_pct": w9["start_rate_pct"] if w9 else None,
         "w9_most_claims_pct": w9["most_claims_pct"] if w9 else None,
         "w9_most_starts_pct": w9["most_starts_pct"] if w9 else None,

@@ -55,6 +55,8 @@ FIGURES = (
     Figure("w8_per_s", "W8 keyed drain", "tasks/s", True),
     Figure("w8_pct_w3", "W8 keyed, % of W3 unkeyed", "%", True),
     Figure("w8_over_limit", "W8 most held by a key - limit", "tasks", False),
+    # A freed slot's wait for its key's next claim: the promotion and wake-up.
+    Figure("w8_handover_p50_ms", "W8 end to next claim, p50", "ms", False, 1),
     Figure("w9_start_rate_pct", "W9 start rate, % of the limit", "%", False, 1),
     Figure("w9_most_claims_pct", "W9 most claims in 1 s, % limit", "%", False),
     Figure("w9_most_starts_pct", "W9 most starts in 1 s, % limit", "%", False),

@@ -10,6 +10,7 @@ pytest.importorskip("bench.coord_figures")
 from bench.compare import compare, format_rows
 from bench.coord_figures import (
     callback_wait,
+    handover_gaps,
     most_at_once,
     most_at_once_per_key,
     most_in_window,
@@ -41,6 +42,19 @@ def test_most_at_once_counts_overlaps_and_an_end_meeting_a_start_is_not_one():
 def test_most_at_once_is_per_key():
     rows = [("a", 0.0, 1.0), ("a", 0.5, 1.5), ("b", 0.2, 1.2), ("b", 1.2, 2.0), ("c", 0, 0)]
     assert most_at_once_per_key(rows) == {"a": 2, "b": 1, "c": 1}
+
+
+def test_a_freed_slot_waits_from_its_keys_latest_end_to_the_next_claim():
+    rows = [
+        ("a", 0.0, 1.0),  # the key's first tasks: claimed before any end
+        ("a", 0.0, 2.0),
+        ("a", 1.25, 3.0),  # 0.25 s after the end at 1.0
+        ("a", 2.0, 4.0),  # at the very end at 2.0 (a ms clock)
+        ("b", 5.0, 6.0),
+        ("b", 6.5, 7.0),  # another key's ends do not count
+    ]
+    assert handover_gaps(rows) == pytest.approx([0.0, 0.25, 0.5])
+    assert handover_gaps([]) == []
 
 
 def test_a_window_is_half_open_so_a_slot_freed_at_exactly_its_width_is_not_counted_twice():
@@ -80,12 +94,18 @@ def test_pct():
 
 def test_w8_reads_against_w3_at_its_own_concurrency_and_missing_workloads_are_none():
     raw = {
-        "w8": {"per_second": 700.0, "concurrency": "2x4", "over_limit": 0},
+        "w8": {
+            "per_second": 700.0,
+            "concurrency": "2x4",
+            "over_limit": 0,
+            "handover_ms": {"p50_ms": 3.5},
+        },
         "w9": {"start_rate_pct": 99.0, "most_claims_pct": 100.0, "most_starts_pct": 150.0},
     }
     found = coordination_figures(raw, {"2x4": 1400.0, "2x1": 1000.0})
     assert found["w8_pct_w3"] == pytest.approx(50.0)
     assert (found["w8_over_limit"], found["w9_start_rate_pct"]) == (0, 99.0)
+    assert found["w8_handover_p50_ms"] == 3.5
     assert found["w10_callback_ms"] is None
     assert coordination_figures(raw, None)["w8_pct_w3"] is None  # W3 not run
     assert set(coordination_figures({}, None).values()) == {None}
