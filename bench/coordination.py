@@ -73,6 +73,24 @@ def offload_only(
         raw["w10"] = fan_out_in(ctx, system, best)
         log(f"{system.label}: W10 callback {raw['w10']['callback_ms_host']:.1f} ms "
             "after the last member")  # fmt: skip
+    if {"w8", "w9", "w10"} & on:
+        forget_coordination()
+
+
+# The rows the coordination features keep beside the tasks (a lock row per key
+# ever used, a workflow's links).
+COORDINATION_TABLES = ("offload_concurrency_key", "offload_rate_key", "offload_task_dependency")
+
+
+def forget_coordination() -> None:
+    """Delete the keys' and links' rows, so that the next repeat's W1-W7 run
+    as in a project that never used them (the rate promoter reads every rate
+    key each turn)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table in COORDINATION_TABLES:
+            cursor.execute(f"DELETE FROM {table}")
 
 
 # -- W8: a drain spread over concurrency keys ---------------------------------------------------

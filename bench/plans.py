@@ -110,6 +110,7 @@ def backlog_plans(tasks: int) -> dict[str, Any]:
     """
     from django.db import transaction
 
+    from bench.coordination import forget_coordination
     from bench.tasks import append_after, append_line
     from offload.store.tasks import TaskStore
     from offload.workflows import call, group
@@ -128,5 +129,6 @@ def backlog_plans(tasks: int) -> dict[str, Any]:
         ).enqueue()
     optimize(TaskStore("default"))
     plans = worker_plans()
+    forget_coordination()
     return {"tasks": tasks, "each_coordinated_kind": extra, "plans": plans,
             "sorting": sorting_claims(plans)}  # fmt: skip
