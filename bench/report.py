@@ -51,6 +51,22 @@ FIGURES = (
     Figure("w7_drain_per_s", "W7 end to end", "tasks/s", True),
     Figure("w7_enqueue_pct_w1", "W7 enqueue, % of W1 alone", "%", True),
     Figure("w7_drain_pct_w3", "W7 end to end, % of W3 alone", "%", True),
+    # offload's coordination (bench.coordination): W8 at W3's best concurrency.
+    Figure("w8_per_s", "W8 keyed drain", "tasks/s", True),
+    Figure("w8_pct_w3", "W8 keyed, % of W3 unkeyed", "%", True),
+    Figure("w8_over_limit", "W8 most held by a key - limit", "tasks", False),
+    # A freed slot's wait for its key's next claim: the promotion and wake-up.
+    Figure("w8_handover_p50_ms", "W8 end to next claim, p50", "ms", False, 1),
+    Figure("w9_start_rate_pct", "W9 start rate, % of the limit", "%", False, 1),
+    Figure("w9_most_claims_pct", "W9 most claims in 1 s, % limit", "%", False),
+    Figure("w9_most_starts_pct", "W9 most starts in 1 s, % limit", "%", False),
+    Figure("w10_enqueue_ms", "W10 enqueue group + callback", "ms", False),
+    Figure("w10_drain_per_s", "W10 members' drain", "tasks/s", True),
+    Figure("w10_callback_ms", "W10 last member to callback", "ms", False, 1),
+    Figure("w10_callback_db_ms", "W10 the same, database clock", "ms", False, 1),
+    # Sync and either-kind claims whose plan sorts, on a backlog with every
+    # coordinated kind of row (bench.plans): read once per database.
+    Figure("plan_sorts", "Claim plans that sort (of 2)", "plans", False),
 )
 
 
@@ -67,18 +83,34 @@ def medians(runs: Sequence[dict[str, Any]], system: str) -> dict[str, float | No
     return found
 
 
+# Figures named after no workload of their own, and the workload that gives them.
+WORKLOAD_OF_PREFIX = {"bulk": "w1", "idle": "w4", "rss": "w2", "plan": "plans"}
+
+
+def workload_of(key: str) -> str:
+    """The workload (as ``--only`` names it) that gives the figure ``key``."""
+    prefix = key.split("_")[0]
+    return WORKLOAD_OF_PREFIX.get(prefix, prefix)
+
+
 def verdicts(
-    result: dict[str, Any], peers: dict[str, dict[str, float | None]]
+    result: dict[str, Any],
+    peers: dict[str, dict[str, float | None]],
+    selected: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per figure and target: every system's median, the ratio to the fastest peer,
     the database's limit where there is one, and PASS/MISS/SKIP.
 
     ``peers``: the medians of the peers measured once per run (huey), by name.
+    ``selected``: the workloads run (``--only``; None: all), whose figures alone
+    get rows.
     """
     figures = {**peers, **result["median"]}
     limits = result.get("limits") or {}
     rows = []
     for figure in FIGURES:
+        if selected is not None and workload_of(figure.key) not in selected:
+            continue
         ours = figures["offload"].get(figure.key)
         best_name, best = fastest_peer(figure.key, figures, figure.higher_is_better)
         base = {
@@ -119,7 +151,7 @@ def shown(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def format_table(report: dict[str, Any]) -> str:
+def format_table(report: dict[str, Any], *, full_plans: bool = False) -> str:
     params = report["parameters"]
     git = report["git"]
     commit = f"{git['commit']}{' (dirty)' if git['dirty'] else ''}"
@@ -162,6 +194,7 @@ def format_table(report: dict[str, Any]) -> str:
                 f"  {figure.label:<31} {figure.unit:<8} {values} {shown(row['ratio'], 2):>6}"
                 f"  {row['target'] or '':<16} {shown(row['judged'], 2):>8} {row['verdict'] or ''}"
             )
+        lines += plan_lines(result.get("plans"), full=full_plans)
         notes.extend(f"{name}: {problem}" for problem in result["problems"])
     verdict_list = [
         row["verdict"]
@@ -174,6 +207,21 @@ def format_table(report: dict[str, Any]) -> str:
     if notes:
         lines += ["", *notes]
     return "\n".join(lines)
+
+
+def plan_lines(found: dict[str, Any] | None, *, full: bool) -> list[str]:
+    """Which index each kind of claim reads, and whether it sorts; with ``full``, every plan."""
+    if not found:
+        return []
+    each = found["each_coordinated_kind"]
+    lines = [f"  claim plans, {found['tasks']:,} plain tasks beside {each:,} keyed, "
+             "rate-limited and workflow tasks each:"]  # fmt: skip
+    for kind, plan in found["plans"].items():
+        reads = ", ".join(dict.fromkeys(plan["indexes"])) or "no index"
+        lines.append(f"    {kind:<12} reads {reads}{', SORTS' if plan['sorts'] else ''}")
+        if full:
+            lines += [f"      {line}" for line in plan["lines"]]
+    return lines
 
 
 def peer_note(result: dict[str, Any]) -> str | None:

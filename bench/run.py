@@ -65,8 +65,12 @@ QUICK = {
     "latency_rate": 40.0, "idle_seconds": 0.5, "sleep_tasks": 200, "peer_sleep_tasks": 20,
     "async_tasks": 500, "cpu_tasks": 10, "w7_tasks": 400, "limit_tasks": 200,
     "w3_offload": "2x1", "w3_peer": "2", "w3_huey": "2", "conn_max_age": "0",
+    "w8_tasks": 200, "w8_keys": 10, "w8_limit": 2, "w9_tasks": 60, "w9_rate": 20,
+    "w10_members": 100,
 }  # fmt: skip
 PEER_VARIANTS = {"huey-sqlite": "sqlite", "huey-redis": "redis"}
+# What --only chooses from (bench.workloads.WORKLOADS, and the claim's plans).
+SELECTABLE = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9", "w10", "plans")
 
 # bench.scale, bench.soak and bench.capacity import these from here.
 __all__ = ["Unreachable", "drop_database", "recreate_database"]
@@ -125,6 +129,17 @@ MEASURE_OPTIONS: tuple[tuple[str, Any, Any, str], ...] = (
      "Tasks two threads enqueue while offload's default worker drains (W7)."),
     ("--limit-tasks", "positive_int", 2000,
      "INSERT + COMMIT transactions in the database limit's tight loop."),
+    ("--w8-tasks", "positive_int", 2000,
+     "Tasks of W8, the keyed drain, spread over --w8-keys concurrency keys (offload only)."),
+    ("--w8-keys", "positive_int", 20, "Concurrency keys of W8."),
+    ("--w8-limit", "positive_int", 2, "The concurrency limit of each W8 key."),
+    ("--w9-tasks", "positive_int", 300, "Tasks of W9, on one rate key (offload only)."),
+    ("--w9-rate", "positive_int", 50, "W9's rate limit, tasks per second."),
+    ("--w10-members", "positive_int", 1000,
+     "Members of W10's group, enqueued with a callback as one workflow (offload only)."),
+    ("--only", "selection", "all",
+     f"Comma-separated workloads to run, of {','.join(SELECTABLE)}; the database's limits "
+     "run with w1 or w4, plans is the claim's EXPLAIN on a mixed backlog."),
 )  # fmt: skip
 
 
@@ -139,7 +154,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--conn-max-age", default="0,60",
                         help="Comma-separated CONN_MAX_AGE values, each a full run.")  # fmt: skip
     types = {"positive_int": positive_int, "positive_float": positive_float,
-             "concurrencies": concurrencies}  # fmt: skip
+             "concurrencies": concurrencies, "selection": selection}  # fmt: skip
     for option, kind, default, text in MEASURE_OPTIONS:
         parser.add_argument(option, type=types[kind], default=default, help=text)
     parser.add_argument(
@@ -161,6 +176,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
                         help="Where to write the results.")  # fmt: skip
+    parser.add_argument("--plans", action="store_true",
+                        help="Print every claim plan in full (the JSON has them).")  # fmt: skip
     parser.add_argument("--no-plot", action="store_true",
                         help="Do not draw bench/results/bench.png and docs/bench.png.")  # fmt: skip
     parser.add_argument(
@@ -216,6 +233,23 @@ def concurrencies(text: str) -> str:
     return text
 
 
+def selection(text: str) -> str:
+    """``all``, or a comma-separated subset of SELECTABLE: checked, kept as text."""
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    if names == {"all"}:
+        return "all"
+    unknown = sorted(names - set(SELECTABLE))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected all or a comma-separated subset of {','.join(SELECTABLE)}, not {text!r}"
+        )
+    return ",".join(name for name in SELECTABLE if name in names)
+
+
+def selected(text: str) -> frozenset[str]:
+    return frozenset(SELECTABLE if text == "all" else text.split(","))
+
+
 def json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -266,7 +300,7 @@ def run_all(args: argparse.Namespace) -> int:
     peer_medians = {name: peer["median"] for name, peer in peers.items() if peer.get("median")}
     for result in results:
         if result.get("median"):
-            result["verdicts"] = verdicts(result, peer_medians)
+            result["verdicts"] = verdicts(result, peer_medians, selected(args.only))
     report = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": git,
@@ -288,9 +322,9 @@ def run_all(args: argparse.Namespace) -> int:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(format_table(report))
+    print(format_table(report, full_plans=args.plans))
     print(f"\nRaw figures: {display_path(args.json)}")
-    if not args.no_plot:
+    if not args.no_plot and args.only == "all":  # a partial run does not redraw the plot
         plot(report, DEFAULT_PLOTS)
         print(f"Plot: {', '.join(display_path(path) for path in DEFAULT_PLOTS)}")
 
@@ -356,6 +390,7 @@ def empty_result(database: str, conn_max_age: int | None) -> dict[str, Any]:
         "runs": [],
         "median": None,
         "limits": None,  # the database's own commit limits, medians (bench.db_limits)
+        "plans": None,  # the claim's plans on a mixed backlog (bench.plans)
     }
 
 
@@ -401,6 +436,7 @@ def run_one(args: argparse.Namespace) -> int:
 
 def measure(args: argparse.Namespace, result: dict[str, Any], name: str) -> None:
     from bench import db_limits
+    from bench.plans import backlog_plans
     from bench.systems import SYSTEMS, Concurrency
     from bench.workloads import Context, calibrate_cpu_rounds
     from bench.workloads import measure as measure_system
@@ -416,7 +452,10 @@ def measure(args: argparse.Namespace, result: dict[str, Any], name: str) -> None
         idle_seconds=args.idle_seconds, sleep_tasks=args.sleep_tasks,
         peer_sleep_tasks=args.peer_sleep_tasks, sleep_threads=args.sleep_threads,
         async_slots=args.async_slots, async_tasks=args.async_tasks,
-        cpu_tasks=args.cpu_tasks, w7_tasks=args.w7_tasks, problems=result["problems"],
+        cpu_tasks=args.cpu_tasks, w7_tasks=args.w7_tasks, w8_tasks=args.w8_tasks,
+        w8_keys=args.w8_keys, w8_limit=args.w8_limit, w9_tasks=args.w9_tasks,
+        w9_rate=args.w9_rate, w10_members=args.w10_members,
+        selected=selected(args.only) - {"plans"}, problems=result["problems"],
         stamp_dir=Path(tempfile.mkdtemp(prefix="offload-bench-stamps-")),
     )  # fmt: skip
     ctx.cpu_rounds = calibrate_cpu_rounds()
@@ -425,19 +464,27 @@ def measure(args: argparse.Namespace, result: dict[str, Any], name: str) -> None
         "offload_options": settings.TASKS["default"]["OPTIONS"],
         "cpu_task_rounds": ctx.cpu_rounds,
     }
+    if "plans" in selected(args.only):
+        log(f"{name}: the claim's plans on a mixed backlog")
+        result["plans"] = backlog_plans(args.tasks)
+        SYSTEMS[0].empty()
     try:
         for number in range(1, args.repeat + 1):
             run: dict[str, Any] = {"repeat": number}
             result["runs"].append(run)
-            log(f"{name}: repeat {number}/{args.repeat}: the database's own commit limits")
-            run["limits"] = db_limits.measure(args.latency_tasks, args.latency_rate,
-                                              args.limit_tasks)  # fmt: skip
+            if {"w1", "w4"} & ctx.selected:
+                log(f"{name}: repeat {number}/{args.repeat}: the database's own commit limits")
+                run["limits"] = db_limits.measure(args.latency_tasks, args.latency_rate,
+                                                  args.limit_tasks)  # fmt: skip
             for system in SYSTEMS:
                 log(f"{name}: repeat {number}/{args.repeat}: {system.label}")
                 run[system.name] = measure_system(ctx, system, lambda text: log(f"{name}: {text}"))
     finally:
         shutil.rmtree(ctx.stamp_dir, ignore_errors=True)
     result["median"] = {system.name: medians(result["runs"], system.name) for system in SYSTEMS}
+    if result.get("plans"):
+        # Not a figure of a repeat: the plans are read once per database.
+        result["median"]["offload"]["plan_sorts"] = len(result["plans"]["sorting"])
     result["limits"] = limit_medians(result["runs"])
 
 

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import django
 from django.core.management import call_command
 
+from bench.plans import CLAIM_KINDS, optimize, plan
 from bench.run import (
     EXIT_UNREACHABLE,
     ROOT,
@@ -389,23 +389,6 @@ def plus_ms(vendor: str, ms: str) -> str:
     return f"strftime('%%Y-%%m-%%d %%H:%%M:%%f', %s, (({ms}) / 1000.0) || ' seconds')"
 
 
-def optimize(store: TaskStore) -> None:
-    """Fresh statistics for the planner; on PostgreSQL also no dead row versions.
-
-    VACUUM as well as ANALYZE on PostgreSQL: rows just updated leave dead
-    versions whose index entries every claim would step over until
-    autovacuum came by, which would make the figures depend on its timing.
-    """
-    with store.connection.cursor() as cursor:
-        if store.vendor.name == "postgresql":
-            cursor.execute(f"VACUUM (ANALYZE) {TABLE}")
-        elif store.vendor.name == "mysql":
-            cursor.execute(f"ANALYZE TABLE {TABLE}")
-            cursor.fetchall()  # it answers with a result set, which must be read
-        else:
-            cursor.execute(f"ANALYZE {TABLE}")
-
-
 def counts() -> dict[str, int]:
     from django.db.models import Count
 
@@ -416,42 +399,6 @@ def counts() -> dict[str, int]:
 
 
 # -- 2. the plan ---------------------------------------------------------------------------
-
-# The three claims a worker makes: sync tasks only (explain_claim's default),
-# either kind (a worker with room for both), async tasks only.
-CLAIM_KINDS: dict[str, bool | None] = {
-    "sync tasks": False,
-    "either kind": None,
-    "async tasks": True,
-}
-
-# What a sort looks like in each engine's plan.
-SORT_MARKS = {
-    "postgresql": re.compile(r"\bSort\b"),  # Sort, Incremental Sort, Sort Key
-    "sqlite": re.compile(r"TEMP B-TREE FOR .*ORDER BY"),
-    "mysql": re.compile(r"filesort", re.IGNORECASE),
-}
-
-
-# Where each engine's plan names the index a scan reads.
-INDEX_MARKS = {
-    "postgresql": re.compile(
-        r"(?:Index (?:Only )?Scan (?:Backward )?using|Bitmap Index Scan on) (\w+)"
-    ),
-    "sqlite": re.compile(r"USING (?:COVERING )?INDEX (\w+)"),
-    # EXPLAIN's columns: id | select_type | table | type | possible_keys | key | ...
-    "mysql": re.compile(r"^[^|]*\|[^|]*\| offload_task \|[^|]*\|[^|]*\| (\w+) \|"),
-}
-
-
-def plan(store: TaskStore, is_async: bool | None) -> dict[str, Any]:
-    """The claim's plan, whether it sorts, and the indexes it reads."""
-    lines = store.explain_claim(is_async=is_async, limit=CLAIM_LIMIT)
-    vendor = store.vendor.name
-    sorting = [line for line in lines if SORT_MARKS[vendor].search(line)]
-    indexes = [found.group(1) for line in lines if (found := INDEX_MARKS[vendor].search(line))]
-    return {"lines": lines, "sorts": bool(sorting), "sort_lines": sorting, "indexes": indexes}
-
 
 # -- 3. claim latency ----------------------------------------------------------------------
 

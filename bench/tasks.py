@@ -31,6 +31,13 @@ def append_line(path: str, token: int) -> None:
 
 
 @task
+def append_after(results: list[object], path: str, token: int) -> None:
+    """``append_line`` as a workflow's callback, which receives its members' results first."""
+    now = time.monotonic()
+    append_stamp(path, token, now)
+
+
+@task
 def sleep_ms(ms: int) -> None:
     """Sleep ``ms`` milliseconds, to stand in for a task that waits on I/O."""
     time.sleep(ms / 1000)

@@ -5,7 +5,8 @@ W3 drain at the best of a few concurrencies, W4 an idle worker's latency (on
 the database's clock and on the caller's) and CPU use, W5 tasks that sleep
 20 ms (sync and async), W6 CPU-bound tasks with one and two processes, and
 (offload only) W7, a producer of two threads enqueuing while a default worker
-drains. W1-W4 and W7 run ``bench.tasks.append_line``, which appends one line
+drains (W7 to W10, offload's own, are run from ``bench.coordination``). W1-W4
+and W7 run ``bench.tasks.append_line``, which appends one line
 to a file, the body huey runs too (``bench.huey_peer``). Drain rates are
 counted from the first task's ``started_at`` to the last one's
 ``finished_at``, read from the system's table, so the workers' start-up and
@@ -57,6 +58,14 @@ class Context:
     async_tasks: int
     cpu_tasks: int
     w7_tasks: int = 4000
+    w8_tasks: int = 2000
+    w8_keys: int = 20
+    w8_limit: int = 2
+    w9_tasks: int = 300
+    w9_rate: int = 50
+    w10_members: int = 1000
+    # The workloads to run (--only); every one by default.
+    selected: frozenset[str] = frozenset(())
     # Where the task bodies' stamp files go; bench.run gives each child its own.
     stamp_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     problems: list[str] = field(default_factory=list)
@@ -124,6 +133,11 @@ def drain(
 ) -> dict[str, Any]:
     """Enqueue ``count`` tasks, run burst workers on them; the rate and the peak RSS."""
     fill(system, task, args, count)
+    return burst(ctx, system, concurrency, count)
+
+
+def burst(ctx: Context, system: System, concurrency: Concurrency, count: int) -> dict[str, Any]:
+    """Run burst workers on the ``count`` tasks enqueued; the rate and the peak RSS."""
     timeout = 60 + count / 5  # a worker this slow is broken, not slow
     begun = time.perf_counter()
     group = procs.start(
@@ -375,54 +389,81 @@ def everyday_load(ctx: Context, system: System) -> dict[str, Any]:
 
 # -- one repeat of everything ------------------------------------------------------------------
 
+WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9", "w10")
+
 
 def measure(ctx: Context, system: System, log: Callable[[str], None]) -> dict[str, Any]:
-    """Every workload once on ``system``; the figures the table shows, and the raw runs."""
+    """Every selected workload once on ``system``; the figures the table shows, and the raw runs."""
+    on = ctx.selected or frozenset(WORKLOADS)
     raw: dict[str, Any] = {}
-    raw["w1"] = enqueue_one_by_one(ctx, system)
-    raw["bulk"] = enqueue_bulk(ctx, system)
-    log(f"{system.label}: enqueue {raw['w1']['per_second']:.0f}/s; draining")
-    raw["w2"] = single_drain(ctx, system)
-    raw["w3"] = best_drain(ctx, system)
-    log(f"{system.label}: drain {raw['w2']['per_second'] or 0:.0f}/s (1x1), "
-        f"{raw['w3']['per_second'] or 0:.0f}/s (best); idle worker")  # fmt: skip
-    raw["w4"] = idle_worker(ctx, system)
-    caller_p50 = raw["w4"]["caller"]["p50_ms"]
-    log(f"{system.label}: latency p50 {raw['w4']['p50_ms']:.1f} ms, "
-        f"{caller_p50:.1f} ms on the caller's clock; sleeping tasks")  # fmt: skip
-    raw["w5_sync"] = sleepers(ctx, system, is_async=False)
-    raw["w5_async"] = sleepers(ctx, system, is_async=True)
-    raw["w5_async_wide"] = sleepers(ctx, system, is_async=True, wide=True)
-    log(f"{system.label}: CPU-bound tasks")
-    raw["w6"] = cpu_scaling(ctx, system)
-    # W7 is offload's own target (against its W1 and W3): the peers' workers
-    # are measured alone.
-    raw["w7"] = everyday_load(ctx, system) if system.name == "offload" else None
+    if "w1" in on:
+        raw["w1"] = enqueue_one_by_one(ctx, system)
+        raw["bulk"] = enqueue_bulk(ctx, system)
+        log(f"{system.label}: enqueue {raw['w1']['per_second']:.0f}/s")
+    if "w2" in on:
+        raw["w2"] = single_drain(ctx, system)
+        log(f"{system.label}: drain {raw['w2']['per_second'] or 0:.0f}/s (1x1)")
+    if "w3" in on:
+        raw["w3"] = best_drain(ctx, system)
+        log(f"{system.label}: drain {raw['w3']['per_second'] or 0:.0f}/s (best)")
+    if "w4" in on:
+        raw["w4"] = idle_worker(ctx, system)
+        log(f"{system.label}: latency p50 {raw['w4']['p50_ms']:.1f} ms, "
+            f"{raw['w4']['caller']['p50_ms']:.1f} ms on the caller's clock")  # fmt: skip
+    if "w5" in on:
+        raw["w5_sync"] = sleepers(ctx, system, is_async=False)
+        raw["w5_async"] = sleepers(ctx, system, is_async=True)
+        raw["w5_async_wide"] = sleepers(ctx, system, is_async=True, wide=True)
+        log(f"{system.label}: sleeping tasks done")
+    if "w6" in on:
+        raw["w6"] = cpu_scaling(ctx, system)
+    # W7-W10 are offload's own (W7 against its W1 and W3; the others use what
+    # only offload has): the peers' workers are measured alone.
+    if system.name == "offload":
+        from bench.coordination import offload_only
+
+        offload_only(ctx, system, on, raw, log)
     system.empty()
-    figures = {
-        "w1_per_s": raw["w1"]["per_second"],
-        "bulk_per_s": raw["bulk"]["per_second"] if raw["bulk"] else None,
-        "w2_per_s": raw["w2"]["per_second"],
-        "w3_per_s": raw["w3"]["per_second"],
-        "w4_p50_ms": raw["w4"]["p50_ms"],
-        "w4_p99_ms": raw["w4"]["p99_ms"],
-        **{f"w4_caller_{key}": raw["w4"]["caller"][key] for key in CALLER_KEYS},
-        "idle_cpu_pct": raw["w4"]["idle_cpu_pct"],
-        "w5_sync_pct": raw["w5_sync"]["pct_of_ideal"],
-        "w5_async_pct": raw["w5_async"]["pct_of_ideal"],
-        "w5_async_wide_x": raw["w5_async_wide"]["x_threads_ideal"],
-        "w6_ratio": raw["w6"]["ratio"],
+    return {"figures": figures_of(raw), "raw": raw}
+
+
+def figures_of(raw: dict[str, Any]) -> dict[str, float | None]:
+    """The figures the table shows, from one repeat's raw runs (None where not run)."""
+    from bench.coordination import coordination_figures
+
+    def get(name: str, *path: str) -> Any:
+        found = raw.get(name)
+        for key in path:
+            found = found[key] if found else None
+        return found
+
+    w1, w3 = get("w1", "per_second"), get("w3", "per_second")
+    return {
+        "w1_per_s": w1,
+        "bulk_per_s": get("bulk", "per_second"),
+        "w2_per_s": get("w2", "per_second"),
+        "w3_per_s": w3,
+        "w4_p50_ms": get("w4", "p50_ms"),
+        "w4_p99_ms": get("w4", "p99_ms"),
+        **{f"w4_caller_{key}": get("w4", "caller", key) for key in CALLER_KEYS},
+        "idle_cpu_pct": get("w4", "idle_cpu_pct"),
+        "w5_sync_pct": get("w5_sync", "pct_of_ideal"),
+        "w5_async_pct": get("w5_async", "pct_of_ideal"),
+        "w5_async_wide_x": get("w5_async_wide", "x_threads_ideal"),
+        "w6_ratio": get("w6", "ratio"),
         # The largest worker process during the single-process drain.
-        "rss_mb": max(raw["w2"]["peak_rss_mb"], default=None),
-        **w7_figures(raw["w7"], raw["w1"]["per_second"], raw["w3"]["per_second"]),
+        "rss_mb": max(raw["w2"]["peak_rss_mb"], default=None) if raw.get("w2") else None,
+        **w7_figures(raw.get("w7"), w1, w3),
+        **coordination_figures(raw, get("w3", "tried")),
     }
-    return {"figures": figures, "raw": raw}
 
 
 CALLER_KEYS = ("p50_ms", "p95_ms", "p99_ms")
 
 
-def w7_figures(w7: dict[str, Any] | None, w1: float, w3: float | None) -> dict[str, float | None]:
+def w7_figures(
+    w7: dict[str, Any] | None, w1: float | None, w3: float | None
+) -> dict[str, float | None]:
     """W7's rates, and each as a percentage of the same system's W1 and W3 alone."""
     if w7 is None:
         return dict.fromkeys(("w7_enqueue_per_s", "w7_drain_per_s", "w7_enqueue_pct_w1",
