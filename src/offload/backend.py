@@ -10,6 +10,7 @@ because the worker really does it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -37,7 +38,7 @@ from offload.exceptions import (
     TaskCancelled,
 )
 from offload.failures import error_json
-from offload.limits import MAX_TASK_PATH_LENGTH
+from offload.limits import MAX_CONCURRENCY_KEY_LENGTH, MAX_TASK_PATH_LENGTH
 from offload.payload import encode_arguments
 from offload.progress import Progress, stored_number
 from offload.rates import RateOf
@@ -235,6 +236,18 @@ class DatabaseBackend(BaseTaskBackend):
     def _enqueue_unique(self, new: NewTask, result: TaskResult[_P, _R]) -> TaskResult[_P, _R]:
         """Enqueue ``new``, which has a unique key; a duplicate does what its
         ``on_duplicate`` says (see ``offload.uniqueness``)."""
+        if required_unique(new).on_duplicate != REPLACE:
+            return self._unique_or_holder(new, result)
+        # Replacing enqueues of one key take turns, on the key's lock taken
+        # first: on MariaDB, a refused INSERT leaves a shared lock on the
+        # holder's index entry until the transaction ends, and a hundred
+        # callers' transactions, each then updating the holder, waited on
+        # each other's shared locks for minutes.
+        with transaction.atomic(using=self.config.database):
+            self.store.lock_keys([(new.backend, replace_lock_name(required_unique(new).key))])
+            return self._unique_or_holder(new, result)
+
+    def _unique_or_holder(self, new: NewTask, result: TaskResult[_P, _R]) -> TaskResult[_P, _R]:
         found = self.store.enqueue_unique(new)
         if not isinstance(found, Holder):
             return self._enqueued(result, *found)
@@ -430,6 +443,16 @@ def _rate_of(task: Task[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any
     if isinstance(task, OffloadTask) and task.rate_key is not None:
         return task.rate_of(args, dict(kwargs))
     return None
+
+
+def replace_lock_name(key: str) -> str:
+    """The name, among the concurrency keys' locks (``store.gate``), of the
+    lock that replacing enqueues of unique key ``key`` take: one no
+    concurrency key is given (a prefix, and a digest if the key is long)."""
+    name = f"unique-replace:{key}"
+    if len(name) > MAX_CONCURRENCY_KEY_LENGTH:
+        name = "unique-replace:" + hashlib.sha256(key.encode()).hexdigest()
+    return name
 
 
 def required_unique(new: NewTask) -> UniqueKeyOf:

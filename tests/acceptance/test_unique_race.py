@@ -28,11 +28,6 @@ def _racers() -> int:
 
 @pytest.mark.parametrize("on_duplicate", ["existing", "replace"])
 def test_racing_processes_leave_one_task(start_process, on_duplicate):
-    if on_duplicate == "replace" and connection.vendor == "mysql":
-        # Open: a hundred racers replacing one waiting task on MariaDB wait on
-        # each other's row locks for minutes (the step after a duplicate is
-        # not yet retried or ordered there); docs/coordination.md says so.
-        pytest.skip("concurrent replaces of one key on MariaDB: an open problem")
     racers = _racers()
     print(f"\n[{connection.vendor}] {racers} racing processes")
     proc = start_process("-m", "tests.acceptance.unique_racer", str(racers), on_duplicate)
