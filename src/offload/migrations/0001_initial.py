@@ -1,7 +1,10 @@
 """offload's schema: the task table and its indexes, the workers, the leases,
 the schedules and their fires, the queue switches, the admin's views of the
 tasks, the queue depth samples, the concurrency and rate keys, and the
-workflows' dependencies.
+workflows' dependencies. Before the first release, the seventeen migrations
+of the schema's development (0001 to 0018) were folded into this one, which
+builds the very tables, constraints and indexes they built, with the same
+names, on SQLite, PostgreSQL and MariaDB.
 
 The task table's indexes are all built by one function, in one order (the
 order SQLite's and MariaDB's planners consider them in when two cost the
@@ -192,6 +195,8 @@ class Migration(migrations.Migration):
     dependencies = []
 
     operations = [
+        # Columns are in the order the migrations folded into this one added
+        # them, not the model's order, so the tables are those they built.
         migrations.CreateModel(
             name="TaskRecord",
             fields=[
@@ -607,7 +612,8 @@ class Migration(migrations.Migration):
         # drops the tables, and their indexes and settings with them.
         migrations.SeparateDatabaseAndState(
             database_operations=[
-                # Not in a transaction of its own: MariaDB refuses DDL in one.
+                # In the migration's transaction on PostgreSQL and SQLite; in
+                # none on MariaDB, which refuses DDL inside one.
                 migrations.RunPython(create_task_indexes, migrations.RunPython.noop, atomic=False),
             ],
             state_operations=[
