@@ -79,7 +79,7 @@ class TaskRecord(models.Model):
     # claim for scope "waiting", at a final state for "active"); a task of
     # scope "period" keeps it until unique_until, which the next enqueue of
     # the key checks. One task per (backend, unique_key): the unique index
-    # offload_task_unique_key_uniq of migration 0014.
+    # offload_task_unique_key_uniq (see Meta.indexes below).
     unique_key = models.CharField(  # noqa: DJ001
         max_length=MAX_UNIQUE_KEY_LENGTH, null=True, blank=True
     )
@@ -152,45 +152,49 @@ class TaskRecord(models.Model):
                 fields=["status", "-priority", "available_at", "id"],
                 name="offload_task_claim_all_idx",
             ),
-            # Two partial indexes live in the migrations, not here (MariaDB has
-            # no partial indexes, and a declared one makes Django warn about
-            # that on every command of a MariaDB project):
-            # - offload_task_running_lease_idx (0009), lease_expires_at WHERE
+            # The partial indexes are built by the initial migration, in SQL,
+            # not declared here (MariaDB has no partial indexes, and a declared
+            # one makes Django warn about that on every command of a MariaDB
+            # project):
+            # - offload_task_running_lease_idx, lease_expires_at WHERE
             #   status = 'RUNNING': the rescue's search for expired leases. It
             #   holds running tasks only, so an enqueue never writes to it.
             #   On MariaDB the rescue reads the running tasks through the
             #   claim indexes, whose first column is the status.
-            # - offload_task_async_claim_idx (0008), (-priority, available_at,
+            # - offload_task_async_claim_idx, (-priority, available_at,
             #   id) WHERE status = 'READY' AND is_async: the claim of async
             #   tasks alone (a worker whose threads are full), which with a
             #   sync backlog otherwise read every ready row and sorted what
             #   matched (15 ms at 100,000 ready rows on PostgreSQL).
-            # - offload_task_unique_key_uniq (0014), UNIQUE (backend,
+            # - offload_task_unique_key_uniq, UNIQUE (backend,
             #   unique_key) WHERE unique_key IS NOT NULL: one holder per key.
             #   Partial where the engine allows, so a task without a key adds
             #   no entry; MariaDB's unique index holds every row but lets
             #   NULLs repeat.
-            # - offload_task_blocked_idx (0016), (backend, concurrency_key,
+            # - offload_task_blocked_idx, (backend, concurrency_key,
             #   priority DESC, id) WHERE status = 'BLOCKED': the promotion of a
             #   key's oldest blocked tasks, and the sweep's list of keys with
             #   blocked tasks. Plain on MariaDB, where it also counts a key's
             #   holders.
-            # - offload_task_key_holders_idx (0016), (backend,
+            # - offload_task_key_holders_idx, (backend,
             #   concurrency_key) WHERE status IN ('READY', 'RUNNING') AND
             #   concurrency_key IS NOT NULL: the count of a key's holders.
             #   Not on MariaDB (no partial indexes; the one above serves).
-            # - offload_task_rate_blocked_idx (0017), (backend, rate_key,
+            # - offload_task_rate_blocked_idx, (backend, rate_key,
             #   priority DESC, id) WHERE status = 'BLOCKED': the promotion of a
             #   rate key's blocked tasks. Plain on MariaDB, where it also
             #   serves the count of a key's window.
-            # - offload_task_workflow_idx (0018), (workflow_id, id) WHERE
+            # - offload_task_workflow_idx, (workflow_id, id) WHERE
             #   workflow_id IS NOT NULL: a workflow's tasks. Plain on MariaDB.
-            # - offload_task_waiting_idx (0018), (id) WHERE status =
-            #   'WAITING': the rescuer's walk of waiting workflow tasks. Not
-            #   on MariaDB (the claim indexes serve).
-            # - offload_task_rate_window_idx (0017), (backend, rate_key,
+            # - offload_task_waiting_idx, (id) WHERE status = 'WAITING': the
+            #   rescuer's walk of waiting workflow tasks. Not on MariaDB (the
+            #   claim indexes serve).
+            # - offload_task_rate_window_idx, (backend, rate_key,
             #   status, claimed_at) WHERE rate_key IS NOT NULL: the count of a
             #   key's window. Not on MariaDB.
+            # The admin's indexes, on finished_at, enqueued_at, (queue_name,
+            # id) and (task_path, id), are built there too: no statement of
+            # the worker uses them.
         ]
 
     def __str__(self) -> str:

@@ -1,22 +1,21 @@
 """An index migration of the task table runs while a real worker drains tasks, and
-never makes an enqueue, a claim or a completion wait for it (PostgreSQL: the
-indexes are built and dropped CONCURRENTLY)."""
+never makes an enqueue, a claim or a completion wait for it (the indexes are
+built and dropped CONCURRENTLY on PostgreSQL, with LOCK=NONE on MariaDB). The
+migration is the tests' own (tests/online_index_migration.py), made of
+offload.online_indexes' operations."""
 
 import threading
 import time
 
 import pytest
-from django.core.management import call_command
 from django.db import connection, connections
-from django.db.migrations.executor import MigrationExecutor
-from django.db.migrations.loader import MigrationLoader
 from django.tasks import TaskResultStatus
 
+from tests import online_index_migration as online
 from tests.app import tasks
 from tests.helpers import wait_for
 
 WORKER = ("-m", "django", "offload", "worker", "--processes", "1", "--threads", "2", "-v", "0")
-BEFORE, INDEX_MIGRATION = "0008_async_claim_index", "0009_running_lease_index"
 # Finished rows the index builds have to read: enough that a build holding
 # a lock would hold it for far longer than the bounds below.
 FINISHED_ROWS = 1_500_000
@@ -26,47 +25,49 @@ MOST_LOCK_WAIT = 0.3
 MOST_ENQUEUE = 1.0
 
 
+# Per engine: the numbers 1 to n as rows; this session's id; and the sessions
+# of this database, other than this one and the migration's, waiting for a
+# lock (on MariaDB, a table's metadata lock, which an index change that is not
+# online holds against writers).
+NUMBERS = {"postgresql": "generate_series(1, {rows})", "mysql": "seq_1_to_{rows}"}
+SESSION = {"postgresql": "SELECT pg_backend_pid()", "mysql": "SELECT CONNECTION_ID()"}
+LOCK_WAITERS = {
+    "postgresql": (
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND pid NOT IN (pg_backend_pid(), %s)"
+    ),
+    "mysql": (
+        "SELECT id FROM information_schema.processlist WHERE db = DATABASE() "
+        "AND state LIKE 'Waiting for%%lock%%' AND id NOT IN (CONNECTION_ID(), %s)"
+    ),
+}
+
+
 def fill_finished(rows: int) -> None:
+    numbers = NUMBERS[connection.vendor].format(rows=int(rows))
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO offload_task (task_path, backend, queue_name, priority, status, "
             "is_async, available_at, enqueued_at, finished_at, attempt, max_attempts, "
             "worker_ids, args, kwargs, errors) SELECT 'tests.app.tasks.noop', 'default', "
             "'default', 0, 'SUCCESSFUL', false, now(), now(), now(), 1, 1, '[]', '[]', '{}', "
-            "'[]' FROM generate_series(1, %s)",
-            [rows],
+            f"'[]' FROM {numbers}"
         )
-        cursor.execute("ANALYZE offload_task")
+        table = "TABLE " if connection.vendor == "mysql" else ""
+        cursor.execute(f"ANALYZE {table}offload_task")
 
 
 def lock_waiters(cursor, migrating: int) -> set[int]:
     """Sessions of this database, other than the migration's, waiting for a lock."""
-    cursor.execute(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-        "AND wait_event_type = 'Lock' AND pid NOT IN (pg_backend_pid(), %s)",
-        [migrating],
-    )
-    return {pid for (pid,) in cursor.fetchall()}
-
-
-def run_index_migration(backwards: bool) -> None:
-    """Unapply or apply 0009 alone, from the state just before it. Rolling the
-    graph back to 0008 would also undo the later migrations, whose columns the
-    running worker needs; the index operations are what is under test."""
-    executor = MigrationExecutor(connection)
-    migration = executor.loader.get_migration("offload", INDEX_MIGRATION)
-    before = executor.loader.project_state(("offload", BEFORE), at_end=True)
-    if backwards:
-        executor.unapply_migration(before, migration)
-    else:
-        executor.apply_migration(before, migration)
+    cursor.execute(LOCK_WAITERS[connection.vendor], [migrating])
+    return {session for (session,) in cursor.fetchall()}
 
 
 def migrate_while_enqueueing(backend, backwards: bool) -> list[str]:
     """Run the index migration (backwards or forwards) in a thread while this one
     enqueues tasks and watches for sessions waiting on a lock; return the ids
     enqueued meanwhile."""
-    target = f"{INDEX_MIGRATION} {'backwards' if backwards else 'forwards'}"
+    target = f"{online.NAME} {'backwards' if backwards else 'forwards'}"
     migrating: list[int] = []
     failures: list[BaseException] = []
     done = threading.Event()
@@ -74,9 +75,9 @@ def migrate_while_enqueueing(backend, backwards: bool) -> list[str]:
     def migrate() -> None:
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
+                cursor.execute(SESSION[connection.vendor])
                 migrating.append(cursor.fetchone()[0])
-            run_index_migration(backwards)
+            online.run(backwards=backwards)
         except BaseException as exc:
             failures.append(exc)
         finally:
@@ -112,31 +113,40 @@ def migrate_while_enqueueing(backend, backwards: bool) -> list[str]:
 
 
 def index_validity() -> dict[str, bool]:
+    """The task table's indexes, and whether each is valid (PostgreSQL keeps an
+    index a failed concurrent build left, marked invalid)."""
     with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            found = connection.introspection.get_constraints(cursor, "offload_task")
+            return {name: True for name, info in found.items() if info["index"]}
         cursor.execute(
-            "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c "
-            "ON c.oid = i.indexrelid WHERE c.relname LIKE 'offload_task%%'"
+            "SELECT c.relname, i.indisvalid FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+            "WHERE t.relname = 'offload_task'"
         )
         return dict(cursor.fetchall())
 
 
 def test_an_index_migration_runs_while_a_worker_drains(backend, start_process):
-    if connection.vendor != "postgresql":
-        pytest.skip("measures PostgreSQL's lock waits")
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has one writer at a time whatever the statement")
     fill_finished(FINISHED_ROWS)
     # The worker checks at start that the tables are up to date.
     start_process(*WORKER)
     warm = tasks.add.enqueue(0, 0)
     wait_for(lambda: backend.get_result(warm.id).status == TaskResultStatus.SUCCESSFUL, 60)
     try:
-        # Back past 0009 (builds the full lease index), then forward again
-        # (drops it, builds the partial one): both while the worker drains.
-        enqueued = migrate_while_enqueueing(backend, backwards=True)
-        assert index_validity()["offload_task_lease_idx"] is True
-        enqueued += migrate_while_enqueueing(backend, backwards=False)
+        # Forwards (builds a full index and a partial one, drops the full one),
+        # then backwards (builds the full one, drops both): all while the
+        # worker drains.
+        enqueued = migrate_while_enqueueing(backend, backwards=False)
         indexes = index_validity()
-        assert "offload_task_lease_idx" not in indexes
-        assert indexes["offload_task_running_lease_idx"] is True
+        assert online.FULL_INDEX.name not in indexes
+        assert indexes[online.PARTIAL_INDEX] is True
+        assert all(indexes.values())
+        enqueued += migrate_while_enqueueing(backend, backwards=True)
+        indexes = index_validity()
+        assert not {online.FULL_INDEX.name, online.PARTIAL_INDEX} & set(indexes)
         assert all(indexes.values())
         # Every task enqueued meanwhile is run.
         for task_id in enqueued:
@@ -147,10 +157,15 @@ def test_an_index_migration_runs_while_a_worker_drains(backend, start_process):
                 60,
             )
     finally:
-        call_command("migrate", "offload", newest_migration(), verbosity=0)
+        drop_leftovers()
 
 
-def newest_migration() -> str:
-    """offload's newest migration: the tests after this one need the whole schema."""
-    graph = MigrationLoader(None, ignore_no_migrations=True).graph
-    return next(name for app, name in graph.leaf_nodes() if app == "offload")
+def drop_leftovers() -> None:
+    """What a failed run of the test migration left: its indexes and its record."""
+    from django.db.migrations.recorder import MigrationRecorder
+
+    with connection.cursor() as cursor:
+        for name in (online.FULL_INDEX.name, online.PARTIAL_INDEX):
+            on = " ON offload_task" if connection.vendor == "mysql" else ""
+            cursor.execute(f"DROP INDEX IF EXISTS {name}{on}")
+    MigrationRecorder(connection).record_unapplied("offload", online.NAME)

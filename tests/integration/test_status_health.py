@@ -13,6 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection
+from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from offload.models import Queue, Schedule, TaskRecord, WorkerRecord
@@ -260,13 +261,16 @@ def test_an_unmigrated_database_exits_3(unmigrated):
 
 
 def test_a_database_one_migration_behind_exits_3():
-    call_command("migrate", "offload", "0009", verbosity=0)
+    """The tables are there but a migration on disk is not applied, as after an
+    upgrade that brings one (offload has one migration: it is unrecorded)."""
+    recorder = MigrationRecorder(connection)
+    recorder.record_unapplied("offload", "0001_initial")
     try:
         code, found = health()
         assert code == 3
-        assert "0010_schedule_last_error" in found["checks"][0]["detail"]
+        assert "(not applied: 0001_initial)" in found["checks"][0]["detail"]
     finally:
-        call_command("migrate", verbosity=0)
+        recorder.record_applied("offload", "0001_initial")
 
 
 def test_status_before_migrate_says_run_migrate(unmigrated):

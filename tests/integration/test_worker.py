@@ -6,6 +6,8 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Count, F
 from django.test import override_settings
 from django.utils import timezone
@@ -70,12 +72,15 @@ def test_a_task_whose_function_changed_kind_since_enqueue_still_runs(backend):
 
 
 def test_the_command_refuses_to_start_on_unmigrated_tables():
-    call_command("migrate", "offload", "0001", verbosity=0)
+    # A migration on disk the database has not applied, as after an upgrade
+    # that brings one.
+    recorder = MigrationRecorder(connection)
+    recorder.record_unapplied("offload", "0001_initial")
     try:
         with pytest.raises(CommandError, match=r"not up to date: run 'manage.py migrate"):
             call_command("offload", "worker", "--burst")
     finally:
-        call_command("migrate", "offload", verbosity=0)
+        recorder.record_applied("offload", "0001_initial")
 
 
 def test_a_kind_with_no_tasks_backs_off_while_the_other_drains(backend):

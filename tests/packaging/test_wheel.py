@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = ROOT / "src" / "offload" / "migrations"
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("OFFLOAD_TEST_DB", "sqlite") != "sqlite",
@@ -68,6 +69,9 @@ def test_wheel_holds_what_the_app_needs(dist: Path) -> None:
         "offload/testing/pytest_plugin.py",
     ):
         assert needed in names, needed
+    # The migrations of the source tree, and no other (a stale build's).
+    source = {f"offload/migrations/{path.name}" for path in MIGRATIONS.glob("*.py")}
+    assert {name for name in names if name.startswith("offload/migrations/")} == source
     # The test kit's pytest plugin is registered by the package.
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -8,7 +8,7 @@ Why the list stays fast:
   ``OPTIONS["ADMIN_COUNT_LIMIT"]`` rows (``SELECT COUNT(*) FROM (... LIMIT n)``)
   and the full count is never asked for.
 * It sorts only on indexed columns, filters only through indexed ones (see
-  ``filters`` and migration 0004), and never loads the JSON columns.
+  ``filters`` and the initial migration), and never loads the JSON columns.
 """
 
 from typing import TYPE_CHECKING, Any

@@ -41,8 +41,8 @@ CLAIM_ORDER = "priority DESC, available_at, id"
 # other workers took first (see ``ClaimStore._claim_without_returning``).
 CLAIM_ROUNDS = 4
 
-# The partial index of ready async tasks (migration 0008), for claims of async
-# tasks alone.
+# The partial index of ready async tasks (built by the initial migration), for
+# claims of async tasks alone.
 ASYNC_CLAIM_INDEX = "offload_task_async_claim_idx"
 
 # A task of unique scope "waiting" lets go of its key when it is claimed (see

@@ -1,6 +1,6 @@
 """The enqueue of a task with a unique key (see ``offload.uniqueness``).
 
-The unique index on (backend, unique_key) of migration 0014 is what allows
+The unique index on (backend, unique_key), offload_task_unique_key_uniq, is what allows
 one holder per key, so the enqueue simply tries the INSERT: however many
 processes enqueue the key at once, the database lets one row in and refuses
 the others. Each try runs in a savepoint, so a refused one leaves the
