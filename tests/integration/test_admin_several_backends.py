@@ -57,8 +57,13 @@ def test_a_task_of_the_separate_backend_is_listed_there_only(operator):
 
 @BOTH_DATABASES
 def test_its_page_opens_and_retry_acts_on_its_database(operator):
-    make_failed(task_path="tests.app.tasks.send_email")  # a failed task on default too
+    other = [{"exception_class_path": "builtins.KeyError", "traceback": "KeyError: on default\n"}]
+    make_failed(task_path="tests.app.tasks.send_email", errors=other)  # on default too
     failed = make_failed("queue", task_path="tests.app.tasks.add", backend="separate")
+    # The failed list's messages are read from the same database as its rows.
+    listed = operator.get(reverse("admin:offload_failedtask_changelist") + SEPARATE)
+    assert "<code>ValueError</code> boom 3" in listed.text
+    assert "on default" not in listed.text
     page = operator.get(reverse("admin:offload_failedtask_change", args=[failed.pk]) + SEPARATE)
     assert page.status_code == 200
     assert "tests.app.tasks.add" in page.text
