@@ -11,7 +11,8 @@ from offload.models import TaskRecord, WorkerRecord
 from offload.states import State
 
 
-def make_task(**fields: Any) -> TaskRecord:
+def make_task(using: str | None = None, **fields: Any) -> TaskRecord:
+    """A task row on database ``using`` (None: the router's)."""
     now = timezone.now()
     values: dict[str, Any] = {
         "task_path": "tests.app.tasks.add",
@@ -24,10 +25,10 @@ def make_task(**fields: Any) -> TaskRecord:
         "kwargs": {},
     }
     values.update(fields)
-    return TaskRecord.objects.create(**values)
+    return TaskRecord.objects.db_manager(using).create(**values)
 
 
-def make_failed(**fields: Any) -> TaskRecord:
+def make_failed(using: str | None = None, **fields: Any) -> TaskRecord:
     now = timezone.now()
     values: dict[str, Any] = {
         "status": State.FAILED,
@@ -49,10 +50,12 @@ def make_failed(**fields: Any) -> TaskRecord:
         ],
     }
     values.update(fields)
-    return make_task(**values)
+    return make_task(using, **values)
 
 
-def make_worker(worker_id: str = "host:100:abc", **fields: Any) -> WorkerRecord:
+def make_worker(
+    worker_id: str = "host:100:abc", using: str | None = None, **fields: Any
+) -> WorkerRecord:
     now = timezone.now()
     values: dict[str, Any] = {
         "id": worker_id,
@@ -67,7 +70,7 @@ def make_worker(worker_id: str = "host:100:abc", **fields: Any) -> WorkerRecord:
         "heartbeat_at": now,
     }
     values.update(fields)
-    return WorkerRecord.objects.create(**values)
+    return WorkerRecord.objects.db_manager(using).create(**values)
 
 
 def make_user(

@@ -4,9 +4,12 @@ Needed only when that is not ``"default"``::
 
     DATABASE_ROUTERS = ["offload.routers.OffloadRouter"]
 
-Reads go to the database of the ``default`` TASKS backend (that is what the
-admin shows); migrations create the tables on every database that some offload
-backend names. Settings are read on each call, never at import.
+Reads and writes go to the database of the ``default`` TASKS backend (what the
+admin shows unless asked for another backend), except for a row read from a
+database, which stays on it (as with Django's default routing): saving it,
+deleting it and checking its constraints use that database. Migrations create
+the tables on every database that some offload backend names. Settings are read
+on each call, never at import.
 """
 
 from typing import Any
@@ -34,6 +37,9 @@ class OffloadRouter:
     def db_for_read(self, model: type[Model], **hints: Any) -> str | None:
         if model._meta.app_label != APP_LABEL:
             return None
+        instance = hints.get("instance")
+        if instance is not None and instance._state.db:
+            return str(instance._state.db)
         databases = _task_databases()
         return databases[0] if databases else None
 

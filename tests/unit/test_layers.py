@@ -72,6 +72,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "offload.admin.filters",
             "offload.admin.display",
             "offload.admin.options",
+            "offload.admin.backend_choice",
             "offload.admin.security",
             "offload.admin.schedules",
             "offload.admin.bulk",

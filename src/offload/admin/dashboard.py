@@ -13,8 +13,7 @@ from django.urls import URLPattern, path, reverse
 from django.views.decorators.cache import never_cache
 
 from offload.admin.list_params import bad_request
-from offload.admin.options import admin_options, backend_problem
-from offload.admin.queues import backend_switch
+from offload.admin.options import admin_options, backend_problem, backend_switch
 from offload.admin.security import bounded_int, csp_urls, csp_view
 from offload.admin.stats import WINDOWS, dashboard_data
 from offload.models import Dashboard

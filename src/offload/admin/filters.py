@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from offload.admin.backend_choice import BACKEND_VAR, chosen_database
 from offload.admin.list_params import choice_check, text_check
 from offload.admin.options import configured_queues
 from offload.limits import MAX_NAME_LENGTH
@@ -52,7 +53,8 @@ class QueueNameFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         names = set(configured_queues())
-        names.update(Queue.objects.values_list("name", flat=True)[:100])
+        paused = Queue.objects.using(chosen_database(request))
+        names.update(paused.values_list("name", flat=True)[:100])
         return [(name, name) for name in sorted(names)]
 
     def has_output(self) -> bool:
@@ -80,8 +82,11 @@ class TextFilter(admin.SimpleListFilter):
         return True
 
     def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:  # type: ignore[override]
-        # The template builds a GET form keeping every other parameter.
+        # The template builds a GET form keeping every other parameter, the
+        # backend chosen included (it filters nothing, so it is not among them).
         params = changelist.get_filters_params()
+        if BACKEND_VAR in changelist.filter_params:
+            params[BACKEND_VAR] = changelist.filter_params[BACKEND_VAR]
         others = [
             (key, value)
             for key, values in params.items()
@@ -147,7 +152,9 @@ class WorkerFilter(admin.SimpleListFilter):
     check_value = staticmethod(text_check(MAX_NAME_LENGTH, allow_empty=False))
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        workers = WorkerRecord.objects.order_by("-heartbeat_at")[:WORKER_CHOICES]
+        workers = WorkerRecord.objects.using(chosen_database(request)).order_by("-heartbeat_at")[
+            :WORKER_CHOICES
+        ]
         return [(worker.id, str(worker)) for worker in workers]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:

@@ -63,13 +63,15 @@ class LastErrorField(Func):
         return sql, tuple(params) * sql.count(column)
 
 
-def attach_last_errors(rows: list[TaskRecord]) -> None:
+def attach_last_errors(rows: list[TaskRecord], using: str) -> None:
     """Set ``last_error_class``, ``last_error_head`` and ``last_error_tail`` on
-    each of a page's rows, in one query over those rows alone (never in the
-    list's count, which would read the column of every counted row)."""
+    each of a page's rows (read from database ``using``), in one query over
+    those rows alone (never in the list's count, which would read the column of
+    every counted row)."""
     found = {
         pk: (path, head, tail)
-        for pk, path, head, tail in TaskRecord.objects.filter(pk__in=[row.pk for row in rows])
+        for pk, path, head, tail in TaskRecord.objects.using(using)
+        .filter(pk__in=[row.pk for row in rows])
         .annotate(
             last_error_class=LastErrorField("exception_class_path", CLASS_CHARS),
             last_error_head=LastErrorField("traceback", HEAD_CHARS),

@@ -97,8 +97,9 @@ def field_check(field: Field[Any, Any], lookup: str) -> Check:
 
 
 def filter_checks(model_admin: ModelAdmin[Any], request: HttpRequest) -> dict[str, Check]:
-    """Parameter name -> check, for every parameter the list's filters offer."""
-    checks: dict[str, Check] = {}
+    """Parameter name -> check, for every parameter the list's filters offer, and
+    those the ModelAdmin reads itself (its ``extra_list_params``)."""
+    checks: dict[str, Check] = dict(getattr(model_admin, "extra_list_params", {}))
     for item in model_admin.get_list_filter(request):
         if isinstance(item, type) and issubclass(item, SimpleListFilter):
             checks[str(item.parameter_name)] = getattr(item, "check_value", text_check(255))

@@ -1,12 +1,13 @@
 """Which backend's OPTIONS and database the admin uses."""
 
+from typing import Any
+
 from django.db import router
 from django.tasks import task_backends
 
 from offload.backend import DatabaseBackend
 from offload.conf import Options
 from offload.models import TaskRecord
-from offload.store import TaskStore
 
 
 def backends() -> list[DatabaseBackend]:
@@ -21,11 +22,6 @@ def admin_options() -> Options:
     return found[0].config if found else Options()
 
 
-def admin_store() -> TaskStore:
-    """The store on the database the admin reads tasks from (see ``offload.routers``)."""
-    return TaskStore(router.db_for_write(TaskRecord) or "default")
-
-
 def backend_named(alias: str | None) -> DatabaseBackend | None:
     """The offload backend ``alias``; None: the first one. None if there is no such one."""
     found = backends()
@@ -35,7 +31,7 @@ def backend_named(alias: str | None) -> DatabaseBackend | None:
 
 
 def backend_problem(alias: str) -> str | None:
-    """What is wrong with ``?backend=alias`` on the dashboard and the queues page."""
+    """What is wrong with ``?backend=alias`` on an admin page."""
     if backend_named(alias) is not None:
         return None
     known = ", ".join(b.alias for b in backends()) or "none"
@@ -56,3 +52,14 @@ def configured_queues() -> list[str]:
     for backend in backends():
         names.update(name for name in backend.queues if isinstance(name, str))
     return sorted(names)
+
+
+def backend_switch(alias: str | None) -> dict[str, Any]:
+    """What a page says of the backend it shows, and the other backends to
+    switch to (``backend_switch.html`` shows them only when there are several)."""
+    backend = backend_named(alias)
+    return {
+        "backend": backend.alias if backend is not None else None,
+        "database": database_of(backend.alias if backend is not None else None),
+        "backends": [b.alias for b in backends()],
+    }

@@ -3,10 +3,11 @@
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
+
+from offload.admin.backend_choice import BackendChangeList
 
 # Django's Paginator is generic only to the type checker.
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class CappedPaginator(PaginatorBase):
         return self.count > self.limit
 
 
-class BoundedChangeList(ChangeList):
+class BoundedChangeList(BackendChangeList):
     """A changelist whose page query always has a LIMIT.
 
     Django fetches an unsliced queryset when everything fits on one page (or

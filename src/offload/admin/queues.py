@@ -30,7 +30,7 @@ from offload.admin.list_params import bad_request, problem_with
 from offload.admin.options import (
     backend_named,
     backend_problem,
-    backends,
+    backend_switch,
     configured_queues,
     database_of,
 )
@@ -77,17 +77,6 @@ def queue_rows(alias: str | None = None) -> list[QueueRow]:
         using, names = backend.config.database, sorted(backend.queues)
     depths = reads.queue_depths(using, names, timezone.now())
     return [QueueRow(**vars(depth)) for depth in depths]
-
-
-def backend_switch(alias: str | None) -> dict[str, Any]:
-    """What the dashboard and the queues page say of the backend they show, and
-    the other backends to switch to (shown only when there are several)."""
-    backend = backend_named(alias)
-    return {
-        "backend": backend.alias if backend is not None else None,
-        "database": database_of(backend.alias if backend is not None else None),
-        "backends": [b.alias for b in backends()],
-    }
 
 
 @admin.register(Queue)
@@ -137,8 +126,6 @@ class QueueAdmin(ModelAdminBase):
             "opts": self.opts,
             "rows": queue_rows(switch["backend"] if alias is not None else None),
             **switch,
-            # The task lists read the admin's database only (see offload.routers).
-            "tasks_listed": switch["database"] == database_of(None),
             "can_change": self.has_change_permission(request),
             **(extra_context or {}),
         }

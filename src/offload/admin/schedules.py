@@ -30,12 +30,14 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from offload.admin.backend_choice import BackendChoice, chosen_database
 from offload.admin.display import as_json, compact_time, cut_text
-from offload.admin.list_params import StrictListParams
+from offload.admin.list_params import StrictListParams, text_check
 from offload.admin.masking import mask_secrets, restore_masked
-from offload.admin.options import admin_options
+from offload.admin.options import admin_options, backend_named, backends
 from offload.admin.security import csp_urls
 from offload.backend import DatabaseBackend
+from offload.limits import MAX_NAME_LENGTH
 from offload.models import Schedule, ScheduleFire, TaskRecord
 from offload.schedules.firing import run_now
 from offload.schedules.listing import describe, next_fires
@@ -81,10 +83,17 @@ class _ArgumentsField(forms.JSONField):
 
 class ScheduleForm(_ModelForm):
     """Shows arguments masked, keeps the stored value of a masked one, and refuses
-    what the backend does not allow (see ``targets.admin_problems``)."""
+    what the backend does not allow (see ``targets.admin_problems``), or a backend
+    that keeps its schedules on another database than the page's."""
+
+    # The page's database (``ScheduleAdmin.get_form``): a new row's constraints
+    # are checked there (see ``offload.routers``).
+    database: str | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.database is not None and self.instance._state.adding:
+            self.instance._state.db = self.database
         for name in ("args", "kwargs"):
             if name in self.fields and self.instance.pk is not None:
                 self.initial[name] = mask_secrets(getattr(self.instance, name))
@@ -110,6 +119,15 @@ class ScheduleForm(_ModelForm):
             setattr(row, name, value)
         for name, problem in admin_problems(row).items():
             self.add_error(name if name in self.fields else None, problem)
+        backend, using = backend_named(row.backend or None), self.instance._state.db
+        if backend is not None and using is not None and backend.config.database != using:
+            # Its scheduler reads its own database: the row would never fire.
+            self.add_error(
+                "backend",
+                f"{row.backend!r} keeps its schedules on database {backend.config.database!r}, "
+                f"this page shows database {using!r}: make it on that backend's page "
+                f"(?backend={row.backend}).",
+            )
         return cleaned
 
 
@@ -125,12 +143,30 @@ def _shown_target(row: Schedule) -> str:
     return row.task_path
 
 
-class ScheduleAdmin(StrictListParams, _ModelAdmin):
+class BackendFilter(admin.SimpleListFilter):
+    """The schedules of one backend, among those on the database shown (the
+    switch's ``?backend=`` picks the database; several backends may share one)."""
+
+    title = "backend"
+    parameter_name = "schedule_backend"
+    check_value = staticmethod(text_check(MAX_NAME_LENGTH, allow_empty=False))
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        using = chosen_database(request)
+        return [(b.alias, b.alias) for b in backends() if b.config.database == using]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset if value is None else queryset.filter(backend=value)
+
+
+class ScheduleAdmin(BackendChoice, StrictListParams, _ModelAdmin):
     form = ScheduleForm
     list_display = (
         "schedule_name", "runs", "when", "zone", "enabled", "next_fire", "last_fired", "error",
     )  # fmt: skip
-    list_filter = ("enabled", "from_code", "backend", "catch_up")
+    list_filter = ("enabled", "from_code", BackendFilter, "catch_up")
+    change_list_template = "admin/offload/schedule_change_list.html"
     formfield_overrides = {models.JSONField: {"form_class": _ArgumentsField}}
     search_fields = ("name", "task_path", "command")
 
@@ -147,6 +183,12 @@ class ScheduleAdmin(StrictListParams, _ModelAdmin):
         ("When", {"fields": ("cron", "interval", "timezone", "catch_up", "skip_if_running")}),
         ("State", {"fields": _STATE}),
     )
+
+    def get_form(
+        self, request: HttpRequest, obj: Schedule | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"database": chosen_database(request)})
 
     def get_readonly_fields(self, request: HttpRequest, obj: Schedule | None = None) -> Any:
         fixed = ("from_code", *_STATE)
@@ -233,9 +275,14 @@ class ScheduleAdmin(StrictListParams, _ModelAdmin):
     def recent_runs(self, obj: Schedule) -> str:
         if obj.pk is None:
             return "-"
-        fires = list(ScheduleFire.objects.filter(schedule=obj).order_by("-fire_at")[:RECENT_RUNS])
+        using = obj._state.db  # its fires and their tasks are on its database
+        fires = list(
+            ScheduleFire.objects.using(using)
+            .filter(schedule=obj)
+            .order_by("-fire_at")[:RECENT_RUNS]
+        )
         status = dict(
-            TaskRecord.objects.filter(pk__in=[f.task_id for f in fires if f.task_id])
+            TaskRecord.objects.using(using).filter(pk__in=[f.task_id for f in fires if f.task_id])
             .values_list("pk", "status")
         )  # fmt: skip
         rows = (
@@ -294,7 +341,8 @@ class ScheduleAdmin(StrictListParams, _ModelAdmin):
     @admin.action(description="Pause the selected schedules", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         def act(row: Schedule) -> str | None:
-            changed = Schedule.objects.filter(pk=row.pk, enabled=True).update(enabled=False)
+            rows = Schedule.objects.using(row._state.db)
+            changed = rows.filter(pk=row.pk, enabled=True).update(enabled=False)
             return "Paused (admin action)." if changed else None
 
         self._each(request, queryset, "Paused", act)
@@ -304,9 +352,8 @@ class ScheduleAdmin(StrictListParams, _ModelAdmin):
     )
     def resume(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         def act(row: Schedule) -> str | None:
-            changed = Schedule.objects.filter(pk=row.pk, enabled=False).update(
-                enabled=True, next_fire_at=None
-            )
+            rows = Schedule.objects.using(row._state.db)
+            changed = rows.filter(pk=row.pk, enabled=False).update(enabled=True, next_fire_at=None)
             return "Resumed from its next tick (admin action)." if changed else None
 
         self._each(request, queryset, "Resumed", act)

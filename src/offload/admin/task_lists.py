@@ -61,7 +61,7 @@ class FailedChangeList(BoundedChangeList):
         super().get_results(request)
         # Each shown row's last error, cut short by the database: never the whole column.
         rows = list(self.result_list)
-        last_error.attach_last_errors(rows)
+        last_error.attach_last_errors(rows, self.root_queryset.db)
         self.result_list = rows
 
 

@@ -1,5 +1,6 @@
 """The four operations on tasks (retry, cancel, run again as a copy, delete), each
-on a list of ids fixed before it starts.
+on a list of ids fixed before it starts, on the database of the backend the
+request chose (``?backend=``, see ``backend_choice``).
 
 Each batch runs in one transaction that first locks the rows it may change,
 acts on exactly those through ``offload.store.operations``, and logs one admin
@@ -14,7 +15,8 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from offload.admin import audit
-from offload.admin.options import admin_store
+from offload.admin.backend_choice import chosen_store
+from offload.admin.options import database_of
 from offload.backend import cancel_error_json
 from offload.models import TaskRecord
 from offload.states import State
@@ -26,12 +28,14 @@ Operation = Callable[[HttpRequest, list[int]], int]
 
 
 def _rows(store: TaskStore, ids: list[int], *, lock: bool, **conditions: object) -> Rows:
-    """(id, "#id path") of the tasks among ``ids`` that meet ``conditions``."""
+    """(id, "#id path") of the tasks among ``ids`` that meet ``conditions``; on
+    another database than the admin's, the label names it (ids repeat across them)."""
     queryset = TaskRecord.objects.using(store.alias).filter(pk__in=ids, **conditions)
     if lock:
         queryset = queryset.select_for_update()
     found = queryset.order_by("pk").values_list("pk", "task_path")
-    return [(pk, f"#{pk} {path}") for pk, path in found]
+    where = "" if store.alias == database_of(None) else f" (database {store.alias})"
+    return [(pk, f"#{pk} {path}{where}") for pk, path in found]
 
 
 def _report(request: HttpRequest, done: int, asked: int, verb: str, why: str) -> None:
@@ -42,7 +46,7 @@ def _report(request: HttpRequest, done: int, asked: int, verb: str, why: str) ->
 
 
 def retry(request: HttpRequest, ids: list[int]) -> int:
-    store = admin_store()
+    store = chosen_store(request)
     done = 0
     for batch in operations.batches(ids):
         with transaction.atomic(using=store.alias):
@@ -54,7 +58,7 @@ def retry(request: HttpRequest, ids: list[int]) -> int:
 
 
 def cancel(request: HttpRequest, ids: list[int]) -> int:
-    store = admin_store()
+    store = chosen_store(request)
     who = request.user.get_username()
     error = cancel_error_json(f"Cancelled from the admin by {who}.")
     cancelled: Rows = []
@@ -82,7 +86,7 @@ def cancel(request: HttpRequest, ids: list[int]) -> int:
 
 
 def copy(request: HttpRequest, ids: list[int]) -> int:
-    store = admin_store()
+    store = chosen_store(request)
     new: list[int] = []
     for batch in operations.batches(ids):
         with transaction.atomic(using=store.alias):
@@ -106,7 +110,7 @@ def copy(request: HttpRequest, ids: list[int]) -> int:
 
 
 def delete(request: HttpRequest, ids: list[int]) -> int:
-    store = admin_store()
+    store = chosen_store(request)
     done = 0
     for batch in operations.batches(ids):
         with transaction.atomic(using=store.alias):

@@ -33,6 +33,7 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
 from offload.admin import bulk, display, task_operations, workflow_fields
+from offload.admin.backend_choice import BackendChoice, backend_query, database_query
 from offload.admin.bulk import BulkAction
 from offload.admin.filters import (
     EnqueuedFilter,
@@ -67,7 +68,7 @@ HEAVY_COLUMNS = ("args", "kwargs", "return_value", "errors", "worker_ids")
 BIGINT_MAX = 2**63 - 1
 
 
-class TaskAdmin(StrictListParams, WorkflowFields, ModelAdminBase):
+class TaskAdmin(BackendChoice, StrictListParams, WorkflowFields, ModelAdminBase):
     list_display = (
         "id",
         "task_link",
@@ -223,7 +224,7 @@ class TaskAdmin(StrictListParams, WorkflowFields, ModelAdminBase):
     @admin.display(description="task", ordering=None)
     def task_link(self, obj: TaskRecord) -> SafeString:
         url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
-        return display.path_cell(url, obj.task_path)
+        return display.path_cell(url + database_query(obj._state.db), obj.task_path)
 
     @admin.display(description="queue")
     def queue(self, obj: TaskRecord) -> SafeString:
@@ -422,6 +423,7 @@ class TaskAdmin(StrictListParams, WorkflowFields, ModelAdminBase):
             # Operations log under TaskRecord, whichever status view they came from.
             return HttpResponseRedirect(
                 reverse("admin:offload_taskrecord_history", args=[quote(object_id)])
+                + backend_query(request)
             )
         return super().history_view(request, object_id, extra_context)
 
@@ -465,22 +467,27 @@ class TaskAdmin(StrictListParams, WorkflowFields, ModelAdminBase):
             return HttpResponseNotAllowed(["POST"])
         handler, permission = task_operations.OPERATIONS[operation]
         require_perm(request, f"{permission}_taskrecord")
+        refusal = self.backend_refusal(request)
+        if refusal is not None:
+            return refusal
         if not object_id.isdecimal() or len(object_id) > 19:
-            return HttpResponseRedirect(self._list_url())
+            return HttpResponseRedirect(self._list_url(request))
         obj = get_object_or_404(self.get_queryset(request).only("pk"), pk=int(object_id))
         handler(request, [obj.pk])
         if operation == "delete":
-            return HttpResponseRedirect(self._list_url())
+            return HttpResponseRedirect(self._list_url(request))
         # The task may have left this status view (a retried failure is READY):
         # then its page under all tasks, which shows it in any state.
         stays = self.get_queryset(request).filter(pk=obj.pk).exists()
         opts = self.opts if stays else TaskRecord._meta
         return HttpResponseRedirect(
             reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+            + backend_query(request)
         )
 
-    def _list_url(self) -> str:
-        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+    def _list_url(self, request: HttpRequest) -> str:
+        url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+        return url + backend_query(request)
 
     # -- actions on the selection, or on everything the filter matches ---------------
 

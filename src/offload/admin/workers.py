@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
+from offload.admin.backend_choice import BackendChoice, database_query
 from offload.admin.display import human_seconds
 from offload.admin.list_params import StrictListParams
 from offload.admin.options import admin_options
@@ -30,7 +31,7 @@ MAX_CURRENT_TASKS = 100
 
 
 @admin.register(WorkerRecord)
-class WorkerAdmin(StrictListParams, ModelAdminBase):
+class WorkerAdmin(BackendChoice, StrictListParams, ModelAdminBase):
     list_display = (
         "name", "hostname", "pid", "supervisor_pid", "queues", "threads", "heartbeat_age",
         "running_tasks", "started_at",
@@ -66,11 +67,8 @@ class WorkerAdmin(StrictListParams, ModelAdminBase):
             .annotate(n=Count("id"))
             .values("n")
         )
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(running=Coalesce(Subquery(running, output_field=IntegerField()), 0))
-        )
+        rows: QuerySet[WorkerRecord] = super().get_queryset(request)
+        return rows.annotate(running=Coalesce(Subquery(running, output_field=IntegerField()), 0))
 
     @admin.display(description="heartbeat", ordering="heartbeat_at")
     def heartbeat_age(self, obj: WorkerRecord) -> SafeString:
@@ -87,15 +85,19 @@ class WorkerAdmin(StrictListParams, ModelAdminBase):
         if not count:
             return format_html("{}", 0)
         url = reverse("admin:offload_taskrecord_changelist") + "?" + urlencode({"worker": obj.pk})
-        return format_html('<a href="{}">{}</a>', url, count)
+        return format_html('<a href="{}">{}</a>', url + database_query(obj._state.db, "&"), count)
 
     @admin.display(description="current tasks")
     def current_tasks(self, obj: WorkerRecord) -> SafeString:
-        tasks = TaskRecord.objects.filter(status=State.RUNNING, lease_owner=obj.pk).only(
-            "id", "task_path"
-        )[:MAX_CURRENT_TASKS]
+        # On the worker row's own database, and so are the links.
+        tasks = (
+            TaskRecord.objects.using(obj._state.db)
+            .filter(status=State.RUNNING, lease_owner=obj.pk)
+            .only("id", "task_path")[:MAX_CURRENT_TASKS]
+        )
+        query = database_query(obj._state.db)
         rows = [
-            (reverse("admin:offload_taskrecord_change", args=[t.pk]), t.pk, t.task_path)
+            (reverse("admin:offload_taskrecord_change", args=[t.pk]) + query, t.pk, t.task_path)
             for t in tasks
         ]
         if not rows:

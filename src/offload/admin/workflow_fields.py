@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from offload.admin import display
+from offload.admin.backend_choice import database_query
 from offload.admin.options import admin_options
 from offload.models import TaskRecord
 from offload.states import State
@@ -52,17 +53,22 @@ WORKFLOW_FIELDS = (
 )
 
 
-def task_url(task_id: int) -> str:
+# Each link carries the page's ``?backend=`` (``query``, '' on the admin's own
+# database): a workflow's tasks are all on one database.
+
+
+def task_url(task_id: int, query: str = "") -> str:
     # The all-tasks page: it shows a task in any state.
-    return reverse("admin:offload_taskrecord_change", args=[task_id])
+    return reverse("admin:offload_taskrecord_change", args=[task_id]) + query
 
 
-def workflow_url(workflow_id: int) -> str:
-    return f"{reverse('admin:offload_taskrecord_changelist')}?workflow_id={workflow_id}"
+def workflow_url(workflow_id: int, query: str = "") -> str:
+    url = f"{reverse('admin:offload_taskrecord_changelist')}?workflow_id={workflow_id}"
+    return url + query.replace("?", "&", 1)
 
 
-def _task_link(task_id: int) -> SafeString:
-    return format_html('<a href="{}">#{}</a>', task_url(task_id), task_id)
+def _task_link(task_id: int, query: str) -> SafeString:
+    return format_html('<a href="{}">#{}</a>', task_url(task_id, query), task_id)
 
 
 def _more(some: reads.Some) -> SafeString:
@@ -74,7 +80,7 @@ def _more(some: reads.Some) -> SafeString:
     )
 
 
-def linked_list(some: reads.Some, tag: str = "ul") -> SafeString:
+def linked_list(some: reads.Some, query: str, tag: str = "ul") -> SafeString:
     """Tasks as links, each with its state and path, then how many more."""
     if not some.items:
         return format_html("{}", "-")
@@ -82,21 +88,22 @@ def linked_list(some: reads.Some, tag: str = "ul") -> SafeString:
         "",
         '<li>{} {} <span class="offload-path" title="{}">{}</span></li>',
         (
-            (_task_link(t.id), display.status_badge(t.status), t.task_path, t.task_path)
+            (_task_link(t.id, query), display.status_badge(t.status), t.task_path, t.task_path)
             for t in some.items
         ),
     )
     return format_html('<{} class="offload-linked">{}</{}>{}', tag, items, tag, _more(some))
 
 
-def _row(task: reads.Linked, ups: list[int], current: int) -> tuple[Any, ...]:
-    shown = format_html_join(", ", "{}", ((_task_link(up),) for up in ups[:UPSTREAMS_PER_ROW]))
+def _row(task: reads.Linked, ups: list[int], current: int, query: str) -> tuple[Any, ...]:
+    links = ((_task_link(up, query),) for up in ups[:UPSTREAMS_PER_ROW])
+    shown = format_html_join(", ", "{}", links)
     more = len(ups) - UPSTREAMS_PER_ROW
     waits = format_html("{}{}", shown, f" and {more} more" if more > 0 else "") if ups else "-"
     mark = " (this task)" if task.id == current else ""
     return (
         "offload-current" if task.id == current else "",
-        _task_link(task.id), mark, task.task_path, task.task_path,
+        _task_link(task.id, query), mark, task.task_path, task.task_path,
         display.status_badge(task.status), waits,
     )  # fmt: skip
 
@@ -105,6 +112,7 @@ def workflow_table(row: TaskRecord, workflow_id: int) -> SafeString:
     """The workflow's tasks in the order it was built, each with its state and
     the tasks it waits for: the graph as an adjacency list."""
     using = row._state.db or "default"
+    query = database_query(row._state.db)
     cap = admin_options().admin_count_limit
     tasks = reads.workflow_tasks(using, workflow_id, WORKFLOW_TASKS_SHOWN, cap)
     edges = reads.upstream_ids(using, [t.id for t in tasks.items], GRAPH_EDGES_READ)
@@ -112,7 +120,7 @@ def workflow_table(row: TaskRecord, workflow_id: int) -> SafeString:
         "",
         '<tr class="{}"><td>{}{}</td><td><span class="offload-path" title="{}">{}</span></td>'
         "<td>{}</td><td>{}</td></tr>",
-        (_row(task, edges.get(task.id, []), row.pk) for task in tasks.items),
+        (_row(task, edges.get(task.id, []), row.pk, query) for task in tasks.items),
     )
     cut = ""
     if sum(len(ups) for ups in edges.values()) >= GRAPH_EDGES_READ:
@@ -123,7 +131,7 @@ def workflow_table(row: TaskRecord, workflow_id: int) -> SafeString:
         '<table class="offload-workflow"><thead><tr><th>Task</th><th>Path</th><th>State</th>'
         "<th>Waits for</th></tr></thead><tbody>{}</tbody></table>{}{}"
         '<p><a href="{}">All the tasks of workflow {} in the task list</a></p>',
-        body, _more(tasks), cut, workflow_url(workflow_id), workflow_id,
+        body, _more(tasks), cut, workflow_url(workflow_id, query), workflow_id,
     )  # fmt: skip
 
 
@@ -155,18 +163,20 @@ class WorkflowFields:
             return format_html("{}", "-")
         return format_html(
             '<a href="{}">{}</a> (the id of its first task; the link lists all its tasks)',
-            workflow_url(obj.workflow_id), obj.workflow_id,
+            workflow_url(obj.workflow_id, database_query(obj._state.db)), obj.workflow_id,
         )  # fmt: skip
 
     @admin.display(description="waits for, in order")
     def upstreams_display(self, obj: TaskRecord) -> SafeString:
         cap = admin_options().admin_count_limit
-        return linked_list(reads.upstream_tasks(obj, EDGES_SHOWN, cap), "ol")
+        some = reads.upstream_tasks(obj, EDGES_SHOWN, cap)
+        return linked_list(some, database_query(obj._state.db), "ol")
 
     @admin.display(description="tasks waiting for it")
     def dependents_display(self, obj: TaskRecord) -> SafeString:
         cap = admin_options().admin_count_limit
-        return linked_list(reads.dependent_tasks(obj, EDGES_SHOWN, cap))
+        some = reads.dependent_tasks(obj, EDGES_SHOWN, cap)
+        return linked_list(some, database_query(obj._state.db))
 
     @admin.display(description="upstream tasks not ended")
     def waiting_on_display(self, obj: TaskRecord) -> str:
