@@ -82,11 +82,18 @@ def test_the_port_adds_up_the_counts_of_both_processes(start_process):
         timeout=60,
         what="every task to finish",
     )
-    # Counts arrive with each process's next report (a quarter of a second).
-    wait_for(
-        lambda: total(scrape(port), "offload_worker_tasks_started_total") == STARTED,
-        what=f"{STARTED} starts on the port",
-    )
+
+    # Counts arrive with each process's next report (a quarter of a second),
+    # each process's on its own: a retry's count may come after the start of
+    # the next attempt in the other process, so every count is waited for.
+    def counted() -> bool:
+        found = scrape(port)
+        return total(found, "offload_worker_tasks_started_total") == STARTED and all(
+            total(found, f"offload_worker_tasks_{outcome}_total") == expected
+            for outcome, expected in ATTEMPTS.items()
+        )
+
+    wait_for(counted, what=f"{STARTED} starts and every outcome on the port")
     samples = scrape(port)
     # Both processes ran tasks: the totals are the sum of their counts.
     owners = {
