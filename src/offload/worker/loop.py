@@ -514,6 +514,8 @@ class Worker:
                     len(leftover),
                 )
             self.outbox.refuse_unwritten()
+            # Every reply is answered: tasks that were settling end at once.
+            self.async_pool.finish_settling(timeout=1.0)
             self.async_pool.cancel_all()
             self.sync_pool.stop()
             if self._announcer is not None:

@@ -9,6 +9,7 @@ worker's dispatcher (see ``loop``), which owns the worker's connection.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import queue
 import threading
@@ -258,6 +259,15 @@ class AsyncPool:
             futures = [future for _, future in self._running.values()]
         for future in futures:
             future.cancel()
+
+    def finish_settling(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the tasks whose outcome is handed
+        over to end: their last lines (the attempt's span, its signals) run
+        after the write, and ``cancel_all`` would cut them off."""
+        with self._lock:
+            futures = [f for c, f in self._running.values() if c.id in self._settling]
+        if futures:
+            concurrent.futures.wait(futures, timeout=timeout)
 
     def stop(self, timeout: float) -> None:
         loop, thread = self._loop, self._thread
