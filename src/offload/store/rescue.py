@@ -95,13 +95,11 @@ class RescueStore(DependencyStore):
         dependents = self.dependents_of(ids) if dependents is None else dependents
         with self.ending(keys, dependents) as ended:
             written = self._write(*statement) == 1
-            if written and task_id in set(dependents) and self._ids_in_state(ids, State.FAILED):
-                ended(ids)  # it failed for good: its dependents are settled
+            # One that failed for good (not tried again) settles its dependents.
+            failed = written and task_id in set(dependents)
+            if failed and self.states_of(ids).get(task_id) == State.FAILED:
+                ended(ids)
             return written
-
-    def _ids_in_state(self, task_ids: list[int], state: State) -> bool:
-        sql = f"SELECT COUNT(*) FROM {TABLE} WHERE id = %s AND status = %s"
-        return bool(self._fetch(sql, [task_ids[0], state])[0][0])
 
     def expired_leases(
         self, limit: int
