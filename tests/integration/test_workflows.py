@@ -297,3 +297,19 @@ def test_run_again_of_a_step_receives_the_same_upstream_results(backend):
     assert TaskRecord.objects.get(pk=copy).workflow_id == int(flow.id)
     drain()
     assert TaskRecord.objects.get(pk=copy).return_value == 7
+
+
+def test_a_step_with_a_concurrency_key_waits_for_its_key_once_due(backend):
+    holders = [tasks.call_partner.enqueue(n) for n in range(2)]  # the key's two slots
+    flow = chain(call(tasks.double, 1), call(tasks.call_partner)).enqueue()
+    assert statuses(flow.results) == [State.READY, State.WAITING]
+    claimed = {task.id: task for task in claim_all(backend)}
+    first = claimed[int(flow.results[0].id)]
+    backend.store.complete(first.id, first.attempt, "2", 0.1, dependents=first.dependents)
+    # Due, but its key is full: it waits at the key's gate, not in a queue.
+    assert statuses(flow.results) == [State.SUCCESSFUL, State.BLOCKED]
+    holder = claimed[int(holders[0].id)]
+    backend.store.complete(holder.id, holder.attempt, "0", 0.1, keys=holder.keys)
+    assert statuses(flow.results[1:]) == [State.READY]
+    drain()
+    assert value_of(flow.results[1]) == 2
